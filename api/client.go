@@ -1,0 +1,186 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one Paddock server as one user in one workspace.
+type Client struct {
+	Server    string // e.g. http://127.0.0.1:8765
+	Token     string
+	Workspace string
+	HTTP      *http.Client
+}
+
+// NewClient returns a client with sensible timeouts.
+func NewClient(server, token, workspace string) *Client {
+	return &Client{
+		Server:    strings.TrimRight(server, "/"),
+		Token:     token,
+		Workspace: workspace,
+		HTTP:      &http.Client{Timeout: 60 * time.Second},
+	}
+}
+
+func (c *Client) wsPath(parts ...string) string {
+	p := "/api/v1/workspaces/" + url.PathEscape(c.Workspace)
+	for _, s := range parts {
+		p += "/" + url.PathEscape(s)
+	}
+	return p
+}
+
+// Do sends a request with body in JSON (when not nil) and decodes a JSON
+// response into out (when not nil). Error responses come back as *Error;
+// a server that cannot be reached comes back as CodeUnavailable.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
+	if err != nil {
+		return Invalid("server", "server URL %q is not valid: %v", c.Server, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return Unavailable("cannot reach the Paddock server at %s (is `paddock up` running?): %v", c.Server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Unavailable("reading the response from %s: %v", c.Server, err)
+	}
+	if resp.StatusCode >= 400 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
+			return eb.Error
+		}
+		return &Error{Code: codeForStatus(resp.StatusCode), Message: fmt.Sprintf("server answered %s", resp.Status)}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding the response of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func codeForStatus(status int) Code {
+	for _, c := range []Code{CodeInvalid, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeConflict, CodeUnavailable} {
+		if c.HTTPStatus() == status {
+			return c
+		}
+	}
+	return CodeInternal
+}
+
+// ListComputes lists the workspace's compute targets, sorted by name.
+func (c *Client) ListComputes(ctx context.Context) ([]Compute, error) {
+	var l ComputeList
+	err := c.Do(ctx, http.MethodGet, c.wsPath("computes"), nil, &l)
+	return l.Items, err
+}
+
+// GetCompute returns one compute target.
+func (c *Client) GetCompute(ctx context.Context, name string) (*Compute, error) {
+	var out Compute
+	if err := c.Do(ctx, http.MethodGet, c.wsPath("computes", name), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateCompute creates a compute target; it returns as soon as the target
+// is stored (provisioning_state Creating). Use WaitCompute to follow it.
+func (c *Client) CreateCompute(ctx context.Context, in ComputeCreate) (*Compute, error) {
+	var out Compute
+	if err := c.Do(ctx, http.MethodPost, c.wsPath("computes"), in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateCompute changes some properties of a compute target.
+func (c *Client) UpdateCompute(ctx context.Context, name string, in ComputeUpdate) (*Compute, error) {
+	var out Compute
+	if err := c.Do(ctx, http.MethodPatch, c.wsPath("computes", name), in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteCompute starts deleting a compute target (provisioning_state
+// Deleting); the target disappears when its resources are released.
+func (c *Client) DeleteCompute(ctx context.Context, name string) (*Compute, error) {
+	var out Compute
+	if err := c.Do(ctx, http.MethodDelete, c.wsPath("computes", name), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListSizes returns the size catalog.
+func (c *Client) ListSizes(ctx context.Context) ([]Size, error) {
+	var l SizeList
+	err := c.Do(ctx, http.MethodGet, c.wsPath("sizes"), nil, &l)
+	return l.Items, err
+}
+
+// WaitCompute polls a compute target until its provisioning state is
+// terminal (or, with gone, until it no longer exists), calling progress on
+// every change it sees. It returns the last state seen (nil once gone).
+func (c *Client) WaitCompute(ctx context.Context, name string, gone bool, progress func(*Compute)) (*Compute, error) {
+	var last ProvisioningState
+	delay := 20 * time.Millisecond
+	for {
+		cur, err := c.GetCompute(ctx, name)
+		if gone && err != nil && isNotFound(err) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cur.ProvisioningState != last && progress != nil {
+			progress(cur)
+		}
+		last = cur.ProvisioningState
+		if !gone && cur.ProvisioningState.Terminal() {
+			return cur, nil
+		}
+		select {
+		case <-ctx.Done():
+			return cur, ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay < 500*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+func isNotFound(err error) bool {
+	e, ok := err.(*Error)
+	return ok && e.Code == CodeNotFound
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/spf13/cobra"
+)
+
+var commonFlags = []propFlag{
+	{"description", "description", kString, "free text describing the target"},
+	{"tag", "tags", kTags, "a tag key=value (repeatable)"},
+}
+
+var clusterFlags = append([]propFlag{
+	{"vm-size", "vm_size", kString, "node size, e.g. STANDARD_D2_V2 (see 'paddock compute sizes'; case-insensitive)"},
+	{"max-nodes", "max_nodes", kInt, "most nodes the cluster scales up to (required, ≥ 1)"},
+	{"min-nodes", "min_nodes", kInt, "nodes kept even when idle (default 0)"},
+	{"vm-priority", "vm_priority", kString, "dedicated or lowpriority (preemptible) (default dedicated)"},
+	{"idle-seconds-before-scaledown", "idle_seconds_before_scaledown", kInt, "idle seconds before a node is removed (default 1800)"},
+	{"identity-type", "identity_type", kString, "None, SystemAssigned or UserAssigned (default None)"},
+	{"identity-id", "identity_id", kList, "a user-assigned identity (repeatable; with --identity-type UserAssigned)"},
+	{"remote-login-port-public-access", "remote_login_port_public_access", kString, "Enabled, Disabled or NotSpecified"},
+	{"admin-username", "admin_username", kString, "admin account on the nodes"},
+	{"admin-user-password-file", "admin_user_password", kSecretFile, "file holding the admin password (write-only; never shown)"},
+	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the admin's OpenSSH public key"},
+	{"provider", "provider", kString, "where nodes come from: local, ssh, slurm or kubernetes (default local)"},
+	{"from", "from", kString, "the attached slurm/kubernetes target nodes come from"},
+}, commonFlags...)
+
+var instanceFlags = append([]propFlag{
+	{"vm-size", "vm_size", kString, "instance size, e.g. STANDARD_DS3_V2 (see 'paddock compute sizes')"},
+	{"ssh-public-access", "ssh_public_access", kBool, "expose an SSH endpoint (needs --admin-user-ssh-key)"},
+	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the OpenSSH public key allowed to log in"},
+	{"assigned-user", "assigned_user", kString, "the user the instance belongs to (default: you)"},
+	{"max-concurrent-runs", "max_concurrent_runs", kInt, "runs at once; the rest queue (default: the size's cores)"},
+	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "stop after this long idle, e.g. 30m (default never)"},
+}, commonFlags...)
+
+var updateFlags = append([]propFlag{
+	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
+	{"max-nodes", "max_nodes", kInt, "cluster: most nodes"},
+	{"idle-seconds-before-scaledown", "idle_seconds_before_scaledown", kInt, "cluster: idle seconds before a node is removed"},
+	{"max-concurrent-runs", "max_concurrent_runs", kInt, "instance: runs at once"},
+	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "instance: stop after this long idle (0 = never)"},
+}, commonFlags...)
+
+func newComputeCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "compute",
+		Aliases: []string{"computes"},
+		Short:   "Create, attach, inspect and delete compute targets",
+	}
+	create := &cobra.Command{Use: "create", Short: "Create a cluster or an instance"}
+	create.AddCommand(
+		createCmd(g, "cluster", "Create an autoscaling cluster of nodes of one size", clusterFlags,
+			`  paddock compute create cluster cpu-cluster --vm-size STANDARD_D2_V2 --max-nodes 4
+  paddock compute create cluster low-pri --vm-size STANDARD_D2_V2 --max-nodes 4 --vm-priority lowpriority`),
+		createCmd(g, "instance", "Create a personal compute instance", instanceFlags,
+			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`),
+	)
+	cmd.AddCommand(create, listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g))
+	return cmd
+}
+
+func createCmd(g *globals, typ, short string, defs []propFlag, example string) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:     typ + " NAME",
+		Short:   short,
+		Example: example,
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			props, err := propsFromFlags(cmd, defs)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.CreateCompute(cmd.Context(), api.ComputeCreate{Name: args[0], Type: typ, Properties: props})
+			if err != nil {
+				return err
+			}
+			if !noWait {
+				if out, err = waitFor(cmd, c, args[0], false); err != nil {
+					return err
+				}
+			}
+			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
+				return err
+			}
+			return failedErr(out)
+		},
+	}
+	addPropFlags(cmd, defs)
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the target is accepted, without waiting for provisioning")
+	return cmd
+}
+
+// failedErr turns a target that ended Failed into exit code 1 with its
+// provisioning errors on stderr.
+func failedErr(c *api.Compute) error {
+	if c == nil || c.ProvisioningState != api.StateFailed {
+		return nil
+	}
+	msgs := make([]string, len(c.ProvisioningErrors))
+	for i, e := range c.ProvisioningErrors {
+		msgs[i] = e.Code + ": " + e.Message
+	}
+	return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("compute target %q failed to provision: %s", c.Name, strings.Join(msgs, "; "))}
+}
+
+// waitFor follows a target until its provisioning ends (or, with gone, until
+// it is deleted), printing each state change on a terminal.
+func waitFor(cmd *cobra.Command, c *api.Client, name string, gone bool) (*api.Compute, error) {
+	errw := cmd.ErrOrStderr()
+	tty := isTerminal(errw)
+	start := time.Now()
+	out, err := c.WaitCompute(cmd.Context(), name, gone, func(cur *api.Compute) {
+		if tty {
+			fmt.Fprintf(errw, "%s: %s (%.1fs)\n", name, cur.ProvisioningState, time.Since(start).Seconds())
+		}
+	})
+	if err == context.DeadlineExceeded {
+		return out, &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf("timed out waiting for compute target %q", name)}
+	}
+	if tty && err == nil && gone {
+		fmt.Fprintf(errw, "%s: deleted (%.1fs)\n", name, time.Since(start).Seconds())
+	}
+	return out, err
+}
+
+func listCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the workspace's compute targets",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			items, err := c.ListComputes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if items == nil {
+				items = []api.Compute{}
+			}
+			return emit(cmd.OutOrStdout(), g.output, items, computeTable(items))
+		},
+	}
+}
+
+func showCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a compute target: properties (secrets omitted) and status",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.GetCompute(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g.output, out, showTable(out))
+		},
+	}
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show a compute target's live status",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.GetCompute(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g.output, out.Status, func(w io.Writer) {
+				fmt.Fprintf(w, "provisioning_state:\t%s\n", out.ProvisioningState)
+				p := flatten(out.Status)
+				for _, k := range sortedKeys(p) {
+					fmt.Fprintf(w, "%s:\t%s\n", k, p[k])
+				}
+			})
+		},
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func waitCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait NAME",
+		Short: "Wait until a compute target has finished provisioning",
+		Long:  "Wait until the target's provisioning state is Succeeded, Failed or Canceled; exit 1 unless Succeeded.",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			cmd.SetContext(ctx)
+			out, err := waitFor(cmd, c, args[0], false)
+			if err != nil {
+				return err
+			}
+			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
+				return err
+			}
+			return failedErr(out)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
+	return cmd
+}
+
+func updateCmd(g *globals) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:     "update NAME",
+		Short:   "Change a target's scale settings, description or tags",
+		Example: "  paddock compute update cpu-cluster --max-nodes 8 --idle-seconds-before-scaledown 600",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			props, err := propsFromFlags(cmd, updateFlags)
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.UpdateCompute(cmd.Context(), args[0], api.ComputeUpdate{Properties: props})
+			if err != nil {
+				return err
+			}
+			if !noWait {
+				if out, err = waitFor(cmd, c, args[0], false); err != nil {
+					return err
+				}
+			}
+			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
+				return err
+			}
+			return failedErr(out)
+		},
+	}
+	addPropFlags(cmd, updateFlags)
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return without waiting for the update to be applied")
+	return cmd
+}
+
+func deleteCmd(g *globals) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a compute target and release its nodes",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.DeleteCompute(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !noWait {
+				if _, err := waitFor(cmd, c, args[0], true); err != nil {
+					return err
+				}
+				out.ProvisioningState = "Deleted"
+			}
+			return emit(cmd.OutOrStdout(), g.output, out, func(w io.Writer) {
+				fmt.Fprintf(w, "compute target %s: %s\n", out.Name, out.ProvisioningState)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once deletion has started")
+	return cmd
+}
+
+func sizesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sizes",
+		Short: "List the vm sizes targets can use (built in plus the admin's sizes.yaml)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			sizes, err := c.ListSizes(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g.output, sizes, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tCORES\tMEMORY GiB\tGPUS\tFAMILY")
+				for _, s := range sizes {
+					fmt.Fprintf(w, "%s\t%d\t%g\t%d\t%s\n", s.Name, s.Cores, s.MemoryGB, s.GPUs, s.Family)
+				}
+			})
+		},
+	}
+}

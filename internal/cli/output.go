@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"sigs.k8s.io/yaml"
+)
+
+// emit writes v as JSON or YAML when asked; otherwise it calls table.
+func emit(w io.Writer, format string, v any, table func(w io.Writer)) error {
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func computeTable(items []api.Compute) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintln(w, "NAME\tTYPE\tSTATE\tSIZE\tNODES\tCREATED BY\tAGE")
+		for _, c := range items {
+			p := flatten(c.Properties)
+			nodes := "-"
+			if c.Type == "cluster" {
+				nodes = fmt.Sprintf("%s-%s", p["min_nodes"], p["max_nodes"])
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ProvisioningState,
+				orDash(p["vm_size"]), nodes, c.CreatedBy, age(c.CreatedAt))
+		}
+	}
+}
+
+func showTable(c *api.Compute) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintf(w, "Name:\t%s\n", c.Name)
+		fmt.Fprintf(w, "Type:\t%s\n", c.Type)
+		fmt.Fprintf(w, "Provisioning state:\t%s\n", c.ProvisioningState)
+		for _, e := range c.ProvisioningErrors {
+			fmt.Fprintf(w, "Provisioning error:\t%s: %s\n", e.Code, e.Message)
+		}
+		fmt.Fprintf(w, "Created by:\t%s\n", c.CreatedBy)
+		fmt.Fprintf(w, "Created at:\t%s\n", c.CreatedAt.Format(time.RFC3339))
+		writeSection(w, "Properties", c.Properties)
+		if len(c.SecretsSet) > 0 {
+			fmt.Fprintf(w, "  %s:\t(set, write-only)\n", strings.Join(c.SecretsSet, ", "))
+		}
+		writeSection(w, "Status", c.Status)
+	}
+}
+
+func writeSection(w io.Writer, title string, raw json.RawMessage) {
+	fmt.Fprintf(w, "%s:\n", title)
+	p := flatten(raw)
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s:\t%s\n", k, p[k])
+	}
+}
+
+// flatten renders a JSON object's fields as text, nested objects as
+// "k=v,k=v" and lists comma-separated.
+func flatten(raw json.RawMessage) map[string]string {
+	var obj map[string]any
+	json.Unmarshal(raw, &obj)
+	out := make(map[string]string, len(obj))
+	for k, v := range obj {
+		out[k] = text(v)
+	}
+	return out
+}
+
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return fmt.Sprint(x)
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = text(e)
+		}
+		return strings.Join(parts, ",")
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + text(x[k])
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func age(t time.Time) string {
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

@@ -1,0 +1,135 @@
+// Package cli is the paddock command line: cobra commands that parse flags,
+// call the API client and format what comes back. It holds no business
+// rules; those live behind the API.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clientconfig"
+	"github.com/paddock-ml/paddock/internal/version"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// globals are the flags every command has.
+type globals struct {
+	server, token, workspace, output string
+}
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit exitError
+	if errors.As(err, &exit) {
+		return exit.code
+	}
+	fmt.Fprintln(stderr, "error: "+err.Error())
+	var e *api.Error
+	if errors.As(err, &e) {
+		return e.Code.ExitCode()
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+// exitError ends the program with a code after its message was printed.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "paddock",
+		Short: "Paddock: a self-hosted control plane for machine-learning compute",
+		Long: `Paddock runs a workspace server that manages compute targets (autoscaling
+clusters, personal instances, attached machines and schedulers) and the
+training runs submitted to them.
+
+Start a server with 'paddock up'; it writes ~/.paddock/config so every other
+command finds it with no flags.`,
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("paddock {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "", "server URL (default from ~/.paddock/config, else "+clientconfig.DefaultServer+"; env PADDOCK_SERVER)")
+	pf.StringVar(&g.token, "token", "", "bearer token (default from ~/.paddock/config; env PADDOCK_TOKEN)")
+	pf.StringVar(&g.workspace, "workspace", "", "workspace (default from ~/.paddock/config, else default; env PADDOCK_WORKSPACE)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return api.Invalid("flags", "%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch g.output {
+		case "table", "json", "yaml":
+			return nil
+		}
+		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
+	}
+	root.AddCommand(newUpCmd(), newComputeCmd(g))
+	return root
+}
+
+// client builds an API client from flags, environment and the config file,
+// in that order of precedence.
+func (g *globals) client() (*api.Client, error) {
+	cfg, _, err := clientconfig.Load()
+	if err != nil {
+		return nil, err
+	}
+	pick := func(flag, env, file, def string) string {
+		for _, v := range []string{flag, os.Getenv(env), file} {
+			if v != "" {
+				return v
+			}
+		}
+		return def
+	}
+	return api.NewClient(
+		pick(g.server, "PADDOCK_SERVER", cfg.Server, clientconfig.DefaultServer),
+		pick(g.token, "PADDOCK_TOKEN", cfg.Token, ""),
+		pick(g.workspace, "PADDOCK_WORKSPACE", cfg.Workspace, "default"),
+	), nil
+}
+
+// exactArgs is cobra.ExactArgs with an error that names what is missing and
+// exits 2.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			return nil
+		}
+		if len(args) < len(names) {
+			return api.Invalid(names[len(args)], "%s is required: %s", names[len(args)], cmd.UseLine())
+		}
+		return api.Invalid("args", "too many arguments: %s", cmd.UseLine())
+	}
+}
+
+// isTerminal reports whether w is a terminal, so progress is shown to people
+// and kept out of scripts' output.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

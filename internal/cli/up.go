@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/server"
+	"github.com/spf13/cobra"
+)
+
+func newUpCmd() *cobra.Command {
+	var dataDir, listen, logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the workspace server (embedded SQLite store, local provider)",
+		Long: `Start a Paddock workspace server in the foreground.
+
+On first start it creates the data dir, the workspace 'default' and an admin
+token. Every start writes the server URL and the admin token to
+~/.paddock/config (or $PADDOCK_CONFIG), so the CLI works with no flags.
+Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
+		Example: `  paddock up
+  paddock up --listen 127.0.0.1:9000 --data-dir /srv/paddock`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return api.Invalid("log-level", "--log-level must be debug, info, warn or error, not %q", logLevel)
+			}
+			hopts := &slog.HandlerOptions{Level: level}
+			var h slog.Handler
+			switch logFormat {
+			case "text":
+				h = slog.NewTextHandler(cmd.ErrOrStderr(), hopts)
+			case "json":
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
+			default:
+				return api.Invalid("log-format", "--log-format must be text or json, not %q", logFormat)
+			}
+			if dataDir == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return api.Invalid("data-dir", "cannot find the home directory; pass --data-dir")
+				}
+				dataDir = filepath.Join(home, ".paddock")
+			}
+			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h)})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "", "where the server keeps its database, secret key and admin token (default ~/.paddock)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8765", "address to serve on; port 0 picks a free port")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}

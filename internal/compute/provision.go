@@ -1,0 +1,69 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Provisioner is implemented by kinds whose targets need resources made
+// when created and released when deleted. The provisioning controller calls
+// it from its reconcile loop; both methods must be idempotent, because a
+// server restart may call them again for the same target.
+type Provisioner interface {
+	// Provision makes what the target needs and may set c.Status. A
+	// *ProvisionError fails the target for good; any other error is retried.
+	Provision(ctx context.Context, c *store.Compute, env ProvisionEnv) error
+	// Deprovision releases everything Provision made.
+	Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error
+}
+
+// ProvisionEnv is what provisioning may use of the server.
+type ProvisionEnv struct {
+	// ProviderAvailable reports whether this server can realise nodes with
+	// the named provider.
+	ProviderAvailable func(name string) bool
+}
+
+// ProvisionError is a permanent provisioning failure; it becomes an entry
+// of the target's provisioning_errors.
+type ProvisionError api.ProvisioningError
+
+func (e *ProvisionError) Error() string { return e.Code + ": " + e.Message }
+
+func (cluster) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) error {
+	var p ClusterProperties
+	if err := json.Unmarshal(c.Properties, &p); err != nil {
+		return err
+	}
+	if !env.ProviderAvailable(p.Provider) {
+		return &ProvisionError{Code: "ProviderNotAvailable",
+			Message: fmt.Sprintf("provider %q is not available on this server yet; use provider local", p.Provider)}
+	}
+	return nil
+}
+
+func (cluster) Deprovision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+
+func (instance) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) error {
+	if !env.ProviderAvailable("local") {
+		return &ProvisionError{Code: "ProviderNotAvailable", Message: "the local provider is not available on this server"}
+	}
+	var st InstanceStatus
+	if err := json.Unmarshal(c.Status, &st); err != nil {
+		return err
+	}
+	st.State = "Running"
+	c.Status = mustJSON(st)
+	return nil
+}
+
+func (instance) Deprovision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+
+var (
+	_ Provisioner = cluster{}
+	_ Provisioner = instance{}
+)

@@ -1,0 +1,290 @@
+// Package server is Paddock's HTTP API: routing, authentication, the one
+// place errors become HTTP statuses, metrics and the OpenAPI document. The
+// work itself is done by internal/workspace; handlers only decode, call and
+// encode.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/version"
+	"github.com/paddock-ml/paddock/internal/workspace"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// maxBody bounds request bodies; properties are small.
+const maxBody = 1 << 20
+
+// API serves the REST API.
+type API struct {
+	ws       *workspace.Service
+	store    store.Store
+	log      *slog.Logger
+	mux      *http.ServeMux
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewAPI builds the handler tree.
+func NewAPI(ws *workspace.Service, st store.Store, log *slog.Logger) *API {
+	a := &API{ws: ws, store: st, log: log, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
+	}, []string{"route", "method", "code"})
+	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "paddock_http_request_duration_seconds", Help: "HTTP request handling time by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "method"})
+	a.registry.MustRegister(a.requests, a.latency, newComputeCollector(st),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	a.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPIDoc)
+	})
+	a.mux.HandleFunc("GET /api/v1/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
+	})
+	a.handle("GET /api/v1/workspaces/{ws}/computes", a.listComputes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes", a.createCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", a.getCompute)
+	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", a.updateCompute)
+	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", a.deleteCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/sizes", a.listSizes)
+	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
+	})
+	return a
+}
+
+// ServeHTTP records metrics and serves.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	a.mux.ServeHTTP(rec, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	} else if _, p, ok := strings.Cut(route, " "); ok {
+		route = p
+	}
+	a.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
+	a.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// caller is the authenticated user of a request.
+type caller struct{ store.User }
+
+type ctxKey struct{}
+
+// handlerFunc is an authenticated handler that returns its error instead
+// of writing it, so errors are mapped in one place.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, who caller) error
+
+func (a *API) handle(pattern string, h handlerFunc) {
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		who, err := a.authenticate(r)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			err = h(w, r, who)
+		}
+		if err != nil {
+			e := api.AsError(err)
+			if e.Code == api.CodeInternal {
+				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, e)
+		}
+	})
+}
+
+// TokenHash is how tokens are stored: hex SHA-256. Tokens are random and
+// long, so a plain hash is enough (no password stretching needed).
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func (a *API) authenticate(r *http.Request) (caller, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return caller{}, &api.Error{Code: api.CodeUnauthenticated,
+			Message: "this API needs a bearer token (Authorization: Bearer <token>); `paddock up` writes the admin token to ~/.paddock/config"}
+	}
+	u, err := a.store.UserByTokenHash(r.Context(), TokenHash(strings.TrimSpace(token)))
+	if errors.Is(err, api.ErrNotFound) {
+		return caller{}, &api.Error{Code: api.CodeUnauthenticated, Message: "the bearer token is not valid for this server"}
+	}
+	if err != nil {
+		return caller{}, err
+	}
+	return caller{u}, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *api.Error) {
+	writeJSON(w, e.Code.HTTPStatus(), api.ErrorBody{Error: e})
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors that name the problem.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return api.Invalid("body", "the request body must be at most %d bytes", maxBody)
+		case errors.Is(err, io.EOF):
+			return api.Invalid("body", "the request body must be a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return api.Invalid(f, "unknown field %q in the request body", f)
+		}
+		return api.Invalid("body", "the request body is not valid JSON: %v", err)
+	}
+	return nil
+}
+
+func (a *API) listComputes(w http.ResponseWriter, r *http.Request, _ caller) error {
+	items, err := a.ws.ListComputes(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.ComputeList{Items: items})
+	return nil
+}
+
+func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.ComputeCreate
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	out, err := a.ws.CreateCompute(r.Context(), r.PathValue("ws"), who.Name, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+out.Name)
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) getCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
+	out, err := a.ws.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.ComputeUpdate
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	out, err := a.ws.UpdateCompute(r.Context(), r.PathValue("ws"), who.Name, r.PathValue("name"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
+	out, err := a.ws.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}
+
+func (a *API) listSizes(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if ok, err := a.store.WorkspaceExists(r.Context(), r.PathValue("ws")); err != nil {
+		return err
+	} else if !ok {
+		return api.NotFound("workspace %q not found", r.PathValue("ws"))
+	}
+	writeJSON(w, http.StatusOK, api.SizeList{Items: a.ws.Sizes.All()})
+	return nil
+}
+
+// computeCollector reports how many targets exist by type and state; it
+// reads the store on scrape, so it is never stale.
+type computeCollector struct {
+	st   store.Store
+	desc *prometheus.Desc
+}
+
+func newComputeCollector(st store.Store) *computeCollector {
+	return &computeCollector{st: st, desc: prometheus.NewDesc("paddock_compute_targets",
+		"Compute targets by workspace, type and provisioning state.", []string{"workspace", "type", "state"}, nil)}
+}
+
+func (c *computeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *computeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	recs, err := c.st.ListComputesInStates(ctx, api.StateCreating, api.StateSucceeded, api.StateFailed,
+		api.StateUpdating, api.StateDeleting, api.StateCanceled)
+	if err != nil {
+		return
+	}
+	type k struct{ ws, typ, state string }
+	counts := map[k]int{}
+	for _, r := range recs {
+		counts[k{r.Workspace, r.Type, string(r.State)}]++
+	}
+	for key, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), key.ws, key.typ, key.state)
+	}
+}

@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clientconfig"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/provision"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/version"
+	"github.com/paddock-ml/paddock/internal/workspace"
+)
+
+// Options configure a workspace server.
+type Options struct {
+	DataDir string // holds the database, the secret key and the admin token
+	Listen  string // host:port; port 0 picks a free one
+	Log     *slog.Logger
+	// Ready, when set, is called once the server accepts requests.
+	Ready func(url string)
+}
+
+// Files inside the data dir.
+const (
+	dbFile         = "paddock.db"
+	keyFile        = "secret.key"
+	adminTokenFile = "admin.token"
+	lockFile       = "paddock.lock"
+	adminUser      = "admin"
+)
+
+// providers this server can realise nodes with; later issues add more.
+var availableProviders = map[string]bool{"local": true}
+
+// Run starts the workspace server and serves until ctx ends, then shuts
+// down cleanly: in-flight requests finish, loops stop, the store closes.
+func Run(ctx context.Context, o Options) error {
+	start := time.Now()
+	log := o.Log
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir %s: %w", dataDir, err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return api.Conflict("cannot listen on %s: the address is in use by another program; choose another with --listen", o.Listen)
+		}
+		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+	url := "http://" + ln.Addr().String()
+
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	box, err := secret.LoadOrCreateKey(filepath.Join(dataDir, keyFile))
+	if err != nil {
+		return err
+	}
+	sizes, err := compute.NewCatalog(filepath.Join(dataDir, compute.SizesFile))
+	if err != nil {
+		return fmt.Errorf("the size file is invalid: %w", err)
+	}
+	token, err := ensureAdmin(ctx, st, filepath.Join(dataDir, adminTokenFile))
+	if err != nil {
+		return err
+	}
+
+	now := func() time.Time { return time.Now().UTC() }
+	ctrl := provision.New(st, compute.ProvisionEnv{ProviderAvailable: func(p string) bool { return availableProviders[p] }}, log, now)
+	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Changed: ctrl.Enqueue, Now: now}
+	if err := ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {
+		return err
+	}
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: url, Token: token, Workspace: workspace.DefaultName})
+	if err != nil {
+		return fmt.Errorf("writing the CLI config: %w", err)
+	}
+	if err := lock.describe(url); err != nil {
+		return err
+	}
+
+	loops, stopLoops := context.WithCancel(context.Background())
+	loopsDone := make(chan error, 1)
+	go func() { loopsDone <- ctrl.Run(loops) }()
+
+	srv := &http.Server{
+		Handler:           NewAPI(ws, st, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("paddock is serving", "version", version.Version, "url", url, "workspace", workspace.DefaultName,
+		"data_dir", dataDir, "cli_config", cfgPath, "startup", time.Since(start).Round(time.Millisecond))
+	if o.Ready != nil {
+		o.Ready(url)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		stopLoops()
+		<-loopsDone
+		return err
+	case err := <-loopsDone:
+		loopsDone <- err
+		log.Error("a control loop stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	stopLoops()
+	if lerr := <-loopsDone; lerr != nil && err == nil {
+		err = lerr
+	}
+	log.Info("stopped")
+	return err
+}
+
+// ensureAdmin makes sure the admin user exists with the token kept in the
+// data dir, creating a token on first start.
+func ensureAdmin(ctx context.Context, st store.Store, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	token := strings.TrimSpace(string(data))
+	if errors.Is(err, os.ErrNotExist) || token == "" {
+		token = NewToken()
+		if err := clientconfig.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	} else if err != nil {
+		return "", err
+	}
+	err = st.PutUser(ctx, store.User{Name: adminUser, Admin: true, TokenHash: TokenHash(token), CreatedAt: time.Now().UTC()})
+	return token, err
+}
+
+// NewToken returns a new random bearer token.
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "pdk_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// dirLock is an exclusive flock on the data dir's lock file, held while the
+// server runs; the kernel drops it if the process dies.
+type dirLock struct{ f *os.File }
+
+func lockDataDir(dir string) (*dirLock, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			who := strings.TrimSpace(string(holder))
+			if who == "" {
+				who = "another process"
+			}
+			return nil, api.Conflict("data dir %s is in use by another paddock server (%s); stop it first or choose another --data-dir", dir, who)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return &dirLock{f: f}, nil
+}
+
+func (l *dirLock) describe(url string) error {
+	if err := l.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := l.f.WriteAt([]byte(fmt.Sprintf("pid %d, serving %s\n", os.Getpid(), url)), 0)
+	return err
+}
+
+func (l *dirLock) release() {
+	l.f.Truncate(0)
+	l.f.Close()
+}

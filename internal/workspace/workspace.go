@@ -1,0 +1,260 @@
+// Package workspace holds the operations a user performs on a workspace —
+// creating, changing and deleting compute targets now, runs later — as
+// plain Go methods. HTTP handlers are thin wrappers around it, so the same
+// rules hold whichever way a request arrives.
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// DefaultName is the workspace every server has.
+const DefaultName = "default"
+
+// Service performs workspace operations.
+type Service struct {
+	Store store.Store
+	Box   *secret.Box
+	Sizes *compute.Catalog
+	// Changed is told the key of every target whose desired state changed,
+	// so the provisioning controller reconciles it at once.
+	Changed func(key string)
+	Now     func() time.Time
+}
+
+// Key is the reconcile key of a target: "workspace/name" with the name in
+// lower case, as names are unique case-insensitively.
+func Key(workspace, name string) string { return workspace + "/" + strings.ToLower(name) }
+
+// SplitKey reverses Key.
+func SplitKey(key string) (workspace, name string) {
+	ws, name, _ := strings.Cut(key, "/")
+	return ws, name
+}
+
+// EnsureBuiltins creates a workspace and its built-in targets if missing.
+func (s *Service) EnsureBuiltins(ctx context.Context, ws, admin string) error {
+	if err := s.Store.EnsureWorkspace(ctx, ws); err != nil {
+		return err
+	}
+	if _, err := s.Store.GetCompute(ctx, ws, compute.LocalName); err == nil || !errors.Is(err, api.ErrNotFound) {
+		return err
+	}
+	local, _ := compute.Lookup("local")
+	now := s.Now()
+	err := s.Store.CreateCompute(ctx, store.Compute{
+		Workspace: ws, Name: compute.LocalName, Type: "local", State: api.StateSucceeded,
+		CreatedBy: admin, CreatedAt: now, UpdatedAt: now, Properties: []byte("{}"),
+		Status: local.InitialStatus(nil), Version: 1,
+	})
+	if errors.Is(err, api.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+func (s *Service) checkWorkspace(ctx context.Context, ws string) error {
+	ok, err := s.Store.WorkspaceExists(ctx, ws)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return api.NotFound("workspace %q not found", ws)
+	}
+	return nil
+}
+
+func (s *Service) env(ws, user string) compute.Env {
+	return compute.Env{
+		Sizes: s.Sizes,
+		User:  user,
+		UserExists: func(ctx context.Context, name string) (bool, error) {
+			_, err := s.Store.UserByName(ctx, name)
+			if errors.Is(err, api.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		Target: func(ctx context.Context, name string) (string, error) {
+			c, err := s.Store.GetCompute(ctx, ws, name)
+			return c.Type, err
+		},
+	}
+}
+
+func secretsAD(ws, name string) []byte { return []byte("compute/" + Key(ws, name)) }
+
+// CreateCompute validates and stores a new target in state Creating and
+// hands it to the provisioning controller.
+func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.ComputeCreate) (api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	if in.Type == "" {
+		return api.Compute{}, api.Invalid("type", "type is required: one of %s", strings.Join(compute.Types(compute.Created), ", "))
+	}
+	kind, ok := compute.Lookup(in.Type)
+	switch {
+	case !ok:
+		return api.Compute{}, api.Invalid("type", "type %q is not a compute type; create one of %s", in.Type, strings.Join(compute.Types(compute.Created), ", "))
+	case kind.Origin() == compute.Attached:
+		return api.Compute{}, api.Invalid("type", "a %s target is attached, not created: use `paddock compute attach %s`", in.Type, in.Type)
+	case kind.Origin() == compute.BuiltIn:
+		return api.Compute{}, api.Invalid("type", "the %s target is built in and cannot be created", in.Type)
+	}
+	if err := compute.ValidateName(in.Name); err != nil {
+		return api.Compute{}, err
+	}
+	props, secrets, err := compute.SplitSecrets(kind, in.Properties)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user))
+	if err != nil {
+		return api.Compute{}, err
+	}
+	sealed, err := s.Box.SealMap(secrets, secretsAD(ws, in.Name))
+	if err != nil {
+		return api.Compute{}, err
+	}
+	now := s.Now()
+	rec := store.Compute{
+		Workspace: ws, Name: in.Name, Type: kind.Type(), State: api.StateCreating,
+		CreatedBy: user, CreatedAt: now, UpdatedAt: now,
+		Properties: props, Secrets: sealed, SecretsSet: secretNames(secrets),
+		Status: kind.InitialStatus(props), Version: 1,
+	}
+	if err := s.Store.CreateCompute(ctx, rec); err != nil {
+		return api.Compute{}, err
+	}
+	s.Changed(Key(ws, in.Name))
+	return ToAPI(rec), nil
+}
+
+func secretNames(m map[string]secret.Value) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// GetCompute returns one target.
+func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	return ToAPI(rec), nil
+}
+
+// ListComputes returns every target of a workspace.
+func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return nil, err
+	}
+	recs, err := s.Store.ListComputes(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Compute, len(recs))
+	for i, r := range recs {
+		out[i] = ToAPI(r)
+	}
+	return out, nil
+}
+
+// UpdateCompute changes the updatable properties of a target; the target
+// goes to Updating and the controller applies the change.
+func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in api.ComputeUpdate) (api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	kind, ok := compute.Lookup(rec.Type)
+	if !ok {
+		return api.Compute{}, fmt.Errorf("stored target %q has unknown type %q", rec.Name, rec.Type)
+	}
+	if len(kind.UpdatableFields()) == 0 {
+		return api.Compute{}, api.Invalid("name", "the %s target %q has nothing that can be updated", rec.Type, rec.Name)
+	}
+	next, err := compute.Next(rec.Name, rec.State, compute.EventUpdate)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	props, err := compute.Overlay(kind, rec.Properties, in.Properties)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	secrets, err := s.Box.OpenMap(rec.Secrets, secretsAD(ws, rec.Name))
+	if err != nil {
+		return api.Compute{}, err
+	}
+	if props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user)); err != nil {
+		return api.Compute{}, err
+	}
+	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.Now()
+	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		return api.Compute{}, err
+	}
+	s.Changed(Key(ws, rec.Name))
+	return ToAPI(rec), nil
+}
+
+// DeleteCompute moves a target to Deleting; the controller releases its
+// resources and removes it. Deleting a target already being deleted
+// returns it unchanged, so a retried delete succeeds.
+func (s *Service) DeleteCompute(ctx context.Context, ws, name string) (api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	if kind, ok := compute.Lookup(rec.Type); ok && kind.Origin() == compute.BuiltIn {
+		return api.Compute{}, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
+	}
+	if rec.State == api.StateDeleting {
+		s.Changed(Key(ws, rec.Name))
+		return ToAPI(rec), nil
+	}
+	next, err := compute.Next(rec.Name, rec.State, compute.EventDelete)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	rec.State, rec.UpdatedAt = next, s.Now()
+	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		return api.Compute{}, err
+	}
+	s.Changed(Key(ws, rec.Name))
+	return ToAPI(rec), nil
+}
+
+// ToAPI converts a stored target to its wire form; secrets stay behind.
+func ToAPI(c store.Compute) api.Compute {
+	errs := c.Errors
+	if errs == nil {
+		errs = []api.ProvisioningError{}
+	}
+	return api.Compute{
+		Name: c.Name, Type: c.Type, ProvisioningState: c.State, ProvisioningErrors: errs,
+		CreatedBy: c.CreatedBy, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Properties: c.Properties, SecretsSet: c.SecretsSet, Status: c.Status,
+	}
+}

@@ -1,0 +1,198 @@
+// Package e2e drives the real paddock binary the way a user does: it builds
+// it once (CGO_ENABLED=0, as shipped), starts `paddock up` on a random
+// loopback port with its own data dir and config, and runs CLI commands.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "paddock-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "paddock")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/paddock")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building paddock:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one user's machine: a home, a config path and a data dir.
+type env struct {
+	t       *testing.T
+	home    string
+	config  string
+	dataDir string
+}
+
+func newEnv(t *testing.T) *env {
+	home := t.TempDir()
+	return &env{t: t, home: home, config: filepath.Join(home, "paddock-config"), dataDir: filepath.Join(home, "data")}
+}
+
+func (e *env) environ() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PADDOCK_") || strings.HasPrefix(kv, "HOME=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config)
+}
+
+// server is a running `paddock up`.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func (s *server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+var urlInLog = regexp.MustCompile(`msg="paddock is serving".* url=(http://\S+)`)
+
+// up starts `paddock up` and waits until it serves; it is stopped at the
+// end of the test.
+func (e *env) up(extra ...string) *server {
+	e.t.Helper()
+	args := append([]string{"up", "--data-dir", e.dataDir, "--listen", "127.0.0.1:0"}, extra...)
+	s := &server{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	s.cmd.Env = e.environ()
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.logs.WriteString(line + "\n")
+			s.mu.Unlock()
+			if m := urlInLog.FindStringSubmatch(line); m != nil {
+				urlCh <- m[1]
+			}
+		}
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	e.t.Cleanup(func() { s.kill() })
+	select {
+	case s.url = <-urlCh:
+	case <-s.done:
+		e.t.Fatalf("paddock up exited early: %v\n%s", s.err, s.Logs())
+	case <-time.After(20 * time.Second):
+		e.t.Fatalf("paddock up did not start serving in 20s\n%s", s.Logs())
+	}
+	return s
+}
+
+// stop sends SIGTERM and returns the exit error after the server ends.
+func (s *server) stop(t *testing.T) error {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("server did not stop within 15s of SIGTERM\n%s", s.Logs())
+		return nil
+	}
+}
+
+func (s *server) kill() {
+	select {
+	case <-s.done:
+	default:
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// result is what one CLI invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs the paddock CLI with args.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = e.environ()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("running paddock %v: %v", args, err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// ok runs the CLI and fails the test unless it exits 0.
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("paddock %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// httpGet sends a GET with an optional bearer token.
+func httpGet(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -1,0 +1,132 @@
+package compute_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"golang.org/x/crypto/ssh"
+)
+
+// errLookup is what the fake Target and UserExists return for the names
+// "broken" and "ghost": a failure of the store, not an answer.
+var errLookup = errors.New("store unavailable")
+
+// testEnv is an Env backed by maps: a catalog of only the built-in sizes,
+// users alice and bob, and one target of each attached type.
+func testEnv(t *testing.T) compute.Env {
+	t.Helper()
+	cat, err := compute.NewCatalog(filepath.Join(t.TempDir(), compute.SizesFile))
+	if err != nil {
+		t.Fatalf("NewCatalog without a file: %v", err)
+	}
+	users := map[string]bool{"alice": true, "bob": true}
+	targets := map[string]string{
+		"slurm-a":   "slurm",
+		"kube-a":    "kubernetes",
+		"box-a":     "remote",
+		"cpu-small": "cluster",
+	}
+	return compute.Env{
+		Sizes: cat,
+		User:  "alice",
+		UserExists: func(_ context.Context, name string) (bool, error) {
+			if name == "ghost" {
+				return false, errLookup
+			}
+			return users[name], nil
+		},
+		Target: func(_ context.Context, name string) (string, error) {
+			if name == "broken" {
+				return "", errLookup
+			}
+			typ, ok := targets[name]
+			if !ok {
+				return "", api.NotFound("compute target %q not found", name)
+			}
+			return typ, nil
+		},
+	}
+}
+
+// sshKey returns one authorized_keys line (with its trailing newline, as
+// ssh.MarshalAuthorizedKey writes it) for a fresh ed25519 key.
+var sshKey = sync.OnceValue(func() string {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	pk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return string(ssh.MarshalAuthorizedKey(pk))
+})
+
+// sshKeyLine is sshKey without the trailing newline: what Normalize stores.
+func sshKeyLine() string { return strings.TrimSpace(sshKey()) }
+
+func mustKind(t *testing.T, typ string) compute.Kind {
+	t.Helper()
+	k, ok := compute.Lookup(typ)
+	if !ok {
+		t.Fatalf("Lookup(%q): kind not registered", typ)
+	}
+	return k
+}
+
+// wantInvalid fails unless err is an *api.Error with Code Invalid and the
+// given Field.
+func wantInvalid(t *testing.T, err error, field string) *api.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want Invalid error for field %q", field)
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %T %v, want *api.Error", err, err)
+	}
+	if ae.Code != api.CodeInvalid || ae.Field != field {
+		t.Fatalf("err = {Code: %q, Field: %q, Message: %q}, want Code %q, Field %q",
+			ae.Code, ae.Field, ae.Message, api.CodeInvalid, field)
+	}
+	if !errors.Is(err, api.ErrInvalid) {
+		t.Fatalf("errors.Is(%v, api.ErrInvalid) = false", err)
+	}
+	if ae.Message == "" {
+		t.Fatal("Invalid error has an empty message")
+	}
+	return ae
+}
+
+// obj decodes a JSON object for comparison; numbers become float64.
+func obj(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("not a JSON object: %s: %v", raw, err)
+	}
+	return m
+}
+
+// diff reports want and got when they differ, as indented JSON so a
+// mismatch is readable ("" when equal).
+//
+// github.com/google/go-cmp is not a requirement in go.mod, and these tests
+// must not change it; swap this for cmp.Diff once it is.
+func diff(want, got any) string {
+	if reflect.DeepEqual(want, got) {
+		return ""
+	}
+	w, _ := json.MarshalIndent(want, "", "  ")
+	g, _ := json.MarshalIndent(got, "", "  ")
+	return "want:\n" + string(w) + "\ngot:\n" + string(g)
+}

@@ -1,0 +1,142 @@
+// Package storetest is the contract every store.Store implementation must
+// pass; each implementation's tests call Run with a constructor.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Run exercises s; open returns a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
+	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
+	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
+}
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func testUsers(t *testing.T, s store.Store) {
+	u := store.User{Name: "ana", TokenHash: "h1", CreatedAt: time.Now().UTC()}
+	if err := s.CreateUser(ctx(t), u); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx(t), u); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("duplicate user: err = %v, want Conflict", err)
+	}
+	got, err := s.UserByTokenHash(ctx(t), "h1")
+	if err != nil || got.Name != "ana" || got.Admin {
+		t.Fatalf("UserByTokenHash = %+v, %v", got, err)
+	}
+	if _, err := s.UserByTokenHash(ctx(t), "nope"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown token: err = %v, want NotFound", err)
+	}
+	if err := s.PutUser(ctx(t), store.User{Name: "ana", Admin: true, TokenHash: "h2", CreatedAt: u.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UserByTokenHash(ctx(t), "h1"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("old token still valid after PutUser replaced it")
+	}
+	if got, err := s.UserByName(ctx(t), "ana"); err != nil || !got.Admin || got.TokenHash != "h2" {
+		t.Fatalf("UserByName = %+v, %v", got, err)
+	}
+}
+
+func sample(ws, name string) store.Compute {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return store.Compute{
+		Workspace: ws, Name: name, Type: "cluster", State: api.StateCreating,
+		CreatedBy: "admin", CreatedAt: now, UpdatedAt: now,
+		Properties: json.RawMessage(`{"max_nodes":4}`), Secrets: []byte{1, 2, 3}, SecretsSet: []string{"admin_user_password"},
+		Status: json.RawMessage(`{"allocation_state":"Steady"}`), Version: 1,
+	}
+}
+
+func testComputeCRUD(t *testing.T, s store.Store) {
+	for _, ws := range []string{"default", "other"} {
+		if err := s.EnsureWorkspace(ctx(t), ws); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EnsureWorkspace(ctx(t), "default"); err != nil {
+		t.Fatalf("EnsureWorkspace is not idempotent: %v", err)
+	}
+	if ok, err := s.WorkspaceExists(ctx(t), "nope"); ok || err != nil {
+		t.Fatalf("WorkspaceExists(nope) = %v, %v", ok, err)
+	}
+	c := sample("default", "Cpu-Cluster")
+	if err := s.CreateCompute(ctx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateCompute(ctx(t), sample("default", "cpu-cluster")); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("case-insensitive duplicate: err = %v, want Conflict", err)
+	}
+	if err := s.CreateCompute(ctx(t), sample("other", "cpu-cluster")); err != nil {
+		t.Fatalf("same name in another workspace: %v", err)
+	}
+	got, err := s.GetCompute(ctx(t), "default", "CPU-CLUSTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("GetCompute mismatch (-want +got):\n%s", diff)
+	}
+	if err := s.CreateCompute(ctx(t), sample("default", "aaa")); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListComputes(ctx(t), "default")
+	if err != nil || len(list) != 2 || list[0].Name != "aaa" || list[1].Name != "Cpu-Cluster" {
+		t.Fatalf("ListComputes = %d items (%v)", len(list), err)
+	}
+	got.State = api.StateSucceeded
+	if err := s.UpdateCompute(ctx(t), &got); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := s.ListComputesInStates(ctx(t), api.StateCreating)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("ListComputesInStates(Creating) = %d (%v), want 2 (aaa and other/cpu-cluster)", len(pending), err)
+	}
+	if err := s.DeleteCompute(ctx(t), "default", "cpu-cluster", got.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetCompute(ctx(t), "default", "cpu-cluster"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("after delete: err = %v, want NotFound", err)
+	}
+}
+
+func testOptimistic(t *testing.T, s store.Store) {
+	if err := s.EnsureWorkspace(ctx(t), "default"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateCompute(ctx(t), sample("default", "c1")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.GetCompute(ctx(t), "default", "c1")
+	b, _ := s.GetCompute(ctx(t), "default", "c1")
+	a.State = api.StateSucceeded
+	if err := s.UpdateCompute(ctx(t), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Version != 2 {
+		t.Fatalf("version after update = %d, want 2", a.Version)
+	}
+	b.State = api.StateDeleting
+	if err := s.UpdateCompute(ctx(t), &b); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("stale update: err = %v, want Conflict", err)
+	}
+	if err := s.DeleteCompute(ctx(t), "default", "c1", 1); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("stale delete: err = %v, want Conflict", err)
+	}
+	got, _ := s.GetCompute(ctx(t), "default", "c1")
+	if got.State != api.StateSucceeded {
+		t.Fatalf("state = %s, want the first writer's Succeeded", got.State)
+	}
+}

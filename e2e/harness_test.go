@@ -44,13 +44,13 @@ func TestMain(m *testing.M) {
 
 // env is one user's machine: a home, a config path and a data dir.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	home    string
 	config  string
 	dataDir string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	home := t.TempDir()
 	return &env{t: t, home: home, config: filepath.Join(home, "paddock-config"), dataDir: filepath.Join(home, "data")}
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, then every package with the race
+# detector. The end-to-end tests build the real binary and start real
+# servers on random loopback ports, so this needs nothing else running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change these files:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+# The static build must keep working: paddock is copied onto remote hosts.
+CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
+go test -race -count=1 -timeout 20m ./... "$@"

@@ -149,7 +149,7 @@ func TestValidationErrors(t *testing.T) {
 		{"negative idle", append(append(cl, "c-one", "--idle-seconds-before-scaledown", "-5"), ok...), 2, "idle_seconds_before_scaledown must be at least 0"},
 		{"bad identity", append(append(cl, "c-one", "--identity-type", "Magic"), ok...), 2, "identity_type must be one of"},
 		{"user identity without id", append(append(cl, "c-one", "--identity-type", "UserAssigned"), ok...), 2, "identity_id must name at least one"},
-		{"bad ssh key", append(append(cl, "c-one", "--admin-username", "az", "--admin-user-ssh-key", badKey), ok...), 2, "admin_user_ssh_key is not an OpenSSH public key"},
+		{"bad ssh key", append(append(cl, "c-one", "--admin-username", "az", "--admin-user-ssh-key", badKey), ok...), 2, "admin_user_ssh_key must be one OpenSSH public key line"},
 		{"missing key file", append(append(cl, "c-one", "--admin-user-ssh-key", "/nonexistent/k.pub"), ok...), 2, "--admin-user-ssh-key: cannot read /nonexistent/k.pub"},
 		{"provider unknown", append(append(cl, "c-one", "--provider", "aws"), ok...), 2, "provider must be one of local, ssh, slurm, kubernetes"},
 		{"slurm without from", append(append(cl, "c-one", "--provider", "slurm"), ok...), 2, "from must name the attached slurm target"},
@@ -210,7 +210,7 @@ func TestProvisioningFailureIsReported(t *testing.T) {
 	if c.ProvisioningState != api.StateFailed || len(c.ProvisioningErrors) != 1 || c.ProvisioningErrors[0].Code != "ProviderNotAvailable" {
 		t.Fatalf("failed target: %+v", c)
 	}
-	if r := e.run("compute", "update", "ssh-pool", "--max-nodes", "3"); r.code != 4 || !strings.Contains(r.stderr, "failed to provision and cannot be updated") {
+	if r := e.run("compute", "update", "ssh-pool", "--max-nodes", "3"); r.code != 4 || !strings.Contains(r.stderr, "is Failed and cannot be updated") {
 		t.Fatalf("update of failed target: exit %d %q", r.code, r.stderr)
 	}
 	if r := e.run("compute", "wait", "ssh-pool"); r.code != 1 {

@@ -70,8 +70,11 @@ func sshPublicKey(field, key string) (string, error) {
 	if key == "" {
 		return "", nil
 	}
-	if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key)); err != nil {
-		return "", api.Invalid(field, "%s is not an OpenSSH public key (e.g. the contents of ~/.ssh/id_ed25519.pub)", field)
+	// Exactly one key line: the parser would skip junk lines and ignore
+	// lines after the first key, which would store what was not checked.
+	_, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(key))
+	if err != nil || strings.ContainsAny(key, "\r\n") || len(rest) != 0 {
+		return "", api.Invalid(field, "%s must be one OpenSSH public key line (e.g. the contents of ~/.ssh/id_ed25519.pub)", field)
 	}
 	return key, nil
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
@@ -218,13 +219,28 @@ func decodeStrict(props json.RawMessage, v any) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return api.Invalid(te.Field, "%s must be %s", te.Field, jsonTypeName(te.Type.Kind().String()))
+		f := jsonFieldPath(te.Field)
+		return api.Invalid(f, "%s must be %s", f, jsonTypeName(te.Type.Kind().String()))
 	}
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
 		f := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
 		return api.Invalid(f, "unknown property %q", f)
 	}
-	return api.Invalid("properties", "properties are not valid JSON: %v", err)
+	return api.Invalid("properties", "properties must be a JSON object: %v", err)
+}
+
+// jsonFieldPath drops the names of embedded Go structs (e.g. "Common.")
+// from a decoder's field path, leaving the JSON property names users write;
+// properties are snake_case, Go struct names start with a capital.
+func jsonFieldPath(path string) string {
+	parts := strings.Split(path, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 func jsonTypeName(kind string) string {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -115,18 +114,4 @@ func obj(t *testing.T, raw json.RawMessage) map[string]any {
 		t.Fatalf("not a JSON object: %s: %v", raw, err)
 	}
 	return m
-}
-
-// diff reports want and got when they differ, as indented JSON so a
-// mismatch is readable ("" when equal).
-//
-// github.com/google/go-cmp is not a requirement in go.mod, and these tests
-// must not change it; swap this for cmp.Diff once it is.
-func diff(want, got any) string {
-	if reflect.DeepEqual(want, got) {
-		return ""
-	}
-	w, _ := json.MarshalIndent(want, "", "  ")
-	g, _ := json.MarshalIndent(got, "", "  ")
-	return "want:\n" + string(w) + "\ngot:\n" + string(g)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/paddock-ml/paddock/internal/compute"
 )
 
@@ -101,8 +102,8 @@ func TestInitialStatus(t *testing.T) {
 		t.Run(tc.typ, func(t *testing.T) {
 			t.Parallel()
 			got := obj(t, mustKind(t, tc.typ).InitialStatus(nil))
-			if d := diff(tc.want, got); d != "" {
-				t.Errorf("InitialStatus mismatch:\n%s", d)
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("InitialStatus mismatch (-want +got):\n%s", d)
 			}
 		})
 	}

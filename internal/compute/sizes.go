@@ -92,7 +92,7 @@ func (c *Catalog) refresh() {
 	if err != nil {
 		c.loadErr = err
 		if c.sizes == nil {
-			c.sizes = builtinSizes
+			c.sizes, _ = loadSizes(c.path, false)
 		}
 		return
 	}
@@ -106,6 +106,7 @@ func loadSizes(path string, exists bool) ([]api.Size, error) {
 		out = append(out, s)
 	}
 	if !exists {
+		sortSizes(out)
 		return out, nil
 	}
 	data, err := os.ReadFile(path)
@@ -143,9 +144,11 @@ func loadSizes(path string, exists bool) ([]api.Size, error) {
 		s.Source = path
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sortSizes(out)
 	return out, nil
 }
+
+func sortSizes(s []api.Size) { sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name }) }
 
 // All returns every size, sorted by name.
 func (c *Catalog) All() []api.Size {

@@ -51,7 +51,7 @@ func Next(name string, from api.ProvisioningState, ev Event) (api.ProvisioningSt
 	}
 	switch {
 	case ev == EventUpdate && from == api.StateFailed:
-		return "", api.Conflict("compute target %q failed to provision and cannot be updated; delete it and create it again", name)
+		return "", api.Conflict("compute target %q is Failed and cannot be updated; delete it and create it again", name)
 	case ev == EventUpdate:
 		return "", api.Conflict("compute target %q is %s; wait until it is Succeeded (`paddock compute wait %s`) and retry", name, from, name)
 	case ev == EventDelete && from == api.StateDeleting:

@@ -122,13 +122,7 @@ func TestClusterNormalize(t *testing.T) {
 				t.Fatalf("Normalize mismatch (-want +got):\n%s", d)
 			}
 			// Update re-normalises stored properties: that must be a no-op.
-			again, err := k.Normalize(t.Context(), got, tc.secrets, env)
-			if err != nil {
-				t.Fatalf("Normalize of its own output: %v", err)
-			}
-			if d := cmp.Diff(obj(t, got), obj(t, again)); d != "" {
-				t.Errorf("Normalize is not idempotent (-first +second):\n%s", d)
-			}
+			wantIdempotent(t, k, got, tc.secrets, env)
 		})
 	}
 }
@@ -198,13 +192,7 @@ func TestClusterNormalizeInvalid(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
 			got, err := k.Normalize(t.Context(), json.RawMessage(tc.props), tc.secrets, testEnv(t))
-			ae := wantInvalid(t, err, tc.field)
-			if !strings.Contains(ae.Message, tc.msg) {
-				t.Errorf("message %q does not contain %q", ae.Message, tc.msg)
-			}
-			if got != nil {
-				t.Errorf("props = %s, want nil with an error", got)
-			}
+			wantRefused(t, got, err, tc.field, tc.msg)
 		})
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/secret"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -114,4 +116,30 @@ func obj(t *testing.T, raw json.RawMessage) map[string]any {
 		t.Fatalf("not a JSON object: %s: %v", raw, err)
 	}
 	return m
+}
+
+// wantRefused fails unless a call returned no result and an Invalid error
+// for field whose message contains msg.
+func wantRefused(t *testing.T, got json.RawMessage, err error, field, msg string) {
+	t.Helper()
+	ae := wantInvalid(t, err, field)
+	if !strings.Contains(ae.Message, msg) {
+		t.Errorf("message %q does not contain %q", ae.Message, msg)
+	}
+	if got != nil {
+		t.Errorf("got %s with an error, want nil", got)
+	}
+}
+
+// wantIdempotent checks that normalising Normalize's own output changes
+// nothing: updates re-normalise stored properties.
+func wantIdempotent(t *testing.T, k compute.Kind, got json.RawMessage, secrets map[string]secret.Value, env compute.Env) {
+	t.Helper()
+	again, err := k.Normalize(t.Context(), got, secrets, env)
+	if err != nil {
+		t.Fatalf("Normalize of its own output: %v", err)
+	}
+	if d := cmp.Diff(obj(t, got), obj(t, again)); d != "" {
+		t.Errorf("Normalize is not idempotent (-first +second):\n%s", d)
+	}
 }

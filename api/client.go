@@ -43,7 +43,10 @@ func (c *Client) wsPath(parts ...string) string {
 // a server that cannot be reached comes back as CodeUnavailable.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(Raw); ok {
+		rd, contentType = raw.Data, raw.ContentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -55,7 +58,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return Invalid("server", "server URL %q is not valid: %v", c.Server, err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range headersFrom(ctx) {
+		req.Header.Set(k, v)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -94,6 +100,30 @@ func codeForStatus(status int) Code {
 		}
 	}
 	return CodeInternal
+}
+
+// Raw is a request body sent as it is instead of as JSON.
+type Raw struct {
+	ContentType string
+	Data        io.Reader
+}
+
+type headersKey struct{}
+
+// WithHeader returns a context whose requests carry an extra header (e.g.
+// Idempotency-Key).
+func WithHeader(ctx context.Context, k, v string) context.Context {
+	h := map[string]string{}
+	for a, b := range headersFrom(ctx) {
+		h[a] = b
+	}
+	h[k] = v
+	return context.WithValue(ctx, headersKey{}, h)
+}
+
+func headersFrom(ctx context.Context) map[string]string {
+	h, _ := ctx.Value(headersKey{}).(map[string]string)
+	return h
 }
 
 // ListComputes lists the workspace's compute targets, sorted by name.

@@ -6,6 +6,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -17,8 +20,12 @@ import (
 // KeySize is the size of the AES-256 key in the key file.
 const KeySize = 32
 
-// Box seals and opens secrets with one key.
-type Box struct{ aead cipher.AEAD }
+// Box seals and opens secrets with one key, and signs tokens with a key
+// derived from it.
+type Box struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
 
 // LoadOrCreateKey reads the key at path, creating it (mode 0600) with a
 // random key when it does not exist. A key file readable by others is
@@ -66,7 +73,25 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	derive := hmac.New(sha256.New, key)
+	derive.Write([]byte("paddock token signing key"))
+	return &Box{aead: aead, macKey: derive.Sum(nil)}, nil
+}
+
+// Sign returns a URL-safe MAC of the parts, for tokens the server can check
+// without storing them (e.g. run tokens).
+func (b *Box) Sign(parts ...string) string {
+	m := hmac.New(sha256.New, b.macKey)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether sig is Sign(parts...), in constant time.
+func (b *Box) Verify(sig string, parts ...string) bool {
+	return hmac.Equal([]byte(sig), []byte(b.Sign(parts...)))
 }
 
 // Seal encrypts plaintext with a fresh random nonce; the nonce leads the

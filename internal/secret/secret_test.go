@@ -79,3 +79,22 @@ func TestSealMapRoundTrip(t *testing.T) {
 		t.Fatal("empty map sealed to bytes")
 	}
 }
+
+func TestSignVerify(t *testing.T) {
+	b1, _ := NewBox(make([]byte, KeySize))
+	k2 := make([]byte, KeySize)
+	k2[0] = 1
+	b2, _ := NewBox(k2)
+	sig := b1.Sign("run-1", "2")
+	if !b1.Verify(sig, "run-1", "2") {
+		t.Fatal("own signature refused")
+	}
+	for _, bad := range [][]string{{"run-1", "3"}, {"run-12", ""}, {"run-1"}} {
+		if b1.Verify(sig, bad...) {
+			t.Errorf("signature accepted for %v", bad)
+		}
+	}
+	if b2.Verify(sig, "run-1", "2") {
+		t.Fatal("signature accepted under another key")
+	}
+}

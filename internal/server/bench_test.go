@@ -44,7 +44,7 @@ func newBenchServer(b *testing.B, n int) *api.Client {
 			b.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(NewAPI(ws, st, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewServer(NewAPI(Deps{WS: ws, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	b.Cleanup(srv.Close)
 	return api.NewClient(srv.URL, token, "default")
 }

@@ -139,7 +139,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // TestOpenAPIPathsRouteInMux checks each documented operation against the
 // real mux: a request for it must land on the pattern of the same name.
 func TestOpenAPIPathsRouteInMux(t *testing.T) {
-	a := NewAPI(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := NewAPI(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	fill := strings.NewReplacer("{ws}", "default", "{name}", "gpu-cluster")
 	for _, r := range documentedRoutes {
 		req := httptest.NewRequest(r.method, fill.Replace(r.path), nil)
@@ -150,7 +150,7 @@ func TestOpenAPIPathsRouteInMux(t *testing.T) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
-	a := NewAPI(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a := NewAPI(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	rec := httptest.NewRecorder()
 	a.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/version"
 	"github.com/paddock-ml/paddock/internal/workspace"
@@ -33,10 +35,21 @@ var openAPIDoc []byte
 // maxBody bounds request bodies; properties are small.
 const maxBody = 1 << 20
 
+// Deps are what the API serves from.
+type Deps struct {
+	WS        *workspace.Service
+	Store     store.Store
+	Dispatch  *dispatch.Dispatcher
+	Artifacts *artifact.Store
+	Log       *slog.Logger
+}
+
 // API serves the REST API.
 type API struct {
 	ws       *workspace.Service
 	store    store.Store
+	dispatch *dispatch.Dispatcher
+	art      *artifact.Store
 	log      *slog.Logger
 	mux      *http.ServeMux
 	registry *prometheus.Registry
@@ -44,9 +57,11 @@ type API struct {
 	latency  *prometheus.HistogramVec
 }
 
-// NewAPI builds the handler tree.
-func NewAPI(ws *workspace.Service, st store.Store, log *slog.Logger) *API {
-	a := &API{ws: ws, store: st, log: log, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+// NewAPI builds the handler tree. Every route is registered here, so this
+// list is the API (the OpenAPI test checks the document against it).
+func NewAPI(d Deps) *API {
+	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, log: d.Log,
+		mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
@@ -54,7 +69,7 @@ func NewAPI(ws *workspace.Service, st store.Store, log *slog.Logger) *API {
 		Name: "paddock_http_request_duration_seconds", Help: "HTTP request handling time by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "method"})
-	a.registry.MustRegister(a.requests, a.latency, newComputeCollector(st),
+	a.registry.MustRegister(a.requests, a.latency, newComputeCollector(d.Store),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -66,12 +81,30 @@ func NewAPI(ws *workspace.Service, st store.Store, log *slog.Logger) *API {
 	a.mux.HandleFunc("GET /api/v1/version", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
-	a.handle("GET /api/v1/workspaces/{ws}/computes", a.listComputes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes", a.createCompute)
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", a.getCompute)
-	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", a.updateCompute)
-	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", a.deleteCompute)
-	a.handle("GET /api/v1/workspaces/{ws}/sizes", a.listSizes)
+	// Users.
+	a.handle("GET /api/v1/workspaces/{ws}/computes", users, a.listComputes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes", users, a.createCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", users, a.getCompute)
+	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", users, a.updateCompute)
+	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", users, a.deleteCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/sizes", users, a.listSizes)
+	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
+	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", users, a.headSnapshot)
+	a.handle("GET /api/v1/workspaces/{ws}/runs", users, a.listRuns)
+	a.handle("POST /api/v1/workspaces/{ws}/runs", users, a.submitRun)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", users, a.getRun)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", users, a.runAction) // {id}:cancel
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", users, a.runLogs)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", users, a.getMetrics)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", users, a.getOutputs)
+	// Node agents.
+	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
+	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
+	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, a.agentSnapshot)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agents, a.agentStatus)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentUploads, a.agentLogs)
+	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -110,20 +143,46 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-// caller is the authenticated user of a request.
-type caller struct{ store.User }
+// caller is who makes a request: a user, a node's agent, or a run (with
+// its run token). Exactly one of User, Node and RunID is set.
+type caller struct {
+	User    *store.User
+	Node    *store.Node
+	RunID   string
+	Attempt int
+}
 
-type ctxKey struct{}
+// name is the user name for records such as created_by.
+func (c caller) name() string {
+	if c.User != nil {
+		return c.User.Name
+	}
+	return ""
+}
+
+// access says who may call a route and how large its body may be.
+type access struct {
+	users, agents, runs bool
+	maxBody             int64
+}
+
+var (
+	users        = access{users: true, maxBody: maxBody}
+	usersOrRun   = access{users: true, runs: true, maxBody: maxBody}
+	uploads      = access{users: true, maxBody: 1 << 30} // the snapshot store applies its own limit
+	agents       = access{agents: true, maxBody: maxBody}
+	agentUploads = access{agents: true, maxBody: 2 << 30}
+)
 
 // handlerFunc is an authenticated handler that returns its error instead
 // of writing it, so errors are mapped in one place.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who caller) error
 
-func (a *API) handle(pattern string, h handlerFunc) {
+func (a *API) handle(pattern string, acc access, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		who, err := a.authenticate(r)
+		who, err := a.authenticate(r, acc)
 		if err == nil {
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, acc.maxBody)
 			err = h(w, r, who)
 		}
 		if err != nil {
@@ -136,6 +195,12 @@ func (a *API) handle(pattern string, h handlerFunc) {
 	})
 }
 
+// Token prefixes tell the kinds of token apart.
+const (
+	nodeTokenPrefix = "pdn_"
+	runTokenPrefix  = "pdr_"
+)
+
 // TokenHash is how tokens are stored: hex SHA-256. Tokens are random and
 // long, so a plain hash is enough (no password stretching needed).
 func TokenHash(token string) string {
@@ -143,21 +208,52 @@ func TokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (a *API) authenticate(r *http.Request) (caller, error) {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
+func unauthenticated(msg string) error { return &api.Error{Code: api.CodeUnauthenticated, Message: msg} }
+
+func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token = strings.TrimSpace(token)
 	if !ok || token == "" {
-		return caller{}, &api.Error{Code: api.CodeUnauthenticated,
-			Message: "this API needs a bearer token (Authorization: Bearer <token>); `paddock up` writes the admin token to ~/.paddock/config"}
+		return caller{}, unauthenticated("this API needs a bearer token (Authorization: Bearer <token>); `paddock up` writes the admin token to ~/.paddock/config")
 	}
-	u, err := a.store.UserByTokenHash(r.Context(), TokenHash(strings.TrimSpace(token)))
+	switch {
+	case strings.HasPrefix(token, nodeTokenPrefix):
+		if !acc.agents {
+			return caller{}, api.Forbidden("a node token can only be used by the node agent")
+		}
+		n, err := a.store.NodeByTokenHash(r.Context(), TokenHash(token))
+		if errors.Is(err, api.ErrNotFound) {
+			return caller{}, unauthenticated("the node token is not valid for this server")
+		}
+		return caller{Node: &n}, err
+	case strings.HasPrefix(token, runTokenPrefix):
+		if !acc.runs {
+			return caller{}, api.Forbidden("a run token can only post metrics for its own run")
+		}
+		runID, attempt, ok := a.dispatch.ParseRunToken(token)
+		if !ok {
+			return caller{}, unauthenticated("the run token is not valid for this server")
+		}
+		run, err := a.store.GetRun(r.Context(), r.PathValue("ws"), runID)
+		if err != nil || run.ID != r.PathValue("id") {
+			return caller{}, api.Forbidden("a run token can only be used for its own run")
+		}
+		if run.Status.Terminal() || run.Attempt != attempt {
+			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
+		}
+		return caller{RunID: runID, Attempt: attempt}, nil
+	}
+	if !acc.users {
+		return caller{}, api.Forbidden("this route is for node agents")
+	}
+	u, err := a.store.UserByTokenHash(r.Context(), TokenHash(token))
 	if errors.Is(err, api.ErrNotFound) {
-		return caller{}, &api.Error{Code: api.CodeUnauthenticated, Message: "the bearer token is not valid for this server"}
+		return caller{}, unauthenticated("the bearer token is not valid for this server")
 	}
 	if err != nil {
 		return caller{}, err
 	}
-	return caller{u}, nil
+	return caller{User: &u}, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -205,7 +301,7 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.ws.CreateCompute(r.Context(), r.PathValue("ws"), who.Name, in)
+	out, err := a.ws.CreateCompute(r.Context(), r.PathValue("ws"), who.name(), in)
 	if err != nil {
 		return err
 	}
@@ -228,7 +324,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.ws.UpdateCompute(r.Context(), r.PathValue("ws"), who.Name, r.PathValue("name"), in)
+	out, err := a.ws.UpdateCompute(r.Context(), r.PathValue("ws"), who.name(), r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}

@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/localnode"
 	"github.com/paddock-ml/paddock/internal/provision"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -33,6 +36,11 @@ type Options struct {
 	Log     *slog.Logger
 	// Ready, when set, is called once the server accepts requests.
 	Ready func(url string)
+	// NodeLostAfter is how long a node may be silent before its runs fail
+	// with NodeLost (default 60 s).
+	NodeLostAfter time.Duration
+	// NoLocalAgent skips starting the local target's agent.
+	NoLocalAgent bool
 }
 
 // Files inside the data dir.
@@ -107,17 +115,44 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))
+	if err != nil {
+		return err
+	}
+	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url})
+	if err := disp.Load(ctx); err != nil {
+		return fmt.Errorf("loading runs: %w", err)
+	}
+
 	loops, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan error, 1)
 	go func() { loopsDone <- ctrl.Run(loops) }()
+	dispDone := make(chan struct{})
+	go func() { disp.Run(loops); close(dispDone) }()
 
+	// Requests (long polls and log follows included) end when reqCtx does.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	srv := &http.Server{
-		Handler:           NewAPI(ws, st, log),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		Handler:           NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Log: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+
+	local := &localnode.Supervisor{
+		Dir: filepath.Join(dataDir, "local-agent"), Workspace: workspace.DefaultName, Log: log,
+		AddNode: disp.AddNode, TokenHash: TokenHash, NewToken: func() string { return nodeTokenPrefix + NewToken()[4:] },
+		Busy: func() bool { return disp.NodeBusy(context.Background(), localnode.NodeID) },
+	}
+	if !o.NoLocalAgent {
+		if err := local.Start(loops, url); err != nil {
+			stopLoops()
+			return fmt.Errorf("starting the local agent: %w", err)
+		}
+	}
 	log.Info("paddock is serving", "version", version.Version, "url", url, "workspace", workspace.DefaultName,
 		"data_dir", dataDir, "cli_config", cfgPath, "startup", time.Since(start).Round(time.Millisecond))
 	if o.Ready != nil {
@@ -130,6 +165,7 @@ func Run(ctx context.Context, o Options) error {
 	case err := <-serveErr:
 		stopLoops()
 		<-loopsDone
+		<-dispDone
 		return err
 	case err := <-loopsDone:
 		loopsDone <- err
@@ -137,8 +173,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	endRequests()
 	err = srv.Shutdown(shutdownCtx)
+	local.Stop()
 	stopLoops()
+	<-dispDone
 	if lerr := <-loopsDone; lerr != nil && err == nil {
 		err = lerr
 	}

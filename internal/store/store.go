@@ -48,6 +48,8 @@ type Store interface {
 	// DeleteCompute removes a target if its stored Version equals version.
 	DeleteCompute(ctx context.Context, workspace, name string, version int64) error
 
+	RunStore
+
 	// Close releases the database.
 	Close() error
 }

@@ -34,3 +34,52 @@ var migrations = []string{
 	);
 	CREATE INDEX computes_state ON computes(state);`,
 }
+
+func init() {
+	migrations = append(migrations,
+		// 2: runs, their logs and metrics, and the nodes that run them.
+		`CREATE TABLE runs (
+			id          TEXT PRIMARY KEY,
+			workspace   TEXT NOT NULL REFERENCES workspaces(name),
+			compute     TEXT NOT NULL,             -- lower-case target name
+			seq         INTEGER NOT NULL,          -- submission order: the queue is FIFO on it
+			status      TEXT NOT NULL,
+			node        TEXT NOT NULL DEFAULT '',  -- node of the current attempt
+			token_hash  TEXT NOT NULL DEFAULT '',  -- the run-scoped token (PADDOCK_RUN_TOKEN)
+			idem_key    TEXT NOT NULL DEFAULT '',  -- Idempotency-Key of the submit, per workspace and user
+			created_by  TEXT NOT NULL,
+			created_at  TEXT NOT NULL,
+			data        TEXT NOT NULL              -- the rest of the run as JSON
+		);
+		CREATE INDEX runs_ws_seq ON runs(workspace, seq);
+		CREATE INDEX runs_active ON runs(status) WHERE status NOT IN ('Completed','Failed','Canceled');
+		CREATE INDEX runs_token ON runs(token_hash) WHERE token_hash != '';
+		CREATE UNIQUE INDEX runs_idem ON runs(workspace, created_by, idem_key) WHERE idem_key != '';
+		CREATE TABLE run_logs (
+			seq     INTEGER PRIMARY KEY AUTOINCREMENT,  -- the cursor users follow
+			run_id  TEXT NOT NULL,
+			attempt INTEGER NOT NULL,
+			aseq    INTEGER NOT NULL,                   -- the agent's line number within the attempt
+			stream  TEXT NOT NULL,
+			ts      TEXT NOT NULL,
+			line    TEXT NOT NULL,
+			UNIQUE (run_id, attempt, aseq)
+		);
+		CREATE TABLE run_metrics (
+			run_id TEXT NOT NULL,
+			name   TEXT NOT NULL,
+			step   INTEGER NOT NULL,
+			value  REAL NOT NULL,
+			ts     TEXT NOT NULL
+		);
+		CREATE INDEX run_metrics_run ON run_metrics(run_id, name, step);
+		CREATE TABLE nodes (
+			id         TEXT PRIMARY KEY,
+			workspace  TEXT NOT NULL,
+			compute    TEXT NOT NULL,
+			token_hash TEXT NOT NULL UNIQUE,
+			created_at TEXT NOT NULL,
+			data       TEXT NOT NULL
+		);`,
+	)
+}

@@ -1,0 +1,106 @@
+package api
+
+// The node agent's protocol. An agent connects out to the server, so it
+// works behind NAT, in a Slurm allocation or in a pod: it registers, then
+// long-polls for work (each poll is also its heartbeat and tells the server
+// which attempts it is running), streams logs, uploads outputs and reports
+// status. Every report names the attempt; the server refuses reports for an
+// attempt that is no longer current (HTTP 409), and the agent then stops it.
+
+// AgentHello is what an agent reports about its node when it starts.
+type AgentHello struct {
+	Hostname string       `json:"hostname"`
+	Cores    float64      `json:"cores"`
+	MemoryGB float64      `json:"memory_gb"`
+	GPUs     []GPUInfo    `json:"gpus"`
+	Version  string       `json:"version"`
+	Address  string       `json:"address,omitempty"`
+	Active   []AttemptRef `json:"active"`
+}
+
+// GPUInfo is one GPU as nvidia-smi reports it.
+type GPUInfo struct {
+	Index    int    `json:"index"`
+	Name     string `json:"name"`
+	UUID     string `json:"uuid,omitempty"`
+	MemoryMB int    `json:"memory_mb,omitempty"`
+}
+
+// AgentNode is the server's answer to a hello.
+type AgentNode struct {
+	NodeID  string `json:"node_id"`
+	Compute string `json:"compute"`
+}
+
+// AttemptRef names one attempt of one run.
+type AttemptRef struct {
+	RunID   string `json:"run_id"`
+	Attempt int    `json:"attempt"`
+}
+
+// AgentPoll is the body of a poll: what the agent is running, and how long
+// the server may hold the request when there is nothing to do.
+type AgentPoll struct {
+	Active []AttemptRef `json:"active"`
+	WaitMS int          `json:"wait_ms"`
+}
+
+// AgentWork is the answer to a poll.
+type AgentWork struct {
+	Assignments []Assignment  `json:"assignments,omitempty"`
+	Cancel      []CancelOrder `json:"cancel,omitempty"`
+	// Stale attempts are no longer current: the agent stops them and
+	// reports nothing more for them.
+	Stale []AttemptRef `json:"stale,omitempty"`
+}
+
+// Assignment tells an agent to run one attempt of a run.
+type Assignment struct {
+	RunID                 string            `json:"run_id"`
+	Attempt               int               `json:"attempt"`
+	Workspace             string            `json:"workspace"`
+	Command               []string          `json:"command"`
+	Env                   map[string]string `json:"env"` // the user's env plus PADDOCK_* (run token included)
+	Source                string            `json:"source,omitempty"`
+	Environment           Environment       `json:"environment"`
+	Resources             Resources         `json:"resources"`
+	GPUIndices            []int             `json:"gpu_indices,omitempty"`
+	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	// LogAck is the last log line of this attempt the server has stored;
+	// a redelivered assignment resumes sending after it.
+	LogAck int64 `json:"log_ack"`
+}
+
+// CancelOrder tells an agent to stop an attempt.
+type CancelOrder struct {
+	RunID   string `json:"run_id"`
+	Attempt int    `json:"attempt"`
+	Reason  string `json:"reason"`
+}
+
+// AttemptReport is the body an agent posts when an attempt changes state.
+type AttemptReport struct {
+	Status   RunStatus    `json:"status"`
+	ExitCode *int         `json:"exit_code,omitempty"`
+	Reason   string       `json:"reason,omitempty"`
+	Error    string       `json:"error,omitempty"`
+	Outputs  []OutputFile `json:"outputs,omitempty"`
+}
+
+// AgentLogs is a batch of log lines of one attempt.
+type AgentLogs struct {
+	Lines []AgentLogLine `json:"lines"`
+}
+
+// AgentLogLine is one line with the agent's line number within the attempt.
+type AgentLogLine struct {
+	N      int64  `json:"n"`
+	Stream string `json:"stream"`
+	TimeNS int64  `json:"t"`
+	Text   string `json:"text"`
+}
+
+// LogAckBody is the answer to a log batch: the last line stored.
+type LogAckBody struct {
+	Ack int64 `json:"ack"`
+}

@@ -1,0 +1,149 @@
+package api
+
+import "time"
+
+// RunStatus is where a run is in its lifecycle.
+type RunStatus string
+
+// Run statuses, in the order a run normally goes through them.
+const (
+	RunQueued       RunStatus = "Queued"       // waiting for capacity on its target
+	RunProvisioning RunStatus = "Provisioning" // waiting for nodes to be made
+	RunStarting     RunStatus = "Starting"     // placed on a node; the agent is picking it up
+	RunPreparing    RunStatus = "Preparing"    // the agent fetches the source and builds the environment
+	RunRunning      RunStatus = "Running"
+	RunFinalizing   RunStatus = "Finalizing" // the process ended; outputs are being uploaded
+	RunCompleted    RunStatus = "Completed"
+	RunFailed       RunStatus = "Failed"
+	RunCanceled     RunStatus = "Canceled"
+)
+
+// Terminal reports whether the run has ended.
+func (s RunStatus) Terminal() bool {
+	return s == RunCompleted || s == RunFailed || s == RunCanceled
+}
+
+// Environment says what a run's command runs in; at most one field is set.
+// None set means the node's python3.
+type Environment struct {
+	Python       string `json:"python,omitempty"`       // an existing interpreter
+	Requirements string `json:"requirements,omitempty"` // contents of a requirements.txt: a venv made once per content hash
+	Image        string `json:"image,omitempty"`        // a container image, run with podman or docker
+}
+
+// Resources a run asks for on each node.
+type Resources struct {
+	Cores    float64 `json:"cores"`
+	MemoryGB float64 `json:"memory_gb"`
+	GPUs     int     `json:"gpus"`
+}
+
+// Attempt is one try at running a run.
+type Attempt struct {
+	Number    int        `json:"number"`
+	Node      string     `json:"node"`
+	GPUs      []int      `json:"gpus,omitempty"` // GPU indices assigned on the node
+	Status    RunStatus  `json:"status"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	ExitCode  *int       `json:"exit_code,omitempty"`
+	Reason    string     `json:"reason,omitempty"` // e.g. Preempted, NodeLost, Canceled, MaxRunDurationExceeded
+	Error     string     `json:"error,omitempty"`
+}
+
+// Metric is one logged value.
+type Metric struct {
+	Name  string    `json:"name"`
+	Value float64   `json:"value"`
+	Step  int64     `json:"step"`
+	Time  time.Time `json:"time"`
+}
+
+// OutputFile is one file a run wrote under ./outputs.
+type OutputFile struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Run is a training run as the API returns it.
+type Run struct {
+	ID                    string            `json:"id"`
+	Experiment            string            `json:"experiment"`
+	Compute               string            `json:"compute"`
+	Command               []string          `json:"command"`
+	Source                string            `json:"source,omitempty"` // sha256 of the source snapshot
+	Environment           Environment       `json:"environment"`
+	Env                   map[string]string `json:"env,omitempty"`
+	NodeCount             int               `json:"node_count"`
+	ProcessCountPerNode   int               `json:"process_count_per_node"`
+	Distribution          string            `json:"distribution"`
+	Resources             Resources         `json:"resources"`
+	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	Status                RunStatus         `json:"status"`
+	StatusReason          string            `json:"status_reason,omitempty"`
+	Attempt               int               `json:"attempt"`
+	Attempts              []Attempt         `json:"attempts"`
+	ExitCode              *int              `json:"exit_code,omitempty"`
+	Error                 string            `json:"error,omitempty"`
+	CreatedBy             string            `json:"created_by"`
+	CreatedAt             time.Time         `json:"created_at"`
+	StartedAt             *time.Time        `json:"started_at,omitempty"`
+	EndedAt               *time.Time        `json:"ended_at,omitempty"`
+	Metrics               map[string]Metric `json:"metrics,omitempty"` // the latest value of each metric
+	Outputs               []OutputFile      `json:"outputs,omitempty"`
+}
+
+// RunSubmit is the body of POST .../runs.
+type RunSubmit struct {
+	Compute               string            `json:"compute"`
+	Experiment            string            `json:"experiment,omitempty"`
+	Command               []string          `json:"command"`
+	Source                string            `json:"source,omitempty"` // digest returned by PUT .../snapshots
+	Environment           Environment       `json:"environment,omitempty"`
+	Env                   map[string]string `json:"env,omitempty"`
+	NodeCount             int               `json:"node_count,omitempty"`
+	ProcessCountPerNode   int               `json:"process_count_per_node,omitempty"`
+	Distribution          string            `json:"distribution,omitempty"`
+	Resources             *Resources        `json:"resources,omitempty"`
+	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+}
+
+// RunList is the body of GET .../runs.
+type RunList struct {
+	Items []Run `json:"items"`
+}
+
+// LogLine is one line of a run's output.
+type LogLine struct {
+	Seq     int64     `json:"seq"` // position in the run's log, from 1, across attempts
+	Attempt int       `json:"attempt"`
+	Stream  string    `json:"stream"` // stdout or stderr
+	Time    time.Time `json:"time"`
+	Text    string    `json:"text"`
+}
+
+// MetricPost is the body of POST .../runs/{id}/metrics: one metric or a batch.
+type MetricPost struct {
+	Name    string       `json:"name,omitempty"`
+	Value   *float64     `json:"value,omitempty"`
+	Step    *int64       `json:"step,omitempty"`
+	Metrics []MetricItem `json:"metrics,omitempty"`
+}
+
+// MetricItem is one entry of a MetricPost batch.
+type MetricItem struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Step  *int64  `json:"step,omitempty"`
+}
+
+// MetricList is the body of GET .../runs/{id}/metrics: every value logged.
+type MetricList struct {
+	Items []Metric `json:"items"`
+}
+
+// SnapshotRef is the answer to a snapshot upload.
+type SnapshotRef struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// HasSnapshot reports whether the server already stores a snapshot.
+func (c *Client) HasSnapshot(ctx context.Context, digest string) (bool, error) {
+	err := c.Do(ctx, http.MethodHead, c.wsPath("snapshots", digest), nil, nil)
+	if isNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// UploadSnapshot uploads a tar.gz source snapshot.
+func (c *Client) UploadSnapshot(ctx context.Context, data io.Reader) (SnapshotRef, error) {
+	var out SnapshotRef
+	err := c.Do(ctx, http.MethodPut, c.wsPath("snapshots"), Raw{ContentType: "application/gzip", Data: data}, &out)
+	return out, err
+}
+
+// SubmitRun queues a run. A non-empty idempotency key makes retries safe:
+// the server returns the first run submitted with it.
+func (c *Client) SubmitRun(ctx context.Context, in RunSubmit, idempotencyKey string) (*Run, error) {
+	if idempotencyKey != "" {
+		ctx = WithHeader(ctx, "Idempotency-Key", idempotencyKey)
+	}
+	var out Run
+	if err := c.Do(ctx, http.MethodPost, c.wsPath("runs"), in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetRun returns a run.
+func (c *Client) GetRun(ctx context.Context, id string) (*Run, error) {
+	var out Run
+	if err := c.Do(ctx, http.MethodGet, c.wsPath("runs", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WatchRun returns the run as soon as its status is not `from` (or after
+// the server's wait limit, unchanged).
+func (c *Client) WatchRun(ctx context.Context, id string, from RunStatus) (*Run, error) {
+	var out Run
+	q := url.Values{"watch": {string(from)}, "timeout_ms": {"25000"}}
+	if err := c.Do(ctx, http.MethodGet, c.wsPath("runs", id)+"?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WaitRun follows a run until it ends, calling progress on each status
+// change, and returns the final run.
+func (c *Client) WaitRun(ctx context.Context, id string, progress func(*Run)) (*Run, error) {
+	r, err := c.GetRun(ctx, id)
+	for err == nil {
+		if progress != nil {
+			progress(r)
+		}
+		if r.Status.Terminal() {
+			return r, nil
+		}
+		prev := r.Status
+		for err == nil && r.Status == prev {
+			r, err = c.WatchRun(ctx, id, prev)
+		}
+	}
+	return nil, err
+}
+
+// ListRuns lists runs, newest first, optionally of one compute target.
+func (c *Client) ListRuns(ctx context.Context, compute string, limit int) ([]Run, error) {
+	q := url.Values{}
+	if compute != "" {
+		q.Set("compute", compute)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var l RunList
+	err := c.Do(ctx, http.MethodGet, c.wsPath("runs")+"?"+q.Encode(), nil, &l)
+	return l.Items, err
+}
+
+// CancelRun asks for a run to be stopped.
+func (c *Client) CancelRun(ctx context.Context, id string) (*Run, error) {
+	var out Run
+	if err := c.Do(ctx, http.MethodPost, c.wsPath("runs", id+":cancel"), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Metrics returns every metric value a run logged.
+func (c *Client) Metrics(ctx context.Context, id string) ([]Metric, error) {
+	var l MetricList
+	err := c.Do(ctx, http.MethodGet, c.wsPath("runs", id, "metrics"), nil, &l)
+	return l.Items, err
+}
+
+// LogMetric posts one metric value for a run.
+func (c *Client) LogMetric(ctx context.Context, id, name string, value float64, step int64) error {
+	return c.Do(ctx, http.MethodPost, c.wsPath("runs", id, "metrics"), MetricPost{Name: name, Value: &value, Step: &step}, nil)
+}
+
+// stream opens a streaming GET and returns its body.
+func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := *c.HTTP
+	hc.Timeout = 0 // streams last as long as the run
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, Unavailable("cannot reach the Paddock server at %s: %v", c.Server, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		var eb ErrorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != nil {
+			return nil, eb.Error
+		}
+		return nil, &Error{Code: codeForStatus(resp.StatusCode), Message: "server answered " + resp.Status}
+	}
+	return resp.Body, nil
+}
+
+// FollowLogs calls fn for each log line after the cursor `after`; with
+// follow it continues until the run has ended and every line was seen,
+// reconnecting from the last line if the connection drops.
+func (c *Client) FollowLogs(ctx context.Context, id string, after int64, follow bool, fn func(LogLine) error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+		if follow {
+			q.Set("follow", "true")
+		}
+		body, err := c.stream(ctx, c.wsPath("runs", id, "logs")+"?"+q.Encode())
+		if err != nil {
+			if e, ok := err.(*Error); ok && e.Code != CodeUnavailable || !follow {
+				return err
+			}
+		} else {
+			sc := bufio.NewScanner(body)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var l LogLine
+				if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+					body.Close()
+					return fmt.Errorf("decoding a log line: %w", err)
+				}
+				if err := fn(l); err != nil {
+					body.Close()
+					return err
+				}
+				after = l.Seq
+				backoff = 100 * time.Millisecond
+			}
+			body.Close()
+			if !follow {
+				return sc.Err()
+			}
+			// The stream ends when the run has ended; make sure it has.
+			r, err := c.GetRun(ctx, id)
+			if err == nil && r.Status.Terminal() {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// Outputs returns a run's outputs as a tar.gz stream.
+func (c *Client) Outputs(ctx context.Context, id string) (io.ReadCloser, error) {
+	return c.stream(ctx, c.wsPath("runs", id, "outputs"))
+}

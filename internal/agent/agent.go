@@ -1,0 +1,271 @@
+// Package agent is the node agent: the process that runs on every node,
+// registers with the server, heartbeats, pulls assigned work, runs it,
+// streams its logs, uploads its outputs and reports how it ended.
+//
+// It connects out to the server (so it works behind NAT, in a Slurm
+// allocation or in a pod) and holds a long poll open, so an assignment
+// reaches it the moment it is made. Every report names the attempt it is
+// about; when the server answers that an attempt is no longer current, the
+// agent stops it. When the server is away the agent keeps its runs going,
+// buffers their logs and results, and delivers them once it is back.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/version"
+)
+
+// Config configures an agent.
+type Config struct {
+	Server     string // server URL
+	ServerFile string // or a file holding it, re-read whenever the server cannot be reached
+	Token      string // node token
+	TokenFile  string // or a file holding it
+	WorkDir    string // runs, caches and environments live here
+	PIDFile    string // written at start, removed at exit
+	// KillGrace is how long a run has between SIGTERM and SIGKILL.
+	KillGrace time.Duration
+	// OrphanTimeout ends an idle agent that cannot reach its server.
+	OrphanTimeout time.Duration
+	// Cores and MemoryGB override what is detected (0 = detect).
+	Cores, MemoryGB float64
+	Log             *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	client *api.Client
+	// uploads have no overall timeout; they are bounded by their context.
+	uploads *api.Client
+	node    api.AgentNode
+
+	mu       sync.Mutex
+	attempts map[string]*attempt // by run id
+	wg       sync.WaitGroup
+	envLocks sync.Map // venv key → *sync.Mutex
+}
+
+// Run runs an agent until ctx ends; then it stops its runs and returns.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.KillGrace == 0 {
+		cfg.KillGrace = 10 * time.Second
+	}
+	if cfg.OrphanTimeout == 0 {
+		cfg.OrphanTimeout = 10 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	for _, sub := range []string{"runs", "snapshots", "envs", "bin"} {
+		if err := os.MkdirAll(filepath.Join(cfg.WorkDir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	token := cfg.Token
+	if cfg.TokenFile != "" {
+		data, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("reading the node token: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+	}
+	if token == "" {
+		return errors.New("a node token is required (--token-file or PADDOCK_NODE_TOKEN)")
+	}
+	if cfg.PIDFile != "" {
+		if err := os.WriteFile(cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(cfg.PIDFile)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, attempts: map[string]*attempt{}}
+	a.client = api.NewClient(a.serverURL(), token, "")
+	a.client.HTTP = &http.Client{Timeout: 90 * time.Second}
+	a.uploads = api.NewClient(a.serverURL(), token, "")
+	a.uploads.HTTP = &http.Client{}
+	err := a.loop(ctx)
+	a.stopAll("the node agent is stopping")
+	a.wg.Wait()
+	return err
+}
+
+func (a *Agent) serverURL() string {
+	if a.cfg.ServerFile != "" {
+		if data, err := os.ReadFile(a.cfg.ServerFile); err == nil && len(strings.TrimSpace(string(data))) > 0 {
+			return strings.TrimRight(strings.TrimSpace(string(data)), "/")
+		}
+	}
+	return strings.TrimRight(a.cfg.Server, "/")
+}
+
+// refreshServer re-reads the server URL after a failed call.
+func (a *Agent) refreshServer() {
+	u := a.serverURL()
+	if u != a.client.Server {
+		a.log.Info("server URL changed", "url", u)
+	}
+	a.client.Server, a.uploads.Server = u, u
+}
+
+func (a *Agent) active() []api.AttemptRef {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]api.AttemptRef, 0, len(a.attempts))
+	for _, at := range a.attempts {
+		out = append(out, at.ref)
+	}
+	return out
+}
+
+// loop says hello, then long-polls for work until ctx ends.
+func (a *Agent) loop(ctx context.Context) error {
+	hello := false
+	backoff := 50 * time.Millisecond
+	lastContact := time.Now()
+	for ctx.Err() == nil {
+		var err error
+		if !hello {
+			err = a.hello(ctx)
+			hello = err == nil
+		} else {
+			var work api.AgentWork
+			err = a.client.Do(ctx, http.MethodPost, "/api/v1/agent/poll", api.AgentPoll{Active: a.active(), WaitMS: 25000}, &work)
+			if err == nil {
+				a.handle(ctx, work)
+			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
+				hello = false // the server forgot us (restart, lost node): introduce ourselves again
+			}
+		}
+		if err == nil {
+			backoff, lastContact = 50*time.Millisecond, time.Now()
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, api.ErrUnauthenticated) {
+			return fmt.Errorf("the server refused this node's token: %w", err)
+		}
+		if time.Since(lastContact) > a.cfg.OrphanTimeout && len(a.active()) == 0 {
+			return fmt.Errorf("no contact with the server for %s and nothing to report; exiting", a.cfg.OrphanTimeout)
+		}
+		a.log.Debug("server call failed; retrying", "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+		a.refreshServer()
+	}
+	return nil
+}
+
+func (a *Agent) hello(ctx context.Context) error {
+	h := detect(a.cfg)
+	h.Active = a.active()
+	var node api.AgentNode
+	if err := a.client.Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
+		return err
+	}
+	if a.node.NodeID == "" {
+		a.log.Info("registered", "node", node.NodeID, "compute", node.Compute, "server", a.client.Server,
+			"cores", h.Cores, "memory_gb", h.MemoryGB, "gpus", len(h.GPUs), "version", version.Version)
+	}
+	a.node = node
+	return nil
+}
+
+// handle starts new assignments and stops what the server cancels or no
+// longer recognises.
+func (a *Agent) handle(ctx context.Context, w api.AgentWork) {
+	for _, s := range w.Stale {
+		if at := a.get(s.RunID); at != nil && at.ref.Attempt == s.Attempt {
+			a.log.Warn("the server says this attempt is no longer current; stopping it", "run", s.RunID, "attempt", s.Attempt)
+			at.stop("stale", true)
+		}
+	}
+	for _, c := range w.Cancel {
+		if at := a.get(c.RunID); at != nil && at.ref.Attempt == c.Attempt {
+			at.stop(c.Reason, false)
+		}
+	}
+	for _, as := range w.Assignments {
+		a.mu.Lock()
+		if cur, ok := a.attempts[as.RunID]; ok && cur.ref.Attempt >= as.Attempt {
+			a.mu.Unlock()
+			continue // a redelivery of what we already run
+		}
+		at := newAttempt(a, as)
+		a.attempts[as.RunID] = at
+		a.mu.Unlock()
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			at.run(ctx)
+			a.mu.Lock()
+			if a.attempts[as.RunID] == at {
+				delete(a.attempts, as.RunID)
+			}
+			a.mu.Unlock()
+		}()
+	}
+}
+
+func (a *Agent) get(runID string) *attempt {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.attempts[runID]
+}
+
+func (a *Agent) stopAll(why string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.attempts {
+		at.stop(why, false)
+	}
+}
+
+// attemptPath is the API path of an attempt's reports.
+func attemptPath(ref api.AttemptRef, what string) string {
+	return fmt.Sprintf("/api/v1/agent/runs/%s/attempts/%d/%s", ref.RunID, ref.Attempt, what)
+}
+
+// report sends an attempt's status, retrying until the server has it (or
+// says the attempt is stale, or ctx ends). It reports whether the attempt
+// is still current.
+func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptReport) bool {
+	backoff := 50 * time.Millisecond
+	for {
+		err := a.client.Do(ctx, http.MethodPost, attemptPath(ref, "status"), rep, nil)
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, api.ErrConflict), errors.Is(err, api.ErrNotFound):
+			return false
+		case ctx.Err() != nil:
+			return false
+		}
+		a.log.Debug("reporting status failed; retrying", "run", ref.RunID, "status", rep.Status, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+		a.refreshServer()
+	}
+}

@@ -1,0 +1,326 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/agent/proc"
+	"github.com/paddock-ml/paddock/internal/snapshot"
+)
+
+// attempt is one attempt of a run on this node.
+type attempt struct {
+	a   *Agent
+	as  api.Assignment
+	ref api.AttemptRef
+
+	mu       sync.Mutex
+	stopped  chan struct{} // closed by stop
+	why      string
+	silent   bool // stale: report nothing more
+	stopOnce sync.Once
+}
+
+func newAttempt(a *Agent, as api.Assignment) *attempt {
+	return &attempt{a: a, as: as, ref: api.AttemptRef{RunID: as.RunID, Attempt: as.Attempt}, stopped: make(chan struct{})}
+}
+
+// stop asks the attempt to end; silent attempts report nothing more.
+func (at *attempt) stop(why string, silent bool) {
+	at.stopOnce.Do(func() {
+		at.mu.Lock()
+		at.why, at.silent = why, silent
+		at.mu.Unlock()
+		close(at.stopped)
+	})
+}
+
+func (at *attempt) stopReason() (string, bool) {
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	return at.why, at.silent
+}
+
+// outcome is how an attempt ended.
+type outcome struct {
+	status api.RunStatus
+	exit   *int
+	reason string
+	err    string
+}
+
+func failed(reason, format string, args ...any) outcome {
+	return outcome{status: api.RunFailed, reason: reason, err: fmt.Sprintf(format, args...)}
+}
+
+// run runs the attempt to its end and reports it. Reports use their own
+// context so an agent that is stopping still tells the server how its runs
+// ended.
+func (at *attempt) run(agentCtx context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(agentCtx))
+	defer cancel()
+	go func() {
+		select {
+		case <-agentCtx.Done():
+			// Give reports a little time after the agent is told to stop.
+			time.Sleep(15 * time.Second)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	log := at.a.log.With("run", at.ref.RunID, "attempt", at.ref.Attempt)
+	dir := filepath.Join(at.a.cfg.WorkDir, "runs", fmt.Sprintf("%s-%d", at.ref.RunID, at.ref.Attempt))
+	os.RemoveAll(dir)
+	ship := newShipper(at.a, at.ref, at.as.LogAck)
+	go ship.run(ctx)
+
+	out := at.execute(ctx, dir, ship)
+	ship.close()
+	if _, silent := at.stopReason(); silent {
+		ship.abandon()
+		os.RemoveAll(dir)
+		return
+	}
+	if !ship.wait(ctx) {
+		log.Warn("some log lines could not be delivered")
+	}
+	rep := api.AttemptReport{Status: out.status, ExitCode: out.exit, Reason: out.reason, Error: out.err}
+	files, err := at.uploadOutputs(ctx, filepath.Join(dir, "outputs"))
+	if err != nil {
+		log.Warn("uploading outputs failed", "err", err)
+		if rep.Error == "" {
+			rep.Error = "uploading outputs failed: " + err.Error()
+		}
+		if rep.Status == api.RunCompleted {
+			rep.Status, rep.Reason = api.RunFailed, "OutputUploadFailed"
+		}
+	}
+	rep.Outputs = files
+	if at.a.report(ctx, at.ref, rep) {
+		log.Info("attempt ended", "status", rep.Status, "exit_code", derefInt(out.exit), "reason", rep.Reason)
+	}
+	os.RemoveAll(dir)
+}
+
+func derefInt(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// execute prepares and runs the command; it returns how it ended.
+func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outcome {
+	as := at.as
+	if err := os.MkdirAll(filepath.Join(dir, "outputs"), 0o755); err != nil {
+		return failed("PreparationFailed", "creating the working directory: %v", err)
+	}
+	if as.Source != "" {
+		if err := at.fetchSource(ctx, as.Source, dir); err != nil {
+			return failed("PreparationFailed", "fetching the source snapshot: %v", err)
+		}
+	}
+	env := runEnv(as.Env)
+	cmd := as.Command
+	var err error
+	if slow := as.Environment.Requirements != "" || as.Environment.Image != ""; slow {
+		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunPreparing}) {
+			return outcome{}
+		}
+	}
+	env, cmd, err = at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship)
+	if err != nil {
+		return failed("EnvironmentFailed", "%v", err)
+	}
+	if why, _ := at.stopReason(); why != "" {
+		return outcome{status: api.RunCanceled, reason: "Canceled", err: why}
+	}
+	p, err := proc.Start(proc.Spec{
+		Name: fmt.Sprintf("%s-%d", as.RunID, as.Attempt), Path: cmd[0], Args: cmd[1:], Dir: dir, Env: env,
+		Stdout: ship.writer("stdout"), Stderr: ship.writer("stderr"),
+		Cores: as.Resources.Cores, MemoryBytes: int64(as.Resources.MemoryGB * (1 << 30)),
+	})
+	if err != nil {
+		code := 127
+		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", cmd[0], err)}
+	}
+	defer p.Cleanup()
+	waited := make(chan int, 1)
+	go func() {
+		code, _ := p.Wait()
+		waited <- code
+	}()
+	// Running is reported after the process started, so started_at is true.
+	go func() {
+		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunRunning}) {
+			at.stop("stale", true)
+		}
+	}()
+	var limit <-chan time.Time
+	if as.MaxRunDurationSeconds > 0 {
+		t := time.NewTimer(time.Duration(as.MaxRunDurationSeconds) * time.Second)
+		defer t.Stop()
+		limit = t.C
+	}
+	select {
+	case code := <-waited:
+		ship.flushWriters()
+		if code == 0 {
+			return outcome{status: api.RunCompleted, exit: &code}
+		}
+		return outcome{status: api.RunFailed, exit: &code, reason: "NonZeroExit", err: fmt.Sprintf("the command exited with code %d", code)}
+	case <-at.stopped:
+		why, _ := at.stopReason()
+		p.Stop(at.a.cfg.KillGrace)
+		code := <-waited
+		ship.flushWriters()
+		return outcome{status: api.RunCanceled, exit: &code, reason: "Canceled", err: why}
+	case <-limit:
+		p.Stop(at.a.cfg.KillGrace)
+		code := <-waited
+		ship.flushWriters()
+		return outcome{status: api.RunCanceled, exit: &code, reason: "MaxRunDurationExceeded",
+			err: fmt.Sprintf("the run exceeded max_run_duration_seconds (%d s) and was stopped", as.MaxRunDurationSeconds)}
+	}
+}
+
+// runEnv is the run's environment: this process's, less the agent's own
+// settings, plus the run's.
+func runEnv(extra map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PADDOCK_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = setEnv(env, k, extra[k])
+	}
+	return env
+}
+
+func setEnv(env []string, k, v string) []string {
+	prefix := k + "="
+	for i, kv := range env {
+		if strings.HasPrefix(kv, prefix) {
+			env[i] = prefix + v
+			return env
+		}
+	}
+	return append(env, prefix+v)
+}
+
+func getEnv(env []string, k string) string {
+	prefix := k + "="
+	for _, kv := range env {
+		if strings.HasPrefix(kv, prefix) {
+			return kv[len(prefix):]
+		}
+	}
+	return ""
+}
+
+// fetchSource unpacks the run's source snapshot into dir, downloading it
+// once per digest.
+func (at *attempt) fetchSource(ctx context.Context, digest, dir string) error {
+	cache := filepath.Join(at.a.cfg.WorkDir, "snapshots", digest+".tar.gz")
+	if _, err := os.Stat(cache); err != nil {
+		if err := at.a.download(ctx, "/api/v1/agent/snapshots/"+digest, cache, digest); err != nil {
+			return err
+		}
+	}
+	f, err := os.Open(cache)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = snapshot.Extract(f, dir, snapshot.DefaultLimits)
+	return err
+}
+
+// download fetches path into file, checking its sha256.
+func (a *Agent) download(ctx context.Context, path, file, digest string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.uploads.Server+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.uploads.Token)
+	resp, err := a.uploads.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the server answered %s", resp.Status)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".download-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, resp.Body); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Seek(0, 0); err != nil {
+		tmp.Close()
+		return err
+	}
+	got, _, err := snapshot.Digest(tmp)
+	tmp.Close()
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		return fmt.Errorf("downloaded snapshot has digest %s, want %s", got, digest)
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// uploadOutputs sends ./outputs when it holds anything.
+func (at *attempt) uploadOutputs(ctx context.Context, dir string) ([]api.OutputFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return nil, nil
+	}
+	if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunFinalizing}) {
+		return nil, errors.New("the attempt is no longer current")
+	}
+	var buf bytes.Buffer
+	if _, err := snapshot.Create(dir, &buf, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000}); err != nil {
+		return nil, err
+	}
+	var files []api.OutputFile
+	backoff := 100 * time.Millisecond
+	for {
+		err := at.a.uploads.Do(ctx, http.MethodPut, attemptPath(at.ref, "outputs"),
+			api.Raw{ContentType: "application/gzip", Data: bytes.NewReader(buf.Bytes())}, &files)
+		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) || ctx.Err() != nil {
+			return files, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+		at.a.refreshServer()
+	}
+}

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// prepareEnvironment makes the run's environment ready and returns the
+// environment variables and command to run:
+//   - python: an existing interpreter is put first on PATH as python and python3;
+//   - requirements: a venv made once per content hash and reused;
+//   - image: the command runs in a container with podman or docker;
+//   - none: the node's python3, as it is.
+func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper) ([]string, []string, error) {
+	e := as.Environment
+	switch {
+	case e.Python != "":
+		bin, err := a.pythonShim(e.Python)
+		if err != nil {
+			return nil, nil, err
+		}
+		return setEnv(env, "PATH", bin+":"+getEnv(env, "PATH")), cmd, nil
+	case e.Requirements != "":
+		venv, err := a.venv(ctx, e.Requirements, ship)
+		if err != nil {
+			return nil, nil, err
+		}
+		env = setEnv(env, "VIRTUAL_ENV", venv)
+		return setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd, nil
+	case e.Image != "":
+		return containerCommand(as, dir, env, cmd)
+	}
+	return env, cmd, nil
+}
+
+// pythonShim makes a directory whose python and python3 are the given
+// interpreter.
+func (a *Agent) pythonShim(python string) (string, error) {
+	if !filepath.IsAbs(python) {
+		p, err := exec.LookPath(python)
+		if err != nil {
+			return "", fmt.Errorf("python interpreter %q is not on this node's PATH", python)
+		}
+		python = p
+	}
+	if fi, err := os.Stat(python); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("python interpreter %s does not exist on this node or is not executable", python)
+	}
+	sum := sha256.Sum256([]byte(python))
+	dir := filepath.Join(a.cfg.WorkDir, "bin", hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, name := range []string{"python", "python3"} {
+		link := filepath.Join(dir, name)
+		if target, err := os.Readlink(link); err == nil && target == python {
+			continue
+		}
+		os.Remove(link)
+		if err := os.Symlink(python, link); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// venv returns a virtual environment with the requirements installed,
+// building it once per content hash. Concurrent runs with the same
+// requirements wait for one build.
+func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper) (string, error) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		return "", errors.New("requirements environments need python3 on this node's PATH")
+	}
+	sum := sha256.Sum256([]byte(python + "\x00" + requirements))
+	key := hex.EncodeToString(sum[:])[:24]
+	dir := filepath.Join(a.cfg.WorkDir, "envs", key)
+	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	defer lock.(*sync.Mutex).Unlock()
+	ready := filepath.Join(dir, ".paddock-ready")
+	if _, err := os.Stat(ready); err == nil {
+		ship.add("stderr", "[paddock] reusing environment "+key)
+		return dir, nil
+	}
+	os.RemoveAll(dir)
+	ship.add("stderr", "[paddock] building environment "+key+" from the requirements")
+	out := ship.writer("stderr")
+	run := func(name string, args ...string) error {
+		c := exec.CommandContext(ctx, name, args...)
+		c.Stdout, c.Stderr = out, out
+		err := c.Run()
+		out.flush()
+		return err
+	}
+	if err := run(python, "-m", "venv", dir); err != nil {
+		return "", fmt.Errorf("creating a venv with %s: %v", python, err)
+	}
+	req := filepath.Join(dir, "requirements.txt")
+	if err := os.WriteFile(req, []byte(requirements), 0o644); err != nil {
+		return "", err
+	}
+	if err := run(filepath.Join(dir, "bin", "pip"), "install", "--disable-pip-version-check", "--no-input", "-r", req); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("installing the requirements failed (%v); the run's log has pip's output", err)
+	}
+	return dir, os.WriteFile(ready, nil, 0o644)
+}
+
+// containerCommand wraps cmd to run in the image with podman or docker,
+// with the working directory mounted at /workdir.
+func containerCommand(as api.Assignment, dir string, env, cmd []string) ([]string, []string, error) {
+	engine := ""
+	for _, e := range []string{"podman", "docker"} {
+		if p, err := exec.LookPath(e); err == nil {
+			engine = p
+			break
+		}
+	}
+	if engine == "" {
+		return nil, nil, fmt.Errorf("image %q needs podman or docker on this node, and neither is installed", as.Environment.Image)
+	}
+	args := []string{engine, "run", "--rm", "--network", "host", "-v", dir + ":/workdir", "-w", "/workdir"}
+	if as.Resources.Cores > 0 {
+		args = append(args, "--cpus", strconv.FormatFloat(as.Resources.Cores, 'f', -1, 64))
+	}
+	if as.Resources.MemoryGB > 0 {
+		args = append(args, "--memory", strconv.FormatInt(int64(as.Resources.MemoryGB*(1<<30)), 10))
+	}
+	for k := range as.Env {
+		args = append(args, "-e", k)
+	}
+	args = append(args, as.Environment.Image)
+	return env, append(args, cmd...), nil
+}
+
+// detect reports this node's resources.
+func detect(cfg Config) api.AgentHello {
+	h := api.AgentHello{Cores: cfg.Cores, MemoryGB: cfg.MemoryGB}
+	h.Hostname, _ = os.Hostname()
+	if h.Cores == 0 {
+		h.Cores = float64(numCPU())
+	}
+	if h.MemoryGB == 0 {
+		h.MemoryGB = memTotalGB()
+	}
+	h.GPUs = detectGPUs()
+	return h
+}
+
+func memTotalGB() float64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return float64(int(kb/(1<<20)*10)) / 10
+		}
+	}
+	return 0
+}

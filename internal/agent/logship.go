@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// Log shipping limits.
+const (
+	maxLineBytes   = 64 << 10 // longer lines are split
+	maxBatchLines  = 2000
+	maxBufferLines = 200000 // unacknowledged lines kept while the server is away
+)
+
+// shipper sends an attempt's output lines to the server in order. Lines
+// are numbered from 1 within the attempt; the server acknowledges the last
+// one it stored, and the shipper resends everything after that until it is
+// acknowledged, so a server restart loses no line and duplicates none. If
+// the server is away so long that the buffer fills, the oldest unsent
+// lines are dropped and a marker line says how many.
+type shipper struct {
+	a   *Agent
+	ref api.AttemptRef
+
+	mu      sync.Mutex
+	lines   []api.AgentLogLine // not yet acknowledged
+	next    int64              // number of the next line
+	acked   int64
+	dropped int64
+	closed  bool
+	gone    bool // the attempt is stale: stop sending
+	kick    chan struct{}
+	done    chan struct{}
+
+	writers []*lineWriter
+}
+
+func newShipper(a *Agent, ref api.AttemptRef, ack int64) *shipper {
+	return &shipper{a: a, ref: ref, next: ack + 1, acked: ack, kick: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (s *shipper) add(stream, text string) {
+	s.mu.Lock()
+	if len(s.lines) >= maxBufferLines {
+		s.lines = s.lines[1:]
+		s.dropped++
+	}
+	s.lines = append(s.lines, api.AgentLogLine{N: s.next, Stream: stream, TimeNS: time.Now().UnixNano(), Text: text})
+	s.next++
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *shipper) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// close says no more lines come; run then sends what is left and ends.
+func (s *shipper) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// abandon stops sending (the attempt is stale).
+func (s *shipper) abandon() {
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// wait blocks until every line was acknowledged (true) or the shipper gave
+// up (false).
+func (s *shipper) wait(ctx context.Context) bool {
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines) == 0
+}
+
+func (s *shipper) run(ctx context.Context) {
+	defer close(s.done)
+	backoff := 50 * time.Millisecond
+	for {
+		s.mu.Lock()
+		if s.dropped > 0 {
+			// Keep numbering: the marker takes the place of the first kept line's predecessor.
+			s.lines = append([]api.AgentLogLine{{N: s.lines[0].N - 1, Stream: "stderr", TimeNS: time.Now().UnixNano(),
+				Text: "[paddock] log buffer full while the server was unreachable: older lines were dropped"}}, s.lines...)
+			s.dropped = 0
+		}
+		batch := append([]api.AgentLogLine(nil), s.lines[:min(len(s.lines), maxBatchLines)]...)
+		closed, gone := s.closed, s.gone
+		s.mu.Unlock()
+		if gone || len(batch) == 0 && closed {
+			return
+		}
+		if len(batch) == 0 {
+			select {
+			case <-s.kick:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		var ack api.LogAckBody
+		err := s.a.client.Do(ctx, http.MethodPost, attemptPath(s.ref, "logs"), api.AgentLogs{Lines: batch}, &ack)
+		switch {
+		case err == nil:
+			backoff = 50 * time.Millisecond
+			s.mu.Lock()
+			s.acked = max(s.acked, ack.Ack)
+			i := 0
+			for i < len(s.lines) && s.lines[i].N <= s.acked {
+				i++
+			}
+			s.lines = s.lines[i:]
+			s.mu.Unlock()
+		case errors.Is(err, api.ErrConflict), errors.Is(err, api.ErrNotFound), ctx.Err() != nil:
+			return
+		default:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			s.a.refreshServer()
+		}
+	}
+}
+
+// writer returns an io.Writer that turns a stream's bytes into lines.
+func (s *shipper) writer(stream string) *lineWriter {
+	w := &lineWriter{s: s, stream: stream}
+	s.writers = append(s.writers, w)
+	return w
+}
+
+// flushWriters emits any last line without a newline.
+func (s *shipper) flushWriters() {
+	for _, w := range s.writers {
+		w.flush()
+	}
+}
+
+// lineWriter splits written bytes into lines.
+type lineWriter struct {
+	s      *shipper
+	stream string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			for len(w.buf) >= maxLineBytes {
+				w.s.add(w.stream, string(w.buf[:maxLineBytes]))
+				w.buf = w.buf[maxLineBytes:]
+			}
+			break
+		}
+		line := append(w.buf, p[:i]...)
+		w.buf = w.buf[:0]
+		for len(line) > maxLineBytes {
+			w.s.add(w.stream, string(line[:maxLineBytes]))
+			line = line[maxLineBytes:]
+		}
+		w.s.add(w.stream, string(bytes.TrimSuffix(line, []byte("\r"))))
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.s.add(w.stream, string(w.buf))
+		w.buf = nil
+	}
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// Placeholders for the Linux-only state of a Process.
+type (
+	cgroup  struct{}
+	outPipe struct{}
+)
+
+var errUnsupported = fmt.Errorf("proc: not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+func start(Spec) (*Process, error)          { return nil, errUnsupported }
+func (p *Process) stop(time.Duration) error { return errUnsupported }
+func (p *Process) cleanup() error           { return errUnsupported }
+func (p *Process) alive() []int             { return nil }
+func cgroupMode() string                    { return "none: " + errUnsupported.Error() }

@@ -1,0 +1,162 @@
+// Package artifact keeps the files runs bring and produce on the server's
+// disk: source snapshots (content-addressed tar.gz) and each run's outputs
+// (an extracted tree). Every write goes to a temporary name first and is
+// renamed into place on success, so a crash never leaves half a file where
+// a reader looks.
+package artifact
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/snapshot"
+)
+
+// Store is the artifact directory.
+type Store struct {
+	dir string
+	// SnapshotLimit bounds an uploaded snapshot's compressed size.
+	SnapshotLimit int64
+	// OutputLimits bound a run's outputs.
+	OutputLimits snapshot.Limits
+}
+
+// New returns a store under dir, creating its folders.
+func New(dir string) (*Store, error) {
+	for _, sub := range []string{"snapshots", "outputs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{dir: dir, SnapshotLimit: snapshot.DefaultLimits.MaxBytes, OutputLimits: snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000}}, nil
+}
+
+var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ValidDigest reports whether s looks like a sha256 hex digest.
+func ValidDigest(s string) bool { return digestRE.MatchString(s) }
+
+// SnapshotPath is where a snapshot is kept.
+func (s *Store) SnapshotPath(digest string) string {
+	return filepath.Join(s.dir, "snapshots", digest+".tar.gz")
+}
+
+// HasSnapshot reports whether a snapshot is stored.
+func (s *Store) HasSnapshot(digest string) bool {
+	if !ValidDigest(digest) {
+		return false
+	}
+	_, err := os.Stat(s.SnapshotPath(digest))
+	return err == nil
+}
+
+// PutSnapshot stores an uploaded snapshot and returns its digest. It refuses
+// uploads larger than SnapshotLimit.
+func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "snapshot-*")
+	if err != nil {
+		return api.SnapshotRef{}, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, s.SnapshotLimit+1))
+	if err != nil {
+		tmp.Close()
+		return api.SnapshotRef{}, err
+	}
+	if n > s.SnapshotLimit {
+		tmp.Close()
+		return api.SnapshotRef{}, api.Invalid("source", "the source snapshot is larger than the %d MiB limit; exclude files with a .paddockignore", s.SnapshotLimit>>20)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return api.SnapshotRef{}, err
+	}
+	if err := tmp.Close(); err != nil {
+		return api.SnapshotRef{}, err
+	}
+	digest := hex.EncodeToString(h.Sum(nil))
+	if err := os.Rename(tmp.Name(), s.SnapshotPath(digest)); err != nil {
+		return api.SnapshotRef{}, err
+	}
+	return api.SnapshotRef{Digest: digest, Size: n}, nil
+}
+
+// OutputsDir is where a run's outputs are kept.
+func (s *Store) OutputsDir(runID string) string { return filepath.Join(s.dir, "outputs", runID) }
+
+// PutOutputs unpacks an attempt's outputs archive and makes it the run's
+// outputs, replacing those of an earlier attempt. It returns the file list.
+func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) {
+	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "outputs-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if _, err := snapshot.Extract(r, filepath.Join(tmp, "tree"), s.OutputLimits); err != nil {
+		var le *snapshot.LimitError
+		if errors.As(err, &le) {
+			return nil, api.Invalid("outputs", "%v", err)
+		}
+		return nil, api.Invalid("outputs", "the outputs archive was refused: %v", err)
+	}
+	dst := s.OutputsDir(runID)
+	old := filepath.Join(tmp, "old")
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.Rename(filepath.Join(tmp, "tree"), dst); err != nil {
+		return nil, err
+	}
+	return ListOutputs(dst)
+}
+
+// ListOutputs lists the regular files under dir with their sizes.
+func ListOutputs(dir string) ([]api.OutputFile, error) {
+	var out []api.OutputFile
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out = append(out, api.OutputFile{Path: filepath.ToSlash(rel), Size: info.Size()})
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, err
+}
+
+// WriteOutputs writes a run's outputs as tar.gz to w.
+func (s *Store) WriteOutputs(runID string, w io.Writer) error {
+	dir := s.OutputsDir(runID)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Join(s.dir, "tmp", "empty"), 0o700); err != nil {
+			return err
+		}
+		dir = filepath.Join(s.dir, "tmp", "empty")
+	}
+	_, err := snapshot.Create(dir, w, snapshot.Limits{MaxBytes: 1 << 40, MaxFiles: 1 << 30})
+	if err != nil {
+		return fmt.Errorf("packing outputs of %s: %w", runID, err)
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/agent"
+	"github.com/spf13/cobra"
+)
+
+func newAgentCmd() *cobra.Command {
+	var cfg agent.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent (started by the server or a node provider)",
+		Long: `Run the node agent on a node: it connects to the server with a node token,
+reports the node's cores, memory and GPUs, and runs the work assigned to it.
+The server starts it for the local target; node providers start it on the
+nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return api.Invalid("log-level", "--log-level must be debug, info, warn or error, not %q", logLevel)
+			}
+			if cfg.Token == "" {
+				cfg.Token = os.Getenv("PADDOCK_NODE_TOKEN")
+			}
+			if cfg.Server == "" && cfg.ServerFile == "" {
+				return api.Invalid("server", "--server or --server-file is required")
+			}
+			if cfg.WorkDir == "" {
+				return api.Invalid("work-dir", "--work-dir is required")
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return agent.Run(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", "", "server URL")
+	f.StringVar(&cfg.ServerFile, "server-file", "", "file holding the server URL, re-read when the server cannot be reached")
+	f.StringVar(&cfg.TokenFile, "token-file", "", "file holding the node token (or set PADDOCK_NODE_TOKEN)")
+	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for runs, caches and environments")
+	f.StringVar(&cfg.PIDFile, "pid-file", "", "write the agent's pid here")
+	f.DurationVar(&cfg.KillGrace, "kill-grace", 10*time.Second, "time a run has between SIGTERM and SIGKILL when stopped")
+	f.DurationVar(&cfg.OrphanTimeout, "orphan-timeout", 10*time.Minute, "exit when idle and the server has been unreachable this long")
+	f.Float64Var(&cfg.Cores, "cores", 0, "cores to offer (default: all)")
+	f.Float64Var(&cfg.MemoryGB, "memory-gb", 0, "memory to offer in GiB (default: all)")
+	f.StringVar(&logLevel, "log-level", "info", "log level")
+	return cmd
+}

@@ -1,0 +1,503 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/snapshot"
+	"github.com/spf13/cobra"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "run",
+		Aliases: []string{"runs"},
+		Short:   "Submit training runs and follow, inspect, cancel and download them",
+	}
+	cmd.AddCommand(runSubmitCmd(g), runListCmd(g), runShowCmd(g), runLogsCmd(g), runCancelCmd(g),
+		runWaitCmd(g), runDownloadCmd(g), runMetricsCmd(g))
+	return cmd
+}
+
+func runSubmitCmd(g *globals) *cobra.Command {
+	var (
+		in                             api.RunSubmit
+		source, requirements, duration string
+		envs                           []string
+		cores, memGB                   float64
+		gpus                           int
+		stream                         bool
+		idempotencyKey                 string
+	)
+	cmd := &cobra.Command{
+		Use:   "submit --compute NAME [flags] -- COMMAND [ARGS...]",
+		Short: "Submit a run: snapshot the source, queue the command, print the run id",
+		Long: `Submit a run. The source directory is snapshotted (honouring a .paddockignore
+with .gitignore syntax) and uploaded; the command runs in a copy of it on a node
+of the compute target. Files the run writes under ./outputs are kept.
+
+With --stream the command follows the run, printing its log, and exits with
+the run's outcome: 0 when it completed, its exit code when it failed.`,
+		Example: `  paddock run submit --compute local --source . -- python3 train.py --epochs 3
+  paddock run submit --compute local --source . --requirements requirements.txt --stream -- python3 train.py`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return api.Invalid("command", "the command to run is required after --, e.g. paddock run submit --compute local -- python3 train.py")
+			}
+			if in.Compute == "" {
+				return api.Invalid("compute", "--compute is required (see `paddock compute list`)")
+			}
+			in.Command = args
+			if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
+				in.Resources = &api.Resources{Cores: cores, MemoryGB: memGB, GPUs: gpus}
+			}
+			if duration != "" {
+				d, err := time.ParseDuration(duration)
+				if err != nil || d <= 0 {
+					return api.Invalid("max-run-duration", "--max-run-duration must be a duration such as 90s or 2h, not %q", duration)
+				}
+				in.MaxRunDurationSeconds = int64(d.Round(time.Second) / time.Second)
+			}
+			if len(envs) > 0 {
+				in.Env = map[string]string{}
+				for _, kv := range envs {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return api.Invalid("env", "--env must be KEY=VALUE, not %q", kv)
+					}
+					in.Env[k] = v
+				}
+			}
+			if requirements != "" {
+				data, err := os.ReadFile(requirements)
+				if err != nil {
+					return api.Invalid("requirements", "--requirements: cannot read %s: %v", requirements, unwrapPathErr(err))
+				}
+				in.Environment.Requirements = string(data)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if source != "" {
+				if in.Source, err = uploadSource(ctx, c, source); err != nil {
+					return err
+				}
+			}
+			if idempotencyKey == "" {
+				idempotencyKey = randomKey()
+			}
+			run, err := submitWithRetry(ctx, c, in, idempotencyKey)
+			if err != nil {
+				return err
+			}
+			if !stream {
+				return emit(cmd.OutOrStdout(), g.output, run, func(w io.Writer) { fmt.Fprintln(w, run.ID) })
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "run "+run.ID+" submitted")
+			return followRun(cmd, c, run.ID, true)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Compute, "compute", "", "the compute target to run on (required)")
+	f.StringVar(&source, "source", "", "directory to snapshot and run in (honours .paddockignore)")
+	f.StringVar(&in.Experiment, "experiment", "", "experiment the run belongs to (default \"default\")")
+	f.IntVar(&in.NodeCount, "nodes", 0, "number of nodes (default 1)")
+	f.Float64Var(&cores, "cores", 0, "cores per node (default 1)")
+	f.Float64Var(&memGB, "memory-gb", 0, "memory per node in GiB, enforced where cgroups allow (default: no limit)")
+	f.IntVar(&gpus, "gpus", 0, "GPUs per node (CUDA_VISIBLE_DEVICES is set)")
+	f.StringArrayVar(&envs, "env", nil, "environment variable KEY=VALUE for the run (repeatable)")
+	f.StringVar(&in.Environment.Python, "python", "", "an existing python interpreter on the node")
+	f.StringVar(&requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
+	f.StringVar(&in.Environment.Image, "image", "", "a container image (needs podman or docker on the node)")
+	f.StringVar(&duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
+	f.StringVar(&in.Distribution, "distribution", "", "none, pytorch or mpi")
+	f.BoolVar(&stream, "stream", false, "follow the run's log and exit with its outcome")
+	f.StringVar(&idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")
+	cmd.MarkFlagsMutuallyExclusive("python", "requirements", "image")
+	return cmd
+}
+
+func randomKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// submitWithRetry retries a submission that could not reach the server; the
+// idempotency key makes a retry of a request that did arrive harmless.
+func submitWithRetry(ctx context.Context, c *api.Client, in api.RunSubmit, key string) (*api.Run, error) {
+	var err error
+	for i, delay := 0, 200*time.Millisecond; i < 4; i, delay = i+1, delay*2 {
+		var run *api.Run
+		if run, err = c.SubmitRun(ctx, in, key); err == nil || !errors.Is(err, api.ErrUnavailable) {
+			return run, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+	return nil, err
+}
+
+// uploadSource snapshots dir and uploads it unless the server has it.
+func uploadSource(ctx context.Context, c *api.Client, dir string) (string, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return "", api.Invalid("source", "--source %s is not a directory", dir)
+	}
+	var buf bytes.Buffer
+	if _, err := snapshot.Create(dir, &buf, snapshot.DefaultLimits); err != nil {
+		return "", api.Invalid("source", "%v", err)
+	}
+	digest, _, err := snapshot.Digest(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return "", err
+	}
+	if ok, err := c.HasSnapshot(ctx, digest); err != nil {
+		return "", err
+	} else if ok {
+		return digest, nil
+	}
+	ref, err := c.UploadSnapshot(ctx, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return "", err
+	}
+	return ref.Digest, nil
+}
+
+// followRun prints a run's log as it comes and returns its outcome as an
+// error carrying the exit code (nil when it completed).
+func followRun(cmd *cobra.Command, c *api.Client, id string, printLogs bool) error {
+	ctx := cmd.Context()
+	errw := cmd.ErrOrStderr()
+	tty := isTerminal(errw)
+	if printLogs {
+		out := cmd.OutOrStdout()
+		err := c.FollowLogs(ctx, id, 0, true, func(l api.LogLine) error {
+			if l.Stream == "stderr" {
+				_, err := fmt.Fprintln(errw, l.Text)
+				return err
+			}
+			_, err := fmt.Fprintln(out, l.Text)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var last api.RunStatus
+	run, err := c.WaitRun(ctx, id, func(r *api.Run) {
+		if tty && r.Status != last {
+			fmt.Fprintf(errw, "%s: %s\n", id, r.Status)
+		}
+		last = r.Status
+	})
+	if err != nil {
+		return err
+	}
+	return outcomeErr(errw, run)
+}
+
+// outcomeErr maps a finished run to the CLI's exit: 0 when it completed,
+// its exit code when it failed with one, else 1.
+func outcomeErr(errw io.Writer, r *api.Run) error {
+	if r.Status == api.RunCompleted {
+		return nil
+	}
+	msg := r.Error
+	if msg == "" {
+		msg = string(r.Status)
+	}
+	fmt.Fprintf(errw, "run %s %s: %s\n", r.ID, strings.ToLower(string(r.Status)), msg)
+	if r.ExitCode != nil && *r.ExitCode > 0 && *r.ExitCode < 256 {
+		return exitError{code: *r.ExitCode}
+	}
+	return exitError{code: 1}
+}
+
+func runListCmd(g *globals) *cobra.Command {
+	var compute string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List runs, newest first",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			runs, err := c.ListRuns(cmd.Context(), compute, limit)
+			if err != nil {
+				return err
+			}
+			if runs == nil {
+				runs = []api.Run{}
+			}
+			return emit(cmd.OutOrStdout(), g.output, runs, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tSTATUS\tCOMPUTE\tEXPERIMENT\tAGE\tDURATION\tCOMMAND")
+				for _, r := range runs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Compute, r.Experiment,
+						age(r.CreatedAt), duration(r), truncate(strings.Join(r.Command, " "), 40))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&compute, "compute", "", "only runs of this compute target")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many runs")
+	return cmd
+}
+
+func duration(r api.Run) string {
+	if r.StartedAt == nil {
+		return "-"
+	}
+	end := time.Now()
+	if r.EndedAt != nil {
+		end = *r.EndedAt
+	}
+	return end.Sub(*r.StartedAt).Round(time.Millisecond).String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func runShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a run: status, attempts, metrics, outputs",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.GetRun(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g.output, r, func(w io.Writer) { showRun(w, r) })
+		},
+	}
+}
+
+func showRun(w io.Writer, r *api.Run) {
+	fmt.Fprintf(w, "ID:\t%s\n", r.ID)
+	fmt.Fprintf(w, "Status:\t%s\n", r.Status)
+	if r.StatusReason != "" {
+		fmt.Fprintf(w, "Reason:\t%s\n", r.StatusReason)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "Error:\t%s\n", r.Error)
+	}
+	if r.ExitCode != nil {
+		fmt.Fprintf(w, "Exit code:\t%d\n", *r.ExitCode)
+	}
+	fmt.Fprintf(w, "Compute:\t%s\n", r.Compute)
+	fmt.Fprintf(w, "Experiment:\t%s\n", r.Experiment)
+	cmdline, _ := json.Marshal(r.Command)
+	fmt.Fprintf(w, "Command:\t%s\n", cmdline)
+	fmt.Fprintf(w, "Created:\t%s by %s\n", r.CreatedAt.Format(time.RFC3339), r.CreatedBy)
+	fmt.Fprintf(w, "Duration:\t%s\n", duration(*r))
+	for _, a := range r.Attempts {
+		line := fmt.Sprintf("#%d on %s: %s", a.Number, a.Node, a.Status)
+		if a.ExitCode != nil {
+			line += fmt.Sprintf(", exit %d", *a.ExitCode)
+		}
+		if a.Reason != "" {
+			line += " (" + a.Reason + ")"
+		}
+		fmt.Fprintf(w, "Attempt:\t%s\n", line)
+	}
+	for _, name := range sortedMetricNames(r.Metrics) {
+		m := r.Metrics[name]
+		fmt.Fprintf(w, "Metric:\t%s = %g (step %d)\n", name, m.Value, m.Step)
+	}
+	for _, o := range r.Outputs {
+		fmt.Fprintf(w, "Output:\t%s (%d bytes)\n", o.Path, o.Size)
+	}
+}
+
+func sortedMetricNames(m map[string]api.Metric) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func runLogsCmd(g *globals) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a run's log; -f follows it until the run ends",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			enc := json.NewEncoder(out)
+			return c.FollowLogs(cmd.Context(), args[0], 0, follow, func(l api.LogLine) error {
+				switch {
+				case g.output != "table":
+					return enc.Encode(l)
+				case l.Stream == "stderr":
+					_, err := fmt.Fprintln(errw, l.Text)
+					return err
+				}
+				_, err := fmt.Fprintln(out, l.Text)
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run ends")
+	return cmd
+}
+
+func runCancelCmd(g *globals) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Stop a run (its whole process tree) and mark it Canceled",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.CancelRun(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !noWait && !r.Status.Terminal() {
+				if r, err = c.WaitRun(cmd.Context(), args[0], nil); err != nil {
+					return err
+				}
+			}
+			return emit(cmd.OutOrStdout(), g.output, r, func(w io.Writer) { fmt.Fprintf(w, "run %s: %s\n", r.ID, r.Status) })
+		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the cancel is accepted")
+	return cmd
+}
+
+func runWaitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait ID",
+		Short: "Wait for a run to end; exit with its outcome",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if g.output == "table" {
+				return followRun(cmd, c, args[0], false)
+			}
+			r, err := c.WaitRun(cmd.Context(), args[0], nil)
+			if err != nil {
+				return err
+			}
+			if err := emit(cmd.OutOrStdout(), g.output, r, nil); err != nil {
+				return err
+			}
+			return outcomeErr(cmd.ErrOrStderr(), r)
+		},
+	}
+}
+
+func runDownloadCmd(g *globals) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "download ID",
+		Short: "Download a run's outputs (what it wrote under ./outputs)",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if to == "" {
+				to = args[0]
+			}
+			body, err := c.Outputs(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer body.Close()
+			if err := os.MkdirAll(to, 0o755); err != nil {
+				return api.Invalid("to", "--to %s: %v", to, unwrapPathErr(err))
+			}
+			// Extract beside the destination and move files in, so a failed
+			// download leaves no half-written tree.
+			tmp, err := os.MkdirTemp(to, ".paddock-download-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			info, err := snapshot.Extract(body, tmp, snapshot.Limits{MaxBytes: 1 << 40, MaxFiles: 1 << 30})
+			if err != nil {
+				return fmt.Errorf("downloading outputs: %w", err)
+			}
+			entries, _ := os.ReadDir(tmp)
+			for _, e := range entries {
+				dst := filepath.Join(to, e.Name())
+				os.RemoveAll(dst)
+				if err := os.Rename(filepath.Join(tmp, e.Name()), dst); err != nil {
+					return err
+				}
+			}
+			return emit(cmd.OutOrStdout(), g.output, map[string]any{"to": to, "files": info.Files, "bytes": info.Bytes}, func(w io.Writer) {
+				fmt.Fprintf(w, "downloaded %d entries (%d bytes) to %s\n", info.Files, info.Bytes, to)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "directory to put the files in (default ./ID)")
+	return cmd
+}
+
+func runMetricsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "metrics ID",
+		Short: "Print every metric value a run logged",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ms, err := c.Metrics(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g.output, ms, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tSTEP\tVALUE\tTIME")
+				for _, m := range ms {
+					fmt.Fprintf(w, "%s\t%d\t%g\t%s\n", m.Name, m.Step, m.Value, m.Time.Format(time.RFC3339Nano))
+				}
+			})
+		},
+	}
+}

@@ -1,0 +1,445 @@
+// Package dispatch owns the state of runs and nodes while the server runs.
+//
+// One goroutine (the loop) applies every change — submissions, cancels,
+// agent polls and reports, lost nodes — to an in-memory view, places queued
+// runs with the scheduler, and commits all changes of a batch in one
+// transaction (group commit) before anyone is told. Callers send operations
+// and wait for their results; operations that arrive together share one
+// commit, which is what makes many state changes per second durable.
+//
+//	submit / cancel / agent poll / agent report / tick
+//	        │  ops channel
+//	        ▼
+//	   loop: apply ops → scheduler.Place → store.SaveBatch (one tx)
+//	        │
+//	        ├─► reply to callers
+//	        └─► wake agents' long-polls, notify log/status followers
+//
+// The store stays the truth: on start (and after a failed commit) the view
+// is rebuilt from it, and agents re-announce what they run on their next
+// poll, so a restart loses nothing.
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/scheduler"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Options tune the dispatcher.
+type Options struct {
+	// NodeLostAfter is how long a node may go without polling before its
+	// runs fail with reason NodeLost.
+	NodeLostAfter time.Duration
+	// APIURL is given to runs as PADDOCK_API_URL.
+	APIURL string
+}
+
+// Dispatcher is the run and node state machine.
+type Dispatcher struct {
+	st   store.Store
+	box  *secret.Box
+	log  *slog.Logger
+	now  func() time.Time
+	opts Options
+
+	ops chan *op
+
+	// Owned by the loop goroutine.
+	runs   map[string]*store.Run // runs that have not ended
+	queues map[string][]*store.Run
+	nodes  map[string]*node
+	seq    int64
+
+	watchMu  sync.Mutex
+	watchers map[string]chan struct{} // closed when the run changes
+}
+
+// node is a node's live state.
+type node struct {
+	store.Node
+	freeCores, freeMem float64
+	freeGPUs           []int
+	pending            []string // runs assigned and not yet delivered
+	cancels            []api.CancelOrder
+	wake               chan struct{} // closed when there is something to deliver
+	lastSeen           time.Time
+}
+
+type op struct {
+	fn   func(tx *txn) error
+	done chan error
+}
+
+// txn collects what a batch changed.
+type txn struct {
+	d        *Dispatcher
+	runs     map[string]*store.Run
+	nodes    map[string]*node
+	delNodes []string
+	wake     map[string]bool
+	schedule bool
+}
+
+func (tx *txn) touchRun(r *store.Run) { tx.runs[r.ID] = r }
+func (tx *txn) touchNode(n *node)     { tx.nodes[n.ID] = n }
+func (tx *txn) wakeNode(id string)    { tx.wake[id] = true }
+func (tx *txn) now() time.Time        { return tx.d.now() }
+func (tx *txn) timeNow() *time.Time   { t := tx.d.now(); return &t }
+
+// New returns a dispatcher; Run loads state and starts the loop.
+func New(st store.Store, box *secret.Box, log *slog.Logger, now func() time.Time, opts Options) *Dispatcher {
+	if opts.NodeLostAfter == 0 {
+		opts.NodeLostAfter = 60 * time.Second
+	}
+	return &Dispatcher{st: st, box: box, log: log, now: now, opts: opts,
+		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
+}
+
+// SetAPIURL sets the URL runs reach the server at (known once listening).
+func (d *Dispatcher) SetAPIURL(u string) {
+	d.do(context.Background(), func(*txn) error { d.opts.APIURL = u; return nil })
+}
+
+// Load rebuilds the in-memory view from the store. It must be called
+// before Run.
+func (d *Dispatcher) Load(ctx context.Context) error {
+	active, err := d.st.ActiveRuns(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := d.st.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	seq, err := d.st.MaxRunSeq(ctx)
+	if err != nil {
+		return err
+	}
+	d.seq = seq
+	d.runs, d.queues, d.nodes = map[string]*store.Run{}, map[string][]*store.Run{}, map[string]*node{}
+	now := d.now()
+	for _, n := range nodes {
+		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now} // a grace period after a restart
+		nd.freeCores, nd.freeMem = n.Cores, n.MemoryGB
+		for _, g := range n.GPUs {
+			nd.freeGPUs = append(nd.freeGPUs, g.Index)
+		}
+		d.nodes[n.ID] = nd
+	}
+	for i := range active {
+		r := &active[i]
+		d.runs[r.ID] = r
+		if r.Status == api.RunQueued || r.Node == "" {
+			d.enqueue(r)
+			continue
+		}
+		if nd := d.nodes[r.Node]; nd != nil {
+			d.allocate(nd, r)
+			if r.Status == api.RunStarting {
+				nd.pending = append(nd.pending, r.ID) // redeliver: the agent may never have seen it
+			}
+			if r.CancelRequested != "" {
+				nd.cancels = append(nd.cancels, api.CancelOrder{RunID: r.ID, Attempt: r.Attempt, Reason: r.CancelRequested})
+			}
+		}
+	}
+	return nil
+}
+
+func queueKey(ws, compute string) string { return ws + "/" + strings.ToLower(compute) }
+
+func (d *Dispatcher) enqueue(r *store.Run) {
+	k := queueKey(r.Workspace, r.Compute)
+	q := append(d.queues[k], r)
+	sort.SliceStable(q, func(i, j int) bool { return q[i].Seq < q[j].Seq })
+	d.queues[k] = q
+}
+
+func (d *Dispatcher) dequeue(r *store.Run) {
+	k := queueKey(r.Workspace, r.Compute)
+	q := d.queues[k]
+	for i, x := range q {
+		if x.ID == r.ID {
+			d.queues[k] = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(d.queues[k]) == 0 {
+		delete(d.queues, k)
+	}
+}
+
+// gpusOf returns the GPU indices the current attempt holds on its node.
+func gpusOf(r *store.Run) []int {
+	if n := len(r.Attempts); n > 0 {
+		return r.Attempts[n-1].GPUs
+	}
+	return nil
+}
+
+func (d *Dispatcher) allocate(nd *node, r *store.Run) {
+	nd.freeCores -= r.Resources.Cores
+	nd.freeMem -= r.Resources.MemoryGB
+	held := map[int]bool{}
+	for _, g := range gpusOf(r) {
+		held[g] = true
+	}
+	kept := nd.freeGPUs[:0]
+	for _, g := range nd.freeGPUs {
+		if !held[g] {
+			kept = append(kept, g)
+		}
+	}
+	nd.freeGPUs = kept
+}
+
+func (d *Dispatcher) release(nd *node, r *store.Run) {
+	nd.freeCores += r.Resources.Cores
+	nd.freeMem += r.Resources.MemoryGB
+	nd.freeGPUs = append(nd.freeGPUs, gpusOf(r)...)
+	sort.Ints(nd.freeGPUs)
+	for i, id := range nd.pending {
+		if id == r.ID {
+			nd.pending = append(nd.pending[:i:i], nd.pending[i+1:]...)
+			break
+		}
+	}
+}
+
+// Run processes operations until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var first *op
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-d.ops:
+		case <-tick.C:
+			first = &op{fn: d.checkNodes}
+		}
+		batch := []*op{first}
+	drain:
+		for len(batch) < 512 {
+			select {
+			case o := <-d.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		d.apply(ctx, batch)
+	}
+}
+
+func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
+	tx := &txn{d: d, runs: map[string]*store.Run{}, nodes: map[string]*node{}, wake: map[string]bool{}}
+	errs := make([]error, len(batch))
+	for i, o := range batch {
+		errs[i] = o.fn(tx)
+	}
+	if tx.schedule {
+		d.schedule(tx)
+	}
+	if err := d.commit(ctx, tx); err != nil {
+		d.log.Error("committing run state failed; reloading from the store", "err", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		if lerr := d.Load(ctx); lerr != nil {
+			d.log.Error("reloading run state failed", "err", lerr)
+		}
+	} else {
+		for id := range tx.wake {
+			if nd := d.nodes[id]; nd != nil {
+				close(nd.wake)
+				nd.wake = make(chan struct{})
+			}
+		}
+		for id := range tx.runs {
+			d.notify(id)
+		}
+	}
+	for i, o := range batch {
+		if o.done != nil {
+			o.done <- errs[i]
+		}
+	}
+}
+
+func (d *Dispatcher) commit(ctx context.Context, tx *txn) error {
+	if len(tx.runs) == 0 && len(tx.nodes) == 0 && len(tx.delNodes) == 0 {
+		return nil
+	}
+	runs := make([]store.Run, 0, len(tx.runs))
+	for _, r := range tx.runs {
+		runs = append(runs, *r)
+	}
+	nodes := make([]store.Node, 0, len(tx.nodes))
+	for _, n := range tx.nodes {
+		nodes = append(nodes, n.Node)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return d.st.SaveBatch(ctx, runs, nodes, tx.delNodes)
+}
+
+// do runs fn in the loop and waits for its commit.
+func (d *Dispatcher) do(ctx context.Context, fn func(tx *txn) error) error {
+	o := &op{fn: fn, done: make(chan error, 1)}
+	select {
+	case d.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Watch returns a channel closed at the next change of the run (status or
+// logs); callers re-read and watch again.
+func (d *Dispatcher) Watch(runID string) <-chan struct{} {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	ch, ok := d.watchers[runID]
+	if !ok {
+		ch = make(chan struct{})
+		d.watchers[runID] = ch
+	}
+	return ch
+}
+
+// notify wakes the run's watchers.
+func (d *Dispatcher) notify(runID string) {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	if ch, ok := d.watchers[runID]; ok {
+		close(ch)
+		delete(d.watchers, runID)
+	}
+}
+
+// NotifyLogs tells followers of a run that lines arrived.
+func (d *Dispatcher) NotifyLogs(runID string) { d.notify(runID) }
+
+// schedule places queued runs on free nodes.
+func (d *Dispatcher) schedule(tx *txn) {
+	if len(d.queues) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(d.queues))
+	for k := range d.queues {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var queue []scheduler.Request
+	for _, k := range keys {
+		// Placements per pass are bounded by free capacity; the head of
+		// each queue is enough.
+		q := d.queues[k]
+		for _, r := range q[:min(len(q), 256)] {
+			queue = append(queue, scheduler.Request{RunID: r.ID, Target: k, Nodes: max(r.NodeCount, 1),
+				Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs})
+		}
+	}
+	var free []scheduler.Node
+	for _, nd := range d.nodes {
+		if nd.State == nodeUnusable || nd.State == nodeStarting {
+			continue
+		}
+		free = append(free, scheduler.Node{ID: nd.ID, Target: queueKey(nd.Workspace, nd.Compute),
+			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs})
+	}
+	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
+	for _, p := range scheduler.Place(queue, free) {
+		r := d.runs[p.RunID]
+		nd := d.nodes[p.Nodes[0]]
+		d.dequeue(r)
+		r.Attempt++
+		r.Node = nd.ID
+		r.Status, r.StatusReason = api.RunStarting, ""
+		r.Attempts = append(r.Attempts, api.Attempt{Number: r.Attempt, Node: nd.ID, Status: api.RunStarting, GPUs: p.GPUs[nd.ID]})
+		d.allocate(nd, r)
+		nd.pending = append(nd.pending, r.ID)
+		d.setNodeBusy(tx, nd)
+		tx.touchRun(r)
+		tx.wakeNode(nd.ID)
+	}
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// Node states.
+const (
+	nodeStarting = "starting"
+	nodeIdle     = "idle"
+	nodeRunning  = "running"
+	nodeUnusable = "unusable"
+)
+
+// setNodeBusy recomputes idle/running from the node's allocations.
+func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
+	if nd.State == nodeUnusable || nd.State == nodeStarting {
+		return
+	}
+	state := nodeIdle
+	for _, r := range d.runs {
+		if r.Node == nd.ID && r.Status != api.RunQueued {
+			state = nodeRunning
+			break
+		}
+	}
+	if nd.State != state {
+		nd.State = state
+		tx.touchNode(nd)
+	}
+}
+
+// finish ends the current attempt of r and the run itself.
+func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *int, reason, msg string) {
+	now := d.now()
+	if n := len(r.Attempts); n > 0 {
+		a := &r.Attempts[n-1]
+		a.Status, a.EndedAt, a.ExitCode, a.Reason, a.Error = status, &now, exit, reason, msg
+	}
+	r.Status, r.ExitCode, r.Error, r.EndedAt = status, exit, msg, &now
+	r.StatusReason = reason
+	r.CancelRequested = ""
+	if nd := d.nodes[r.Node]; nd != nil {
+		d.release(nd, r)
+		delete(d.runs, r.ID)
+		d.setNodeBusy(tx, nd)
+	} else {
+		delete(d.runs, r.ID)
+	}
+	d.dequeue(r)
+	tx.touchRun(r)
+	tx.schedule = true
+}
+
+func errStale(ref api.AttemptRef) error {
+	return api.Conflict("attempt %d of run %s is no longer current", ref.Attempt, ref.RunID)
+}

@@ -1,0 +1,412 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/scheduler"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// NewRunID returns a new, unique run id.
+func NewRunID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "run-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// RunToken returns the run-scoped token of an attempt. It is signed, not
+// stored, so it can be handed out again after a restart; it is accepted
+// only while that attempt is current and the run has not ended.
+func (d *Dispatcher) RunToken(runID string, attempt int) string {
+	a := strconv.Itoa(attempt)
+	return "pdr_" + runID + "_" + a + "_" + d.box.Sign("run-token", runID, a)
+}
+
+// ParseRunToken checks a run token's signature and returns what it names.
+func (d *Dispatcher) ParseRunToken(tok string) (runID string, attempt int, ok bool) {
+	parts := strings.Split(tok, "_")
+	if len(parts) != 4 || parts[0] != "pdr" {
+		return "", 0, false
+	}
+	if !d.box.Verify(parts[3], "run-token", parts[1], parts[2]) {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(parts[2])
+	return parts[1], n, err == nil
+}
+
+// Submit queues a new run. r must be validated; Submit gives it an id, a
+// place in the queue, and refuses a run no node of its target could ever
+// hold. A repeated idempotency key returns the first run.
+func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error) {
+	var out store.Run
+	err := d.do(ctx, func(tx *txn) error {
+		if r.IdempotencyKey != "" {
+			for _, x := range tx.runs {
+				if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
+					out = *x
+					return nil
+				}
+			}
+			if prev, err := d.st.RunByIdempotencyKey(ctx, r.Workspace, r.CreatedBy, r.IdempotencyKey); err == nil {
+				out = prev
+				return nil
+			}
+		}
+		if err := d.checkFits(&r); err != nil {
+			return err
+		}
+		d.seq++
+		r.Seq = d.seq
+		r.ID = NewRunID()
+		r.Status = api.RunQueued
+		r.CreatedAt = d.now()
+		run := r
+		d.runs[run.ID] = &run
+		d.enqueue(&run)
+		tx.touchRun(&run)
+		tx.schedule = true
+		out = run
+		return nil
+	})
+	if err != nil {
+		return store.Run{}, err
+	}
+	if cur, ok := d.current(ctx, out.ID); ok {
+		return cur, nil
+	}
+	return out, nil
+}
+
+// checkFits refuses a run larger than every node its target has.
+func (d *Dispatcher) checkFits(r *store.Run) error {
+	key := queueKey(r.Workspace, r.Compute)
+	req := scheduler.Request{Nodes: 1, Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs}
+	var count int
+	var biggest store.Node
+	for _, nd := range d.nodes {
+		if queueKey(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting {
+			continue
+		}
+		count++
+		gpus := make([]int, len(nd.GPUs))
+		if scheduler.Fits(req, scheduler.Node{FreeCores: nd.Cores, FreeMemGB: nd.MemoryGB, FreeGPUs: gpus}) {
+			return nil
+		}
+		if nd.Cores > biggest.Cores {
+			biggest = nd.Node
+		}
+	}
+	if count == 0 {
+		return nil // nodes may still register; the run waits in the queue
+	}
+	return api.Invalid("resources", "the run asks for %g cores, %g GiB memory and %d GPUs per node, more than any node of %s has (the largest: %g cores, %g GiB, %d GPUs)",
+		r.Resources.Cores, r.Resources.MemoryGB, r.Resources.GPUs, r.Compute, biggest.Cores, biggest.MemoryGB, len(biggest.GPUs))
+}
+
+// current returns the live copy of an active run.
+func (d *Dispatcher) current(ctx context.Context, id string) (store.Run, bool) {
+	var out store.Run
+	var ok bool
+	d.do(ctx, func(*txn) error {
+		if r := d.runs[id]; r != nil {
+			out, ok = *r, true
+		}
+		return nil
+	})
+	return out, ok
+}
+
+// Cancel stops a run: a queued run ends at once; a placed run's agent is
+// told to stop it and the run ends Canceled when the agent confirms.
+// Cancelling an ended run returns it unchanged.
+func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run, error) {
+	var out store.Run
+	var found bool
+	err := d.do(ctx, func(tx *txn) error {
+		r := d.runs[id]
+		if r == nil || r.Workspace != ws {
+			return nil
+		}
+		found = true
+		nd := d.nodes[r.Node]
+		switch {
+		case r.Status == api.RunQueued || r.Node == "":
+			d.finish(tx, r, api.RunCanceled, nil, "Canceled", why)
+		case nd == nil || nd.State == nodeUnusable:
+			d.finish(tx, r, api.RunCanceled, nil, "Canceled", why+" (its node was not reachable)")
+		default:
+			r.CancelRequested = why
+			tx.touchRun(r)
+			tx.wakeNode(nd.ID)
+		}
+		out = *r
+		return nil
+	})
+	if err != nil || found {
+		return out, err
+	}
+	return d.st.GetRun(ctx, ws, id)
+}
+
+// AddNode records a node before its agent starts (providers name nodes
+// before they create them, so a retried create finds the first one).
+func (d *Dispatcher) AddNode(ctx context.Context, n store.Node) error {
+	return d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[n.ID]
+		if nd == nil {
+			n.State = nodeStarting
+			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now()}
+			d.nodes[n.ID] = nd
+		} else {
+			nd.TokenHash = n.TokenHash
+		}
+		tx.touchNode(nd)
+		return nil
+	})
+}
+
+// Hello records what an agent reports about its node and makes the node
+// usable.
+func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello) (store.Node, error) {
+	var out store.Node
+	err := d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[nodeID]
+		if nd == nil {
+			return api.NotFound("node %q is not known to this server", nodeID)
+		}
+		nd.Hostname, nd.Cores, nd.MemoryGB, nd.Version, nd.Address = h.Hostname, h.Cores, h.MemoryGB, h.Version, h.Address
+		nd.GPUs = nil
+		for _, g := range h.GPUs {
+			nd.GPUs = append(nd.GPUs, store.GPU{Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMB: g.MemoryMB})
+		}
+		nd.lastSeen, nd.Reason = d.now(), ""
+		// Recompute free capacity from what is placed on the node.
+		nd.freeCores, nd.freeMem, nd.freeGPUs = nd.Cores, nd.MemoryGB, nil
+		for _, g := range nd.GPUs {
+			nd.freeGPUs = append(nd.freeGPUs, g.Index)
+		}
+		for _, r := range d.runs {
+			if r.Node == nd.ID && r.Status != api.RunQueued {
+				d.allocate(nd, r)
+			}
+		}
+		nd.State = nodeIdle
+		d.setNodeBusy(tx, nd)
+		tx.touchNode(nd)
+		tx.schedule = true
+		d.log.Info("node ready", "node", nd.ID, "compute", nd.Compute, "cores", nd.Cores, "memory_gb", nd.MemoryGB, "gpus", len(nd.GPUs))
+		out = nd.Node
+		return nil
+	})
+	return out, err
+}
+
+// Poll is an agent's heartbeat and request for work. It returns what is
+// to be done now and a channel closed when there may be more.
+func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.AttemptRef) (api.AgentWork, <-chan struct{}, error) {
+	var work api.AgentWork
+	var wake <-chan struct{}
+	err := d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[nodeID]
+		if nd == nil {
+			return api.NotFound("node %q is not known to this server", nodeID)
+		}
+		nd.lastSeen = d.now()
+		if nd.State == nodeUnusable || nd.State == nodeStarting {
+			return api.Conflict("node %q must say hello before polling", nodeID)
+		}
+		reported := map[string]bool{}
+		for _, ref := range active {
+			r := d.runs[ref.RunID]
+			if r == nil || r.Node != nodeID || r.Attempt != ref.Attempt {
+				work.Stale = append(work.Stale, ref)
+				continue
+			}
+			reported[ref.RunID] = true
+		}
+		pending := map[string]bool{}
+		kept := nd.pending[:0]
+		for _, id := range nd.pending {
+			if !reported[id] { // an agent that reports an attempt has it
+				pending[id] = true
+				kept = append(kept, id)
+			}
+		}
+		nd.pending = kept
+		for _, r := range d.runs {
+			if r.Node != nodeID || r.Status == api.RunQueued || reported[r.ID] || pending[r.ID] {
+				continue
+			}
+			if r.Status == api.RunStarting {
+				nd.pending = append(nd.pending, r.ID) // delivered, but the agent never got it
+				continue
+			}
+			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "the node's agent restarted and no longer runs this attempt")
+		}
+		for _, id := range nd.pending {
+			r := d.runs[id]
+			if r == nil {
+				continue
+			}
+			work.Assignments = append(work.Assignments, d.assignment(ctx, r))
+		}
+		nd.pending = nil
+		for _, r := range d.runs {
+			if r.Node == nodeID && r.CancelRequested != "" {
+				work.Cancel = append(work.Cancel, api.CancelOrder{RunID: r.ID, Attempt: r.Attempt, Reason: r.CancelRequested})
+			}
+		}
+		wake = nd.wake
+		return nil
+	})
+	return work, wake, err
+}
+
+func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignment {
+	env := map[string]string{}
+	for k, v := range r.Env {
+		env[k] = v
+	}
+	env["PADDOCK_RUN_ID"] = r.ID
+	env["PADDOCK_ATTEMPT"] = strconv.Itoa(r.Attempt)
+	env["PADDOCK_WORKSPACE"] = r.Workspace
+	env["PADDOCK_EXPERIMENT"] = r.Experiment
+	env["PADDOCK_API_URL"] = d.opts.APIURL
+	env["PADDOCK_RUN_TOKEN"] = d.RunToken(r.ID, r.Attempt)
+	gpus := gpusOf(r)
+	if nd := d.nodes[r.Node]; nd != nil && len(nd.GPUs) > 0 || len(gpus) > 0 {
+		env["CUDA_VISIBLE_DEVICES"] = joinInts(gpus)
+	}
+	ack, err := d.st.LogAck(ctx, r.ID, r.Attempt)
+	if err != nil {
+		d.log.Warn("reading log ack", "run", r.ID, "err", err)
+	}
+	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, Command: r.Command, Env: env,
+		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack}
+}
+
+// Report applies an agent's report about an attempt. A report about an
+// attempt that is not current is refused with api.ErrConflict, and the
+// agent stops that attempt.
+func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptRef, rep api.AttemptReport) error {
+	return d.do(ctx, func(tx *txn) error {
+		r := d.runs[ref.RunID]
+		if r == nil || r.Node != nodeID || r.Attempt != ref.Attempt {
+			return errStale(ref)
+		}
+		if nd := d.nodes[nodeID]; nd != nil {
+			nd.lastSeen = d.now()
+		}
+		a := &r.Attempts[len(r.Attempts)-1]
+		switch rep.Status {
+		case api.RunPreparing, api.RunRunning, api.RunFinalizing:
+			if rank(rep.Status) < rank(r.Status) {
+				return nil // an old report arriving late
+			}
+			r.Status, a.Status = rep.Status, rep.Status
+			if rep.Status == api.RunRunning && a.StartedAt == nil {
+				a.StartedAt = tx.timeNow()
+				if r.StartedAt == nil {
+					r.StartedAt = a.StartedAt
+				}
+			}
+			tx.touchRun(r)
+		case api.RunCompleted, api.RunFailed, api.RunCanceled:
+			status, reason := rep.Status, rep.Reason
+			if r.CancelRequested != "" && status != api.RunCompleted {
+				status, reason = api.RunCanceled, "Canceled"
+				if rep.Error == "" {
+					rep.Error = r.CancelRequested
+				}
+			}
+			if a.StartedAt == nil && rep.ExitCode != nil {
+				a.StartedAt = tx.timeNow()
+				if r.StartedAt == nil {
+					r.StartedAt = a.StartedAt
+				}
+			}
+			r.Outputs = rep.Outputs
+			d.finish(tx, r, status, rep.ExitCode, reason, rep.Error)
+		default:
+			return api.Invalid("status", "an agent cannot report status %q", rep.Status)
+		}
+		return nil
+	})
+}
+
+func rank(s api.RunStatus) int {
+	switch s {
+	case api.RunQueued:
+		return 0
+	case api.RunProvisioning:
+		return 1
+	case api.RunStarting:
+		return 2
+	case api.RunPreparing:
+		return 3
+	case api.RunRunning:
+		return 4
+	case api.RunFinalizing:
+		return 5
+	}
+	return 6
+}
+
+// checkNodes fails the runs of nodes that stopped polling.
+func (d *Dispatcher) checkNodes(tx *txn) error {
+	now := d.now()
+	for _, nd := range d.nodes {
+		if nd.State == nodeUnusable || now.Sub(nd.lastSeen) < d.opts.NodeLostAfter {
+			continue
+		}
+		wasStarting := nd.State == nodeStarting
+		nd.State = nodeUnusable
+		nd.Reason = fmt.Sprintf("no heartbeat for %s", now.Sub(nd.lastSeen).Round(1e9))
+		if wasStarting {
+			nd.Reason = "its agent never said hello"
+		}
+		tx.touchNode(nd)
+		for _, r := range d.runs {
+			if r.Node == nd.ID && r.Status != api.RunQueued {
+				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+nd.ID+" stopped responding ("+nd.Reason+")")
+			}
+		}
+		d.log.Warn("node lost", "node", nd.ID, "reason", nd.Reason)
+	}
+	return nil
+}
+
+// NodeByID returns a node's current record.
+func (d *Dispatcher) NodeByID(ctx context.Context, id string) (store.Node, bool) {
+	var out store.Node
+	var ok bool
+	d.do(ctx, func(*txn) error {
+		if nd := d.nodes[id]; nd != nil {
+			out, ok = nd.Node, true
+		}
+		return nil
+	})
+	return out, ok
+}
+
+// NodeBusy reports whether runs are placed on a node.
+func (d *Dispatcher) NodeBusy(ctx context.Context, id string) bool {
+	busy := false
+	d.do(ctx, func(*txn) error {
+		for _, r := range d.runs {
+			if r.Node == id && r.Status != api.RunQueued {
+				busy = true
+			}
+		}
+		return nil
+	})
+	return busy
+}

@@ -1,0 +1,106 @@
+// Package scheduler decides where queued runs go. Place is a pure function
+// of a snapshot — the queue and the nodes' free resources in, placements
+// out — so it is tested with tables and knows nothing of stores or agents.
+// The dispatcher applies its plan.
+//
+// Rules:
+//   - Each target's queue is FIFO: runs are considered in order, and the
+//     first run that does not fit blocks the runs behind it on that target,
+//     so a large run is never starved by a stream of small ones.
+//   - A multi-node run (gang) gets all its nodes in one placement or none;
+//     nothing is reserved while it waits.
+//   - Among nodes that fit, the one with the least free cores wins (best
+//     fit), which keeps other nodes empty so they can be scaled down.
+package scheduler
+
+import "sort"
+
+// Request is a queued run as the scheduler sees it.
+type Request struct {
+	RunID    string
+	Target   string // the compute target; runs only go to its nodes
+	Nodes    int    // node count, ≥ 1
+	Cores    float64
+	MemoryGB float64
+	GPUs     int
+}
+
+// Node is a node's free capacity.
+type Node struct {
+	ID        string
+	Target    string
+	FreeCores float64
+	FreeMemGB float64
+	FreeGPUs  []int // indices of unassigned GPUs
+}
+
+// Placement puts one run on its nodes.
+type Placement struct {
+	RunID string
+	Nodes []string         // one per node of the run
+	GPUs  map[string][]int // GPU indices assigned on each node
+}
+
+// Place returns placements for runs in queue order. queue must be in
+// priority-then-submission order; nodes is not modified.
+func Place(queue []Request, nodes []Node) []Placement {
+	free := make([]Node, len(nodes))
+	for i, n := range nodes {
+		free[i] = n
+		free[i].FreeGPUs = append([]int(nil), n.FreeGPUs...)
+	}
+	blocked := map[string]bool{}
+	var out []Placement
+	for _, r := range queue {
+		if blocked[r.Target] {
+			continue
+		}
+		picked := pick(r, free)
+		if picked == nil {
+			blocked[r.Target] = true
+			continue
+		}
+		p := Placement{RunID: r.RunID, GPUs: map[string][]int{}}
+		for _, i := range picked {
+			n := &free[i]
+			n.FreeCores -= r.Cores
+			n.FreeMemGB -= r.MemoryGB
+			if r.GPUs > 0 {
+				p.GPUs[n.ID] = n.FreeGPUs[:r.GPUs:r.GPUs]
+				n.FreeGPUs = n.FreeGPUs[r.GPUs:]
+			}
+			p.Nodes = append(p.Nodes, n.ID)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// pick chooses r.Nodes distinct nodes of r's target that fit, best fit
+// first, or returns nil.
+func pick(r Request, free []Node) []int {
+	var fit []int
+	for i, n := range free {
+		if n.Target == r.Target && fits(r, n) {
+			fit = append(fit, i)
+		}
+	}
+	need := max(r.Nodes, 1)
+	if len(fit) < need {
+		return nil
+	}
+	sort.SliceStable(fit, func(a, b int) bool { return free[fit[a]].FreeCores < free[fit[b]].FreeCores })
+	return fit[:need]
+}
+
+// eps absorbs float rounding in fractional cores.
+const eps = 1e-9
+
+func fits(r Request, n Node) bool {
+	return r.Cores <= n.FreeCores+eps && r.MemoryGB <= n.FreeMemGB+eps && r.GPUs <= len(n.FreeGPUs)
+}
+
+// Fits reports whether a run could ever run on a node of this total
+// capacity; runs that could not are refused at submission instead of
+// waiting forever.
+func Fits(r Request, capacity Node) bool { return fits(r, capacity) }

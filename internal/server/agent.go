@@ -1,0 +1,144 @@
+package server
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+func (a *API) agentHello(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.AgentHello
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	n, err := a.dispatch.Hello(r.Context(), who.Node.ID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.AgentNode{NodeID: n.ID, Compute: n.Compute})
+	return nil
+}
+
+// maxPollWait bounds how long a poll is held; agents poll again at once.
+const maxPollWait = 30 * time.Second
+
+func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.AgentPoll
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	wait := min(time.Duration(in.WaitMS)*time.Millisecond, maxPollWait)
+	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active)
+	if err != nil {
+		return err
+	}
+	if empty(work) && wait > 0 {
+		select {
+		case <-wake:
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return nil
+		}
+		if work, _, err = a.dispatch.Poll(r.Context(), who.Node.ID, in.Active); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, work)
+	return nil
+}
+
+func empty(w api.AgentWork) bool {
+	return len(w.Assignments) == 0 && len(w.Cancel) == 0 && len(w.Stale) == 0
+}
+
+func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, _ caller) error {
+	digest := r.PathValue("digest")
+	if !artifact.ValidDigest(digest) {
+		return api.Invalid("digest", "not a snapshot digest")
+	}
+	f, err := os.Open(a.art.SnapshotPath(digest))
+	if err != nil {
+		return api.NotFound("snapshot %s not found", digest)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/gzip")
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+// attemptOf reads the {id}/{n} path of an agent report and checks that
+// the attempt is current and on the caller's node.
+func (a *API) attemptOf(r *http.Request, who caller) (api.AttemptRef, store.Run, error) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	ref := api.AttemptRef{RunID: r.PathValue("id"), Attempt: n}
+	if err != nil {
+		return ref, store.Run{}, api.Invalid("attempt", "attempt must be a number")
+	}
+	run, err := a.store.GetRun(r.Context(), who.Node.Workspace, ref.RunID)
+	if err != nil {
+		return ref, run, err
+	}
+	if run.Attempt != n || run.Node != who.Node.ID {
+		return ref, run, api.Conflict("attempt %d of run %s is no longer current", n, ref.RunID)
+	}
+	return ref, run, nil
+}
+
+func (a *API) agentStatus(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.AttemptReport
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil {
+		return api.Invalid("attempt", "attempt must be a number")
+	}
+	if err := a.dispatch.Report(r.Context(), who.Node.ID, api.AttemptRef{RunID: r.PathValue("id"), Attempt: n}, in); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) agentLogs(w http.ResponseWriter, r *http.Request, who caller) error {
+	var in api.AgentLogs
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	ref, run, err := a.attemptOf(r, who)
+	if err != nil {
+		return err
+	}
+	lines := make([]store.LogLine, len(in.Lines))
+	for i, l := range in.Lines {
+		lines[i] = store.LogLine{ASeq: l.N, Stream: l.Stream, Time: time.Unix(0, l.TimeNS).UTC(), Text: l.Text}
+	}
+	ack, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, lines)
+	if err != nil {
+		return err
+	}
+	a.dispatch.NotifyLogs(run.ID)
+	writeJSON(w, http.StatusOK, api.LogAckBody{Ack: ack})
+	return nil
+}
+
+func (a *API) agentOutputs(w http.ResponseWriter, r *http.Request, who caller) error {
+	_, run, err := a.attemptOf(r, who)
+	if err != nil {
+		return err
+	}
+	files, err := a.art.PutOutputs(run.ID, r.Body)
+	if err != nil {
+		return err
+	}
+	if files == nil {
+		files = []api.OutputFile{}
+	}
+	writeJSON(w, http.StatusOK, files)
+	return nil
+}

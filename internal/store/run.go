@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// RunStore keeps runs, their logs and metrics, and nodes. Run and node
+// state changes are written in batches by the dispatcher (one transaction
+// for many changes: group commit); logs and metrics are appended directly.
+type RunStore interface {
+	// SaveBatch inserts or replaces the runs and nodes and deletes the
+	// nodes named in deleteNodes, all in one transaction.
+	SaveBatch(ctx context.Context, runs []Run, nodes []Node, deleteNodes []string) error
+	// GetRun finds a run by id in a workspace, or api.ErrNotFound.
+	GetRun(ctx context.Context, workspace, id string) (Run, error)
+	// ListRuns lists a workspace's runs, newest first.
+	ListRuns(ctx context.Context, workspace string, f RunFilter) ([]Run, error)
+	// ActiveRuns returns every run of every workspace that has not ended.
+	ActiveRuns(ctx context.Context) ([]Run, error)
+	// MaxRunSeq is the highest submission sequence number used.
+	MaxRunSeq(ctx context.Context) (int64, error)
+	// RunByTokenHash finds the run a run token belongs to, or api.ErrNotFound.
+	RunByTokenHash(ctx context.Context, hash string) (Run, error)
+	// RunByIdempotencyKey finds a run submitted with a key, or api.ErrNotFound.
+	RunByIdempotencyKey(ctx context.Context, workspace, user, key string) (Run, error)
+
+	// AppendLogs stores log lines; lines already stored (same run, attempt
+	// and agent line number) are ignored, so resending is safe. It returns
+	// the highest agent line number stored for the attempt.
+	AppendLogs(ctx context.Context, runID string, attempt int, lines []LogLine) (int64, error)
+	// LogAck is the highest agent line number stored for an attempt.
+	LogAck(ctx context.Context, runID string, attempt int) (int64, error)
+	// Logs returns up to limit lines after the cursor seq.
+	Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error)
+
+	// AddMetrics stores metric values.
+	AddMetrics(ctx context.Context, runID string, ms []api.Metric) error
+	// Metrics returns every value of a run, by name then step.
+	Metrics(ctx context.Context, runID string) ([]api.Metric, error)
+
+	// Nodes returns every node.
+	Nodes(ctx context.Context) ([]Node, error)
+	// NodeByTokenHash finds the node an agent token belongs to.
+	NodeByTokenHash(ctx context.Context, hash string) (Node, error)
+}
+
+// RunFilter narrows ListRuns.
+type RunFilter struct {
+	Compute string // lower-case name; empty for all
+	Limit   int    // 0 for the default (100)
+}
+
+// Run is a run as stored. The API view (api.Run) is derived from it.
+type Run struct {
+	api.Run
+	Workspace       string
+	Seq             int64
+	Node            string // node of the current attempt
+	TokenHash       string
+	IdempotencyKey  string
+	CancelRequested string // why a cancel was asked for, while it is pending
+}
+
+// LogLine is one line an agent sends.
+type LogLine struct {
+	ASeq   int64 // the agent's line number within the attempt, from 1
+	Stream string
+	Time   time.Time
+	Text   string
+}
+
+// Node is one machine (or slice of one) that runs an agent.
+type Node struct {
+	ID        string    `json:"id"`
+	Workspace string    `json:"workspace"`
+	Compute   string    `json:"compute"` // lower-case target name
+	TokenHash string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	State     string    `json:"state"` // starting, idle, running, unusable, leaving, preempted
+	Hostname  string    `json:"hostname,omitempty"`
+	Cores     float64   `json:"cores"`
+	MemoryGB  float64   `json:"memory_gb"`
+	GPUs      []GPU     `json:"gpus,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	LastSeen  time.Time `json:"last_seen"`
+	Reason    string    `json:"reason,omitempty"` // why it is unusable
+}
+
+// GPU is one accelerator on a node.
+type GPU struct {
+	Index    int    `json:"index"`
+	Name     string `json:"name"`
+	UUID     string `json:"uuid,omitempty"`
+	MemoryMB int    `json:"memory_mb,omitempty"`
+}

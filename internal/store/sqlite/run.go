@@ -1,0 +1,285 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// runData is what of a run is kept in the JSON data column; the columns
+// used for lookups are kept beside it.
+type runData struct {
+	api.Run
+	CancelRequested string `json:"cancel_requested,omitempty"`
+}
+
+// SaveBatch implements store.Store.
+func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.Node, deleteNodes []string) error {
+	if len(runs) == 0 && len(nodes) == 0 && len(deleteNodes) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(runs) > 0 {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO runs(id, workspace, compute, seq, status, node, token_hash, idem_key,
+			created_by, created_at, data) VALUES(?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(id) DO UPDATE SET status=excluded.status, node=excluded.node,
+			token_hash=excluded.token_hash, data=excluded.data`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for i := range runs {
+			r := &runs[i]
+			data, err := json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested})
+			if err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(ctx, r.ID, r.Workspace, r.Compute, r.Seq, string(r.Status), r.Node, r.TokenHash,
+				r.IdempotencyKey, r.CreatedBy, ts(r.CreatedAt), string(data)); err != nil {
+				if isUniqueViolation(err) {
+					return api.Conflict("a run was already submitted with this Idempotency-Key")
+				}
+				return err
+			}
+		}
+	}
+	for _, n := range nodes {
+		data, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO nodes(id, workspace, compute, token_hash, created_at, data) VALUES(?,?,?,?,?,?)
+			ON CONFLICT(id) DO UPDATE SET token_hash=excluded.token_hash, data=excluded.data`,
+			n.ID, n.Workspace, n.Compute, n.TokenHash, ts(n.CreatedAt), string(data)); err != nil {
+			return err
+		}
+	}
+	for _, id := range deleteNodes {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE id = ?`, id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+const runCols = `workspace, seq, node, token_hash, idem_key, data`
+
+func scanRun(r rowScanner) (store.Run, error) {
+	var out store.Run
+	var data string
+	if err := r.Scan(&out.Workspace, &out.Seq, &out.Node, &out.TokenHash, &out.IdempotencyKey, &data); err != nil {
+		return out, err
+	}
+	var d runData
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		return out, err
+	}
+	out.Run, out.CancelRequested = d.Run, d.CancelRequested
+	return out, nil
+}
+
+func (s *Store) oneRun(ctx context.Context, where string, args ...any) (store.Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, api.NotFound("run not found")
+	}
+	return r, err
+}
+
+func (s *Store) runs(ctx context.Context, query string, args ...any) ([]store.Run, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs WHERE `+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// GetRun implements store.Store.
+func (s *Store) GetRun(ctx context.Context, workspace, id string) (store.Run, error) {
+	r, err := s.oneRun(ctx, `workspace = ? AND id = ?`, workspace, id)
+	if errors.Is(err, api.ErrNotFound) {
+		return r, api.NotFound("run %q not found in workspace %q", id, workspace)
+	}
+	return r, err
+}
+
+// ListRuns implements store.Store.
+func (s *Store) ListRuns(ctx context.Context, workspace string, f store.RunFilter) ([]store.Run, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	if f.Compute != "" {
+		return s.runs(ctx, `workspace = ? AND compute = ? ORDER BY seq DESC LIMIT ?`, workspace, f.Compute, f.Limit)
+	}
+	return s.runs(ctx, `workspace = ? ORDER BY seq DESC LIMIT ?`, workspace, f.Limit)
+}
+
+// ActiveRuns implements store.Store.
+func (s *Store) ActiveRuns(ctx context.Context) ([]store.Run, error) {
+	return s.runs(ctx, `status NOT IN ('Completed','Failed','Canceled') ORDER BY seq`)
+}
+
+// MaxRunSeq implements store.Store.
+func (s *Store) MaxRunSeq(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM runs`).Scan(&n)
+	return n, err
+}
+
+// RunByTokenHash implements store.Store.
+func (s *Store) RunByTokenHash(ctx context.Context, hash string) (store.Run, error) {
+	return s.oneRun(ctx, `token_hash = ?`, hash)
+}
+
+// RunByIdempotencyKey implements store.Store.
+func (s *Store) RunByIdempotencyKey(ctx context.Context, workspace, user, key string) (store.Run, error) {
+	return s.oneRun(ctx, `workspace = ? AND created_by = ? AND idem_key = ?`, workspace, user, key)
+}
+
+// AppendLogs implements store.Store.
+func (s *Store) AppendLogs(ctx context.Context, runID string, attempt int, lines []store.LogLine) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO run_logs(run_id, attempt, aseq, stream, ts, line) VALUES(?,?,?,?,?,?)
+		ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	for _, l := range lines {
+		if _, err := st.ExecContext(ctx, runID, attempt, l.ASeq, l.Stream, ts(l.Time), l.Text); err != nil {
+			return 0, err
+		}
+	}
+	var ack int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ?`,
+		runID, attempt).Scan(&ack); err != nil {
+		return 0, err
+	}
+	return ack, tx.Commit()
+}
+
+// LogAck implements store.Store.
+func (s *Store) LogAck(ctx context.Context, runID string, attempt int) (int64, error) {
+	var ack int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ?`,
+		runID, attempt).Scan(&ack)
+	return ack, err
+}
+
+// Logs implements store.Store.
+func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, attempt, stream, ts, line FROM run_logs
+		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []api.LogLine
+	for rows.Next() {
+		var l api.LogLine
+		var t string
+		if err := rows.Scan(&l.Seq, &l.Attempt, &l.Stream, &t, &l.Text); err != nil {
+			return nil, err
+		}
+		l.Time = parseTS(t)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// AddMetrics implements store.Store.
+func (s *Store) AddMetrics(ctx context.Context, runID string, ms []api.Metric) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, m := range ms {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO run_metrics(run_id, name, step, value, ts) VALUES(?,?,?,?,?)`,
+			runID, m.Name, m.Step, m.Value, ts(m.Time)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Metrics implements store.Store.
+func (s *Store) Metrics(ctx context.Context, runID string) ([]api.Metric, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, step, value, ts FROM run_metrics WHERE run_id = ?
+		ORDER BY name, step, rowid`, runID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []api.Metric
+	for rows.Next() {
+		var m api.Metric
+		var t string
+		if err := rows.Scan(&m.Name, &m.Step, &m.Value, &t); err != nil {
+			return nil, err
+		}
+		m.Time = parseTS(t)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) nodes(ctx context.Context, where string, args ...any) ([]store.Node, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT token_hash, data FROM nodes WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Node
+	for rows.Next() {
+		var hash, data string
+		if err := rows.Scan(&hash, &data); err != nil {
+			return nil, err
+		}
+		var n store.Node
+		if err := json.Unmarshal([]byte(data), &n); err != nil {
+			return nil, err
+		}
+		n.TokenHash = hash
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Nodes implements store.Store.
+func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
+	return s.nodes(ctx, `1 ORDER BY id`)
+}
+
+// NodeByTokenHash implements store.Store.
+func (s *Store) NodeByTokenHash(ctx context.Context, hash string) (store.Node, error) {
+	ns, err := s.nodes(ctx, `token_hash = ?`, hash)
+	if err != nil {
+		return store.Node{}, err
+	}
+	if len(ns) == 0 {
+		return store.Node{}, api.NotFound("no such node")
+	}
+	return ns[0], nil
+}

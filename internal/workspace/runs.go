@@ -1,0 +1,146 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Runnable reports whether runs can be submitted to targets of a type on
+// this server. Clusters and instances get nodes with the autoscaler.
+var Runnable = map[string]bool{"local": true}
+
+var (
+	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	experimentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+)
+
+// Limits of a submission.
+const (
+	maxCommandArgs   = 4096
+	maxRequirements  = 1 << 20
+	maxEnvVars       = 256
+	defaultCores     = 1
+	defaultExperient = "default"
+)
+
+// ValidateRun checks a submission and returns the run to queue (without id
+// or place in the queue, which the dispatcher gives it). hasSource reports
+// whether a snapshot digest is stored.
+func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSubmit, hasSource func(string) bool) (store.Run, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return store.Run{}, err
+	}
+	if in.Compute == "" {
+		return store.Run{}, api.Invalid("compute", "compute is required: the name of a compute target (`paddock compute list`)")
+	}
+	target, err := s.Store.GetCompute(ctx, ws, in.Compute)
+	if errors.Is(err, api.ErrNotFound) {
+		return store.Run{}, api.Invalid("compute", "compute %q is not a compute target of workspace %q (`paddock compute list`)", in.Compute, ws)
+	}
+	if err != nil {
+		return store.Run{}, err
+	}
+	if target.State != api.StateSucceeded {
+		return store.Run{}, api.Conflict("compute target %q is %s; runs can be submitted once it is Succeeded", target.Name, target.State)
+	}
+	if !Runnable[target.Type] {
+		return store.Run{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
+			target.Type, strings.Join(runnableTypes(), ", "))
+	}
+	if len(in.Command) == 0 || strings.TrimSpace(in.Command[0]) == "" {
+		return store.Run{}, api.Invalid("command", "command is required, e.g. `paddock run submit --compute local -- python3 train.py`")
+	}
+	if len(in.Command) > maxCommandArgs {
+		return store.Run{}, api.Invalid("command", "command has more than %d arguments", maxCommandArgs)
+	}
+	if in.Experiment == "" {
+		in.Experiment = defaultExperient
+	} else if !experimentName.MatchString(in.Experiment) {
+		return store.Run{}, api.Invalid("experiment", "experiment %q must be 1 to 255 letters, digits, '_', '.' or '-', starting with a letter or digit", in.Experiment)
+	}
+	if in.Source != "" && !hasSource(in.Source) {
+		return store.Run{}, api.Invalid("source", "source snapshot %q is not stored on the server; upload it first (PUT .../snapshots)", in.Source)
+	}
+	env := in.Environment
+	set := 0
+	for _, v := range []string{env.Python, env.Requirements, env.Image} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return store.Run{}, api.Invalid("environment", "give at most one of python, requirements and image")
+	}
+	if len(env.Requirements) > maxRequirements {
+		return store.Run{}, api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
+	}
+	if len(in.Env) > maxEnvVars {
+		return store.Run{}, api.Invalid("env", "at most %d environment variables are allowed", maxEnvVars)
+	}
+	for k := range in.Env {
+		if !envName.MatchString(k) {
+			return store.Run{}, api.Invalid("env", "environment variable name %q must be letters, digits and '_', not starting with a digit", k)
+		}
+		if strings.HasPrefix(k, "PADDOCK_") {
+			return store.Run{}, api.Invalid("env", "environment variable %s is set by Paddock and cannot be given", k)
+		}
+	}
+	res := api.Resources{Cores: defaultCores}
+	if in.Resources != nil {
+		res = *in.Resources
+		if res.Cores == 0 {
+			res.Cores = defaultCores
+		}
+	}
+	switch {
+	case res.Cores < 0:
+		return store.Run{}, api.Invalid("resources.cores", "resources.cores must not be negative")
+	case res.MemoryGB < 0:
+		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must not be negative")
+	case res.GPUs < 0:
+		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must not be negative")
+	}
+	if in.NodeCount == 0 {
+		in.NodeCount = 1
+	}
+	if in.NodeCount != 1 {
+		return store.Run{}, api.Invalid("node_count", "node_count must be 1 on a %s target; multi-node runs need a cluster", target.Type)
+	}
+	if in.ProcessCountPerNode == 0 {
+		in.ProcessCountPerNode = 1
+	}
+	if in.ProcessCountPerNode < 1 {
+		return store.Run{}, api.Invalid("process_count_per_node", "process_count_per_node must be at least 1")
+	}
+	if in.Distribution == "" {
+		in.Distribution = "none"
+	}
+	if in.Distribution != "none" && in.Distribution != "pytorch" && in.Distribution != "mpi" {
+		return store.Run{}, api.Invalid("distribution", "distribution must be none, pytorch or mpi, not %q", in.Distribution)
+	}
+	if in.MaxRunDurationSeconds < 0 {
+		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must not be negative")
+	}
+	return store.Run{
+		Workspace: ws,
+		Run: api.Run{
+			Experiment: in.Experiment, Compute: target.Name, Command: in.Command, Source: in.Source,
+			Environment: env, Env: in.Env, NodeCount: in.NodeCount, ProcessCountPerNode: in.ProcessCountPerNode,
+			Distribution: in.Distribution, Resources: res, MaxRunDurationSeconds: in.MaxRunDurationSeconds,
+			CreatedBy: user, Attempts: []api.Attempt{},
+		},
+	}, nil
+}
+
+func runnableTypes() []string {
+	var out []string
+	for t := range Runnable {
+		out = append(out, t)
+	}
+	return out
+}

@@ -208,7 +208,9 @@ func TokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func unauthenticated(msg string) error { return &api.Error{Code: api.CodeUnauthenticated, Message: msg} }
+func unauthenticated(msg string) error {
+	return &api.Error{Code: api.CodeUnauthenticated, Message: msg}
+}
 
 func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,7 +114,10 @@ func (e *env) up(extra ...string) *server {
 		s.err = s.cmd.Wait()
 		close(s.done)
 	}()
-	e.t.Cleanup(func() { s.kill() })
+	e.t.Cleanup(func() {
+		s.kill()
+		e.stopAgent()
+	})
 	select {
 	case s.url = <-urlCh:
 	case <-s.done:
@@ -195,4 +199,39 @@ func httpGet(t *testing.T, url, token string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// agentPID is the pid of the local agent the server started, or 0.
+func (e *env) agentPID() int {
+	data, err := os.ReadFile(filepath.Join(e.dataDir, "local-agent", "agent.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
+}
+
+// stopAgent ends the local agent, which outlives the server on purpose.
+func (e *env) stopAgent() {
+	pid := e.agentPID()
+	if pid <= 0 {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 )
@@ -121,15 +122,9 @@ func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper) (s
 // containerCommand wraps cmd to run in the image with podman or docker,
 // with the working directory mounted at /workdir.
 func containerCommand(as api.Assignment, dir string, env, cmd []string) ([]string, []string, error) {
-	engine := ""
-	for _, e := range []string{"podman", "docker"} {
-		if p, err := exec.LookPath(e); err == nil {
-			engine = p
-			break
-		}
-	}
+	engine, why := containerEngine()
 	if engine == "" {
-		return nil, nil, fmt.Errorf("image %q needs podman or docker on this node, and neither is installed", as.Environment.Image)
+		return nil, nil, fmt.Errorf("image %q needs podman or docker on this node: %s", as.Environment.Image, why)
 	}
 	args := []string{engine, "run", "--rm", "--network", "host", "-v", dir + ":/workdir", "-w", "/workdir"}
 	if as.Resources.Cores > 0 {
@@ -171,4 +166,37 @@ func memTotalGB() float64 {
 		}
 	}
 	return 0
+}
+
+var (
+	engineOnce        sync.Once
+	enginePath, noEng string
+)
+
+// containerEngine finds a container engine that works (a docker client
+// without a daemon does not), once per agent.
+func containerEngine() (string, string) {
+	engineOnce.Do(func() {
+		var found []string
+		for _, e := range []string{"podman", "docker"} {
+			p, err := exec.LookPath(e)
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, err := exec.CommandContext(ctx, p, "info").CombinedOutput()
+			cancel()
+			if err == nil {
+				enginePath = p
+				return
+			}
+			first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			found = append(found, fmt.Sprintf("%s is installed but not usable (%s)", e, first))
+		}
+		noEng = "neither is installed"
+		if len(found) > 0 {
+			noEng = strings.Join(found, "; ")
+		}
+	})
+	return enginePath, noEng
 }

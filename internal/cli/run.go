@@ -60,6 +60,15 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 				return api.Invalid("compute", "--compute is required (see `paddock compute list`)")
 			}
 			in.Command = args
+			set := 0
+			for _, f := range []string{"python", "requirements", "image"} {
+				if cmd.Flags().Changed(f) {
+					set++
+				}
+			}
+			if set > 1 {
+				return api.Invalid("environment", "give only one of --python, --requirements and --image")
+			}
 			if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
 				in.Resources = &api.Resources{Cores: cores, MemoryGB: memGB, GPUs: gpus}
 			}
@@ -127,7 +136,6 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringVar(&in.Distribution, "distribution", "", "none, pytorch or mpi")
 	f.BoolVar(&stream, "stream", false, "follow the run's log and exit with its outcome")
 	f.StringVar(&idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")
-	cmd.MarkFlagsMutuallyExclusive("python", "requirements", "image")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/server"
@@ -12,6 +13,7 @@ import (
 
 func newUpCmd() *cobra.Command {
 	var dataDir, listen, logLevel, logFormat string
+	var nodeLost time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the workspace server (embedded SQLite store, local provider)",
@@ -46,7 +48,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				}
 				dataDir = filepath.Join(home, ".paddock")
 			}
-			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h)})
+			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost})
 		},
 	}
 	f := cmd.Flags()
@@ -54,5 +56,6 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:8765", "address to serve on; port 0 picks a free port")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	return cmd
 }

@@ -374,6 +374,7 @@ func (d *Dispatcher) checkNodes(tx *txn) error {
 			nd.Reason = "its agent never said hello"
 		}
 		tx.touchNode(nd)
+		tx.wakeNode(nd.ID) // a poll still held ends, so a returning agent says hello at once
 		for _, r := range d.runs {
 			if r.Node == nd.ID && r.Status != api.RunQueued {
 				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+nd.ID+" stopped responding ("+nd.Reason+")")

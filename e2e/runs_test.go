@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+func (e *env) runJSON(args ...string) api.Run {
+	e.t.Helper()
+	return decodeJSON[api.Run](e.t.(*testing.T), e.ok(append([]string{"-o", "json"}, args...)...))
+}
+
+func (e *env) show(id string) api.Run { return e.runJSON("run", "show", id) }
+
+func (e *env) submit(args ...string) string {
+	e.t.Helper()
+	return e.runJSON(append([]string{"run", "submit", "--compute", "local"}, args...)...).ID
+}
+
+func (e *env) waitRun(id string) api.Run {
+	e.t.Helper()
+	r := e.run("run", "wait", id, "-o", "json")
+	return decodeJSON[api.Run](e.t.(*testing.T), r.stdout)
+}
+
+// pidsWith lists live processes whose command line contains marker.
+func pidsWith(marker string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(data), marker) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue // a zombie is dead
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+const trainPy = `import json, os, sys, urllib.request
+print("epoch 1 loss 0.5")
+print("warming up", file=sys.stderr)
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.txt", "w") as f:
+    f.write("weights v1")
+with open("outputs/token.txt", "w") as f:
+    f.write(os.environ["PADDOCK_RUN_TOKEN"])
+url = os.environ["PADDOCK_API_URL"] + "/api/v1/workspaces/default/runs/" + os.environ["PADDOCK_RUN_ID"] + "/metrics"
+req = urllib.request.Request(url, data=json.dumps({"name": "accuracy", "value": 0.93, "step": 3}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["PADDOCK_RUN_TOKEN"], "Content-Type": "application/json"})
+print("metric posted", urllib.request.urlopen(req).status)
+print("data", open("data.txt").read().strip())
+`
+
+// The issue's first scenario: a script that prints, writes
+// outputs/model.txt and posts a metric; all three are read back.
+func TestRunPrintsWritesOutputsAndPostsMetric(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	src := filepath.Join(e.home, "src")
+	os.MkdirAll(filepath.Join(src, "checkpoints"), 0o755)
+	writeFile(t, src, "train.py", trainPy)
+	writeFile(t, src, "data.txt", "42\n")
+	writeFile(t, src, ".paddockignore", "checkpoints/\n")
+	writeFile(t, filepath.Join(src, "checkpoints"), "big.ckpt", "ignored")
+
+	r := e.run("run", "submit", "--compute", "local", "--source", src, "--stream", "--", "python3", "train.py")
+	if r.code != 0 {
+		t.Fatalf("submit --stream: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"epoch 1 loss 0.5", "metric posted 201", "data 42"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("streamed stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "warming up") {
+		t.Errorf("streamed stderr lacks the script's stderr:\n%s", r.stderr)
+	}
+	runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json"))
+	if len(runs) != 1 {
+		t.Fatalf("%d runs", len(runs))
+	}
+	run := e.show(runs[0].ID)
+	if run.Status != api.RunCompleted || run.ExitCode == nil || *run.ExitCode != 0 || run.StartedAt == nil || run.EndedAt == nil {
+		t.Fatalf("run: %+v", run)
+	}
+	if len(run.Attempts) != 1 || run.Attempts[0].Node != "local-0" || run.Attempts[0].StartedAt == nil || run.Attempts[0].EndedAt == nil {
+		t.Errorf("attempts: %+v", run.Attempts)
+	}
+	if m := run.Metrics["accuracy"]; m.Value != 0.93 || m.Step != 3 {
+		t.Errorf("metrics: %+v", run.Metrics)
+	}
+	ms := decodeJSON[[]api.Metric](t, e.ok("run", "metrics", run.ID, "-o", "json"))
+	if len(ms) != 1 || ms[0].Name != "accuracy" {
+		t.Errorf("run metrics: %+v", ms)
+	}
+	dl := filepath.Join(e.home, "dl")
+	e.ok("run", "download", run.ID, "--to", dl)
+	if data, err := os.ReadFile(filepath.Join(dl, "model.txt")); err != nil || string(data) != "weights v1" {
+		t.Errorf("downloaded model.txt: %q, %v", data, err)
+	}
+	logs := e.ok("run", "logs", run.ID, "-o", "json")
+	var lines []api.LogLine
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		lines = append(lines, decodeJSON[api.LogLine](t, l))
+	}
+	var stdout []string
+	for _, l := range lines {
+		if l.Stream == "stdout" {
+			stdout = append(stdout, l.Text)
+		}
+	}
+	if len(lines) != 4 || strings.Join(stdout, "|") != "epoch 1 loss 0.5|metric posted 201|data 42" {
+		t.Errorf("log lines: %+v", lines)
+	}
+	// The run token worked while the run was active; now it has expired.
+	token, _ := os.ReadFile(filepath.Join(dl, "token.txt"))
+	body := strings.NewReader(`{"name":"late","value":1}`)
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/workspaces/default/runs/"+run.ID+"/metrics", body)
+	req.Header.Set("Authorization", "Bearer "+string(token))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("metric with an expired run token: HTTP %d, want 401", resp.StatusCode)
+	}
+	// A run token never reads or lists anything.
+	if code, _ := httpGet(t, s.url+"/api/v1/workspaces/default/runs", string(token)); code != http.StatusForbidden {
+		t.Errorf("listing runs with a run token: HTTP %d, want 403", code)
+	}
+	// The ignored directory was not shipped.
+	if strings.Contains(logs, "big.ckpt") {
+		t.Error("ignored file reached the run")
+	}
+}
+
+func TestFailingScriptEndsFailedWithItsExitCode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	r := e.run("run", "submit", "--compute", "local", "--stream", "--", "sh", "-c", "echo before; exit 3")
+	if r.code != 3 || !strings.Contains(r.stdout, "before") || !strings.Contains(r.stderr, "exited with code 3") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json"))
+	run := runs[0]
+	if run.Status != api.RunFailed || run.ExitCode == nil || *run.ExitCode != 3 || run.Attempts[0].Reason != "NonZeroExit" {
+		t.Fatalf("run: %+v", run)
+	}
+	if w := e.run("run", "wait", run.ID); w.code != 3 {
+		t.Errorf("run wait exited %d, want 3", w.code)
+	}
+	id := e.submit("--", "no-such-command-xyz")
+	if run := e.waitRun(id); run.Status != api.RunFailed || run.ExitCode == nil || *run.ExitCode != 127 || !strings.Contains(run.Error, "no-such-command-xyz") {
+		t.Errorf("missing command: %+v", run)
+	}
+}
+
+// Cancel stops the whole tree, children that ignore SIGTERM and a
+// double-forked daemon included.
+func TestCancelKillsTheProcessTree(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	marker := fmt.Sprintf("paddock-e2e-marker-%d", time.Now().UnixNano())
+	script := fmt.Sprintf(`python3 -c 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(1000)' %[1]s &
+setsid sh -c 'python3 -c "import time; time.sleep(1000)" %[1]s' &
+echo started
+sleep 1000`, marker)
+	id := e.submit("--", "sh", "-c", script)
+	eventually(t, 20*time.Second, "the run's processes", func() bool { return len(pidsWith(marker)) >= 2 })
+	e.ok("run", "cancel", id)
+	run := e.show(id)
+	if run.Status != api.RunCanceled || run.Attempts[0].Reason != "Canceled" {
+		t.Fatalf("after cancel: %+v", run)
+	}
+	if left := pidsWith(marker); len(left) > 0 {
+		t.Fatalf("processes survived the cancel: %v", left)
+	}
+	// Cancelling again is harmless; cancelling a queued run ends it at once.
+	e.ok("run", "cancel", id)
+}
+
+func TestFiftyRunsAtOnceAllComplete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	var wg sync.WaitGroup
+	ids := make([]string, 50)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.run("run", "submit", "--compute", "local", "-o", "json", "--", "sh", "-c", fmt.Sprintf("echo run-number-%d", i))
+			if r.code == 0 {
+				ids[i] = decodeJSON[api.Run](t, r.stdout).ID
+			} else {
+				t.Errorf("submit %d: exit %d %s", i, r.code, r.stderr)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, id := range ids {
+		run := e.waitRun(id)
+		if run.Status != api.RunCompleted {
+			t.Errorf("run %d (%s): %s %s", i, id, run.Status, run.Error)
+			continue
+		}
+		if logs := e.ok("run", "logs", id); strings.TrimSpace(logs) != fmt.Sprintf("run-number-%d", i) {
+			t.Errorf("run %d logs: %q", i, logs)
+		}
+	}
+	if runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json")); len(runs) != 50 {
+		t.Errorf("%d runs listed, want 50", len(runs))
+	}
+}
+
+// kill -9 of the server mid-run: the agent keeps the run going, the
+// restarted server (on another port) gets it back, and the log is whole.
+func TestServerCrashMidRunLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	script := `for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done; mkdir -p outputs; echo done > outputs/result.txt`
+	id := e.submit("--", "sh", "-c", script)
+	eventually(t, 20*time.Second, "some log lines", func() bool {
+		return strings.Count(e.run("run", "logs", id).stdout, "line ") >= 5
+	})
+	s.kill()
+	time.Sleep(500 * time.Millisecond) // the run goes on without a server
+	e.up()
+	run := e.waitRun(id)
+	if run.Status != api.RunCompleted || len(run.Outputs) != 1 {
+		t.Fatalf("after the crash: %+v", run)
+	}
+	var want []string
+	for i := 1; i <= 40; i++ {
+		want = append(want, fmt.Sprintf("line %d", i))
+	}
+	if got := strings.TrimSpace(e.ok("run", "logs", id)); got != strings.Join(want, "\n") {
+		t.Fatalf("log after the crash is not whole and in order:\n%s", got)
+	}
+}
+
+func TestMaxRunDurationStopsTheRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	start := time.Now()
+	id := e.submit("--max-run-duration", "1s", "--", "sleep", "60")
+	run := e.waitRun(id)
+	if run.Status != api.RunCanceled || run.Attempts[0].Reason != "MaxRunDurationExceeded" || time.Since(start) > 20*time.Second {
+		t.Fatalf("run: %+v after %s", run, time.Since(start))
+	}
+}
+
+// A node that stops heartbeating (its agent frozen) loses its runs with
+// reason NodeLost; an agent that restarts without them does too.
+func TestNodeLost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up("--node-lost-timeout", "2s")
+	id := e.submit("--", "sleep", "60")
+	eventually(t, 20*time.Second, "the run to start", func() bool { return e.show(id).Status == api.RunRunning })
+	pid := e.agentPID()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	run := e.waitRun(id)
+	syscall.Kill(pid, syscall.SIGCONT)
+	if run.Status != api.RunFailed || run.StatusReason != "NodeLost" {
+		t.Fatalf("frozen agent: %+v", run)
+	}
+
+	id = e.submit("--", "sleep", "60")
+	eventually(t, 20*time.Second, "the run to start", func() bool { return e.show(id).Status == api.RunRunning })
+	syscall.Kill(e.agentPID(), syscall.SIGKILL)
+	run = e.waitRun(id)
+	if run.Status != api.RunFailed || run.StatusReason != "NodeLost" {
+		t.Fatalf("killed agent: %+v", run)
+	}
+	// The supervisor restarted the agent: new runs work.
+	if run := e.waitRun(e.submit("--", "true")); run.Status != api.RunCompleted {
+		t.Fatalf("after the agent restart: %+v", run)
+	}
+}
+
+func TestSubmitValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "cluster", "cpu-cluster", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2")
+	big := filepath.Join(e.home, "big")
+	os.MkdirAll(big, 0o755)
+	f, _ := os.Create(filepath.Join(big, "data.bin"))
+	f.Truncate(200 << 20)
+	f.Close()
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--compute", "nope-nope", "--", "true"}, 2, `compute "nope-nope" is not a compute target`},
+		{[]string{"--compute", "cpu-cluster", "--", "true"}, 2, "runs on cluster targets are not supported"},
+		{[]string{"--compute", "local"}, 2, "the command to run is required"},
+		{[]string{"--", "true"}, 2, "--compute is required"},
+		{[]string{"--compute", "local", "--cores", "64", "--", "true"}, 2, "more than any node of local has"},
+		{[]string{"--compute", "local", "--env", "PADDOCK_X=1", "--", "true"}, 2, "set by Paddock"},
+		{[]string{"--compute", "local", "--env", "novalue", "--", "true"}, 2, "--env must be KEY=VALUE"},
+		{[]string{"--compute", "local", "--max-run-duration", "soon", "--", "true"}, 2, "--max-run-duration must be a duration"},
+		{[]string{"--compute", "local", "--source", big, "--", "true"}, 2, "larger than the 100 MiB limit"},
+		{[]string{"--compute", "local", "--source", "/nonexistent", "--", "true"}, 2, "is not a directory"},
+		{[]string{"--compute", "local", "--python", "/usr/bin/python3", "--image", "x", "--", "true"}, 2, "give only one of --python, --requirements and --image"},
+	}
+	for _, tc := range cases {
+		r := e.run(append([]string{"run", "submit"}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("run submit %v: exit %d, stderr %q; want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if r := e.run("run", "show", "run-nope"); r.code != 3 {
+		t.Errorf("show of a missing run: exit %d", r.code)
+	}
+	if runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json")); len(runs) != 0 {
+		t.Errorf("refused submissions left %d runs", len(runs))
+	}
+}
+
+func TestIdempotentSubmit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	a := e.submit("--idempotency-key", "k-1", "--", "true")
+	b := e.submit("--idempotency-key", "k-1", "--", "true")
+	c := e.submit("--idempotency-key", "k-2", "--", "true")
+	if a != b || a == c {
+		t.Fatalf("ids %s %s %s: a retried submit must return the first run", a, b, c)
+	}
+}
+
+func TestEnvironments(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	r := e.run("run", "submit", "--compute", "local", "--python", "/usr/bin/python3", "--stream", "--",
+		"python3", "-c", "import os, sys; print(os.path.realpath(sys.executable))")
+	want, _ := filepath.EvalSymlinks("/usr/bin/python3")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != want {
+		t.Errorf("--python: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	req := writeFile(t, e.home, "requirements.txt", "# nothing to install: the venv itself is what is tested\n")
+	for i, want := range []string{"building environment", "reusing environment"} {
+		r := e.run("run", "submit", "--compute", "local", "--requirements", req, "--stream", "--",
+			"python3", "-c", "import sys; print(sys.prefix)")
+		if r.code != 0 || !strings.Contains(r.stdout, filepath.Join("local-agent", "work", "envs")) || !strings.Contains(r.stderr, want) {
+			t.Errorf("--requirements run %d: exit %d\nstdout %q\nstderr %q", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	id := e.submit("--image", "localhost/does-not-matter:1", "--", "true")
+	run := e.waitRun(id)
+	if run.Status != api.RunFailed || run.StatusReason != "EnvironmentFailed" || !strings.Contains(run.Error, "needs podman or docker") {
+		// Where a container engine works, the image does not exist: still Failed.
+		t.Logf("image run: %+v", run)
+		if run.Status != api.RunFailed {
+			t.Errorf("image run: %+v", run)
+		}
+	}
+}
+
+// Logs follow a running run live and end when it ends.
+func TestLogsFollow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	id := e.submit("--", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.3; done")
+	r := e.run("run", "logs", id, "-f")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "tick 1\ntick 2\ntick 3" {
+		t.Fatalf("logs -f: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if run := e.show(id); run.Status != api.RunCompleted {
+		t.Fatalf("logs -f returned before the run ended: %s", run.Status)
+	}
+}
+
+var _ = json.Marshal

@@ -59,7 +59,7 @@ func newEnv(t testing.TB) *env {
 func (e *env) environ() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PADDOCK_") || strings.HasPrefix(kv, "HOME=") {
+		if strings.HasPrefix(kv, "PADDOCK_") && !strings.HasPrefix(kv, "PADDOCK_PPROF_ADDR=") || strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		out = append(out, kv)

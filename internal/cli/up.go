@@ -2,6 +2,8 @@ package cli
 
 import (
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only when PADDOCK_PPROF_ADDR is set
 	"os"
 	"path/filepath"
 	"time"
@@ -40,6 +42,10 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
 			default:
 				return api.Invalid("log-format", "--log-format must be text or json, not %q", logFormat)
+			}
+			if addr := os.Getenv("PADDOCK_PPROF_ADDR"); addr != "" {
+				// Profiling for benchmarks: never on by default.
+				go http.ListenAndServe(addr, nil)
 			}
 			if dataDir == "" {
 				home, err := os.UserHomeDir()

@@ -59,6 +59,9 @@ type Dispatcher struct {
 	queues map[string][]*store.Run
 	nodes  map[string]*node
 	seq    int64
+	// recovered runs were placed before a restart; their agent may already
+	// have sent some of their log lines.
+	recovered map[string]bool
 
 	watchMu  sync.Mutex
 	watchers map[string]chan struct{} // closed when the run changes
@@ -69,9 +72,9 @@ type node struct {
 	store.Node
 	freeCores, freeMem float64
 	freeGPUs           []int
-	pending            []string // runs assigned and not yet delivered
-	cancels            []api.CancelOrder
-	wake               chan struct{} // closed when there is something to deliver
+	pending            []string              // runs assigned and not yet delivered
+	placed             map[string]*store.Run // runs whose current attempt is on this node
+	wake               chan struct{}         // closed when there is something to deliver
 	lastSeen           time.Time
 }
 
@@ -127,9 +130,10 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	}
 	d.seq = seq
 	d.runs, d.queues, d.nodes = map[string]*store.Run{}, map[string][]*store.Run{}, map[string]*node{}
+	d.recovered = map[string]bool{}
 	now := d.now()
 	for _, n := range nodes {
-		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now} // a grace period after a restart
+		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now, placed: map[string]*store.Run{}} // a grace period after a restart
 		nd.freeCores, nd.freeMem = n.Cores, n.MemoryGB
 		for _, g := range n.GPUs {
 			nd.freeGPUs = append(nd.freeGPUs, g.Index)
@@ -148,9 +152,7 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 			if r.Status == api.RunStarting {
 				nd.pending = append(nd.pending, r.ID) // redeliver: the agent may never have seen it
 			}
-			if r.CancelRequested != "" {
-				nd.cancels = append(nd.cancels, api.CancelOrder{RunID: r.ID, Attempt: r.Attempt, Reason: r.CancelRequested})
-			}
+			d.recovered[r.ID] = true
 		}
 	}
 	return nil
@@ -188,6 +190,12 @@ func gpusOf(r *store.Run) []int {
 }
 
 func (d *Dispatcher) allocate(nd *node, r *store.Run) {
+	nd.placed[r.ID] = r
+	d.take(nd, r)
+}
+
+// take subtracts what r holds from the node's free capacity.
+func (d *Dispatcher) take(nd *node, r *store.Run) {
 	nd.freeCores -= r.Resources.Cores
 	nd.freeMem -= r.Resources.MemoryGB
 	held := map[int]bool{}
@@ -204,6 +212,7 @@ func (d *Dispatcher) allocate(nd *node, r *store.Run) {
 }
 
 func (d *Dispatcher) release(nd *node, r *store.Run) {
+	delete(nd.placed, r.ID)
 	nd.freeCores += r.Resources.Cores
 	nd.freeMem += r.Resources.MemoryGB
 	nd.freeGPUs = append(nd.freeGPUs, gpusOf(r)...)
@@ -406,11 +415,8 @@ func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
 		return
 	}
 	state := nodeIdle
-	for _, r := range d.runs {
-		if r.Node == nd.ID && r.Status != api.RunQueued {
-			state = nodeRunning
-			break
-		}
+	if len(nd.placed) > 0 {
+		state = nodeRunning
 	}
 	if nd.State != state {
 		nd.State = state
@@ -428,12 +434,11 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	r.Status, r.ExitCode, r.Error, r.EndedAt = status, exit, msg, &now
 	r.StatusReason = reason
 	r.CancelRequested = ""
+	delete(d.runs, r.ID)
+	delete(d.recovered, r.ID)
 	if nd := d.nodes[r.Node]; nd != nil {
 		d.release(nd, r)
-		delete(d.runs, r.ID)
 		d.setNodeBusy(tx, nd)
-	} else {
-		delete(d.runs, r.ID)
 	}
 	d.dequeue(r)
 	tx.touchRun(r)

@@ -162,7 +162,7 @@ func (d *Dispatcher) AddNode(ctx context.Context, n store.Node) error {
 		nd := d.nodes[n.ID]
 		if nd == nil {
 			n.State = nodeStarting
-			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now()}
+			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now(), placed: map[string]*store.Run{}}
 			d.nodes[n.ID] = nd
 		} else {
 			nd.TokenHash = n.TokenHash
@@ -192,10 +192,8 @@ func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello)
 		for _, g := range nd.GPUs {
 			nd.freeGPUs = append(nd.freeGPUs, g.Index)
 		}
-		for _, r := range d.runs {
-			if r.Node == nd.ID && r.Status != api.RunQueued {
-				d.allocate(nd, r)
-			}
+		for _, r := range nd.placed {
+			d.take(nd, r)
 		}
 		nd.State = nodeIdle
 		d.setNodeBusy(tx, nd)
@@ -240,8 +238,8 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			}
 		}
 		nd.pending = kept
-		for _, r := range d.runs {
-			if r.Node != nodeID || r.Status == api.RunQueued || reported[r.ID] || pending[r.ID] {
+		for _, r := range nd.placed {
+			if reported[r.ID] || pending[r.ID] {
 				continue
 			}
 			if r.Status == api.RunStarting {
@@ -258,8 +256,8 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			work.Assignments = append(work.Assignments, d.assignment(ctx, r))
 		}
 		nd.pending = nil
-		for _, r := range d.runs {
-			if r.Node == nodeID && r.CancelRequested != "" {
+		for _, r := range nd.placed {
+			if r.CancelRequested != "" {
 				work.Cancel = append(work.Cancel, api.CancelOrder{RunID: r.ID, Attempt: r.Attempt, Reason: r.CancelRequested})
 			}
 		}
@@ -284,9 +282,12 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignmen
 	if nd := d.nodes[r.Node]; nd != nil && len(nd.GPUs) > 0 || len(gpus) > 0 {
 		env["CUDA_VISIBLE_DEVICES"] = joinInts(gpus)
 	}
-	ack, err := d.st.LogAck(ctx, r.ID, r.Attempt)
-	if err != nil {
-		d.log.Warn("reading log ack", "run", r.ID, "err", err)
+	var ack int64
+	if d.recovered[r.ID] {
+		var err error
+		if ack, err = d.st.LogAck(ctx, r.ID, r.Attempt); err != nil {
+			d.log.Warn("reading log ack", "run", r.ID, "err", err)
+		}
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
@@ -375,10 +376,8 @@ func (d *Dispatcher) checkNodes(tx *txn) error {
 		}
 		tx.touchNode(nd)
 		tx.wakeNode(nd.ID) // a poll still held ends, so a returning agent says hello at once
-		for _, r := range d.runs {
-			if r.Node == nd.ID && r.Status != api.RunQueued {
-				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+nd.ID+" stopped responding ("+nd.Reason+")")
-			}
+		for _, r := range nd.placed { // finish removes r from placed; Go allows that mid-range
+			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+nd.ID+" stopped responding ("+nd.Reason+")")
 		}
 		d.log.Warn("node lost", "node", nd.ID, "reason", nd.Reason)
 	}
@@ -402,10 +401,8 @@ func (d *Dispatcher) NodeByID(ctx context.Context, id string) (store.Node, bool)
 func (d *Dispatcher) NodeBusy(ctx context.Context, id string) bool {
 	busy := false
 	d.do(ctx, func(*txn) error {
-		for _, r := range d.runs {
-			if r.Node == id && r.Status != api.RunQueued {
-				busy = true
-			}
+		if nd := d.nodes[id]; nd != nil {
+			busy = len(nd.placed) > 0
 		}
 		return nil
 	})

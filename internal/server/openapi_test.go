@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -31,6 +32,22 @@ var documentedRoutes = []struct{ method, path string }{
 	{"PATCH", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"DELETE", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"GET", "/api/v1/workspaces/{ws}/sizes"},
+	{"PUT", "/api/v1/workspaces/{ws}/snapshots"},
+	{"HEAD", "/api/v1/workspaces/{ws}/snapshots/{digest}"},
+	{"GET", "/api/v1/workspaces/{ws}/runs"},
+	{"POST", "/api/v1/workspaces/{ws}/runs"},
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}"},
+	{"POST", "/api/v1/workspaces/{ws}/runs/{id}"}, // {id} is "<run id>:cancel"
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/logs"},
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
+	{"POST", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/outputs"},
+	{"POST", "/api/v1/agent/hello"},
+	{"POST", "/api/v1/agent/poll"},
+	{"GET", "/api/v1/agent/snapshots/{digest}"},
+	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/status"},
+	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/logs"},
+	{"PUT", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -69,10 +86,47 @@ func TestOpenAPIHeader(t *testing.T) {
 	if info["title"] != "Paddock API" || info["version"] != "v1" {
 		t.Errorf("info = %v/%v, want Paddock API/v1", info["title"], info["version"])
 	}
-	bearer := obj(t, doc, "components", "securitySchemes", "bearerAuth")
-	if bearer["type"] != "http" || bearer["scheme"] != "bearer" {
-		t.Errorf("bearerAuth = %v, want an HTTP bearer scheme", bearer)
+	// One scheme per kind of token; all are sent as Authorization: Bearer.
+	for _, name := range []string{userScheme, runScheme, nodeScheme} {
+		s := obj(t, doc, "components", "securitySchemes", name)
+		if s["type"] != "http" || s["scheme"] != "bearer" {
+			t.Errorf("%s = %v, want an HTTP bearer scheme", name, s)
+		}
 	}
+	prefixes := map[string]string{userScheme: "pdk_", runScheme: runTokenPrefix, nodeScheme: nodeTokenPrefix}
+	for name, prefix := range prefixes {
+		if f, _ := obj(t, doc, "components", "securitySchemes", name)["bearerFormat"].(string); !strings.HasPrefix(f, prefix) {
+			t.Errorf("%s.bearerFormat = %q, want the %s token prefix", name, f, prefix)
+		}
+	}
+}
+
+// The security schemes, one per kind of token.
+const (
+	userScheme = "bearerAuth" // a user's API token (pdk_)
+	runScheme  = "runToken"   // a run's own token (pdr_), PADDOCK_RUN_TOKEN
+	nodeScheme = "nodeToken"  // a node agent's token (pdn_)
+)
+
+// accessLevels names the access values server.go registers routes with.
+var accessLevels = map[string]access{
+	"users": users, "usersOrRun": usersOrRun, "uploads": uploads,
+	"agents": agents, "agentUploads": agentUploads,
+}
+
+// wantSecurity is the security requirement an operation with access acc
+// must declare: one alternative per kind of token it accepts.
+func wantSecurity(acc access) string {
+	var alts []string
+	for _, s := range []struct {
+		ok     bool
+		scheme string
+	}{{acc.users, userScheme}, {acc.runs, runScheme}, {acc.agents, nodeScheme}} {
+		if s.ok {
+			alts = append(alts, `{"`+s.scheme+`":[]}`)
+		}
+	}
+	return "[" + strings.Join(alts, ",") + "]"
 }
 
 // registeredRoutes scans server.go for the method-qualified patterns NewAPI
@@ -89,6 +143,29 @@ func registeredRoutes(t *testing.T) []string {
 		out = append(out, routeKey(m[1], m[2]))
 	}
 	sort.Strings(out)
+	return out
+}
+
+// routeAccess scans server.go for the routes registered with a.handle and
+// the access level each gets; the other routes need no token.
+func routeAccess(t *testing.T) map[string]access {
+	t.Helper()
+	src, err := os.ReadFile("server.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`a\.handle\(\s*"([A-Z]+) (/[^"]*)",\s*(\w+),`)
+	out := map[string]access{}
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		acc, ok := accessLevels[m[3]]
+		if !ok {
+			t.Fatalf("%s %s is registered with access %q, unknown to accessLevels", m[1], m[2], m[3])
+		}
+		out[routeKey(m[1], m[2])] = acc
+	}
+	if len(out) == 0 {
+		t.Fatal("found no a.handle registrations in server.go; has the registration syntax changed?")
+	}
 	return out
 }
 
@@ -140,9 +217,14 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // real mux: a request for it must land on the pattern of the same name.
 func TestOpenAPIPathsRouteInMux(t *testing.T) {
 	a := NewAPI(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	fill := strings.NewReplacer("{ws}", "default", "{name}", "gpu-cluster")
+	fill := strings.NewReplacer("{ws}", "default", "{name}", "gpu-cluster", "{id}", "run-k5qw3xhz2m4ea",
+		"{n}", "1", "{digest}", strings.Repeat("ab", 32))
 	for _, r := range documentedRoutes {
-		req := httptest.NewRequest(r.method, fill.Replace(r.path), nil)
+		path := fill.Replace(r.path)
+		if r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/runs/{id}" {
+			path += ":cancel"
+		}
+		req := httptest.NewRequest(r.method, path, nil)
 		if _, pattern := a.mux.Handler(req); pattern != routeKey(r.method, r.path) {
 			t.Errorf("%s %s routes to pattern %q", r.method, r.path, pattern)
 		}
@@ -164,6 +246,7 @@ func TestOpenAPIServed(t *testing.T) {
 func TestOpenAPIOperations(t *testing.T) {
 	doc := loadDoc(t)
 	paths := obj(t, doc, "paths")
+	accessOf := routeAccess(t)
 	params := regexp.MustCompile(`\{([^}]+)\}`)
 	ids := map[string]string{}
 	for path, v := range paths {
@@ -182,17 +265,34 @@ func TestOpenAPIOperations(t *testing.T) {
 				ids[id] = where
 			}
 
-			// Every workspace route is authenticated; the others are not.
+			// Workspace routes take user tokens (metrics POST also a run
+			// token), agent routes node tokens, and the others none; the
+			// declared security follows the access server.go gives the route.
+			acc, authed := accessOf[where]
+			ws := strings.HasPrefix(path, "/api/v1/workspaces/")
+			agent := strings.HasPrefix(path, "/api/v1/agent/")
+			switch {
+			case (ws || agent) != authed:
+				t.Errorf("%s: registered with access = %v, want %v", where, authed, ws || agent)
+			case ws && (!acc.users || acc.agents):
+				t.Errorf("%s: a workspace route must take user tokens and not node tokens", where)
+			case agent && (!acc.agents || acc.users || acc.runs):
+				t.Errorf("%s: an agent route must take node tokens only", where)
+			}
 			_, secured := op["security"]
-			if ws := strings.HasPrefix(path, "/api/v1/workspaces/"); ws != secured {
-				t.Errorf("%s: security present = %v, want %v", where, secured, ws)
-			} else if ws {
+			if secured != authed {
+				t.Errorf("%s: security present = %v, want %v", where, secured, authed)
+			} else if authed {
 				b, _ := json.Marshal(op["security"])
-				if string(b) != `[{"bearerAuth":[]}]` {
-					t.Errorf("%s: security = %s, want bearerAuth", where, b)
+				if want := wantSecurity(acc); string(b) != want {
+					t.Errorf("%s: security = %s, want %s", where, b, want)
 				}
 				resp := op["responses"].(map[string]any)
-				for _, code := range []string{"401", "404", "500"} {
+				codes := []string{"401", "403", "500"}
+				if ws {
+					codes = append(codes, "404") // the workspace may not exist
+				}
+				for _, code := range codes {
 					if _, ok := resp[code]; !ok {
 						t.Errorf("%s: response %s not documented", where, code)
 					}
@@ -220,16 +320,32 @@ func TestOpenAPIOperations(t *testing.T) {
 
 	// The status codes each handler actually returns.
 	wantCodes := map[string][]string{
-		"POST /api/v1/workspaces/{ws}/computes":          {"201", "400", "409"},
-		"PATCH /api/v1/workspaces/{ws}/computes/{name}":  {"200", "400", "409"},
-		"DELETE /api/v1/workspaces/{ws}/computes/{name}": {"202", "400"},
-		"GET /api/v1/workspaces/{ws}/computes/{name}":    {"200"},
-		"GET /api/v1/workspaces/{ws}/computes":           {"200"},
-		"GET /api/v1/workspaces/{ws}/sizes":              {"200"},
-		"GET /api/v1/version":                            {"200"},
-		"GET /api/v1/openapi.json":                       {"200"},
-		"GET /healthz":                                   {"200"},
-		"GET /metrics":                                   {"200"},
+		"POST /api/v1/workspaces/{ws}/computes":            {"201", "400", "409"},
+		"PATCH /api/v1/workspaces/{ws}/computes/{name}":    {"200", "400", "409"},
+		"DELETE /api/v1/workspaces/{ws}/computes/{name}":   {"202", "400"},
+		"GET /api/v1/workspaces/{ws}/computes/{name}":      {"200"},
+		"GET /api/v1/workspaces/{ws}/computes":             {"200"},
+		"GET /api/v1/workspaces/{ws}/sizes":                {"200"},
+		"PUT /api/v1/workspaces/{ws}/snapshots":            {"201", "400"},
+		"HEAD /api/v1/workspaces/{ws}/snapshots/{digest}":  {"200", "404"},
+		"GET /api/v1/workspaces/{ws}/runs":                 {"200"},
+		"POST /api/v1/workspaces/{ws}/runs":                {"201", "400", "409"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}":            {"200"},
+		"POST /api/v1/workspaces/{ws}/runs/{id}":           {"202", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":       {"200", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":    {"200", "404"},
+		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":   {"201", "400", "401", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/outputs":    {"200", "404", "409"},
+		"POST /api/v1/agent/hello":                         {"200", "400", "404"},
+		"POST /api/v1/agent/poll":                          {"200", "400", "404", "409"},
+		"GET /api/v1/agent/snapshots/{digest}":             {"200", "400", "404"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/status": {"204", "400", "409"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":   {"200", "400", "404", "409"},
+		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs": {"200", "400", "404", "409"},
+		"GET /api/v1/version":                              {"200"},
+		"GET /api/v1/openapi.json":                         {"200"},
+		"GET /healthz":                                     {"200"},
+		"GET /metrics":                                     {"200"},
 	}
 	for k, codes := range wantCodes {
 		method, path, _ := strings.Cut(k, " ")
@@ -240,9 +356,53 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 		}
 	}
-	created := obj(t, paths, "/api/v1/workspaces/{ws}/computes", "post", "responses", "201")
-	if _, ok := obj(t, created, "headers")["Location"]; !ok {
-		t.Error("POST .../computes 201: no Location header")
+	if len(wantCodes) != len(documentedRoutes) {
+		t.Errorf("wantCodes lists %d routes, documentedRoutes %d: give every route its status codes", len(wantCodes), len(documentedRoutes))
+	}
+	for _, p := range []string{"/api/v1/workspaces/{ws}/computes", "/api/v1/workspaces/{ws}/runs"} {
+		created := obj(t, paths, p, "post", "responses", "201")
+		if _, ok := obj(t, created, "headers")["Location"]; !ok {
+			t.Errorf("POST %s 201: no Location header", p)
+		}
+	}
+
+	// Parameters the handlers read.
+	wantParams := map[string][]string{
+		"GET /api/v1/workspaces/{ws}/runs":           {"query compute", "query limit"},
+		"POST /api/v1/workspaces/{ws}/runs":          {"header Idempotency-Key"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}":      {"query watch", "query timeout_ms"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/logs": {"query after", "query follow"},
+	}
+	for k, want := range wantParams {
+		method, path, _ := strings.Cut(k, " ")
+		have := map[string]bool{}
+		for _, list := range []any{obj(t, paths, path)["parameters"], obj(t, paths, path, strings.ToLower(method))["parameters"]} {
+			ps, _ := list.([]any)
+			for _, p := range ps {
+				pm := resolve(t, doc, p.(map[string]any))
+				have[pm["in"].(string)+" "+pm["name"].(string)] = true
+			}
+		}
+		for _, w := range want {
+			if !have[w] {
+				t.Errorf("%s: %s parameter not documented", k, w)
+			}
+		}
+	}
+
+	// POST .../runs/{id} serves only {id}:cancel.
+	cancel := obj(t, paths, "/api/v1/workspaces/{ws}/runs/{id}", "post")
+	if d, _ := cancel["description"].(string); !strings.Contains(d, ":cancel") {
+		t.Errorf("POST .../runs/{id}: description %q does not say {id} is <run id>:cancel", d)
+	}
+	for _, p := range cancel["parameters"].([]any) {
+		if pm := resolve(t, doc, p.(map[string]any)); pm["name"] == "id" {
+			pat, _ := obj(t, pm, "schema")["pattern"].(string)
+			re, err := regexp.Compile(pat)
+			if err != nil || !re.MatchString("run-k5qw3xhz2m4ea:cancel") || re.MatchString("run-k5qw3xhz2m4ea") {
+				t.Errorf("POST .../runs/{id}: {id} pattern %q must accept <run id>:cancel only", pat)
+			}
+		}
 	}
 }
 
@@ -322,28 +482,65 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 			}
 		}
 	}
+	// Every security scheme is required by some operation.
+	schemes := map[string]bool{}
+	for _, v := range obj(t, doc, "paths") {
+		for _, m := range httpMethods {
+			op, _ := v.(map[string]any)[m].(map[string]any)
+			reqs, _ := op["security"].([]any)
+			for _, req := range reqs {
+				for name := range req.(map[string]any) {
+					schemes[name] = true
+					if _, ok := obj(t, doc, "components", "securitySchemes")[name]; !ok {
+						t.Errorf("security scheme %q is used but not defined", name)
+					}
+				}
+			}
+		}
+	}
+	for name := range obj(t, doc, "components", "securitySchemes") {
+		if !schemes[name] {
+			t.Errorf("security scheme %q is never used", name)
+		}
+	}
+}
+
+// jsonField is one field of a wire type as encoding/json sees it.
+type jsonField struct {
+	name      string
+	omitempty bool
+	typ       reflect.Type
+}
+
+// wireFields lists a struct's JSON fields, embedded structs flattened.
+func wireFields(typ reflect.Type) []jsonField {
+	var out []jsonField
+	for f := range typ.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			out = append(out, wireFields(f.Type)...)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, jsonField{name: name, omitempty: slices.Contains(strings.Split(opts, ","), "omitempty"), typ: f.Type})
+	}
+	return out
 }
 
 // jsonFields lists the JSON names of a struct's fields, embedded structs
 // flattened.
 func jsonFields(typ reflect.Type) []string {
 	var out []string
-	for f := range typ.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			continue
-		}
-		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			out = append(out, jsonFields(f.Type)...)
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out = append(out, name)
+	for _, f := range wireFields(typ) {
+		out = append(out, f.name)
 	}
 	return out
 }
@@ -373,33 +570,184 @@ func kind(t *testing.T, typ string) compute.Kind {
 	return k
 }
 
-// TestOpenAPISchemasMatchGoTypes keeps the schemas' property names in step
-// with the wire types' json tags and the kinds' secret and updatable fields.
+// wireType is the Go type behind a schema.
+type wireType struct {
+	typ reflect.Type
+	// extra are properties the Go type lacks (write-only secrets).
+	extra []string
+	// out marks types the server writes: every field without omitempty is
+	// always present, so exactly those are required. For the others (read,
+	// or both read and written) required only has to be a subset of them.
+	out bool
+}
+
+func wireIn[T any]() wireType  { return wireType{typ: reflect.TypeFor[T]()} }
+func wireOut[T any]() wireType { return wireType{typ: reflect.TypeFor[T](), out: true} }
+
+// openAPIType is the OpenAPI type a Go value encodes as, or "" when it has
+// no fixed one (json.RawMessage).
+func openAPIType(typ reflect.Type) string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch {
+	case typ == reflect.TypeFor[json.RawMessage]():
+		return ""
+	case typ == reflect.TypeFor[time.Time]():
+		return "string"
+	}
+	switch typ.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return ""
+}
+
+// schemaType is a property schema's type, following a $ref or a single
+// allOf; "" when it has none (oneOf, anyOf).
+func schemaType(t *testing.T, doc, s map[string]any) string {
+	t.Helper()
+	if all, ok := s["allOf"].([]any); ok && len(all) == 1 {
+		s = all[0].(map[string]any)
+	}
+	typ, _ := resolve(t, doc, s)["type"].(string)
+	return typ
+}
+
+func stringList(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+// TestOpenAPISchemasMatchGoTypes keeps the schemas in step with the wire
+// types: property names with the json tags, property types with the Go
+// types, required with omitempty, and the kinds' secret and updatable
+// fields.
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := loadDoc(t)
 	cluster, instance := kind(t, "cluster"), kind(t, "instance")
-	cases := map[string][]string{
-		"Compute":                  jsonFields(reflect.TypeFor[api.Compute]()),
-		"ComputeCreate":            jsonFields(reflect.TypeFor[api.ComputeCreate]()),
-		"ComputeUpdate":            jsonFields(reflect.TypeFor[api.ComputeUpdate]()),
-		"ComputeList":              jsonFields(reflect.TypeFor[api.ComputeList]()),
-		"ProvisioningError":        jsonFields(reflect.TypeFor[api.ProvisioningError]()),
-		"Size":                     jsonFields(reflect.TypeFor[api.Size]()),
-		"SizeList":                 jsonFields(reflect.TypeFor[api.SizeList]()),
-		"Version":                  jsonFields(reflect.TypeFor[api.Version]()),
-		"ErrorBody":                jsonFields(reflect.TypeFor[api.ErrorBody]()),
-		"Error":                    jsonFields(reflect.TypeFor[api.Error]()),
-		"ClusterProperties":        append(jsonFields(reflect.TypeFor[compute.ClusterProperties]()), cluster.SecretFields()...),
-		"InstanceProperties":       append(jsonFields(reflect.TypeFor[compute.InstanceProperties]()), instance.SecretFields()...),
+	withSecrets := func(w wireType, secrets []string) wireType { w.extra = secrets; return w }
+	types := map[string]wireType{
+		// Compute targets.
+		"Compute":            wireOut[api.Compute](),
+		"ComputeCreate":      wireIn[api.ComputeCreate](),
+		"ComputeUpdate":      wireIn[api.ComputeUpdate](),
+		"ComputeList":        wireOut[api.ComputeList](),
+		"ProvisioningError":  wireOut[api.ProvisioningError](),
+		"Size":               wireOut[api.Size](),
+		"SizeList":           wireOut[api.SizeList](),
+		"Version":            wireOut[api.Version](),
+		"ErrorBody":          wireOut[api.ErrorBody](),
+		"Error":              wireOut[api.Error](),
+		"ClusterProperties":  withSecrets(wireIn[compute.ClusterProperties](), cluster.SecretFields()),
+		"InstanceProperties": withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
+		"ClusterStatus":      wireOut[compute.ClusterStatus](),
+		"InstanceStatus":     wireOut[compute.InstanceStatus](),
+		"LocalStatus":        wireOut[compute.LocalStatus](),
+		// Runs.
+		"Run":         wireOut[api.Run](),
+		"RunSubmit":   wireIn[api.RunSubmit](),
+		"RunList":     wireOut[api.RunList](),
+		"Attempt":     wireOut[api.Attempt](),
+		"Environment": wireOut[api.Environment](), // no field is required either way
+		"Resources":   wireIn[api.Resources](),    // also read: a submission may leave fields out
+		"Metric":      wireOut[api.Metric](),
+		"MetricPost":  wireIn[api.MetricPost](),
+		"MetricItem":  wireIn[api.MetricItem](),
+		"MetricList":  wireOut[api.MetricList](),
+		"OutputFile":  wireOut[api.OutputFile](),
+		"LogLine":     wireOut[api.LogLine](),
+		"SnapshotRef": wireOut[api.SnapshotRef](),
+		// The node agent's protocol.
+		"AgentHello":    wireIn[api.AgentHello](),
+		"GPUInfo":       wireIn[api.GPUInfo](),
+		"AgentNode":     wireOut[api.AgentNode](),
+		"AttemptRef":    wireOut[api.AttemptRef](),
+		"AgentPoll":     wireIn[api.AgentPoll](),
+		"AgentWork":     wireOut[api.AgentWork](),
+		"Assignment":    wireOut[api.Assignment](),
+		"CancelOrder":   wireOut[api.CancelOrder](),
+		"AttemptReport": wireIn[api.AttemptReport](),
+		"AgentLogs":     wireIn[api.AgentLogs](),
+		"AgentLogLine":  wireIn[api.AgentLogLine](),
+		"LogAckBody":    wireOut[api.LogAckBody](),
+	}
+	// Schemas without a Go struct of their own: the updatable fields.
+	updates := map[string][]string{
 		"ClusterPropertiesUpdate":  cluster.UpdatableFields(),
 		"InstancePropertiesUpdate": instance.UpdatableFields(),
-		"ClusterStatus":            jsonFields(reflect.TypeFor[compute.ClusterStatus]()),
-		"InstanceStatus":           jsonFields(reflect.TypeFor[compute.InstanceStatus]()),
-		"LocalStatus":              jsonFields(reflect.TypeFor[compute.LocalStatus]()),
 	}
-	for name, want := range cases {
+
+	schemas := obj(t, doc, "components", "schemas")
+	for name, s := range schemas {
+		_, hasProps := s.(map[string]any)["properties"]
+		_, isType := types[name]
+		_, isUpdate := updates[name]
+		if hasProps && !isType && !isUpdate {
+			t.Errorf("schema %s has properties but no Go type to check them against; add it to TestOpenAPISchemasMatchGoTypes", name)
+		}
+	}
+	for name, want := range updates {
 		if got := schemaProps(t, doc, name); !slices.Equal(got, sorted(want)) {
-			t.Errorf("schema %s has properties %q, Go type has %q", name, got, sorted(want))
+			t.Errorf("schema %s has properties %q, the kind's updatable fields are %q", name, got, sorted(want))
+		}
+	}
+	for name, w := range types {
+		fields := wireFields(w.typ)
+		want := append(jsonFields(w.typ), w.extra...)
+		if got := schemaProps(t, doc, name); !slices.Equal(got, sorted(want)) {
+			t.Errorf("schema %s has properties %q, Go type %s has %q", name, got, w.typ, sorted(want))
+		}
+		schema := obj(t, doc, "components", "schemas", name)
+		if schema["type"] != "object" {
+			t.Errorf("schema %s: type %v, want object", name, schema["type"])
+		}
+		// Property types.
+		props := obj(t, schema, "properties")
+		for _, f := range fields {
+			p, ok := props[f.name].(map[string]any)
+			if !ok {
+				continue // reported above
+			}
+			if got, want := schemaType(t, doc, p), openAPIType(f.typ); got != "" && want != "" && got != want {
+				t.Errorf("%s.%s has type %s, Go field (%s) encodes as %s", name, f.name, got, f.typ, want)
+			}
+		}
+		// Required properties.
+		var required, always []string
+		if r, ok := schema["required"]; ok {
+			required = sorted(stringList(r))
+		}
+		for _, f := range fields {
+			if !f.omitempty {
+				always = append(always, f.name)
+			}
+		}
+		always = sorted(always)
+		if w.out {
+			if !slices.Equal(required, always) {
+				t.Errorf("schema %s requires %q, but the server always writes %q (the fields without omitempty)", name, required, always)
+			}
+		} else {
+			for _, r := range required {
+				if !slices.Contains(always, r) {
+					t.Errorf("schema %s requires %q, but the Go field is omitempty", name, r)
+				}
+			}
 		}
 	}
 
@@ -442,5 +790,29 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	}
 	if got := enum("components", "schemas", "ErrorCode"); !slices.Equal(got, sorted(wantCodes)) {
 		t.Errorf("ErrorCode enum = %q, want %q", got, sorted(wantCodes))
+	}
+	runStatuses := []api.RunStatus{api.RunQueued, api.RunProvisioning, api.RunStarting, api.RunPreparing,
+		api.RunRunning, api.RunFinalizing, api.RunCompleted, api.RunFailed, api.RunCanceled}
+	var wantRunStatuses []string
+	for _, s := range runStatuses {
+		wantRunStatuses = append(wantRunStatuses, string(s))
+	}
+	if got := enum("components", "schemas", "RunStatus"); !slices.Equal(got, sorted(wantRunStatuses)) {
+		t.Errorf("RunStatus enum = %q, want %q", got, sorted(wantRunStatuses))
+	}
+	// Fields of Go type RunStatus use the RunStatus schema.
+	for name, w := range types {
+		for _, f := range wireFields(w.typ) {
+			if f.typ != reflect.TypeFor[api.RunStatus]() {
+				continue
+			}
+			p := obj(t, doc, "components", "schemas", name, "properties", f.name)
+			if all, ok := p["allOf"].([]any); ok && len(all) == 1 {
+				p = all[0].(map[string]any)
+			}
+			if p["$ref"] != "#/components/schemas/RunStatus" {
+				t.Errorf("%s.%s is a RunStatus but does not refer to the RunStatus schema", name, f.name)
+			}
+		}
 	}
 }

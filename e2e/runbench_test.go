@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// benchClient starts a server and returns an API client for it, once the
+// local node is ready.
+func benchClient(b *testing.B) *api.Client {
+	e := newEnv(b)
+	e.up()
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cfg struct{ Server, Token, Workspace string }
+	json.Unmarshal(data, &cfg)
+	c := api.NewClient(cfg.Server, cfg.Token, cfg.Workspace)
+	// Warm up: the node registers and the first run pays one-off costs.
+	for range 3 {
+		r, err := c.SubmitRun(context.Background(), api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.WaitRun(context.Background(), r.ID, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+// BenchmarkSubmitToRunning submits 200 runs of `true` one after another to
+// the warm local node and reports the p50/p99 of created_at → started_at
+// (both server timestamps: the submit's commit, and the commit of the
+// agent's Running report, which it sends once the process has started).
+func BenchmarkSubmitToRunning(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	for b.Loop() {
+		var lat []time.Duration
+		for range 200 {
+			r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			done, err := c.WaitRun(ctx, r.ID, nil)
+			if err != nil || done.Status != api.RunCompleted || done.StartedAt == nil {
+				b.Fatalf("run %s: %+v %v", r.ID, done, err)
+			}
+			lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+	}
+}
+
+// BenchmarkQueuedThroughput queues 1,000 runs of `true` (8 concurrent
+// submitters) and reports runs completed per second from the first submit
+// to the last run's end.
+func BenchmarkQueuedThroughput(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	for b.Loop() {
+		const n = 1000
+		ids := make(chan string, n)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += 8 {
+					r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					ids <- r.ID
+				}
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		submitted := time.Since(start)
+		var last time.Time
+		for id := range ids {
+			r, err := c.WaitRun(ctx, id, nil)
+			if err != nil || r.Status != api.RunCompleted {
+				b.Fatalf("run %s: %+v %v", id, r, err)
+			}
+			if r.EndedAt.After(last) {
+				last = *r.EndedAt
+			}
+		}
+		total := time.Since(start)
+		b.ReportMetric(n/total.Seconds(), "runs/s")
+		b.ReportMetric(n/submitted.Seconds(), "submits/s")
+	}
+}

@@ -375,7 +375,7 @@ func (d *Dispatcher) checkNodes(tx *txn) error {
 			nd.Reason = "its agent never said hello"
 		}
 		tx.touchNode(nd)
-		tx.wakeNode(nd.ID) // a poll still held ends, so a returning agent says hello at once
+		tx.wakeNode(nd.ID)            // a poll still held ends, so a returning agent says hello at once
 		for _, r := range nd.placed { // finish removes r from placed; Go allows that mid-range
 			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+nd.ID+" stopped responding ("+nd.Reason+")")
 		}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -399,3 +401,38 @@ func TestLogsFollow(t *testing.T) {
 }
 
 var _ = json.Marshal
+
+// A run gets the memory it asked for and no more (cgroups), and runs
+// that do not fit wait their turn in submission order.
+func TestResourcesLimitAndQueue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	hog := "x = bytearray(400 << 20); print('survived')"
+	small := e.waitRun(e.submit("--memory-gb", "0.1", "--", "python3", "-c", hog))
+	if small.Status != api.RunFailed || small.ExitCode == nil || *small.ExitCode != 137 {
+		t.Errorf("400 MB in a 0.1 GiB run: %+v (want Failed, exit 137: killed by the memory limit)", small)
+	}
+	big := e.waitRun(e.submit("--memory-gb", "1", "--", "python3", "-c", hog))
+	if big.Status != api.RunCompleted {
+		t.Errorf("400 MB in a 1 GiB run: %+v", big)
+	}
+
+	// Each run takes all of the local node's cores, so they run one at a
+	// time, in the order they were submitted.
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.submit("--cores", strconv.Itoa(runtime.NumCPU()), "--", "sleep", "0.3"))
+	}
+	var prevEnd time.Time
+	for i, id := range ids {
+		r := e.waitRun(id)
+		if r.Status != api.RunCompleted || r.StartedAt == nil {
+			t.Fatalf("run %d: %+v", i, r)
+		}
+		if r.StartedAt.Before(prevEnd) {
+			t.Errorf("run %d started at %s, before run %d ended at %s", i, r.StartedAt, i-1, prevEnd)
+		}
+		prevEnd = *r.EndedAt
+	}
+}

@@ -49,6 +49,9 @@ func (a *API) putSnapshot(w http.ResponseWriter, r *http.Request, _ caller) erro
 }
 
 func (a *API) headSnapshot(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := a.checkWS(r); err != nil {
+		return err
+	}
 	if !a.art.HasSnapshot(r.PathValue("digest")) {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
@@ -99,6 +102,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 		return err
 	}
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	limit = min(limit, 1000)
 	runs, err := a.store.ListRuns(r.Context(), r.PathValue("ws"), store.RunFilter{
 		Compute: strings.ToLower(r.URL.Query().Get("compute")), Limit: limit})
 	if err != nil {

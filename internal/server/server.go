@@ -277,7 +277,7 @@ func decode(r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return api.Invalid("body", "the request body must be at most %d bytes", maxBody)
+			return api.Invalid("body", "the request body must be at most %d bytes", mbe.Limit)
 		case errors.Is(err, io.EOF):
 			return api.Invalid("body", "the request body must be a JSON object")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -290,13 +290,16 @@ func TestNodeLost(t *testing.T) {
 		t.Fatalf("frozen agent: %+v", run)
 	}
 
-	id = e.submit("--", "sleep", "60")
+	marker := fmt.Sprintf("paddock-nodelost-%d", time.Now().UnixNano())
+	id = e.submit("--", "python3", "-c", "import time; time.sleep(60)", marker)
 	eventually(t, 20*time.Second, "the run to start", func() bool { return e.show(id).Status == api.RunRunning })
 	syscall.Kill(e.agentPID(), syscall.SIGKILL)
 	run = e.waitRun(id)
 	if run.Status != api.RunFailed || run.StatusReason != "NodeLost" {
 		t.Fatalf("killed agent: %+v", run)
 	}
+	// The restarted agent killed what the dead one left running.
+	eventually(t, 10*time.Second, "the orphaned run process to be killed", func() bool { return len(pidsWith(marker)) == 0 })
 	// The supervisor restarted the agent: new runs work.
 	if run := e.waitRun(e.submit("--", "true")); run.Status != api.RunCompleted {
 		t.Fatalf("after the agent restart: %+v", run)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/agent/proc"
 	"github.com/paddock-ml/paddock/internal/version"
 )
 
@@ -93,6 +94,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer os.Remove(cfg.PIDFile)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, attempts: map[string]*attempt{}}
+	a.cleanLeftovers()
 	a.client = api.NewClient(a.serverURL(), token, "")
 	a.client.HTTP = &http.Client{Timeout: 90 * time.Second}
 	a.uploads = api.NewClient(a.serverURL(), token, "")
@@ -101,6 +103,23 @@ func Run(ctx context.Context, cfg Config) error {
 	a.stopAll("the node agent is stopping")
 	a.wg.Wait()
 	return err
+}
+
+// cleanLeftovers kills what attempts of an earlier agent on this work dir
+// left running (the server has failed those attempts with NodeLost) and
+// removes their directories. An attempt's directory and cgroup share its
+// name.
+func (a *Agent) cleanLeftovers() {
+	dir := filepath.Join(a.cfg.WorkDir, "runs")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if err := proc.KillLeftover(e.Name()); err != nil {
+			a.log.Warn("could not stop processes left by an earlier agent", "attempt", e.Name(), "err", err)
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+		a.log.Info("cleaned up an attempt left by an earlier agent", "attempt", e.Name())
+	}
 }
 
 func (a *Agent) serverURL() string {

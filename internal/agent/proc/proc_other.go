@@ -22,3 +22,6 @@ func (p *Process) stop(time.Duration) error { return errUnsupported }
 func (p *Process) cleanup() error           { return errUnsupported }
 func (p *Process) alive() []int             { return nil }
 func cgroupMode() string                    { return "none: " + errUnsupported.Error() }
+
+// KillLeftover is not supported here.
+func KillLeftover(string) error { return nil }

@@ -133,6 +133,15 @@ func containerCommand(as api.Assignment, dir string, env, cmd []string) ([]strin
 	if as.Resources.MemoryGB > 0 {
 		args = append(args, "--memory", strconv.FormatInt(int64(as.Resources.MemoryGB*(1<<30)), 10))
 	}
+	if len(as.GPUIndices) > 0 {
+		if filepath.Base(engine) == "docker" {
+			args = append(args, "--gpus", `"device=`+joinInts(as.GPUIndices)+`"`)
+		} else {
+			for _, i := range as.GPUIndices { // podman: the NVIDIA CDI devices
+				args = append(args, "--device", "nvidia.com/gpu="+strconv.Itoa(i))
+			}
+		}
+	}
 	for k := range as.Env {
 		args = append(args, "-e", k)
 	}
@@ -199,4 +208,12 @@ func containerEngine() (string, string) {
 		}
 	})
 	return enginePath, noEng
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
 }

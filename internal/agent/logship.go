@@ -159,12 +159,16 @@ func (s *shipper) flushWriters() {
 	}
 }
 
-// lineWriter splits written bytes into lines.
+// lineWriter splits written bytes into lines. A line longer than
+// maxLineBytes is sent in chunks; where a chunk ends exactly at the end of
+// a line, the newline that follows in a later write ends nothing more, so
+// the lines do not depend on how the process's writes were cut.
 type lineWriter struct {
 	s      *shipper
 	stream string
 	mu     sync.Mutex
 	buf    []byte
+	cut    bool // the last chunk sent ended a line that has not seen its newline yet
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -175,29 +179,41 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.buf = append(w.buf, p...)
-			for len(w.buf) >= maxLineBytes {
-				w.s.add(w.stream, string(w.buf[:maxLineBytes]))
-				w.buf = w.buf[maxLineBytes:]
-			}
+			w.sendFullChunks()
 			break
 		}
-		line := append(w.buf, p[:i]...)
-		w.buf = w.buf[:0]
-		for len(line) > maxLineBytes {
-			w.s.add(w.stream, string(line[:maxLineBytes]))
-			line = line[maxLineBytes:]
+		line := bytes.TrimSuffix(append(w.buf, p[:i]...), []byte("\r"))
+		if len(line) > 0 || !w.cut {
+			for len(line) > maxLineBytes {
+				w.s.add(w.stream, string(line[:maxLineBytes]))
+				line = line[maxLineBytes:]
+			}
+			w.s.add(w.stream, string(line))
 		}
-		w.s.add(w.stream, string(bytes.TrimSuffix(line, []byte("\r"))))
+		w.buf, w.cut = w.buf[:0], false
 		p = p[i+1:]
 	}
 	return n, nil
 }
 
+// sendFullChunks sends what a partial line has of whole chunks.
+func (w *lineWriter) sendFullChunks() {
+	sent := false
+	for len(w.buf) > maxLineBytes || len(w.buf) == maxLineBytes && !bytes.HasSuffix(w.buf, []byte("\r")) {
+		w.s.add(w.stream, string(w.buf[:maxLineBytes]))
+		w.buf = append(w.buf[:0], w.buf[maxLineBytes:]...)
+		sent = true
+	}
+	if sent {
+		w.cut = len(w.buf) == 0 || string(w.buf) == "\r"
+	}
+}
+
 func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.buf) > 0 {
-		w.s.add(w.stream, string(w.buf))
-		w.buf = nil
+	if line := bytes.TrimSuffix(w.buf, []byte("\r")); len(line) > 0 {
+		w.s.add(w.stream, string(line))
 	}
+	w.buf, w.cut = nil, false
 }

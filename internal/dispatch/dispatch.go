@@ -59,8 +59,9 @@ type Dispatcher struct {
 	queues map[string][]*store.Run
 	nodes  map[string]*node
 	seq    int64
-	// recovered runs were placed before a restart; their agent may already
-	// have sent some of their log lines.
+	// recovered runs are delivered again (after a restart, or to an agent
+	// that lost them): their agent may already have sent log lines, so the
+	// assignment carries the stored log ack.
 	recovered map[string]bool
 
 	watchMu  sync.Mutex

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/scheduler"
@@ -25,20 +27,19 @@ func NewRunID() string {
 // only while that attempt is current and the run has not ended.
 func (d *Dispatcher) RunToken(runID string, attempt int) string {
 	a := strconv.Itoa(attempt)
-	return "pdr_" + runID + "_" + a + "_" + d.box.Sign("run-token", runID, a)
+	// '.' separates: run ids and the base64url signature never contain it.
+	return "pdr_" + runID + "." + a + "." + d.box.Sign("run-token", runID, a)
 }
 
 // ParseRunToken checks a run token's signature and returns what it names.
 func (d *Dispatcher) ParseRunToken(tok string) (runID string, attempt int, ok bool) {
-	parts := strings.Split(tok, "_")
-	if len(parts) != 4 || parts[0] != "pdr" {
+	body, ok := strings.CutPrefix(tok, "pdr_")
+	parts := strings.Split(body, ".")
+	if !ok || len(parts) != 3 || !d.box.Verify(parts[2], "run-token", parts[0], parts[1]) {
 		return "", 0, false
 	}
-	if !d.box.Verify(parts[3], "run-token", parts[1], parts[2]) {
-		return "", 0, false
-	}
-	n, err := strconv.Atoi(parts[2])
-	return parts[1], n, err == nil
+	n, err := strconv.Atoi(parts[1])
+	return parts[0], n, err == nil
 }
 
 // Submit queues a new run. r must be validated; Submit gives it an id, a
@@ -54,9 +55,17 @@ func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error)
 					return nil
 				}
 			}
-			if prev, err := d.st.RunByIdempotencyKey(ctx, r.Workspace, r.CreatedBy, r.IdempotencyKey); err == nil {
+			// The loop's reads must not depend on the caller: a caller that
+			// gave up must not make this look like a new key.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
+			cancel()
+			switch {
+			case err == nil:
 				out = prev
 				return nil
+			case !errors.Is(err, api.ErrNotFound):
+				return err
 			}
 		}
 		if err := d.checkFits(&r); err != nil {
@@ -244,6 +253,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			}
 			if r.Status == api.RunStarting {
 				nd.pending = append(nd.pending, r.ID) // delivered, but the agent never got it
+				d.recovered[r.ID] = true              // it may have sent log lines before losing it
 				continue
 			}
 			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "the node's agent restarted and no longer runs this attempt")
@@ -285,7 +295,9 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignmen
 	var ack int64
 	if d.recovered[r.ID] {
 		var err error
-		if ack, err = d.st.LogAck(ctx, r.ID, r.Attempt); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if ack, err = d.st.LogAck(rctx, r.ID, r.Attempt); err != nil {
 			d.log.Warn("reading log ack", "run", r.ID, "err", err)
 		}
 	}

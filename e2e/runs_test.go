@@ -158,7 +158,7 @@ func TestFailingScriptEndsFailedWithItsExitCode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	r := e.run("run", "submit", "--compute", "local", "--stream", "--", "sh", "-c", "echo before; exit 3")
+	r := e.run("run", "submit", "--compute", "local", "--stream", "--", "sh", "-c", "echo before; mkdir outputs; echo partial > outputs/checkpoint.txt; exit 3")
 	if r.code != 3 || !strings.Contains(r.stdout, "before") || !strings.Contains(r.stderr, "exited with code 3") {
 		t.Fatalf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -166,6 +166,9 @@ func TestFailingScriptEndsFailedWithItsExitCode(t *testing.T) {
 	run := runs[0]
 	if run.Status != api.RunFailed || run.ExitCode == nil || *run.ExitCode != 3 || run.Attempts[0].Reason != "NonZeroExit" {
 		t.Fatalf("run: %+v", run)
+	}
+	if len(run.Outputs) != 1 || run.Outputs[0].Path != "checkpoint.txt" {
+		t.Errorf("outputs of a failed run were not kept: %+v", run.Outputs)
 	}
 	if w := e.run("run", "wait", run.ID); w.code != 3 {
 		t.Errorf("run wait exited %d, want 3", w.code)

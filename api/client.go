@@ -126,6 +126,15 @@ func headersFrom(ctx context.Context) map[string]string {
 	return h
 }
 
+// call sends a request and decodes the JSON answer into a new T.
+func call[T any](ctx context.Context, c *Client, method, path string, body any) (*T, error) {
+	var out T
+	if err := c.Do(ctx, method, path, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ListComputes lists the workspace's compute targets, sorted by name.
 func (c *Client) ListComputes(ctx context.Context) ([]Compute, error) {
 	var l ComputeList
@@ -135,40 +144,24 @@ func (c *Client) ListComputes(ctx context.Context) ([]Compute, error) {
 
 // GetCompute returns one compute target.
 func (c *Client) GetCompute(ctx context.Context, name string) (*Compute, error) {
-	var out Compute
-	if err := c.Do(ctx, http.MethodGet, c.wsPath("computes", name), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Compute](ctx, c, http.MethodGet, c.wsPath("computes", name), nil)
 }
 
 // CreateCompute creates a compute target; it returns as soon as the target
 // is stored (provisioning_state Creating). Use WaitCompute to follow it.
 func (c *Client) CreateCompute(ctx context.Context, in ComputeCreate) (*Compute, error) {
-	var out Compute
-	if err := c.Do(ctx, http.MethodPost, c.wsPath("computes"), in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Compute](ctx, c, http.MethodPost, c.wsPath("computes"), in)
 }
 
 // UpdateCompute changes some properties of a compute target.
 func (c *Client) UpdateCompute(ctx context.Context, name string, in ComputeUpdate) (*Compute, error) {
-	var out Compute
-	if err := c.Do(ctx, http.MethodPatch, c.wsPath("computes", name), in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Compute](ctx, c, http.MethodPatch, c.wsPath("computes", name), in)
 }
 
 // DeleteCompute starts deleting a compute target (provisioning_state
 // Deleting); the target disappears when its resources are released.
 func (c *Client) DeleteCompute(ctx context.Context, name string) (*Compute, error) {
-	var out Compute
-	if err := c.Do(ctx, http.MethodDelete, c.wsPath("computes", name), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Compute](ctx, c, http.MethodDelete, c.wsPath("computes", name), nil)
 }
 
 // ListSizes returns the size catalog.

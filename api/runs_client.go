@@ -34,31 +34,19 @@ func (c *Client) SubmitRun(ctx context.Context, in RunSubmit, idempotencyKey str
 	if idempotencyKey != "" {
 		ctx = WithHeader(ctx, "Idempotency-Key", idempotencyKey)
 	}
-	var out Run
-	if err := c.Do(ctx, http.MethodPost, c.wsPath("runs"), in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Run](ctx, c, http.MethodPost, c.wsPath("runs"), in)
 }
 
 // GetRun returns a run.
 func (c *Client) GetRun(ctx context.Context, id string) (*Run, error) {
-	var out Run
-	if err := c.Do(ctx, http.MethodGet, c.wsPath("runs", id), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Run](ctx, c, http.MethodGet, c.wsPath("runs", id), nil)
 }
 
 // WatchRun returns the run as soon as its status is not `from` (or after
 // the server's wait limit, unchanged).
 func (c *Client) WatchRun(ctx context.Context, id string, from RunStatus) (*Run, error) {
-	var out Run
 	q := url.Values{"watch": {string(from)}, "timeout_ms": {"25000"}}
-	if err := c.Do(ctx, http.MethodGet, c.wsPath("runs", id)+"?"+q.Encode(), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Run](ctx, c, http.MethodGet, c.wsPath("runs", id)+"?"+q.Encode(), nil)
 }
 
 // WaitRun follows a run until it ends, calling progress on each status
@@ -96,11 +84,7 @@ func (c *Client) ListRuns(ctx context.Context, compute string, limit int) ([]Run
 
 // CancelRun asks for a run to be stopped.
 func (c *Client) CancelRun(ctx context.Context, id string) (*Run, error) {
-	var out Run
-	if err := c.Do(ctx, http.MethodPost, c.wsPath("runs", id+":cancel"), nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[Run](ctx, c, http.MethodPost, c.wsPath("runs", id+":cancel"), nil)
 }
 
 // Metrics returns every metric value a run logged.

@@ -344,10 +344,8 @@ func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) er
 }
 
 func (a *API) listSizes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	if ok, err := a.store.WorkspaceExists(r.Context(), r.PathValue("ws")); err != nil {
+	if err := a.checkWS(r); err != nil {
 		return err
-	} else if !ok {
-		return api.NotFound("workspace %q not found", r.PathValue("ws"))
 	}
 	writeJSON(w, http.StatusOK, api.SizeList{Items: a.ws.Sizes.All()})
 	return nil

@@ -13,27 +13,10 @@ package localnode
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/store"
-)
-
-// Files in the agent's directory.
-const (
-	tokenFile  = "token"
-	serverFile = "server-url"
-	pidFile    = "agent.pid"
-	logFile    = "agent.log"
 )
 
 // NodeID is the id of the local target's node.
@@ -61,10 +44,8 @@ type Supervisor struct {
 // Start makes sure the node exists and its agent runs, then supervises it
 // until ctx ends.
 func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return err
-	}
-	token, err := s.token()
+	dir := AgentDir(s.Dir)
+	token, err := dir.Token(s.NewToken)
 	if err != nil {
 		return err
 	}
@@ -72,10 +53,10 @@ func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
 		TokenHash: s.TokenHash(token), CreatedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
-	if err := clientconfig.WriteFileAtomic(filepath.Join(s.Dir, serverFile), []byte(serverURL+"\n"), 0o600); err != nil {
+	if err := dir.SetServer(serverURL); err != nil {
 		return err
 	}
-	if pid := s.alivePID(); pid != 0 {
+	if pid := dir.AlivePID(); pid != 0 {
 		s.pid = pid
 		s.Log.Info("adopted the running local agent", "pid", pid)
 	} else if err := s.spawn(); err != nil {
@@ -85,66 +66,13 @@ func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
 	return nil
 }
 
-func (s *Supervisor) token() (string, error) {
-	path := filepath.Join(s.Dir, tokenFile)
-	data, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(data))) > 0 {
-		return strings.TrimSpace(string(data)), nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	tok := s.NewToken()
-	return tok, clientconfig.WriteFileAtomic(path, []byte(tok+"\n"), 0o600)
-}
-
-// alivePID returns the pid in the pid file if that process is a paddock
-// agent using this directory.
-func (s *Supervisor) alivePID() int {
-	data, err := os.ReadFile(filepath.Join(s.Dir, pidFile))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return 0
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	if len(args) < 2 || args[1] != "agent" || !strings.Contains(string(cmdline), s.Dir) {
-		return 0
-	}
-	return pid
-}
-
 func (s *Supervisor) spawn() error {
-	exe, err := os.Executable()
+	pid, err := AgentDir(s.Dir).Spawn(s.ExtraArgs...)
 	if err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(s.Dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	args := append([]string{"agent",
-		"--server-file", filepath.Join(s.Dir, serverFile),
-		"--token-file", filepath.Join(s.Dir, tokenFile),
-		"--work-dir", filepath.Join(s.Dir, "work"),
-		"--pid-file", filepath.Join(s.Dir, pidFile),
-	}, s.ExtraArgs...)
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the server
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the local agent: %w", err)
-	}
-	s.pid = cmd.Process.Pid
-	go cmd.Wait() // reap it if it exits while we run
-	s.Log.Info("started the local agent", "pid", s.pid, "log", filepath.Join(s.Dir, logFile))
+	s.pid = pid
+	s.Log.Info("started the local agent", "pid", pid, "log", AgentDir(s.Dir).Log())
 	return nil
 }
 
@@ -157,7 +85,7 @@ func (s *Supervisor) watch(ctx context.Context) {
 			return
 		case <-time.After(250 * time.Millisecond):
 		}
-		if syscall.Kill(s.pid, 0) == nil && !zombie(s.pid) {
+		if alive(s.pid) {
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -174,15 +102,6 @@ func (s *Supervisor) watch(ctx context.Context) {
 	}
 }
 
-func zombie(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i > 0 && i+2 < len(data) && data[i+2] == 'Z'
-}
-
 // Stop is called at a clean server shutdown: an idle agent is stopped, a
 // busy one keeps its runs going until the server is back.
 func (s *Supervisor) Stop() {
@@ -193,8 +112,5 @@ func (s *Supervisor) Stop() {
 		s.Log.Info("the local agent has runs; it keeps them running until paddock is back", "pid", s.pid)
 		return
 	}
-	syscall.Kill(s.pid, syscall.SIGTERM)
-	for i := 0; i < 50 && syscall.Kill(s.pid, 0) == nil && !zombie(s.pid); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	AgentDir(s.Dir).Stop(time.Second)
 }

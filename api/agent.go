@@ -66,6 +66,9 @@ type Assignment struct {
 	Resources             Resources         `json:"resources"`
 	GPUIndices            []int             `json:"gpu_indices,omitempty"`
 	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	// RestoreOutputs asks the agent to put the run's stored outputs (the
+	// checkpoints of an earlier attempt) into ./outputs before it starts.
+	RestoreOutputs bool `json:"restore_outputs,omitempty"`
 	// LogAck is the last log line of this attempt the server has stored;
 	// a redelivered assignment resumes sending after it.
 	LogAck int64 `json:"log_ack"`

@@ -160,8 +160,26 @@ func (c *Client) UpdateCompute(ctx context.Context, name string, in ComputeUpdat
 
 // DeleteCompute starts deleting a compute target (provisioning_state
 // Deleting); the target disappears when its resources are released.
-func (c *Client) DeleteCompute(ctx context.Context, name string) (*Compute, error) {
-	return call[Compute](ctx, c, http.MethodDelete, c.wsPath("computes", name), nil)
+func (c *Client) DeleteCompute(ctx context.Context, name string, force bool) (*Compute, error) {
+	path := c.wsPath("computes", name)
+	if force {
+		path += "?force=true"
+	}
+	return call[Compute](ctx, c, http.MethodDelete, path, nil)
+}
+
+// ListNodes returns a target's nodes.
+func (c *Client) ListNodes(ctx context.Context, name string) ([]Node, error) {
+	l, err := call[NodeList](ctx, c, http.MethodGet, c.wsPath("computes", name, "nodes"), nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+// PreemptNode injects a preemption of a cluster node (admins).
+func (c *Client) PreemptNode(ctx context.Context, name, node string) error {
+	return c.Do(ctx, http.MethodPost, c.wsPath("computes", name, "nodes", node+":preempt"), nil, nil)
 }
 
 // ListSizes returns the size catalog.

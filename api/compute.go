@@ -86,3 +86,24 @@ type SizeList struct {
 type Version struct {
 	Version string `json:"version"`
 }
+
+// Node is one node of a compute target.
+type Node struct {
+	ID        string    `json:"id"`
+	Compute   string    `json:"compute"`
+	State     string    `json:"state"` // starting, idle, running, leaving, unusable, preempted
+	Reason    string    `json:"reason,omitempty"`
+	Hostname  string    `json:"hostname,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Cores     float64   `json:"cores"`
+	MemoryGB  float64   `json:"memory_gb"`
+	GPUs      []GPUInfo `json:"gpus,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// NodeList is the body of GET .../computes/{name}/nodes.
+type NodeList struct {
+	Items []Node `json:"items"`
+}

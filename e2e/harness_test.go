@@ -211,17 +211,38 @@ func (e *env) agentPID() int {
 	return pid
 }
 
-// stopAgent ends the local agent, which outlives the server on purpose.
+// stopAgent ends the local agent and every cluster node's agent, which
+// outlive the server on purpose.
 func (e *env) stopAgent() {
-	pid := e.agentPID()
-	if pid <= 0 {
-		return
+	files, _ := filepath.Glob(filepath.Join(e.dataDir, "nodes", "*", "agent.pid"))
+	files = append(files, filepath.Join(e.dataDir, "local-agent", "agent.pid"))
+	var pids []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); pid > 0 {
+			pids = append(pids, pid)
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(25 * time.Millisecond)
+	for _, pid := range pids {
+		for i := 0; i < 200 && alive(pid); i++ {
+			time.Sleep(25 * time.Millisecond)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// alive reports whether pid is a live process (not a zombie).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }
 
 // eventually polls cond until it holds or the deadline passes.

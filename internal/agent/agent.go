@@ -42,7 +42,13 @@ type Config struct {
 	OrphanTimeout time.Duration
 	// Cores and MemoryGB override what is detected (0 = detect).
 	Cores, MemoryGB float64
-	Log             *slog.Logger
+	// CheckpointInterval is how often ./outputs is uploaded while a run
+	// runs, when it changed (0: only at the end).
+	CheckpointInterval time.Duration
+	// Address is the node's address as other nodes of a multi-node run
+	// reach it (default: its hostname).
+	Address string
+	Log     *slog.Logger
 }
 
 // Agent is a running node agent.

@@ -96,7 +96,7 @@ func (at *attempt) run(agentCtx context.Context) {
 		log.Warn("some log lines could not be delivered")
 	}
 	rep := api.AttemptReport{Status: out.status, ExitCode: out.exit, Reason: out.reason, Error: out.err}
-	files, err := at.uploadOutputs(ctx, filepath.Join(dir, "outputs"))
+	files, err := at.uploadOutputs(ctx, filepath.Join(dir, "outputs"), true)
 	if err != nil {
 		log.Warn("uploading outputs failed", "err", err)
 		if rep.Error == "" {
@@ -129,6 +129,11 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 	if as.Source != "" {
 		if err := at.fetchSource(ctx, as.Source, dir); err != nil {
 			return failed("PreparationFailed", "fetching the source snapshot: %v", err)
+		}
+	}
+	if as.RestoreOutputs {
+		if err := at.restoreOutputs(ctx, filepath.Join(dir, "outputs")); err != nil {
+			return failed("PreparationFailed", "restoring the outputs of the previous attempt: %v", err)
 		}
 	}
 	env := runEnv(as.Env)
@@ -167,6 +172,8 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 			at.stop("stale", true)
 		}
 	}()
+	stopCheckpoints := at.checkpoints(ctx, filepath.Join(dir, "outputs"))
+	defer stopCheckpoints()
 	var limit <-chan time.Time
 	if as.MaxRunDurationSeconds > 0 {
 		t := time.NewTimer(time.Duration(as.MaxRunDurationSeconds) * time.Second)
@@ -294,13 +301,14 @@ func (a *Agent) download(ctx context.Context, path, file, digest string) error {
 	return os.Rename(tmp.Name(), file)
 }
 
-// uploadOutputs sends ./outputs when it holds anything.
-func (at *attempt) uploadOutputs(ctx context.Context, dir string) ([]api.OutputFile, error) {
+// uploadOutputs sends ./outputs when it holds anything. The final upload
+// reports Finalizing first; checkpoints (final false) go while the run runs.
+func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([]api.OutputFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {
 		return nil, nil
 	}
-	if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunFinalizing}) {
+	if final && !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunFinalizing}) {
 		return nil, errors.New("the attempt is no longer current")
 	}
 	var buf bytes.Buffer
@@ -323,4 +331,77 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string) ([]api.OutputF
 		backoff = min(backoff*2, 2*time.Second)
 		at.a.refreshServer()
 	}
+}
+
+// checkpoints uploads ./outputs whenever it changed, every
+// CheckpointInterval while the run runs, so a preempted attempt's
+// checkpoints are there for the next one. It returns a function that stops
+// it and waits for an upload in progress.
+func (at *attempt) checkpoints(ctx context.Context, dir string) func() {
+	every := at.a.cfg.CheckpointInterval
+	if every <= 0 {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		last := ""
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			sig := treeSignature(dir)
+			if sig == "" || sig == last {
+				continue
+			}
+			if _, err := at.uploadOutputs(ctx, dir, false); err != nil {
+				at.a.log.Warn("uploading a checkpoint failed", "run", at.ref.RunID, "err", err)
+				continue
+			}
+			last = sig
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// treeSignature summarises a tree's files (names, sizes, mtimes) so a
+// change is noticed without reading them; "" for an empty tree.
+func treeSignature(dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			fmt.Fprintf(&b, "%s|%d|%d\n", p, info.Size(), info.ModTime().UnixNano())
+		}
+		return nil
+	})
+	return b.String()
+}
+
+// restoreOutputs puts the run's stored outputs (the previous attempt's
+// checkpoints) into ./outputs.
+func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at.a.uploads.Server+attemptPath(at.ref, "outputs"), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+at.a.uploads.Token)
+	resp, err := at.a.uploads.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the server answered %s", resp.Status)
+	}
+	_, err = snapshot.Extract(resp.Body, dir, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000})
+	return err
 }

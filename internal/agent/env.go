@@ -151,8 +151,11 @@ func containerCommand(as api.Assignment, dir string, env, cmd []string) ([]strin
 
 // detect reports this node's resources.
 func detect(cfg Config) api.AgentHello {
-	h := api.AgentHello{Cores: cfg.Cores, MemoryGB: cfg.MemoryGB}
+	h := api.AgentHello{Cores: cfg.Cores, MemoryGB: cfg.MemoryGB, Address: cfg.Address}
 	h.Hostname, _ = os.Hostname()
+	if h.Address == "" {
+		h.Address = h.Hostname
+	}
 	if h.Cores == 0 {
 		h.Cores = float64(numCPU())
 	}

@@ -54,6 +54,8 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.DurationVar(&cfg.OrphanTimeout, "orphan-timeout", 10*time.Minute, "exit when idle and the server has been unreachable this long")
 	f.Float64Var(&cfg.Cores, "cores", 0, "cores to offer (default: all)")
 	f.Float64Var(&cfg.MemoryGB, "memory-gb", 0, "memory to offer in GiB (default: all)")
+	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 5*time.Second, "upload ./outputs this often while a run runs, when it changed (0: only at the end)")
+	f.StringVar(&cfg.Address, "address", "", "address other nodes reach this one at (default: the hostname)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
 	return cmd
 }

@@ -64,7 +64,8 @@ func newComputeCmd(g *globals) *cobra.Command {
 		createCmd(g, "instance", "Create a personal compute instance", instanceFlags,
 			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`),
 	)
-	cmd.AddCommand(create, listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g))
+	cmd.AddCommand(create, listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
+		nodesCmd(g), preemptCmd(g))
 	return cmd
 }
 
@@ -278,7 +279,7 @@ func updateCmd(g *globals) *cobra.Command {
 }
 
 func deleteCmd(g *globals) *cobra.Command {
-	var noWait bool
+	var noWait, force bool
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a compute target and release its nodes",
@@ -288,7 +289,7 @@ func deleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := c.DeleteCompute(cmd.Context(), args[0])
+			out, err := c.DeleteCompute(cmd.Context(), args[0], force)
 			if err != nil {
 				return err
 			}
@@ -304,6 +305,7 @@ func deleteCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once deletion has started")
+	cmd.Flags().BoolVar(&force, "force", false, "cancel the target's active runs instead of refusing")
 	return cmd
 }
 
@@ -327,6 +329,60 @@ func sizesCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "%s\t%d\t%g\t%d\t%s\n", s.Name, s.Cores, s.MemoryGB, s.GPUs, s.Family)
 				}
 			})
+		},
+	}
+}
+
+func nodesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "nodes NAME",
+		Short: "List a target's nodes and their states",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			nodes, err := c.ListNodes(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if nodes == nil {
+				nodes = []api.Node{}
+			}
+			return emit(cmd.OutOrStdout(), g.output, nodes, func(w io.Writer) {
+				fmt.Fprintln(w, "NODE\tSTATE\tCORES\tMEMORY GiB\tGPUS\tADDRESS\tLAST SEEN")
+				for _, n := range nodes {
+					state := n.State
+					if n.Reason != "" {
+						state += " (" + n.Reason + ")"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%g\t%g\t%d\t%s\t%s\n", n.ID, state, n.Cores, n.MemoryGB, len(n.GPUs),
+						orDash(n.Address), age(n.LastSeen))
+				}
+			})
+		},
+	}
+}
+
+func preemptCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "preempt NAME NODE",
+		Short: "Preempt a cluster node now, as a reclaimed low-priority VM would be (admins; tests and demos)",
+		Long: `Preempt a node: its agent and runs are killed without warning. Runs on it are
+restarted as a new attempt (reason Preempted) with the checkpoints they
+wrote under ./outputs, and the autoscaler replaces the node.`,
+		Args: exactArgs("NAME", "NODE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.PreemptNode(cmd.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s of %s preempted\n", args[1], args[0])
+			return nil
 		},
 	}
 }

@@ -26,6 +26,8 @@ type ProvisionEnv struct {
 	// ProviderAvailable reports whether this server can realise nodes with
 	// the named provider.
 	ProviderAvailable func(name string) bool
+	// ReleaseNodes removes every node of a cluster (nil: nothing to do).
+	ReleaseNodes func(ctx context.Context, workspace, name, provider string) error
 }
 
 // ProvisionError is a permanent provisioning failure; it becomes an entry
@@ -46,7 +48,16 @@ func (cluster) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) 
 	return nil
 }
 
-func (cluster) Deprovision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+func (cluster) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
+	if env.ReleaseNodes == nil {
+		return nil
+	}
+	var p ClusterProperties
+	if err := json.Unmarshal(c.Properties, &p); err != nil {
+		return err
+	}
+	return env.ReleaseNodes(ctx, c.Workspace, c.Name, p.Provider)
+}
 
 func (instance) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) error {
 	if !env.ProviderAvailable("local") {

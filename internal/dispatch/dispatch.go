@@ -42,6 +42,12 @@ type Options struct {
 	NodeLostAfter time.Duration
 	// APIURL is given to runs as PADDOCK_API_URL.
 	APIURL string
+	// OnChange is told (after the commit, outside the loop) the queue key
+	// "workspace/target" of every target whose queue or nodes changed.
+	OnChange func(key string)
+	// MaxPreemptions is how many times a run is restarted after its node
+	// was preempted before it fails (default 3).
+	MaxPreemptions int
 }
 
 // Dispatcher is the run and node state machine.
@@ -77,6 +83,7 @@ type node struct {
 	placed             map[string]*store.Run // runs whose current attempt is on this node
 	wake               chan struct{}         // closed when there is something to deliver
 	lastSeen           time.Time
+	idleSince          time.Time // when it last became idle
 }
 
 type op struct {
@@ -92,7 +99,12 @@ type txn struct {
 	delNodes []string
 	wake     map[string]bool
 	schedule bool
+	clusters map[string]bool // targets whose demand or nodes changed
 }
+
+// changed notes that a target's queue or nodes changed, so its autoscaler
+// looks again.
+func (tx *txn) changed(ws, compute string) { tx.clusters[queueKey(ws, compute)] = true }
 
 func (tx *txn) touchRun(r *store.Run) { tx.runs[r.ID] = r }
 func (tx *txn) touchNode(n *node)     { tx.nodes[n.ID] = n }
@@ -104,6 +116,9 @@ func (tx *txn) timeNow() *time.Time   { t := tx.d.now(); return &t }
 func New(st store.Store, box *secret.Box, log *slog.Logger, now func() time.Time, opts Options) *Dispatcher {
 	if opts.NodeLostAfter == 0 {
 		opts.NodeLostAfter = 60 * time.Second
+	}
+	if opts.MaxPreemptions == 0 {
+		opts.MaxPreemptions = 3
 	}
 	return &Dispatcher{st: st, box: box, log: log, now: now, opts: opts,
 		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
@@ -254,7 +269,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 }
 
 func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
-	tx := &txn{d: d, runs: map[string]*store.Run{}, nodes: map[string]*node{}, wake: map[string]bool{}}
+	tx := &txn{d: d, runs: map[string]*store.Run{}, nodes: map[string]*node{}, wake: map[string]bool{}, clusters: map[string]bool{}}
 	errs := make([]error, len(batch))
 	for i, o := range batch {
 		errs[i] = o.fn(tx)
@@ -281,6 +296,11 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 		}
 		for id := range tx.runs {
 			d.notify(id)
+		}
+		if d.opts.OnChange != nil {
+			for key := range tx.clusters {
+				d.opts.OnChange(key)
+			}
 		}
 	}
 	for i, o := range batch {
@@ -371,7 +391,7 @@ func (d *Dispatcher) schedule(tx *txn) {
 	}
 	var free []scheduler.Node
 	for _, nd := range d.nodes {
-		if nd.State == nodeUnusable || nd.State == nodeStarting {
+		if nd.State != nodeIdle && nd.State != nodeRunning {
 			continue
 		}
 		free = append(free, scheduler.Node{ID: nd.ID, Target: queueKey(nd.Workspace, nd.Compute),
@@ -408,11 +428,13 @@ const (
 	nodeIdle     = "idle"
 	nodeRunning  = "running"
 	nodeUnusable = "unusable"
+	nodeLeaving  = "leaving"
+	nodePreempt  = "preempted"
 )
 
 // setNodeBusy recomputes idle/running from the node's allocations.
 func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
-	if nd.State == nodeUnusable || nd.State == nodeStarting {
+	if nd.State != nodeIdle && nd.State != nodeRunning {
 		return
 	}
 	state := nodeIdle
@@ -422,6 +444,12 @@ func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
 	if nd.State != state {
 		nd.State = state
 		tx.touchNode(nd)
+		tx.changed(nd.Workspace, nd.Compute)
+	}
+	if state == nodeIdle && nd.idleSince.IsZero() {
+		nd.idleSince = d.now()
+	} else if state == nodeRunning {
+		nd.idleSince = time.Time{}
 	}
 }
 

@@ -81,6 +81,7 @@ func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error)
 		d.enqueue(&run)
 		tx.touchRun(&run)
 		tx.schedule = true
+		tx.changed(run.Workspace, run.Compute)
 		out = run
 		return nil
 	})
@@ -204,9 +205,13 @@ func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello)
 		for _, r := range nd.placed {
 			d.take(nd, r)
 		}
-		nd.State = nodeIdle
+		if nd.State == nodeLeaving {
+			return api.Conflict("node %q is being removed", nodeID)
+		}
+		nd.State, nd.idleSince = nodeIdle, time.Time{}
 		d.setNodeBusy(tx, nd)
 		tx.touchNode(nd)
+		tx.changed(nd.Workspace, nd.Compute)
 		tx.schedule = true
 		d.log.Info("node ready", "node", nd.ID, "compute", nd.Compute, "cores", nd.Cores, "memory_gb", nd.MemoryGB, "gpus", len(nd.GPUs))
 		out = nd.Node
@@ -226,7 +231,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			return api.NotFound("node %q is not known to this server", nodeID)
 		}
 		nd.lastSeen = d.now()
-		if nd.State == nodeUnusable || nd.State == nodeStarting {
+		if nd.State != nodeIdle && nd.State != nodeRunning && nd.State != nodeLeaving {
 			return api.Conflict("node %q must say hello before polling", nodeID)
 		}
 		reported := map[string]bool{}
@@ -303,7 +308,7 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignmen
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
-		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack}
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1}
 }
 
 // Report applies an agent's report about an attempt. A report about an
@@ -377,11 +382,12 @@ func rank(s api.RunStatus) int {
 func (d *Dispatcher) checkNodes(tx *txn) error {
 	now := d.now()
 	for _, nd := range d.nodes {
-		if nd.State == nodeUnusable || now.Sub(nd.lastSeen) < d.opts.NodeLostAfter {
+		if nd.State == nodeUnusable || nd.State == nodePreempt || nd.State == nodeLeaving || now.Sub(nd.lastSeen) < d.opts.NodeLostAfter {
 			continue
 		}
 		wasStarting := nd.State == nodeStarting
 		nd.State = nodeUnusable
+		tx.changed(nd.Workspace, nd.Compute)
 		nd.Reason = fmt.Sprintf("no heartbeat for %s", now.Sub(nd.lastSeen).Round(1e9))
 		if wasStarting {
 			nd.Reason = "its agent never said hello"

@@ -25,6 +25,10 @@ type Controller struct {
 	log   *slog.Logger
 	queue *reconcile.Queue
 	now   func() time.Time
+	// OnTransition, when set, is told the key of every target whose
+	// provisioning state changed (e.g. so the autoscaler sizes a cluster
+	// that just became Succeeded).
+	OnTransition func(key string)
 }
 
 // New returns a controller; call Run to start it and Enqueue to wake it.
@@ -113,5 +117,8 @@ func (c *Controller) transition(ctx context.Context, rec *store.Compute, ev comp
 		return err
 	}
 	log.Info("provisioning state changed", "from", from, "to", next)
+	if c.OnTransition != nil {
+		c.OnTransition(workspace.Key(rec.Workspace, rec.Name))
+	}
 	return nil
 }

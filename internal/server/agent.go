@@ -139,6 +139,23 @@ func (a *API) agentOutputs(w http.ResponseWriter, r *http.Request, who caller) e
 	if files == nil {
 		files = []api.OutputFile{}
 	}
+	if err := a.dispatch.SetOutputs(r.Context(), run.ID, run.Attempt, files); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, files)
+	return nil
+}
+
+// agentRestoreOutputs sends the run's stored outputs to the agent of its
+// current attempt, to restore an earlier attempt's checkpoints.
+func (a *API) agentRestoreOutputs(w http.ResponseWriter, r *http.Request, who caller) error {
+	_, run, err := a.attemptOf(r, who)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/gzip")
+	if err := a.art.WriteOutputs(run.ID, w); err != nil {
+		a.log.Error("writing outputs for a restore", "run", run.ID, "err", err)
+	}
 	return nil
 }

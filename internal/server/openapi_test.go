@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/compute"
 )
 
@@ -31,6 +32,8 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"PATCH", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"DELETE", "/api/v1/workspaces/{ws}/computes/{name}"},
+	{"GET", "/api/v1/workspaces/{ws}/computes/{name}/nodes"},
+	{"POST", "/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}"}, // {node} is "<node id>:preempt"
 	{"GET", "/api/v1/workspaces/{ws}/sizes"},
 	{"PUT", "/api/v1/workspaces/{ws}/snapshots"},
 	{"HEAD", "/api/v1/workspaces/{ws}/snapshots/{digest}"},
@@ -48,6 +51,7 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/status"},
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/logs"},
 	{"PUT", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
+	{"GET", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -218,11 +222,14 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 func TestOpenAPIPathsRouteInMux(t *testing.T) {
 	a := NewAPI(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	fill := strings.NewReplacer("{ws}", "default", "{name}", "gpu-cluster", "{id}", "run-k5qw3xhz2m4ea",
-		"{n}", "1", "{digest}", strings.Repeat("ab", 32))
+		"{n}", "1", "{digest}", strings.Repeat("ab", 32), "{node}", "gpu-cluster-mfrggzd")
 	for _, r := range documentedRoutes {
 		path := fill.Replace(r.path)
-		if r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/runs/{id}" {
+		switch {
+		case r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/runs/{id}":
 			path += ":cancel"
+		case r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}":
+			path += ":preempt"
 		}
 		req := httptest.NewRequest(r.method, path, nil)
 		if _, pattern := a.mux.Handler(req); pattern != routeKey(r.method, r.path) {
@@ -320,32 +327,35 @@ func TestOpenAPIOperations(t *testing.T) {
 
 	// The status codes each handler actually returns.
 	wantCodes := map[string][]string{
-		"POST /api/v1/workspaces/{ws}/computes":            {"201", "400", "409"},
-		"PATCH /api/v1/workspaces/{ws}/computes/{name}":    {"200", "400", "409"},
-		"DELETE /api/v1/workspaces/{ws}/computes/{name}":   {"202", "400"},
-		"GET /api/v1/workspaces/{ws}/computes/{name}":      {"200"},
-		"GET /api/v1/workspaces/{ws}/computes":             {"200"},
-		"GET /api/v1/workspaces/{ws}/sizes":                {"200"},
-		"PUT /api/v1/workspaces/{ws}/snapshots":            {"201", "400"},
-		"HEAD /api/v1/workspaces/{ws}/snapshots/{digest}":  {"200", "404"},
-		"GET /api/v1/workspaces/{ws}/runs":                 {"200"},
-		"POST /api/v1/workspaces/{ws}/runs":                {"201", "400", "409"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}":            {"200"},
-		"POST /api/v1/workspaces/{ws}/runs/{id}":           {"202", "404"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":       {"200", "404"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":    {"200", "404"},
-		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":   {"201", "400", "401", "403", "404"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}/outputs":    {"200", "404", "409"},
-		"POST /api/v1/agent/hello":                         {"200", "400", "404"},
-		"POST /api/v1/agent/poll":                          {"200", "400", "404", "409"},
-		"GET /api/v1/agent/snapshots/{digest}":             {"200", "400", "404"},
-		"POST /api/v1/agent/runs/{id}/attempts/{n}/status": {"204", "400", "409"},
-		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":   {"200", "400", "404", "409"},
-		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs": {"200", "400", "404", "409"},
-		"GET /api/v1/version":                              {"200"},
-		"GET /api/v1/openapi.json":                         {"200"},
-		"GET /healthz":                                     {"200"},
-		"GET /metrics":                                     {"200"},
+		"POST /api/v1/workspaces/{ws}/computes":                     {"201", "400", "409"},
+		"PATCH /api/v1/workspaces/{ws}/computes/{name}":             {"200", "400", "409"},
+		"DELETE /api/v1/workspaces/{ws}/computes/{name}":            {"202", "400", "409"},
+		"GET /api/v1/workspaces/{ws}/computes/{name}":               {"200"},
+		"GET /api/v1/workspaces/{ws}/computes/{name}/nodes":         {"200"},
+		"POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}": {"202", "400", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/computes":                      {"200"},
+		"GET /api/v1/workspaces/{ws}/sizes":                         {"200"},
+		"PUT /api/v1/workspaces/{ws}/snapshots":                     {"201", "400"},
+		"HEAD /api/v1/workspaces/{ws}/snapshots/{digest}":           {"200", "404"},
+		"GET /api/v1/workspaces/{ws}/runs":                          {"200"},
+		"POST /api/v1/workspaces/{ws}/runs":                         {"201", "400", "409"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}":                     {"200"},
+		"POST /api/v1/workspaces/{ws}/runs/{id}":                    {"202", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":                {"200", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":             {"200", "404"},
+		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":            {"201", "400", "401", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/outputs":             {"200", "404", "409"},
+		"POST /api/v1/agent/hello":                                  {"200", "400", "404"},
+		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
+		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/status":          {"204", "400", "409"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":            {"200", "400", "404", "409"},
+		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409"},
+		"GET /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409"},
+		"GET /api/v1/version":                                       {"200"},
+		"GET /api/v1/openapi.json":                                  {"200"},
+		"GET /healthz":                                              {"200"},
+		"GET /metrics":                                              {"200"},
 	}
 	for k, codes := range wantCodes {
 		method, path, _ := strings.Cut(k, " ")
@@ -368,10 +378,11 @@ func TestOpenAPIOperations(t *testing.T) {
 
 	// Parameters the handlers read.
 	wantParams := map[string][]string{
-		"GET /api/v1/workspaces/{ws}/runs":           {"query compute", "query limit"},
-		"POST /api/v1/workspaces/{ws}/runs":          {"header Idempotency-Key"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}":      {"query watch", "query timeout_ms"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}/logs": {"query after", "query follow"},
+		"GET /api/v1/workspaces/{ws}/runs":               {"query compute", "query limit"},
+		"POST /api/v1/workspaces/{ws}/runs":              {"header Idempotency-Key"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}":          {"query watch", "query timeout_ms"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":     {"query after", "query follow"},
+		"DELETE /api/v1/workspaces/{ws}/computes/{name}": {"query force"},
 	}
 	for k, want := range wantParams {
 		method, path, _ := strings.Cut(k, " ")
@@ -390,18 +401,34 @@ func TestOpenAPIOperations(t *testing.T) {
 		}
 	}
 
-	// POST .../runs/{id} serves only {id}:cancel.
-	cancel := obj(t, paths, "/api/v1/workspaces/{ws}/runs/{id}", "post")
-	if d, _ := cancel["description"].(string); !strings.Contains(d, ":cancel") {
-		t.Errorf("POST .../runs/{id}: description %q does not say {id} is <run id>:cancel", d)
-	}
-	for _, p := range cancel["parameters"].([]any) {
-		if pm := resolve(t, doc, p.(map[string]any)); pm["name"] == "id" {
-			pat, _ := obj(t, pm, "schema")["pattern"].(string)
-			re, err := regexp.Compile(pat)
-			if err != nil || !re.MatchString("run-k5qw3xhz2m4ea:cancel") || re.MatchString("run-k5qw3xhz2m4ea") {
-				t.Errorf("POST .../runs/{id}: {id} pattern %q must accept <run id>:cancel only", pat)
+	// POST .../runs/{id} serves only {id}:cancel, POST .../nodes/{node}
+	// only {node}:preempt.
+	for _, a := range []struct{ path, param, id, action string }{
+		{"/api/v1/workspaces/{ws}/runs/{id}", "id", "run-k5qw3xhz2m4ea", ":cancel"},
+		{"/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", "node", "gpu-cluster-mfrggzd", ":preempt"},
+	} {
+		op := obj(t, paths, a.path, "post")
+		if d, _ := op["description"].(string); !strings.Contains(d, a.action) {
+			t.Errorf("POST %s: description %q does not say {%s} is <id>%s", a.path, d, a.param, a.action)
+		}
+		found := false
+		for _, list := range []any{obj(t, paths, a.path)["parameters"], op["parameters"]} {
+			ps, _ := list.([]any)
+			for _, p := range ps {
+				pm := resolve(t, doc, p.(map[string]any))
+				if pm["name"] != a.param {
+					continue
+				}
+				found = true
+				pat, _ := obj(t, pm, "schema")["pattern"].(string)
+				re, err := regexp.Compile(pat)
+				if err != nil || !re.MatchString(a.id+a.action) || re.MatchString(a.id) {
+					t.Errorf("POST %s: {%s} pattern %q must accept <id>%s only", a.path, a.param, pat, a.action)
+				}
 			}
+		}
+		if !found {
+			t.Errorf("POST %s: no {%s} parameter", a.path, a.param)
 		}
 	}
 }
@@ -650,6 +677,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"ProvisioningError":  wireOut[api.ProvisioningError](),
 		"Size":               wireOut[api.Size](),
 		"SizeList":           wireOut[api.SizeList](),
+		"Node":               wireOut[api.Node](),
+		"NodeList":           wireOut[api.NodeList](),
 		"Version":            wireOut[api.Version](),
 		"ErrorBody":          wireOut[api.ErrorBody](),
 		"Error":              wireOut[api.Error](),
@@ -799,6 +828,14 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	}
 	if got := enum("components", "schemas", "RunStatus"); !slices.Equal(got, sorted(wantRunStatuses)) {
 		t.Errorf("RunStatus enum = %q, want %q", got, sorted(wantRunStatuses))
+	}
+	wantNodeStates := []string{autoscaler.NodeStarting, autoscaler.NodeIdle, autoscaler.NodeRunning,
+		autoscaler.NodeLeaving, autoscaler.NodeUnusable, autoscaler.NodePreempted}
+	if got := enum("components", "schemas", "NodeState"); !slices.Equal(got, sorted(wantNodeStates)) {
+		t.Errorf("NodeState enum = %q, want %q", got, sorted(wantNodeStates))
+	}
+	if p := obj(t, doc, "components", "schemas", "Node", "properties", "state"); p["$ref"] != "#/components/schemas/NodeState" {
+		t.Error("Node.state does not refer to the NodeState schema")
 	}
 	// Fields of Go type RunStatus use the RunStatus schema.
 	for name, w := range types {

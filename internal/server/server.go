@@ -20,6 +20,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/version"
@@ -41,6 +42,7 @@ type Deps struct {
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
 	Artifacts *artifact.Store
+	Scaler    *autoscaler.Controller
 	Log       *slog.Logger
 }
 
@@ -50,6 +52,7 @@ type API struct {
 	store    store.Store
 	dispatch *dispatch.Dispatcher
 	art      *artifact.Store
+	scaler   *autoscaler.Controller
 	log      *slog.Logger
 	mux      *http.ServeMux
 	registry *prometheus.Registry
@@ -60,7 +63,7 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, log: d.Log,
+	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, scaler: d.Scaler, log: d.Log,
 		mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
@@ -87,6 +90,8 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", users, a.getCompute)
 	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", users, a.updateCompute)
 	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", users, a.deleteCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", users, a.listNodes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", users, a.nodeAction) // {node}:preempt
 	a.handle("GET /api/v1/workspaces/{ws}/sizes", users, a.listSizes)
 	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
 	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", users, a.headSnapshot)
@@ -105,6 +110,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agents, a.agentStatus)
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentUploads, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
+	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -335,7 +341,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 }
 
 func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.ws.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	out, err := a.ws.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"), r.URL.Query().Get("force") == "true")
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,13 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/localnode"
+	"github.com/paddock-ml/paddock/internal/provider"
+	localprovider "github.com/paddock-ml/paddock/internal/provider/local"
 	"github.com/paddock-ml/paddock/internal/provision"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -51,9 +54,6 @@ const (
 	lockFile       = "paddock.lock"
 	adminUser      = "admin"
 )
-
-// providers this server can realise nodes with; later issues add more.
-var availableProviders = map[string]bool{"local": true}
 
 // Run starts the workspace server and serves until ctx ends, then shuts
 // down cleanly: in-flight requests finish, loops stop, the store closes.
@@ -102,8 +102,39 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	now := func() time.Time { return time.Now().UTC() }
-	ctrl := provision.New(st, compute.ProvisionEnv{ProviderAvailable: func(p string) bool { return availableProviders[p] }}, log, now)
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Changed: ctrl.Enqueue, Now: now}
+	loops, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+
+	// The node providers this server runs, and the autoscaler that uses them.
+	providers := &provider.Registry{}
+	localProvider, err := localprovider.New(loops, filepath.Join(dataDir, "nodes"), url, log)
+	if err != nil {
+		return err
+	}
+	providers.Add(localProvider)
+	var scaler *autoscaler.Controller
+	onChange := func(key string) { scaler.Enqueue(key) }
+
+	ctrl := provision.New(st, compute.ProvisionEnv{
+		ProviderAvailable: func(p string) bool { _, ok := providers.Get(p); return ok },
+		ReleaseNodes:      func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
+	}, log, now)
+	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))
+	if err != nil {
+		return err
+	}
+	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url, OnChange: onChange})
+	if err := disp.Load(ctx); err != nil {
+		return fmt.Errorf("loading runs: %w", err)
+	}
+	nodeToken := func() string { return nodeTokenPrefix + NewToken()[4:] }
+	scaler = &autoscaler.Controller{Store: st, Dispatch: disp, Providers: providers, Sizes: sizes, Log: log, Now: now,
+		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash}
+	scaler.Init()
+	ctrl.OnTransition = scaler.Enqueue
+	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,
+		Changed:    func(key string) { ctrl.Enqueue(key); scaler.Enqueue(key) },
+		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun}
 	if err := ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {
 		return err
 	}
@@ -115,27 +146,22 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))
-	if err != nil {
-		return err
-	}
-	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url})
-	if err := disp.Load(ctx); err != nil {
-		return fmt.Errorf("loading runs: %w", err)
-	}
-
-	loops, stopLoops := context.WithCancel(context.Background())
-	loopsDone := make(chan error, 1)
+	loopsDone := make(chan error, 2)
 	go func() { loopsDone <- ctrl.Run(loops) }()
 	dispDone := make(chan struct{})
 	go func() { disp.Run(loops); close(dispDone) }()
+	go func() {
+		if err := scaler.Run(loops); err != nil && loops.Err() == nil {
+			log.Error("the autoscaler stopped", "err", err)
+		}
+	}()
 
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		Handler:           NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Log: log}),
+		Handler:           NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -144,12 +170,11 @@ func Run(ctx context.Context, o Options) error {
 
 	local := &localnode.Supervisor{
 		Dir: filepath.Join(dataDir, "local-agent"), Workspace: workspace.DefaultName, Log: log,
-		AddNode: disp.AddNode, TokenHash: TokenHash, NewToken: func() string { return nodeTokenPrefix + NewToken()[4:] },
+		AddNode: disp.AddNode, TokenHash: TokenHash, NewToken: nodeToken,
 		Busy: func() bool { return disp.NodeBusy(context.Background(), localnode.NodeID) },
 	}
 	if !o.NoLocalAgent {
 		if err := local.Start(loops, url); err != nil {
-			stopLoops()
 			return fmt.Errorf("starting the local agent: %w", err)
 		}
 	}

@@ -2,17 +2,19 @@ package workspace
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // Runnable reports whether runs can be submitted to targets of a type on
 // this server. Clusters and instances get nodes with the autoscaler.
-var Runnable = map[string]bool{"local": true}
+var Runnable = map[string]bool{"local": true, "cluster": true}
 
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -109,7 +111,12 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 		in.NodeCount = 1
 	}
 	if in.NodeCount != 1 {
-		return store.Run{}, api.Invalid("node_count", "node_count must be 1 on a %s target; multi-node runs need a cluster", target.Type)
+		return store.Run{}, api.Invalid("node_count", "node_count must be 1: multi-node runs are not supported by this server yet")
+	}
+	if target.Type == "cluster" {
+		if err := s.fitsClusterSize(target, res); err != nil {
+			return store.Run{}, err
+		}
 	}
 	if in.ProcessCountPerNode == 0 {
 		in.ProcessCountPerNode = 1
@@ -143,4 +150,26 @@ func runnableTypes() []string {
 		out = append(out, t)
 	}
 	return out
+}
+
+// fitsClusterSize refuses a run no node of the cluster's size could hold:
+// it would wait forever.
+func (s *Service) fitsClusterSize(target store.Compute, res api.Resources) error {
+	var p compute.ClusterProperties
+	if err := json.Unmarshal(target.Properties, &p); err != nil {
+		return err
+	}
+	size, ok := s.Sizes.Find(p.VMSize)
+	if !ok {
+		return api.Conflict("cluster %s has size %s, which is no longer in the size catalog", target.Name, p.VMSize)
+	}
+	switch {
+	case res.GPUs > size.GPUs:
+		return api.Invalid("resources.gpus", "no node of %s can ever fit %d GPUs (it has %d); choose a cluster with a larger size", size.Name, res.GPUs, size.GPUs)
+	case res.Cores > float64(size.Cores):
+		return api.Invalid("resources.cores", "no node of %s can ever fit %g cores (it has %d)", size.Name, res.Cores, size.Cores)
+	case res.MemoryGB > size.MemoryGB:
+		return api.Invalid("resources.memory_gb", "no node of %s can ever fit %g GiB of memory (it has %g)", size.Name, res.MemoryGB, size.MemoryGB)
+	}
+	return nil
 }

@@ -29,6 +29,10 @@ type Service struct {
 	// so the provisioning controller reconciles it at once.
 	Changed func(key string)
 	Now     func() time.Time
+	// ActiveRuns lists the runs of a target that have not ended; CancelRun
+	// cancels one. Deleting a target with active runs needs force.
+	ActiveRuns func(ctx context.Context, ws, target string) ([]string, error)
+	CancelRun  func(ctx context.Context, ws, id, why string) error
 }
 
 // Key is the reconcile key of a target: "workspace/name" with the name in
@@ -219,7 +223,7 @@ func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in a
 // DeleteCompute moves a target to Deleting; the controller releases its
 // resources and removes it. Deleting a target already being deleted
 // returns it unchanged, so a retried delete succeeds.
-func (s *Service) DeleteCompute(ctx context.Context, ws, name string) (api.Compute, error) {
+func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool) (api.Compute, error) {
 	if err := s.checkWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
@@ -237,6 +241,20 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string) (api.Compu
 	next, err := compute.Next(rec.Name, rec.State, compute.EventDelete)
 	if err != nil {
 		return api.Compute{}, err
+	}
+	if s.ActiveRuns != nil {
+		active, err := s.ActiveRuns(ctx, ws, rec.Name)
+		if err != nil {
+			return api.Compute{}, err
+		}
+		if len(active) > 0 && !force {
+			return api.Compute{}, api.Conflict("compute target %q has %d active runs; cancel them first or delete with --force, which cancels them", rec.Name, len(active))
+		}
+		for _, id := range active {
+			if err := s.CancelRun(ctx, ws, id, "compute target "+rec.Name+" is being deleted"); err != nil {
+				return api.Compute{}, err
+			}
+		}
 	}
 	rec.State, rec.UpdatedAt = next, s.Now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {

@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+func (e *env) nodes(cluster string) []api.Node {
+	e.t.Helper()
+	return decodeJSON[[]api.Node](e.t.(*testing.T), e.ok("compute", "nodes", cluster, "-o", "json"))
+}
+
+func (e *env) clusterStatus(name string) map[string]any {
+	e.t.Helper()
+	return decodeJSON[map[string]any](e.t.(*testing.T), e.ok("compute", "status", name, "-o", "json"))
+}
+
+// A cluster grows from 0 to max_nodes as runs queue, never beyond, and
+// shrinks back to 0 after the idle time; each node is a real agent process.
+func TestClusterScalesUpToMaxAndBackToZero(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "cluster", "cpu-cluster", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "3",
+		"--idle-seconds-before-scaledown", "2")
+	if n := e.nodes("cpu-cluster"); len(n) != 0 {
+		t.Fatalf("a new cluster with min_nodes 0 has %d nodes", len(n))
+	}
+	// Each run takes a whole node (2 cores), so 5 runs want 5 nodes; max is 3.
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.submit2("cpu-cluster", "--cores", "2", "--", "sh", "-c", fmt.Sprintf("sleep 1; echo run %d on $(hostname)", i)))
+	}
+	maxSeen := 0
+	done := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for done < len(ids) && time.Now().Before(deadline) {
+		maxSeen = max(maxSeen, len(e.nodes("cpu-cluster")))
+		done = 0
+		for _, id := range ids {
+			if e.show(id).Status.Terminal() {
+				done++
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, id := range ids {
+		if r := e.show(id); r.Status != api.RunCompleted {
+			t.Errorf("run %s: %s %s", id, r.Status, r.Error)
+		}
+	}
+	if maxSeen != 3 {
+		t.Errorf("the cluster peaked at %d nodes, want exactly max_nodes 3", maxSeen)
+	}
+	nodesUsed := map[string]bool{}
+	for _, id := range ids {
+		nodesUsed[e.show(id).Attempts[0].Node] = true
+	}
+	if len(nodesUsed) < 2 {
+		t.Errorf("runs used %d nodes", len(nodesUsed))
+	}
+	// Idle for 2 s: back to zero, and the agents are gone.
+	eventually(t, 20*time.Second, "scale-down to zero", func() bool { return len(e.nodes("cpu-cluster")) == 0 })
+	if st := e.clusterStatus("cpu-cluster"); st["current_node_count"] != 0.0 || st["allocation_state"] != "Steady" {
+		t.Errorf("status after scale-down: %v", st)
+	}
+	if pids, _ := filepath.Glob(filepath.Join(e.dataDir, "nodes", "*", "agent.pid")); len(pids) != 0 {
+		t.Errorf("node agents left behind: %v", pids)
+	}
+}
+
+func (e *env) submit2(compute string, args ...string) string {
+	e.t.Helper()
+	return e.runJSON(append([]string{"run", "submit", "--compute", compute}, args...)...).ID
+}
+
+// min_nodes keeps nodes warm; update takes effect without restarting;
+// delete refuses while runs are active unless --force.
+func TestClusterMinNodesUpdateAndDelete(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "cluster", "warm", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--min-nodes", "1",
+		"--idle-seconds-before-scaledown", "1")
+	eventually(t, 20*time.Second, "one warm node", func() bool {
+		n := e.nodes("warm")
+		return len(n) == 1 && n[0].State == "idle"
+	})
+	time.Sleep(1500 * time.Millisecond) // past the idle time: min_nodes keeps it
+	if n := e.nodes("warm"); len(n) != 1 {
+		t.Fatalf("min_nodes 1 not kept: %d nodes", len(n))
+	}
+	e.ok("compute", "update", "warm", "--min-nodes", "2")
+	eventually(t, 20*time.Second, "two nodes after the update", func() bool { return len(e.nodes("warm")) == 2 })
+	e.ok("compute", "update", "warm", "--min-nodes", "0")
+	eventually(t, 20*time.Second, "zero nodes after the update", func() bool { return len(e.nodes("warm")) == 0 })
+
+	id := e.submit2("warm", "--", "sleep", "60")
+	eventually(t, 20*time.Second, "the run to start", func() bool { return e.show(id).Status == api.RunRunning })
+	if r := e.run("compute", "delete", "warm"); r.code != 4 || !strings.Contains(r.stderr, "has 1 active runs") {
+		t.Fatalf("delete with an active run: exit %d %q", r.code, r.stderr)
+	}
+	e.ok("compute", "delete", "warm", "--force")
+	if r := e.show(id); r.Status != api.RunCanceled {
+		t.Errorf("run after delete --force: %s", r.Status)
+	}
+	if pids, _ := filepath.Glob(filepath.Join(e.dataDir, "nodes", "*", "agent.pid")); len(pids) != 0 {
+		t.Errorf("node agents left after delete: %v", pids)
+	}
+}
+
+// A preempted low-priority node's run restarts as a new attempt with its
+// checkpoints and completes.
+func TestPreemptedRunResumesFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	src := filepath.Join(e.home, "src")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, src, "train.py", `import os, time
+os.makedirs("outputs", exist_ok=True)
+step = int(open("outputs/ckpt.txt").read()) if os.path.exists("outputs/ckpt.txt") else 0
+print("attempt", os.environ["PADDOCK_ATTEMPT"], "starts at step", step, flush=True)
+while step < 10:
+    step += 1
+    time.sleep(0.3)
+    open("outputs/ckpt.tmp", "w").write(str(step))
+    os.replace("outputs/ckpt.tmp", "outputs/ckpt.txt")
+    print("step", step, flush=True)
+print("finished at step", step)
+`)
+	e.ok("compute", "create", "cluster", "low-pri", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--vm-priority", "lowpriority")
+	id := e.submit2("low-pri", "--source", src, "--", "python3", "train.py")
+	eventually(t, 30*time.Second, "a checkpoint", func() bool {
+		return strings.Contains(e.run("run", "logs", id).stdout, "starts at step 0") &&
+			e.show(id).Status == api.RunRunning && len(e.nodes("low-pri")) == 1 && stepLogged(e, id, 3) &&
+			len(e.show(id).Outputs) == 1 // a checkpoint was uploaded
+	})
+	node := e.nodes("low-pri")[0].ID
+	e.ok("compute", "preempt", "low-pri", node)
+	run := e.waitRun(id)
+	if run.Status != api.RunCompleted || len(run.Attempts) != 2 || run.Attempts[0].Reason != "Preempted" || run.Attempts[0].Node != node {
+		t.Fatalf("after preemption: %+v", run)
+	}
+	logs := e.ok("run", "logs", id)
+	if strings.Contains(logs, "attempt 2 starts at step 0") || !strings.Contains(logs, "attempt 2 starts at step") || !strings.Contains(logs, "finished at step 10") {
+		t.Fatalf("the second attempt did not resume from the checkpoint:\n%s", logs)
+	}
+	if r := e.run("compute", "preempt", "low-pri", "no-such-node"); r.code != 3 {
+		t.Errorf("preempt of an unknown node: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// stepLogged reports whether the run logged "step n" (the agent uploads
+// checkpoints every second, so a few steps later one has been uploaded).
+func stepLogged(e *env, id string, n int) bool {
+	return strings.Contains(e.run("run", "logs", id).stdout, fmt.Sprintf("step %d\n", n))
+}
+
+// A restarted server adopts the cluster nodes that are still alive instead
+// of starting new ones, and a run in flight completes.
+func TestRestartAdoptsLiveNodes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	e.ok("compute", "create", "cluster", "keep", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--min-nodes", "1")
+	eventually(t, 20*time.Second, "a ready node", func() bool {
+		n := e.nodes("keep")
+		return len(n) == 1 && n[0].State == "idle"
+	})
+	before := e.nodes("keep")[0].ID
+	id := e.submit2("keep", "--", "sh", "-c", "sleep 2; echo survived")
+	eventually(t, 20*time.Second, "the run to start", func() bool { return e.show(id).Status == api.RunRunning })
+	s.kill()
+	e.up()
+	run := e.waitRun(id)
+	if run.Status != api.RunCompleted || strings.TrimSpace(e.ok("run", "logs", id)) != "survived" {
+		t.Fatalf("run after the restart: %+v", run)
+	}
+	after := e.nodes("keep")
+	if len(after) != 1 || after[0].ID != before {
+		t.Fatalf("nodes after the restart: %+v (want the adopted %s only)", after, before)
+	}
+}
+
+func TestClusterSubmitValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "cluster", "small", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gpus", "4"}, "no node of STANDARD_D2_V2 can ever fit 4 GPUs"},
+		{[]string{"--cores", "3"}, "no node of STANDARD_D2_V2 can ever fit 3 cores"},
+		{[]string{"--memory-gb", "8"}, "no node of STANDARD_D2_V2 can ever fit 8 GiB"},
+	} {
+		r := e.run(append(append([]string{"run", "submit", "--compute", "small"}, tc.args...), "--", "true")...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d %q", tc.args, r.code, r.stderr)
+		}
+	}
+}

@@ -1,0 +1,343 @@
+package autoscaler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/reconcile"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Dispatch is what the controller needs of the dispatcher.
+type Dispatch interface {
+	ClusterView(ctx context.Context, ws, compute string) ([]Node, []Run, error)
+	SetQueueReason(ctx context.Context, ws, compute, reason string) error
+	AddNode(ctx context.Context, n store.Node) error
+	Drain(ctx context.Context, id string) (bool, error)
+	RemoveNode(ctx context.Context, id string) error
+	NodeGone(ctx context.Context, id string, preempted bool) error
+	Nodes(ctx context.Context, ws, compute string) ([]store.Node, error)
+}
+
+// Controller runs one reconcile loop per cluster: it reads the cluster's
+// settings, nodes and queue, asks Decide what to do, and does it through
+// the cluster's node provider. It is level-based: a key names a cluster,
+// and every pass starts from what is true now, so a restart or a missed
+// event costs nothing but a pass.
+type Controller struct {
+	Store     store.Store
+	Dispatch  Dispatch
+	Providers *provider.Registry
+	Sizes     *compute.Catalog
+	Log       *slog.Logger
+	Now       func() time.Time
+	// ServerURL is where new nodes' agents connect.
+	ServerURL string
+	NewToken  func() string
+	TokenHash func(string) string
+
+	queue *reconcile.Queue
+}
+
+// Enqueue asks for a pass over the cluster with this key (workspace/name).
+func (c *Controller) Enqueue(key string) {
+	if c.queue != nil {
+		c.queue.Add(key)
+	}
+}
+
+// Init prepares the controller; Run starts it.
+func (c *Controller) Init() {
+	c.queue = reconcile.New("autoscaler", c.reconcile, c.Log)
+	c.queue.MinBackoff = 200 * time.Millisecond
+}
+
+// Run adopts the nodes that survived a restart, follows provider events
+// and reconciles every cluster until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.adopt(ctx); err != nil {
+		c.Log.Error("adopting nodes after the restart", "err", err)
+	}
+	for _, name := range c.Providers.Names() {
+		p, _ := c.Providers.Get(name)
+		if w, ok := p.(provider.Watcher); ok {
+			go c.follow(ctx, w)
+		}
+	}
+	recs, err := c.Store.ListComputesInStates(ctx, api.StateSucceeded, api.StateUpdating)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Type == "cluster" {
+			c.Enqueue(key(r.Workspace, r.Name))
+		}
+	}
+	c.queue.Run(ctx, 2)
+	return nil
+}
+
+func key(ws, name string) string { return ws + "/" + strings.ToLower(name) }
+
+func (c *Controller) follow(ctx context.Context, w provider.Watcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-w.Events():
+			if err := c.Dispatch.NodeGone(ctx, ev.NodeID, ev.Kind == "preempted"); err != nil && ctx.Err() == nil {
+				c.Log.Error("recording a node event", "node", ev.NodeID, "kind", ev.Kind, "err", err)
+			}
+		}
+	}
+}
+
+// adopt reconciles the nodes the store knows with those the providers
+// have: known and alive nodes are kept (their agents reconnect), known
+// nodes that are gone are marked so and replaced, unknown live nodes are
+// deleted.
+func (c *Controller) adopt(ctx context.Context) error {
+	nodes, err := c.Store.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	byProvider := map[string]map[string]store.Node{}
+	for _, n := range nodes {
+		rec, err := c.Store.GetCompute(ctx, n.Workspace, n.Compute)
+		if err != nil || rec.Type != "cluster" {
+			continue
+		}
+		var p compute.ClusterProperties
+		json.Unmarshal(rec.Properties, &p)
+		if byProvider[p.Provider] == nil {
+			byProvider[p.Provider] = map[string]store.Node{}
+		}
+		byProvider[p.Provider][n.ID] = n
+	}
+	for _, name := range c.Providers.Names() {
+		prov, _ := c.Providers.Get(name)
+		alive, err := prov.List(ctx)
+		if err != nil {
+			return fmt.Errorf("listing %s nodes: %w", name, err)
+		}
+		live := map[string]bool{}
+		for _, id := range alive {
+			live[id] = true
+			if _, known := byProvider[name][id]; !known {
+				c.Log.Warn("deleting a node the server does not know", "provider", name, "node", id)
+				prov.Delete(ctx, id)
+			}
+		}
+		for id := range byProvider[name] {
+			if live[id] {
+				c.Log.Info("adopted a node that survived the restart", "provider", name, "node", id)
+			} else if err := c.Dispatch.NodeGone(ctx, id, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Controller) reconcile(ctx context.Context, k string) error {
+	ws, name, _ := strings.Cut(k, "/")
+	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Type != "cluster" || rec.State != api.StateSucceeded && rec.State != api.StateUpdating {
+		return nil
+	}
+	var p compute.ClusterProperties
+	if err := json.Unmarshal(rec.Properties, &p); err != nil {
+		return reconcile.Terminal(err)
+	}
+	prov, ok := c.Providers.Get(p.Provider)
+	if !ok {
+		return nil
+	}
+	size, ok := c.Sizes.Find(p.VMSize)
+	if !ok {
+		return reconcile.Terminal(fmt.Errorf("cluster %s: size %s is no longer in the catalog", rec.Name, p.VMSize))
+	}
+	nodes, queue, err := c.Dispatch.ClusterView(ctx, ws, rec.Name)
+	if err != nil {
+		return err
+	}
+	cl := Cluster{Key: k, MinNodes: *p.MinNodes, MaxNodes: *p.MaxNodes,
+		IdleAfter: time.Duration(*p.IdleSecondsBeforeScaledown) * time.Second,
+		NodeCores: float64(size.Cores), NodeMemGB: size.MemoryGB, NodeGPUs: size.GPUs, QuotaNodes: -1}
+	now := c.Now()
+	dec := Decide(cl, nodes, queue, now)
+	states := map[string]string{}
+	for _, n := range nodes {
+		states[n.ID] = n.State
+	}
+	var errs []error
+	for _, id := range dec.Delete {
+		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
+	}
+	for range dec.Create {
+		if err := c.createNode(ctx, prov, rec, p, size); err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	reason := dec.Reason
+	if reason == "" && len(queue) > 0 {
+		for _, n := range nodes {
+			if n.State == NodeStarting {
+				reason = "waiting for starting nodes to be ready"
+				break
+			}
+		}
+	}
+	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.writeStatus(ctx, ws, rec.Name, dec); err != nil {
+		errs = append(errs, err)
+	}
+	if !dec.NextCheck.IsZero() {
+		c.queue.AddAfter(k, max(dec.NextCheck.Sub(now), 10*time.Millisecond))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) deleteNode(ctx context.Context, prov provider.Provider, id, state string) error {
+	if state != NodeUnusable && state != NodePreempted {
+		ok, err := c.Dispatch.Drain(ctx, id)
+		if err != nil || !ok {
+			return err // busy after all: the next pass decides again
+		}
+	}
+	if err := prov.Delete(ctx, id); err != nil {
+		return fmt.Errorf("deleting node %s: %w", id, err)
+	}
+	c.Log.Info("node removed", "node", id, "was", state)
+	return c.Dispatch.RemoveNode(ctx, id)
+}
+
+func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.ClusterProperties, size api.Size) error {
+	b := make([]byte, 4)
+	rand.Read(b)
+	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	token := c.NewToken()
+	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token),
+		CreatedAt: c.Now(), Cores: float64(size.Cores), MemoryGB: size.MemoryGB}
+	for i := range size.GPUs {
+		n.GPUs = append(n.GPUs, store.GPU{Index: i})
+	}
+	if err := c.Dispatch.AddNode(ctx, n); err != nil {
+		return err
+	}
+	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
+		MemoryGB: size.MemoryGB, GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", Token: token, ServerURL: c.ServerURL}
+	if err := prov.Create(ctx, spec); err != nil {
+		c.Dispatch.RemoveNode(ctx, id)
+		return fmt.Errorf("creating node %s with provider %s: %w", id, prov.Name(), err)
+	}
+	return nil
+}
+
+// writeStatus stores the cluster's live status when it changed.
+func (c *Controller) writeStatus(ctx context.Context, ws, name string, dec Decision) error {
+	nodes, err := c.Dispatch.Nodes(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	st := compute.ClusterStatus{AllocationState: "Steady", TargetNodeCount: dec.Target,
+		NodeStateCounts: map[string]int{"idle": 0, "running": 0, "preparing": 0, "unusable": 0, "leaving": 0, "preempted": 0},
+		Errors:          []api.ProvisioningError{}}
+	for _, n := range nodes {
+		switch n.State {
+		case NodeStarting:
+			st.NodeStateCounts["preparing"]++
+		case NodeIdle, NodeRunning, NodeLeaving, NodeUnusable, NodePreempted:
+			st.NodeStateCounts[n.State]++
+		}
+		if n.State != NodeLeaving {
+			st.CurrentNodeCount++
+		}
+	}
+	if st.CurrentNodeCount != dec.Target || st.NodeStateCounts["preparing"] > 0 || st.NodeStateCounts["leaving"] > 0 {
+		st.AllocationState = "Resizing"
+	}
+	if strings.HasPrefix(dec.Reason, "quota") {
+		st.Errors = append(st.Errors, api.ProvisioningError{Code: "QuotaExceeded", Message: dec.Reason})
+	}
+	data, _ := json.Marshal(st)
+	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	if string(rec.Status) == string(data) {
+		return nil
+	}
+	rec.Status = data
+	return c.Store.UpdateCompute(ctx, &rec)
+}
+
+// ReleaseNodes removes every node of a cluster being deleted.
+func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName string) error {
+	prov, ok := c.Providers.Get(providerName)
+	if !ok {
+		return nil
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nodes {
+		if err := prov.Delete(ctx, n.ID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// Preempt injects a preemption of one of a cluster's nodes (tests, demos).
+func (c *Controller) Preempt(ctx context.Context, ws, name, nodeID string) error {
+	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	var p compute.ClusterProperties
+	json.Unmarshal(rec.Properties, &p)
+	if rec.Type != "cluster" {
+		return api.Invalid("name", "%s is a %s target; only cluster nodes can be preempted", rec.Name, rec.Type)
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, n := range nodes {
+		found = found || n.ID == nodeID
+	}
+	if !found {
+		return api.NotFound("cluster %s has no node %q (`paddock compute nodes %s`)", rec.Name, nodeID, rec.Name)
+	}
+	prov, ok := c.Providers.Get(p.Provider)
+	pre, can := prov.(provider.Preempter)
+	if !ok || !can {
+		return api.Invalid("name", "provider %s cannot inject preemptions", p.Provider)
+	}
+	return pre.Preempt(ctx, nodeID)
+}

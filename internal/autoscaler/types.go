@@ -1,0 +1,70 @@
+// Package autoscaler decides how many nodes each cluster should have.
+// Decide is a pure function of (cluster settings, observed nodes, queued
+// demand, now) → actions, so it is tested with tables and a fake clock;
+// the controller in this package applies its decisions through the node
+// provider and the dispatcher.
+package autoscaler
+
+import "time"
+
+// Cluster is what the autoscaler knows of one cluster's settings.
+type Cluster struct {
+	Key       string // workspace/name (lower case)
+	MinNodes  int
+	MaxNodes  int
+	IdleAfter time.Duration // idle_seconds_before_scaledown
+	// The size of every node (vm_size).
+	NodeCores, NodeMemGB float64
+	NodeGPUs             int
+	// QuotaNodes is how many nodes the workspace's core quota allows this
+	// cluster in all (its existing nodes included); -1 means no limit.
+	QuotaNodes int
+}
+
+// Node states as the dispatcher reports them.
+const (
+	NodeStarting  = "starting"  // created, agent not ready yet: counts as capacity
+	NodeIdle      = "idle"      // ready, nothing placed
+	NodeRunning   = "running"   // ready, runs placed
+	NodeLeaving   = "leaving"   // being removed: not capacity
+	NodeUnusable  = "unusable"  // lost: to be replaced
+	NodePreempted = "preempted" // taken back by the provider: to be replaced
+)
+
+// Node is one observed node of the cluster.
+type Node struct {
+	ID    string
+	State string
+	// Free capacity now (for starting nodes: the whole node).
+	FreeCores, FreeMemGB float64
+	FreeGPUs             int
+	// IdleSince is when the node last became idle (zero unless idle).
+	IdleSince time.Time
+}
+
+// Run is one queued run's request, in queue order.
+type Run struct {
+	Nodes    int // gang size, ≥ 1
+	Cores    float64
+	MemoryGB float64
+	GPUs     int
+}
+
+// Decision is what to do now.
+type Decision struct {
+	// Target is the node count the cluster should have (within
+	// [MinNodes, MaxNodes] and the quota).
+	Target int
+	// Create is how many nodes to start.
+	Create int
+	// Delete lists nodes to remove: idle past their deadline (never below
+	// MinNodes, never one the queue needs), and unusable or preempted nodes
+	// (which are then replaced if the target needs them).
+	Delete []string
+	// Reason says why queued runs wait, for their status_reason, e.g.
+	// "scaling cluster 1→3 nodes", "quota: ...", or "" when nothing waits.
+	Reason string
+	// NextCheck is when the decision may change without any event (the
+	// earliest idle deadline); zero when only events matter.
+	NextCheck time.Time
+}

@@ -1,0 +1,206 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// ClusterView is what the autoscaler needs of one target: its nodes and
+// its queued runs, in queue order.
+func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]autoscaler.Node, []autoscaler.Run, error) {
+	var nodes []autoscaler.Node
+	var queue []autoscaler.Run
+	key := queueKey(ws, compute)
+	err := d.do(ctx, func(*txn) error {
+		for _, nd := range d.nodes {
+			if queueKey(nd.Workspace, nd.Compute) != key {
+				continue
+			}
+			n := autoscaler.Node{ID: nd.ID, State: nd.State, FreeCores: nd.freeCores, FreeMemGB: nd.freeMem,
+				FreeGPUs: len(nd.freeGPUs), IdleSince: nd.idleSince}
+			if nd.State == nodeStarting {
+				n.FreeCores, n.FreeMemGB, n.FreeGPUs = nd.Cores, nd.MemoryGB, len(nd.GPUs)
+			}
+			nodes = append(nodes, n)
+		}
+		for _, r := range d.queues[key] {
+			queue = append(queue, autoscaler.Run{Nodes: max(r.NodeCount, 1), Cores: r.Resources.Cores,
+				MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs})
+		}
+		return nil
+	})
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	return nodes, queue, err
+}
+
+// SetQueueReason sets why a target's queued runs wait (their
+// status_reason); only runs whose reason changes are written.
+func (d *Dispatcher) SetQueueReason(ctx context.Context, ws, compute, reason string) error {
+	return d.do(ctx, func(tx *txn) error {
+		for _, r := range d.queues[queueKey(ws, compute)] {
+			if r.StatusReason != reason {
+				r.StatusReason = reason
+				tx.touchRun(r)
+			}
+		}
+		return nil
+	})
+}
+
+// Drain marks an idle node leaving so nothing is placed on it, and reports
+// whether it did; a node with runs placed or on their way is not drained.
+func (d *Dispatcher) Drain(ctx context.Context, id string) (bool, error) {
+	drained := false
+	err := d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[id]
+		if nd == nil {
+			return nil
+		}
+		if nd.State == nodeLeaving {
+			drained = true
+			return nil
+		}
+		if len(nd.placed) > 0 || len(nd.pending) > 0 {
+			return nil
+		}
+		nd.State = nodeLeaving
+		tx.touchNode(nd)
+		tx.wakeNode(nd.ID)
+		tx.changed(nd.Workspace, nd.Compute)
+		drained = true
+		return nil
+	})
+	return drained, err
+}
+
+// RemoveNode forgets a node the provider has released.
+func (d *Dispatcher) RemoveNode(ctx context.Context, id string) error {
+	return d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[id]
+		if nd == nil {
+			return nil
+		}
+		for _, r := range nd.placed {
+			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+id+" was removed")
+		}
+		delete(d.nodes, id)
+		delete(tx.nodes, id)
+		tx.delNodes = append(tx.delNodes, id)
+		tx.changed(nd.Workspace, nd.Compute)
+		return nil
+	})
+}
+
+// NodeGone records that a node vanished without the server asking: a
+// preempted node's runs are requeued as a new attempt (up to
+// MaxPreemptions), those of a node that died fail with NodeLost.
+func (d *Dispatcher) NodeGone(ctx context.Context, id string, preempted bool) error {
+	return d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[id]
+		if nd == nil {
+			return nil
+		}
+		nd.State = nodeUnusable
+		nd.Reason = "its agent exited"
+		if preempted {
+			nd.State, nd.Reason = nodePreempt, "preempted"
+		}
+		tx.touchNode(nd)
+		tx.wakeNode(id)
+		tx.changed(nd.Workspace, nd.Compute)
+		for _, r := range nd.placed {
+			if preempted {
+				d.requeue(tx, r, nd)
+			} else {
+				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+id+" stopped: "+nd.Reason)
+			}
+		}
+		return nil
+	})
+}
+
+// requeue ends r's current attempt as preempted and queues the run again
+// (at its original place) for a new attempt, or fails it after too many.
+func (d *Dispatcher) requeue(tx *txn, r *store.Run, nd *node) {
+	preemptions := 0
+	for _, a := range r.Attempts {
+		if a.Reason == "Preempted" {
+			preemptions++
+		}
+	}
+	if preemptions+1 > d.opts.MaxPreemptions {
+		d.finish(tx, r, api.RunFailed, nil, "Preempted",
+			fmt.Sprintf("node %s was preempted; the run was preempted %d times, the limit", nd.ID, preemptions+1))
+		return
+	}
+	now := d.now()
+	a := &r.Attempts[len(r.Attempts)-1]
+	a.Status, a.EndedAt, a.Reason, a.Error = api.RunFailed, &now, "Preempted", "node "+nd.ID+" was preempted"
+	d.release(nd, r)
+	d.setNodeBusy(tx, nd)
+	r.Node, r.CancelRequested = "", ""
+	r.Status = api.RunQueued
+	r.StatusReason = fmt.Sprintf("Preempted: restarting as attempt %d", r.Attempt+1)
+	d.enqueue(r)
+	tx.touchRun(r)
+	tx.changed(r.Workspace, r.Compute)
+	tx.schedule = true
+}
+
+// Nodes returns the nodes of one target (all targets when compute is "").
+func (d *Dispatcher) Nodes(ctx context.Context, ws, compute string) ([]store.Node, error) {
+	var out []store.Node
+	err := d.do(ctx, func(*txn) error {
+		for _, nd := range d.nodes {
+			if nd.Workspace == ws && (compute == "" || queueKey(ws, nd.Compute) == queueKey(ws, compute)) {
+				n := nd.Node
+				n.LastSeen = nd.lastSeen
+				out = append(out, n)
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// ActiveRuns lists the ids of a target's runs that have not ended.
+func (d *Dispatcher) ActiveRuns(ctx context.Context, ws, compute string) ([]string, error) {
+	var ids []string
+	key := queueKey(ws, compute)
+	err := d.do(ctx, func(*txn) error {
+		for _, r := range d.runs {
+			if queueKey(r.Workspace, r.Compute) == key {
+				ids = append(ids, r.ID)
+			}
+		}
+		return nil
+	})
+	sort.Strings(ids)
+	return ids, err
+}
+
+// CancelRun cancels a run (for callers that need only the error).
+func (d *Dispatcher) CancelRun(ctx context.Context, ws, id, why string) error {
+	_, err := d.Cancel(ctx, ws, id, why)
+	return err
+}
+
+// SetOutputs records the files an attempt uploaded so far (its
+// checkpoints), so users see them while the run runs.
+func (d *Dispatcher) SetOutputs(ctx context.Context, runID string, attempt int, files []api.OutputFile) error {
+	return d.do(ctx, func(tx *txn) error {
+		r := d.runs[runID]
+		if r == nil || r.Attempt != attempt {
+			return nil
+		}
+		r.Outputs = files
+		tx.touchRun(r)
+		return nil
+	})
+}

@@ -1,0 +1,199 @@
+// Package local is the local node provider: each node of a cluster is a
+// `paddock agent` process on this host, with the cores and memory of the
+// cluster's vm_size (runs are cgroup-limited by the agent), its own work
+// directory and its own loopback address (127.0.1.N), so multi-node runs
+// see several hosts. Agents run in their own sessions and outlive a server
+// restart; the restarted server adopts them.
+package local
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/internal/agent/proc"
+	"github.com/paddock-ml/paddock/internal/localnode"
+	"github.com/paddock-ml/paddock/internal/provider"
+)
+
+// Provider runs nodes as local processes.
+type Provider struct {
+	dir    string // one AgentDir per node below it
+	log    *slog.Logger
+	events chan provider.Event
+
+	mu      sync.Mutex
+	nodes   map[string]bool // created and not deleted by us
+	gone    map[string]bool // reported gone or preempted
+	nextIP  int
+	stopped bool
+}
+
+var (
+	_ provider.Provider  = (*Provider)(nil)
+	_ provider.Preempter = (*Provider)(nil)
+	_ provider.Watcher   = (*Provider)(nil)
+)
+
+var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// New returns a provider keeping its nodes under dir. Nodes that survived
+// a restart are told the server's new URL. It watches its agents and
+// reports one that dies on its own as gone.
+func New(ctx context.Context, dir, serverURL string, log *slog.Logger) (*Provider, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &Provider{dir: dir, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}}
+	ids, err := p.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		p.nodes[id] = true
+		if err := p.agent(id).SetServer(serverURL); err != nil {
+			return nil, err
+		}
+	}
+	go p.watch(ctx)
+	return p, nil
+}
+
+// Name implements provider.Provider.
+func (p *Provider) Name() string { return "local" }
+
+func (p *Provider) agent(id string) localnode.AgentDir {
+	return localnode.AgentDir(filepath.Join(p.dir, id))
+}
+
+// Create implements provider.Provider.
+func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
+	if !nodeID.MatchString(spec.ID) {
+		return fmt.Errorf("local provider: bad node id %q", spec.ID)
+	}
+	d := p.agent(spec.ID)
+	if d.AlivePID() != 0 {
+		return nil // a retried create
+	}
+	if _, err := d.Token(func() string { return spec.Token }); err != nil {
+		return err
+	}
+	if err := d.SetServer(spec.ServerURL); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.nextIP++
+	addr := fmt.Sprintf("127.0.1.%d", 1+p.nextIP%250)
+	p.nodes[spec.ID] = true
+	delete(p.gone, spec.ID)
+	p.mu.Unlock()
+	pid, err := d.Spawn("--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
+		"--memory-gb", strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64), "--address", addr,
+		"--kill-grace", "5s", "--orphan-timeout", "2m", "--checkpoint-interval", "1s")
+	if err != nil {
+		return err
+	}
+	p.log.Info("local node started", "node", spec.ID, "pid", pid, "address", addr, "cores", spec.Cores)
+	return nil
+}
+
+// Delete implements provider.Provider.
+func (p *Provider) Delete(ctx context.Context, id string) error {
+	p.mu.Lock()
+	delete(p.nodes, id)
+	p.mu.Unlock()
+	d := p.agent(id)
+	d.Stop(10 * time.Second)
+	return os.RemoveAll(string(d))
+}
+
+// List implements provider.Provider: the nodes whose agent is alive.
+func (p *Provider) List(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && p.agent(e.Name()).AlivePID() != 0 {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// Preempt implements provider.Preempter: the node's agent is killed
+// (SIGKILL, no goodbye), its runs' processes with it, as a reclaimed
+// low-priority VM would be.
+func (p *Provider) Preempt(ctx context.Context, id string) error {
+	d := p.agent(id)
+	if d.AlivePID() == 0 {
+		return fmt.Errorf("node %s has no running agent", id)
+	}
+	p.mu.Lock()
+	p.gone[id] = true
+	p.mu.Unlock()
+	d.Kill()
+	// The runs die with the node: every process in their cgroups.
+	runs, _ := os.ReadDir(filepath.Join(string(d), "work", "runs"))
+	for _, r := range runs {
+		if err := proc.KillLeftover(r.Name()); err != nil {
+			p.log.Warn("killing a preempted node's run", "node", id, "attempt", r.Name(), "err", err)
+		}
+	}
+	p.send(provider.Event{NodeID: id, Kind: "preempted"})
+	return nil
+}
+
+// Events implements provider.Watcher.
+func (p *Provider) Events() <-chan provider.Event { return p.events }
+
+func (p *Provider) send(ev provider.Event) {
+	select {
+	case p.events <- ev:
+	default:
+		p.log.Warn("node event dropped: nobody is listening", "node", ev.NodeID, "kind", ev.Kind)
+	}
+}
+
+// watch reports agents that died without being deleted.
+func (p *Provider) watch(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		var ids []string
+		for id := range p.nodes {
+			if !p.gone[id] {
+				ids = append(ids, id)
+			}
+		}
+		p.mu.Unlock()
+		for _, id := range ids {
+			if p.agent(id).AlivePID() != 0 {
+				continue
+			}
+			p.mu.Lock()
+			still := p.nodes[id] && !p.gone[id]
+			if still {
+				p.gone[id] = true
+			}
+			p.mu.Unlock()
+			if still {
+				p.log.Warn("local node's agent exited", "node", id)
+				p.send(provider.Event{NodeID: id, Kind: "gone"})
+			}
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// listNodes serves a target's nodes, live from the dispatcher.
+func (a *API) listNodes(w http.ResponseWriter, r *http.Request, _ caller) error {
+	ws, name := r.PathValue("ws"), r.PathValue("name")
+	rec, err := a.store.GetCompute(r.Context(), ws, name)
+	if err != nil {
+		return err
+	}
+	nodes, err := a.dispatch.Nodes(r.Context(), ws, rec.Name)
+	if err != nil {
+		return err
+	}
+	out := api.NodeList{Items: make([]api.Node, 0, len(nodes))}
+	for _, n := range nodes {
+		gpus := make([]api.GPUInfo, len(n.GPUs))
+		for i, g := range n.GPUs {
+			gpus[i] = api.GPUInfo{Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMB: g.MemoryMB}
+		}
+		out.Items = append(out.Items, api.Node{ID: n.ID, Compute: rec.Name, State: n.State, Reason: n.Reason,
+			Hostname: n.Hostname, Address: n.Address, Cores: n.Cores, MemoryGB: n.MemoryGB, GPUs: gpus,
+			Version: n.Version, CreatedAt: n.CreatedAt, LastSeen: n.LastSeen})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// nodeAction serves POST .../nodes/{node}:preempt (admins only).
+func (a *API) nodeAction(w http.ResponseWriter, r *http.Request, who caller) error {
+	id, action, ok := strings.Cut(r.PathValue("node"), ":")
+	if !ok || action != "preempt" {
+		return api.NotFound("no API route POST %s; nodes support :preempt", r.URL.Path)
+	}
+	if who.User == nil || !who.User.Admin {
+		return api.Forbidden("only admins can preempt nodes")
+	}
+	if err := a.scaler.Preempt(r.Context(), r.PathValue("ws"), r.PathValue("name"), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

@@ -66,6 +66,9 @@ type Assignment struct {
 	Resources             Resources         `json:"resources"`
 	GPUIndices            []int             `json:"gpu_indices,omitempty"`
 	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	// NodeRank is this node's rank in a multi-node run (0 otherwise); only
+	// rank 0 uploads outputs.
+	NodeRank int `json:"node_rank"`
 	// RestoreOutputs asks the agent to put the run's stored outputs (the
 	// checkpoints of an earlier attempt) into ./outputs before it starts.
 	RestoreOutputs bool `json:"restore_outputs,omitempty"`

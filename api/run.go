@@ -40,15 +40,19 @@ type Resources struct {
 
 // Attempt is one try at running a run.
 type Attempt struct {
-	Number    int        `json:"number"`
-	Node      string     `json:"node"`
-	GPUs      []int      `json:"gpus,omitempty"` // GPU indices assigned on the node
-	Status    RunStatus  `json:"status"`
-	StartedAt *time.Time `json:"started_at,omitempty"`
-	EndedAt   *time.Time `json:"ended_at,omitempty"`
-	ExitCode  *int       `json:"exit_code,omitempty"`
-	Reason    string     `json:"reason,omitempty"` // e.g. Preempted, NodeLost, Canceled, MaxRunDurationExceeded
-	Error     string     `json:"error,omitempty"`
+	Number int    `json:"number"`
+	Node   string `json:"node"`
+	GPUs   []int  `json:"gpus,omitempty"` // GPU indices assigned on the node
+	// Nodes are all the attempt's nodes, rank 0 first (multi-node runs);
+	// NodeGPUs the GPU indices assigned on each.
+	Nodes     []string         `json:"nodes,omitempty"`
+	NodeGPUs  map[string][]int `json:"node_gpus,omitempty"`
+	Status    RunStatus        `json:"status"`
+	StartedAt *time.Time       `json:"started_at,omitempty"`
+	EndedAt   *time.Time       `json:"ended_at,omitempty"`
+	ExitCode  *int             `json:"exit_code,omitempty"`
+	Reason    string           `json:"reason,omitempty"` // e.g. Preempted, NodeLost, Canceled, MaxRunDurationExceeded
+	Error     string           `json:"error,omitempty"`
 }
 
 // Metric is one logged value.
@@ -117,6 +121,7 @@ type RunList struct {
 type LogLine struct {
 	Seq     int64     `json:"seq"` // position in the run's log, from 1, across attempts
 	Attempt int       `json:"attempt"`
+	Rank    int       `json:"rank"`   // node rank of a multi-node run (0 otherwise)
 	Stream  string    `json:"stream"` // stdout or stderr
 	Time    time.Time `json:"time"`
 	Text    string    `json:"text"`

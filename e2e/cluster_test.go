@@ -208,3 +208,64 @@ func TestClusterSubmitValidation(t *testing.T) {
 		}
 	}
 }
+
+// A 2-node run gets both nodes at once; each rank sees its rank and the
+// same MASTER_ADDR; one rank failing stops the other.
+func TestMultiNodeRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "cluster", "gang", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2")
+	id := e.submit2("gang", "--nodes", "2", "--", "sh", "-c",
+		`echo "rank=$RANK node_rank=$NODE_RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT local=$LOCAL_RANK hosts=$PADDOCK_HOSTS"`)
+	run := e.waitRun(id)
+	if run.Status != api.RunCompleted || len(run.Attempts[0].Nodes) != 2 {
+		t.Fatalf("2-node run: %+v", run)
+	}
+	logs := decodeLogLines(t, e.ok("run", "logs", id, "-o", "json"))
+	if len(logs) != 2 {
+		t.Fatalf("want one line per rank, got %+v", logs)
+	}
+	masters := map[string]bool{}
+	ranks := map[string]bool{}
+	for _, l := range logs {
+		f := map[string]string{}
+		for _, kv := range strings.Fields(l.Text) {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		if f["world"] != "2" || f["local"] != "0" || f["rank"] != f["node_rank"] || f["rank"] != fmt.Sprint(l.Rank) {
+			t.Errorf("rank %d saw %q", l.Rank, l.Text)
+		}
+		masters[f["master"]] = true
+		ranks[f["rank"]] = true
+	}
+	if len(masters) != 1 || !ranks["0"] || !ranks["1"] {
+		t.Errorf("ranks %v, master addresses %v: want ranks 0 and 1 and one master", ranks, masters)
+	}
+
+	marker := fmt.Sprintf("paddock-gang-%d", time.Now().UnixNano())
+	start := time.Now()
+	id = e.submit2("gang", "--nodes", "2", "--", "sh", "-c",
+		`if [ "$NODE_RANK" = 1 ]; then exit 7; fi; python3 -c 'import time; time.sleep(60)' `+marker)
+	run = e.waitRun(id)
+	if run.Status != api.RunFailed || run.ExitCode == nil || *run.ExitCode != 7 || time.Since(start) > 30*time.Second {
+		t.Fatalf("a failing rank: %+v after %s", run, time.Since(start))
+	}
+	if left := pidsWith(marker); len(left) > 0 {
+		t.Errorf("rank 0 kept running after rank 1 failed: %v", left)
+	}
+	if r := e.run("run", "submit", "--compute", "gang", "--nodes", "3", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "max_nodes 2") {
+		t.Errorf("3 nodes on a 2-node cluster: exit %d %q", r.code, r.stderr)
+	}
+}
+
+func decodeLogLines(t *testing.T, out string) []api.LogLine {
+	var lines []api.LogLine
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l != "" {
+			lines = append(lines, decodeJSON[api.LogLine](t, l))
+		}
+	}
+	return lines
+}

@@ -325,7 +325,7 @@ func TestSubmitValidation(t *testing.T) {
 		want string
 	}{
 		{[]string{"--compute", "nope-nope", "--", "true"}, 2, `compute "nope-nope" is not a compute target`},
-		{[]string{"--compute", "cpu-cluster", "--nodes", "2", "--", "true"}, 2, "multi-node runs are not supported"},
+		{[]string{"--compute", "local", "--nodes", "2", "--", "true"}, 2, "multi-node runs need a cluster"},
 		{[]string{"--compute", "local"}, 2, "the command to run is required"},
 		{[]string{"--", "true"}, 2, "--compute is required"},
 		{[]string{"--compute", "local", "--cores", "64", "--", "true"}, 2, "more than any node of local has"},

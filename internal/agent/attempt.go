@@ -96,7 +96,11 @@ func (at *attempt) run(agentCtx context.Context) {
 		log.Warn("some log lines could not be delivered")
 	}
 	rep := api.AttemptReport{Status: out.status, ExitCode: out.exit, Reason: out.reason, Error: out.err}
-	files, err := at.uploadOutputs(ctx, filepath.Join(dir, "outputs"), true)
+	var files []api.OutputFile
+	var err error
+	if at.as.NodeRank == 0 { // in a multi-node run, rank 0's outputs are the run's
+		files, err = at.uploadOutputs(ctx, filepath.Join(dir, "outputs"), true)
+	}
 	if err != nil {
 		log.Warn("uploading outputs failed", "err", err)
 		if rep.Error == "" {
@@ -339,7 +343,7 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 // it and waits for an upload in progress.
 func (at *attempt) checkpoints(ctx context.Context, dir string) func() {
 	every := at.a.cfg.CheckpointInterval
-	if every <= 0 {
+	if every <= 0 || at.as.NodeRank != 0 {
 		return func() {}
 	}
 	stop, done := make(chan struct{}), make(chan struct{})

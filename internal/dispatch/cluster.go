@@ -141,9 +141,8 @@ func (d *Dispatcher) requeue(tx *txn, r *store.Run, nd *node) {
 	now := d.now()
 	a := &r.Attempts[len(r.Attempts)-1]
 	a.Status, a.EndedAt, a.Reason, a.Error = api.RunFailed, &now, "Preempted", "node "+nd.ID+" was preempted"
-	d.release(nd, r)
-	d.setNodeBusy(tx, nd)
-	r.Node, r.CancelRequested = "", ""
+	d.releaseAll(tx, r)
+	r.Node, r.CancelRequested, r.Parts = "", "", nil
 	r.Status = api.RunQueued
 	r.StatusReason = fmt.Sprintf("Preempted: restarting as attempt %d", r.Attempt+1)
 	d.enqueue(r)

@@ -163,9 +163,13 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 			d.enqueue(r)
 			continue
 		}
-		if nd := d.nodes[r.Node]; nd != nil {
+		for _, id := range r.Nodes() {
+			nd := d.nodes[id]
+			if nd == nil {
+				continue
+			}
 			d.allocate(nd, r)
-			if r.Status == api.RunStarting {
+			if _, reported := r.Parts[id]; !reported && (r.Status == api.RunStarting || len(r.Nodes()) > 1) {
 				nd.pending = append(nd.pending, r.ID) // redeliver: the agent may never have seen it
 			}
 			d.recovered[r.ID] = true
@@ -197,12 +201,29 @@ func (d *Dispatcher) dequeue(r *store.Run) {
 	}
 }
 
-// gpusOf returns the GPU indices the current attempt holds on its node.
-func gpusOf(r *store.Run) []int {
-	if n := len(r.Attempts); n > 0 {
+// gpusOf returns the GPU indices the current attempt holds on a node.
+func gpusOf(r *store.Run, node string) []int {
+	n := len(r.Attempts)
+	if n == 0 {
+		return nil
+	}
+	if g, ok := r.Attempts[n-1].NodeGPUs[node]; ok {
+		return g
+	}
+	if node == r.Node {
 		return r.Attempts[n-1].GPUs
 	}
 	return nil
+}
+
+// releaseAll frees what r holds on every node of its attempt.
+func (d *Dispatcher) releaseAll(tx *txn, r *store.Run) {
+	for _, id := range r.Nodes() {
+		if nd := d.nodes[id]; nd != nil {
+			d.release(nd, r)
+			d.setNodeBusy(tx, nd)
+		}
+	}
 }
 
 func (d *Dispatcher) allocate(nd *node, r *store.Run) {
@@ -215,7 +236,7 @@ func (d *Dispatcher) take(nd *node, r *store.Run) {
 	nd.freeCores -= r.Resources.Cores
 	nd.freeMem -= r.Resources.MemoryGB
 	held := map[int]bool{}
-	for _, g := range gpusOf(r) {
+	for _, g := range gpusOf(r, nd.ID) {
 		held[g] = true
 	}
 	kept := nd.freeGPUs[:0]
@@ -231,7 +252,7 @@ func (d *Dispatcher) release(nd *node, r *store.Run) {
 	delete(nd.placed, r.ID)
 	nd.freeCores += r.Resources.Cores
 	nd.freeMem += r.Resources.MemoryGB
-	nd.freeGPUs = append(nd.freeGPUs, gpusOf(r)...)
+	nd.freeGPUs = append(nd.freeGPUs, gpusOf(r, nd.ID)...)
 	sort.Ints(nd.freeGPUs)
 	for i, id := range nd.pending {
 		if id == r.ID {
@@ -400,17 +421,26 @@ func (d *Dispatcher) schedule(tx *txn) {
 	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
 	for _, p := range scheduler.Place(queue, free) {
 		r := d.runs[p.RunID]
-		nd := d.nodes[p.Nodes[0]]
 		d.dequeue(r)
 		r.Attempt++
-		r.Node = nd.ID
-		r.Status, r.StatusReason = api.RunStarting, ""
-		r.Attempts = append(r.Attempts, api.Attempt{Number: r.Attempt, Node: nd.ID, Status: api.RunStarting, GPUs: p.GPUs[nd.ID]})
-		d.allocate(nd, r)
-		nd.pending = append(nd.pending, r.ID)
-		d.setNodeBusy(tx, nd)
+		r.Node = p.Nodes[0]
+		r.Status, r.StatusReason, r.Parts = api.RunStarting, "", nil
+		a := api.Attempt{Number: r.Attempt, Node: r.Node, Status: api.RunStarting, GPUs: p.GPUs[r.Node]}
+		if len(p.Nodes) > 1 {
+			a.Nodes = p.Nodes
+			if len(p.GPUs) > 0 {
+				a.NodeGPUs = p.GPUs
+			}
+		}
+		r.Attempts = append(r.Attempts, a)
+		for _, id := range p.Nodes {
+			nd := d.nodes[id]
+			d.allocate(nd, r)
+			nd.pending = append(nd.pending, r.ID)
+			d.setNodeBusy(tx, nd)
+			tx.wakeNode(nd.ID)
+		}
 		tx.touchRun(r)
-		tx.wakeNode(nd.ID)
 	}
 }
 
@@ -465,10 +495,7 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	r.CancelRequested = ""
 	delete(d.runs, r.ID)
 	delete(d.recovered, r.ID)
-	if nd := d.nodes[r.Node]; nd != nil {
-		d.release(nd, r)
-		d.setNodeBusy(tx, nd)
-	}
+	d.releaseAll(tx, r)
 	d.dequeue(r)
 	tx.touchRun(r)
 	tx.schedule = true

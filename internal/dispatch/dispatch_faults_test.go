@@ -92,7 +92,7 @@ func TestRedeliveredStartingRunCarriesLogAck(t *testing.T) {
 	for i := range 3 {
 		lines = append(lines, store.LogLine{ASeq: int64(i + 1), Stream: "stdout", Time: h.clock.Now(), Text: "early"})
 	}
-	if _, err := h.st.AppendLogs(h.ctx, r.ID, 1, lines); err != nil {
+	if _, err := h.st.AppendLogs(h.ctx, r.ID, 1, 0, lines); err != nil {
 		t.Fatal(err)
 	}
 	a.active = map[string]int{} // the agent restarted before reporting Running

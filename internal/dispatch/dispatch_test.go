@@ -674,7 +674,7 @@ func TestRestart(t *testing.T) {
 	for i := range 7 {
 		lines = append(lines, store.LogLine{ASeq: int64(i + 1), Stream: "stdout", Time: h.clock.Now(), Text: "line"})
 	}
-	if _, err := h.st.AppendLogs(h.ctx, starting.ID, 1, lines); err != nil {
+	if _, err := h.st.AppendLogs(h.ctx, starting.ID, 1, 0, lines); err != nil {
 		t.Fatal(err)
 	}
 

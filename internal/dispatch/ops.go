@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -145,16 +146,23 @@ func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run,
 			return nil
 		}
 		found = true
-		nd := d.nodes[r.Node]
+		reachable := false
+		for _, id := range r.Nodes() {
+			if nd := d.nodes[id]; nd != nil && nd.State != nodeUnusable && nd.State != nodePreempt {
+				reachable = true
+			}
+		}
 		switch {
 		case r.Status == api.RunQueued || r.Node == "":
 			d.finish(tx, r, api.RunCanceled, nil, "Canceled", why)
-		case nd == nil || nd.State == nodeUnusable:
+		case !reachable:
 			d.finish(tx, r, api.RunCanceled, nil, "Canceled", why+" (its node was not reachable)")
 		default:
 			r.CancelRequested = why
 			tx.touchRun(r)
-			tx.wakeNode(nd.ID)
+			for _, id := range r.Nodes() {
+				tx.wakeNode(id)
+			}
 		}
 		out = *r
 		return nil
@@ -237,7 +245,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 		reported := map[string]bool{}
 		for _, ref := range active {
 			r := d.runs[ref.RunID]
-			if r == nil || r.Node != nodeID || r.Attempt != ref.Attempt {
+			if r == nil || r.Rank(nodeID) < 0 || r.Attempt != ref.Attempt {
 				work.Stale = append(work.Stale, ref)
 				continue
 			}
@@ -256,23 +264,27 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			if reported[r.ID] || pending[r.ID] {
 				continue
 			}
-			if r.Status == api.RunStarting {
+			part, hasPart := r.Parts[nodeID]
+			switch {
+			case hasPart && part.Status.Terminal():
+				continue // this node's share is done; the others still run
+			case !hasPart && (r.Status == api.RunStarting || len(r.Nodes()) > 1):
 				nd.pending = append(nd.pending, r.ID) // delivered, but the agent never got it
 				d.recovered[r.ID] = true              // it may have sent log lines before losing it
 				continue
 			}
-			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "the node's agent restarted and no longer runs this attempt")
+			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "the agent of node "+nodeID+" restarted and no longer runs this attempt")
 		}
 		for _, id := range nd.pending {
 			r := d.runs[id]
 			if r == nil {
 				continue
 			}
-			work.Assignments = append(work.Assignments, d.assignment(ctx, r))
+			work.Assignments = append(work.Assignments, d.assignment(ctx, r, nodeID))
 		}
 		nd.pending = nil
 		for _, r := range nd.placed {
-			if r.CancelRequested != "" {
+			if part := r.Parts[nodeID]; r.CancelRequested != "" && !part.Status.Terminal() {
 				work.Cancel = append(work.Cancel, api.CancelOrder{RunID: r.ID, Attempt: r.Attempt, Reason: r.CancelRequested})
 			}
 		}
@@ -282,7 +294,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 	return work, wake, err
 }
 
-func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignment {
+func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string) api.Assignment {
 	env := map[string]string{}
 	for k, v := range r.Env {
 		env[k] = v
@@ -293,22 +305,48 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignmen
 	env["PADDOCK_EXPERIMENT"] = r.Experiment
 	env["PADDOCK_API_URL"] = d.opts.APIURL
 	env["PADDOCK_RUN_TOKEN"] = d.RunToken(r.ID, r.Attempt)
-	gpus := gpusOf(r)
-	if nd := d.nodes[r.Node]; nd != nil && len(nd.GPUs) > 0 || len(gpus) > 0 {
+	gpus := gpusOf(r, nodeID)
+	if nd := d.nodes[nodeID]; nd != nil && len(nd.GPUs) > 0 || len(gpus) > 0 {
 		env["CUDA_VISIBLE_DEVICES"] = joinInts(gpus)
+	}
+	rank := max(r.Rank(nodeID), 0)
+	if nodes := r.Nodes(); len(nodes) > 1 {
+		addrs := make([]string, len(nodes))
+		for i, id := range nodes {
+			addrs[i] = id
+			if nd := d.nodes[id]; nd != nil && nd.Address != "" {
+				addrs[i] = nd.Address
+			}
+		}
+		procs := max(r.ProcessCountPerNode, 1)
+		env["MASTER_ADDR"] = addrs[0]
+		env["MASTER_PORT"] = strconv.Itoa(masterPort(r.ID, r.Attempt))
+		env["WORLD_SIZE"] = strconv.Itoa(len(nodes) * procs)
+		env["NODE_RANK"] = strconv.Itoa(rank)
+		env["RANK"] = strconv.Itoa(rank * procs)
+		env["LOCAL_RANK"] = "0"
+		env["PADDOCK_HOSTS"] = strings.Join(addrs, ",")
 	}
 	var ack int64
 	if d.recovered[r.ID] {
 		var err error
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if ack, err = d.st.LogAck(rctx, r.ID, r.Attempt); err != nil {
+		if ack, err = d.st.LogAck(rctx, r.ID, r.Attempt, rank); err != nil {
 			d.log.Warn("reading log ack", "run", r.ID, "err", err)
 		}
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
-		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1}
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
+}
+
+// masterPort picks the rendezvous port of a multi-node attempt: stable for
+// the attempt, spread over 20000-39999 so runs sharing a host rarely meet.
+func masterPort(runID string, attempt int) int {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s/%d", runID, attempt)
+	return 20000 + int(h.Sum32()%20000)
 }
 
 // Report applies an agent's report about an attempt. A report about an
@@ -317,12 +355,19 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run) api.Assignmen
 func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptRef, rep api.AttemptReport) error {
 	return d.do(ctx, func(tx *txn) error {
 		r := d.runs[ref.RunID]
-		if r == nil || r.Node != nodeID || r.Attempt != ref.Attempt {
+		if r == nil || r.Rank(nodeID) < 0 || r.Attempt != ref.Attempt {
 			return errStale(ref)
 		}
 		if nd := d.nodes[nodeID]; nd != nil {
 			nd.lastSeen = d.now()
 		}
+		if len(r.Nodes()) > 1 {
+			return d.reportPart(tx, r, nodeID, rep)
+		}
+		if r.Parts == nil {
+			r.Parts = map[string]store.Part{}
+		}
+		r.Parts[nodeID] = store.Part{Status: rep.Status}
 		a := &r.Attempts[len(r.Attempts)-1]
 		switch rep.Status {
 		case api.RunPreparing, api.RunRunning, api.RunFinalizing:
@@ -358,6 +403,78 @@ func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptR
 		}
 		return nil
 	})
+}
+
+// reportPart applies one node's report about a multi-node attempt: the run
+// runs when its first part runs; one part failing stops the others; the
+// attempt ends when every part has, Failed if any part failed.
+func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.AttemptReport) error {
+	if r.Parts == nil {
+		r.Parts = map[string]store.Part{}
+	}
+	if prev, ok := r.Parts[nodeID]; ok && prev.Status.Terminal() {
+		return nil // a retried report
+	}
+	a := &r.Attempts[len(r.Attempts)-1]
+	nodeRank := r.Rank(nodeID)
+	switch {
+	case !rep.Status.Terminal():
+		if rep.Status != api.RunPreparing && rep.Status != api.RunRunning && rep.Status != api.RunFinalizing {
+			return api.Invalid("status", "an agent cannot report status %q", rep.Status)
+		}
+		r.Parts[nodeID] = store.Part{Status: rep.Status}
+		if rank(rep.Status) > rank(r.Status) && (rep.Status != api.RunFinalizing || nodeRank == 0) {
+			r.Status, a.Status = rep.Status, rep.Status
+		}
+		if rep.Status == api.RunRunning && a.StartedAt == nil {
+			a.StartedAt = tx.timeNow()
+			if r.StartedAt == nil {
+				r.StartedAt = a.StartedAt
+			}
+		}
+		tx.touchRun(r)
+		return nil
+	}
+	r.Parts[nodeID] = store.Part{Status: rep.Status, ExitCode: rep.ExitCode, Error: rep.Error}
+	if nodeRank == 0 {
+		r.Outputs = rep.Outputs
+	}
+	if rep.Status != api.RunCompleted && r.CancelRequested == "" {
+		// One rank failing ends the attempt: stop the others.
+		r.CancelRequested = fmt.Sprintf("rank %d failed: %s", nodeRank, rep.Error)
+		for _, id := range r.Nodes() {
+			tx.wakeNode(id)
+		}
+	}
+	tx.touchRun(r)
+	for _, id := range r.Nodes() {
+		if !r.Parts[id].Status.Terminal() {
+			return nil
+		}
+	}
+	// Every part has ended: the first failed rank decides, then a cancel.
+	status, reason := api.RunCompleted, ""
+	var exit *int
+	msg := ""
+	for i, id := range r.Nodes() {
+		p := r.Parts[id]
+		if p.Status == api.RunFailed && status != api.RunFailed {
+			status, reason, exit, msg = api.RunFailed, "NonZeroExit", p.ExitCode, fmt.Sprintf("rank %d: %s", i, p.Error)
+		}
+	}
+	if status == api.RunCompleted {
+		for _, id := range r.Nodes() {
+			if p := r.Parts[id]; p.Status == api.RunCanceled {
+				status, reason, msg = api.RunCanceled, "Canceled", r.CancelRequested
+				break
+			}
+		}
+	}
+	if exit == nil && status == api.RunCompleted {
+		exit = r.Parts[r.Nodes()[0]].ExitCode
+	}
+	d.finish(tx, r, status, exit, reason, msg)
+	return nil
 }
 
 func rank(s api.RunStatus) int {

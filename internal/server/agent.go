@@ -83,7 +83,7 @@ func (a *API) attemptOf(r *http.Request, who caller) (api.AttemptRef, store.Run,
 	if err != nil {
 		return ref, run, err
 	}
-	if run.Attempt != n || run.Node != who.Node.ID {
+	if run.Attempt != n || run.Rank(who.Node.ID) < 0 {
 		return ref, run, api.Conflict("attempt %d of run %s is no longer current", n, ref.RunID)
 	}
 	return ref, run, nil
@@ -118,7 +118,7 @@ func (a *API) agentLogs(w http.ResponseWriter, r *http.Request, who caller) erro
 	for i, l := range in.Lines {
 		lines[i] = store.LogLine{ASeq: l.N, Stream: l.Stream, Time: time.Unix(0, l.TimeNS).UTC(), Text: l.Text}
 	}
-	ack, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, lines)
+	ack, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, run.Rank(who.Node.ID), lines)
 	if err != nil {
 		return err
 	}

@@ -27,12 +27,13 @@ type RunStore interface {
 	// RunByIdempotencyKey finds a run submitted with a key, or api.ErrNotFound.
 	RunByIdempotencyKey(ctx context.Context, workspace, user, key string) (Run, error)
 
-	// AppendLogs stores log lines; lines already stored (same run, attempt
-	// and agent line number) are ignored, so resending is safe. It returns
-	// the highest agent line number stored for the attempt.
-	AppendLogs(ctx context.Context, runID string, attempt int, lines []LogLine) (int64, error)
-	// LogAck is the highest agent line number stored for an attempt.
-	LogAck(ctx context.Context, runID string, attempt int) (int64, error)
+	// AppendLogs stores log lines of one node (rank) of an attempt; lines
+	// already stored (same run, attempt, rank and agent line number) are
+	// ignored, so resending is safe. It returns the highest agent line
+	// number stored for that rank of the attempt.
+	AppendLogs(ctx context.Context, runID string, attempt, rank int, lines []LogLine) (int64, error)
+	// LogAck is the highest agent line number stored for a rank of an attempt.
+	LogAck(ctx context.Context, runID string, attempt, rank int) (int64, error)
 	// Logs returns up to limit lines after the cursor seq.
 	Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error)
 
@@ -62,6 +63,37 @@ type Run struct {
 	TokenHash       string
 	IdempotencyKey  string
 	CancelRequested string // why a cancel was asked for, while it is pending
+	// Parts is how each node of the current attempt ended (multi-node
+	// runs end when every part has).
+	Parts map[string]Part
+}
+
+// Part is one node's share of a multi-node attempt.
+type Part struct {
+	Status   api.RunStatus `json:"status"`
+	ExitCode *int          `json:"exit_code,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Nodes are the nodes of the run's current attempt, rank 0 first.
+func (r *Run) Nodes() []string {
+	if n := len(r.Attempts); n > 0 && len(r.Attempts[n-1].Nodes) > 0 {
+		return r.Attempts[n-1].Nodes
+	}
+	if r.Node != "" {
+		return []string{r.Node}
+	}
+	return nil
+}
+
+// Rank is a node's rank in the current attempt, or -1.
+func (r *Run) Rank(node string) int {
+	for i, n := range r.Nodes() {
+		if n == node {
+			return i
+		}
+	}
+	return -1
 }
 
 // LogLine is one line an agent sends.

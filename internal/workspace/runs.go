@@ -110,19 +110,18 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.NodeCount == 0 {
 		in.NodeCount = 1
 	}
-	if in.NodeCount != 1 {
-		return store.Run{}, api.Invalid("node_count", "node_count must be 1: multi-node runs are not supported by this server yet")
-	}
 	if target.Type == "cluster" {
-		if err := s.fitsClusterSize(target, res); err != nil {
+		if err := s.fitsClusterSize(target, res, in.NodeCount); err != nil {
 			return store.Run{}, err
 		}
+	} else if in.NodeCount != 1 {
+		return store.Run{}, api.Invalid("node_count", "node_count must be 1 on a %s target; multi-node runs need a cluster", target.Type)
 	}
 	if in.ProcessCountPerNode == 0 {
 		in.ProcessCountPerNode = 1
 	}
-	if in.ProcessCountPerNode < 1 {
-		return store.Run{}, api.Invalid("process_count_per_node", "process_count_per_node must be at least 1")
+	if in.ProcessCountPerNode != 1 {
+		return store.Run{}, api.Invalid("process_count_per_node", "process_count_per_node must be 1: start one process per node and spawn workers from it (e.g. torchrun --nproc-per-node)")
 	}
 	if in.Distribution == "" {
 		in.Distribution = "none"
@@ -154,7 +153,7 @@ func runnableTypes() []string {
 
 // fitsClusterSize refuses a run no node of the cluster's size could hold:
 // it would wait forever.
-func (s *Service) fitsClusterSize(target store.Compute, res api.Resources) error {
+func (s *Service) fitsClusterSize(target store.Compute, res api.Resources, nodes int) error {
 	var p compute.ClusterProperties
 	if err := json.Unmarshal(target.Properties, &p); err != nil {
 		return err
@@ -164,6 +163,10 @@ func (s *Service) fitsClusterSize(target store.Compute, res api.Resources) error
 		return api.Conflict("cluster %s has size %s, which is no longer in the size catalog", target.Name, p.VMSize)
 	}
 	switch {
+	case nodes < 1:
+		return api.Invalid("node_count", "node_count must be at least 1")
+	case nodes > *p.MaxNodes:
+		return api.Invalid("node_count", "the run needs %d nodes together but cluster %s has max_nodes %d", nodes, target.Name, *p.MaxNodes)
 	case res.GPUs > size.GPUs:
 		return api.Invalid("resources.gpus", "no node of %s can ever fit %d GPUs (it has %d); choose a cluster with a larger size", size.Name, res.GPUs, size.GPUs)
 	case res.Cores > float64(size.Cores):

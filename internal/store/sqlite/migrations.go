@@ -81,5 +81,21 @@ func init() {
 			created_at TEXT NOT NULL,
 			data       TEXT NOT NULL
 		);`,
+		// 3: log lines of multi-node runs are numbered per node (rank).
+		`CREATE TABLE run_logs_v3 (
+			seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+			run_id  TEXT NOT NULL,
+			attempt INTEGER NOT NULL,
+			rank    INTEGER NOT NULL DEFAULT 0,
+			aseq    INTEGER NOT NULL,
+			stream  TEXT NOT NULL,
+			ts      TEXT NOT NULL,
+			line    TEXT NOT NULL,
+			UNIQUE (run_id, attempt, rank, aseq)
+		);
+		INSERT INTO run_logs_v3(seq, run_id, attempt, rank, aseq, stream, ts, line)
+			SELECT seq, run_id, attempt, 0, aseq, stream, ts, line FROM run_logs;
+		DROP TABLE run_logs;
+		ALTER TABLE run_logs_v3 RENAME TO run_logs;`,
 	)
 }

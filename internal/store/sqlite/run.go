@@ -14,7 +14,8 @@ import (
 // used for lookups are kept beside it.
 type runData struct {
 	api.Run
-	CancelRequested string `json:"cancel_requested,omitempty"`
+	CancelRequested string                `json:"cancel_requested,omitempty"`
+	Parts           map[string]store.Part `json:"parts,omitempty"`
 }
 
 // SaveBatch implements store.Store.
@@ -38,7 +39,7 @@ func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 		defer st.Close()
 		for i := range runs {
 			r := &runs[i]
-			data, err := json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested})
+			data, err := json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested, Parts: r.Parts})
 			if err != nil {
 				return err
 			}
@@ -82,7 +83,7 @@ func scanRun(r rowScanner) (store.Run, error) {
 	if err := json.Unmarshal([]byte(data), &d); err != nil {
 		return out, err
 	}
-	out.Run, out.CancelRequested = d.Run, d.CancelRequested
+	out.Run, out.CancelRequested, out.Parts = d.Run, d.CancelRequested, d.Parts
 	return out, nil
 }
 
@@ -154,42 +155,42 @@ func (s *Store) RunByIdempotencyKey(ctx context.Context, workspace, user, key st
 }
 
 // AppendLogs implements store.Store.
-func (s *Store) AppendLogs(ctx context.Context, runID string, attempt int, lines []store.LogLine) (int64, error) {
+func (s *Store) AppendLogs(ctx context.Context, runID string, attempt, rank int, lines []store.LogLine) (int64, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO run_logs(run_id, attempt, aseq, stream, ts, line) VALUES(?,?,?,?,?,?)
+	st, err := tx.PrepareContext(ctx, `INSERT INTO run_logs(run_id, attempt, rank, aseq, stream, ts, line) VALUES(?,?,?,?,?,?,?)
 		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, err
 	}
 	defer st.Close()
 	for _, l := range lines {
-		if _, err := st.ExecContext(ctx, runID, attempt, l.ASeq, l.Stream, ts(l.Time), l.Text); err != nil {
+		if _, err := st.ExecContext(ctx, runID, attempt, rank, l.ASeq, l.Stream, ts(l.Time), l.Text); err != nil {
 			return 0, err
 		}
 	}
 	var ack int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ?`,
-		runID, attempt).Scan(&ack); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ? AND rank = ?`,
+		runID, attempt, rank).Scan(&ack); err != nil {
 		return 0, err
 	}
 	return ack, tx.Commit()
 }
 
 // LogAck implements store.Store.
-func (s *Store) LogAck(ctx context.Context, runID string, attempt int) (int64, error) {
+func (s *Store) LogAck(ctx context.Context, runID string, attempt, rank int) (int64, error) {
 	var ack int64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ?`,
-		runID, attempt).Scan(&ack)
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(aseq), 0) FROM run_logs WHERE run_id = ? AND attempt = ? AND rank = ?`,
+		runID, attempt, rank).Scan(&ack)
 	return ack, err
 }
 
 // Logs implements store.Store.
 func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, attempt, stream, ts, line FROM run_logs
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
 	if err != nil {
 		return nil, err
@@ -199,7 +200,7 @@ func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit in
 	for rows.Next() {
 		var l api.LogLine
 		var t string
-		if err := rows.Scan(&l.Seq, &l.Attempt, &l.Stream, &t, &l.Text); err != nil {
+		if err := rows.Scan(&l.Seq, &l.Attempt, &l.Rank, &l.Stream, &t, &l.Text); err != nil {
 			return nil, err
 		}
 		l.Time = parseTS(t)

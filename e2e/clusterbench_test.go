@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// BenchmarkScaleFromZero creates an empty cluster, submits one run of
+// `true` and reports created_at → started_at: the autoscaler starts a node
+// (a real agent process), the agent says hello, the run is placed and
+// started. Each iteration uses a new cluster.
+func BenchmarkScaleFromZero(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		name := fmt.Sprintf("zero-%d-x", i)
+		props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1, "idle_seconds_before_scaledown": 0})
+		if _, err := c.CreateCompute(ctx, api.ComputeCreate{Name: name, Type: "cluster", Properties: props}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.WaitCompute(ctx, name, false, nil); err != nil {
+			b.Fatal(err)
+		}
+		r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: name, Command: []string{"true"}}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done, err := c.WaitRun(ctx, r.ID, nil)
+		if err != nil || done.Status != api.RunCompleted {
+			b.Fatalf("%+v %v", done, err)
+		}
+		lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
+		b.StopTimer()
+		c.DeleteCompute(ctx, name, true)
+		c.WaitCompute(ctx, name, true, nil)
+		b.StartTimer()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkIdleToGone runs one run on a cluster with a 1 s idle time and
+// reports how long after the idle deadline (run end + 1 s) the node is gone
+// from the cluster (drained, agent stopped, removed), as seen by a client
+// polling `compute nodes` every 5 ms.
+func BenchmarkIdleToGone(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1, "idle_seconds_before_scaledown": 1})
+	if _, err := c.CreateCompute(ctx, api.ComputeCreate{Name: "idle-bench", Type: "cluster", Properties: props}); err != nil {
+		b.Fatal(err)
+	}
+	c.WaitCompute(ctx, "idle-bench", false, nil)
+	var lat []time.Duration
+	for b.Loop() {
+		r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "idle-bench", Command: []string{"true"}}, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		done, err := c.WaitRun(ctx, r.ID, nil)
+		if err != nil || done.Status != api.RunCompleted {
+			b.Fatalf("%+v %v", done, err)
+		}
+		deadline := done.EndedAt.Add(time.Second)
+		for {
+			nodes, err := c.ListNodes(ctx, "idle-bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(nodes) == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(deadline))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}

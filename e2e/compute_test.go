@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"golang.org/x/crypto/ssh"
@@ -101,10 +102,12 @@ func TestComputeLifecycle(t *testing.T) {
 	if up.ProvisioningState != api.StateSucceeded {
 		t.Errorf("update ended %s", up.ProvisioningState)
 	}
-	status := decodeJSON[map[string]any](t, e.ok("compute", "status", "cpu-cluster", "-o", "json"))
-	if status["allocation_state"] != "Steady" {
-		t.Errorf("status = %v", status)
-	}
+	// min_nodes 1 now: the autoscaler starts a node and the cluster settles.
+	eventually(t, 20*time.Second, "the cluster to settle at one node", func() bool {
+		status := decodeJSON[map[string]any](t, e.ok("compute", "status", "cpu-cluster", "-o", "json"))
+		counts, _ := status["node_state_counts"].(map[string]any)
+		return status["allocation_state"] == "Steady" && status["current_node_count"] == 1.0 && counts["idle"] == 1.0
+	})
 
 	e.ok("compute", "delete", "cpu-cluster")
 	if r := e.run("compute", "show", "cpu-cluster"); r.code != 3 || !strings.Contains(r.stderr, "not found") {

@@ -182,6 +182,20 @@ func (c *Client) PreemptNode(ctx context.Context, name, node string) error {
 	return c.Do(ctx, http.MethodPost, c.wsPath("computes", name, "nodes", node+":preempt"), nil, nil)
 }
 
+// Quotas returns the workspace's core quotas and their use.
+func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
+	l, err := call[QuotaList](ctx, c, http.MethodGet, c.wsPath("quotas"), nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
+// SetQuota changes a quota (admins).
+func (c *Client) SetQuota(ctx context.Context, in QuotaSet) (*Quota, error) {
+	return call[Quota](ctx, c, http.MethodPut, c.wsPath("quotas"), in)
+}
+
 // ListSizes returns the size catalog.
 func (c *Client) ListSizes(ctx context.Context) ([]Size, error) {
 	var l SizeList

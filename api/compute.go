@@ -107,3 +107,25 @@ type Node struct {
 type NodeList struct {
 	Items []Node `json:"items"`
 }
+
+// Quota is a core quota and what is in use under it. Family "" is the
+// workspace-wide quota; -1 means no limit.
+type Quota struct {
+	Family           string  `json:"family"`
+	DedicatedCores   int     `json:"dedicated_cores"`
+	LowPriorityCores int     `json:"lowpriority_cores"`
+	DedicatedUsed    float64 `json:"dedicated_used"`
+	LowPriorityUsed  float64 `json:"lowpriority_used"`
+}
+
+// QuotaList is the body of GET .../quotas.
+type QuotaList struct {
+	Items []Quota `json:"items"`
+}
+
+// QuotaSet is the body of PUT .../quotas: the fields to change.
+type QuotaSet struct {
+	Family           string `json:"family,omitempty"`
+	DedicatedCores   *int   `json:"dedicated_cores,omitempty"`
+	LowPriorityCores *int   `json:"lowpriority_cores,omitempty"`
+}

@@ -269,3 +269,52 @@ func decodeLogLines(t *testing.T, out string) []api.LogLine {
 	}
 	return lines
 }
+
+// Quotas: min_nodes past the quota is refused; scale-up stops at the quota
+// and says so, in the queued runs' reason and the cluster's errors.
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("quota", "set", "--dedicated-cores", "4")
+	if r := e.run("compute", "create", "cluster", "too-warm", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "4", "--min-nodes", "3"); r.code != 4 || !strings.Contains(r.stderr, "quota exceeded") || !strings.Contains(r.stderr, "dedicated core quota is 4") {
+		t.Fatalf("min_nodes over quota: exit %d %q", r.code, r.stderr)
+	}
+	if r := e.run("quota", "set", "--family", "noSuchFamily", "--dedicated-cores", "1"); r.code != 2 {
+		t.Errorf("unknown family: exit %d %q", r.code, r.stderr)
+	}
+	e.ok("compute", "create", "cluster", "capped", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "4")
+	var ids []string
+	for range 4 {
+		ids = append(ids, e.submit2("capped", "--cores", "2", "--", "sleep", "2"))
+	}
+	eventually(t, 20*time.Second, "the quota to show in a queued run's reason", func() bool {
+		for _, id := range ids {
+			if r := e.show(id); r.Status == api.RunQueued && strings.Contains(r.StatusReason, "quota") {
+				return true
+			}
+		}
+		return false
+	})
+	st := e.clusterStatus("capped")
+	if errs, _ := st["errors"].([]any); len(errs) == 0 || !strings.Contains(fmt.Sprint(errs), "QuotaExceeded") {
+		t.Errorf("cluster errors: %v", st["errors"])
+	}
+	maxNodes := 0
+	for _, id := range ids {
+		for !e.show(id).Status.Terminal() {
+			maxNodes = max(maxNodes, len(e.nodes("capped")))
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r := e.show(id); r.Status != api.RunCompleted {
+			t.Errorf("run %s: %s", id, r.Status)
+		}
+	}
+	if maxNodes > 2 {
+		t.Errorf("the cluster grew to %d nodes; a 4-core quota allows 2 of 2 cores", maxNodes)
+	}
+	qs := decodeJSON[[]api.Quota](t, e.ok("quota", "show", "-o", "json"))
+	if len(qs) == 0 || qs[0].Family != "" || qs[0].DedicatedCores != 4 {
+		t.Errorf("quota show: %+v", qs)
+	}
+}

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/quota"
 	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -177,9 +179,13 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	if err != nil {
 		return err
 	}
+	quotaNodes, err := c.quotaNodes(ctx, ws, rec.Name, p, size, nodes)
+	if err != nil {
+		return err
+	}
 	cl := Cluster{Key: k, MinNodes: *p.MinNodes, MaxNodes: *p.MaxNodes,
 		IdleAfter: time.Duration(*p.IdleSecondsBeforeScaledown) * time.Second,
-		NodeCores: float64(size.Cores), NodeMemGB: size.MemoryGB, NodeGPUs: size.GPUs, QuotaNodes: -1}
+		NodeCores: float64(size.Cores), NodeMemGB: size.MemoryGB, NodeGPUs: size.GPUs, QuotaNodes: quotaNodes}
 	now := c.Now()
 	dec := Decide(cl, nodes, queue, now)
 	states := map[string]string{}
@@ -340,4 +346,33 @@ func (c *Controller) Preempt(ctx context.Context, ws, name, nodeID string) error
 		return api.Invalid("name", "provider %s cannot inject preemptions", p.Provider)
 	}
 	return pre.Preempt(ctx, nodeID)
+}
+
+// quotaNodes is how many nodes the workspace's core quotas allow this
+// cluster in all: those it has plus what the remaining cores buy; -1 when
+// no quota limits it.
+func (c *Controller) quotaNodes(ctx context.Context, ws, name string, p compute.ClusterProperties, size api.Size, nodes []Node) (int, error) {
+	qs, err := c.Store.Quotas(ctx, ws)
+	if err != nil || len(qs) == 0 {
+		return -1, err
+	}
+	all, err := c.Dispatch.Nodes(ctx, ws, "")
+	if err != nil {
+		return -1, err
+	}
+	usage, err := quota.Measure(ctx, c.Store, c.Sizes, ws, all)
+	if err != nil {
+		return -1, err
+	}
+	left, _ := quota.Remaining(qs, usage, size.Family, p.VMPriority == "lowpriority")
+	if math.IsInf(left, 1) {
+		return -1, nil
+	}
+	have := 0
+	for _, n := range nodes {
+		if n.State == NodeStarting || n.State == NodeIdle || n.State == NodeRunning {
+			have++
+		}
+	}
+	return have + int(left/float64(max(size.Cores, 1))), nil
 }

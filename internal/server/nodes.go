@@ -47,3 +47,29 @@ func (a *API) nodeAction(w http.ResponseWriter, r *http.Request, who caller) err
 	w.WriteHeader(http.StatusAccepted)
 	return nil
 }
+
+func (a *API) listQuotas(w http.ResponseWriter, r *http.Request, _ caller) error {
+	qs, err := a.ws.Quotas(r.Context(), r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.QuotaList{Items: qs})
+	return nil
+}
+
+// setQuota serves PUT .../quotas (admins only).
+func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who caller) error {
+	if who.User == nil || !who.User.Admin {
+		return api.Forbidden("only admins can set quotas")
+	}
+	var in api.QuotaSet
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	q, err := a.ws.SetQuota(r.Context(), r.PathValue("ws"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, q)
+	return nil
+}

@@ -93,6 +93,8 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", users, a.listNodes)
 	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", users, a.nodeAction) // {node}:preempt
 	a.handle("GET /api/v1/workspaces/{ws}/sizes", users, a.listSizes)
+	a.handle("GET /api/v1/workspaces/{ws}/quotas", users, a.listQuotas)
+	a.handle("PUT /api/v1/workspaces/{ws}/quotas", users, a.setQuota)
 	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
 	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", users, a.headSnapshot)
 	a.handle("GET /api/v1/workspaces/{ws}/runs", users, a.listRuns)

@@ -134,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 	ctrl.OnTransition = scaler.Enqueue
 	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,
 		Changed:    func(key string) { ctrl.Enqueue(key); scaler.Enqueue(key) },
-		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun}
+		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun, Nodes: disp.Nodes}
 	if err := ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {
 		return err
 	}

@@ -50,6 +50,12 @@ type Store interface {
 
 	RunStore
 
+	// Quotas returns a workspace's core quotas (the workspace-wide one has
+	// family "").
+	Quotas(ctx context.Context, workspace string) ([]Quota, error)
+	// PutQuota creates or replaces a quota.
+	PutQuota(ctx context.Context, q Quota) error
+
 	// Close releases the database.
 	Close() error
 }
@@ -77,4 +83,16 @@ type Compute struct {
 	SecretsSet []string        // names of the secret fields that hold a value
 	Status     json.RawMessage // type-specific live status
 	Version    int64           // bumped on every write
+}
+
+// Unlimited is the quota value that sets no limit.
+const Unlimited = -1
+
+// Quota caps the cores a workspace's cluster nodes may hold, for the whole
+// workspace (Family "") or one size family.
+type Quota struct {
+	Workspace        string
+	Family           string
+	DedicatedCores   int
+	LowPriorityCores int
 }

@@ -33,6 +33,8 @@ type Service struct {
 	// cancels one. Deleting a target with active runs needs force.
 	ActiveRuns func(ctx context.Context, ws, target string) ([]string, error)
 	CancelRun  func(ctx context.Context, ws, id, why string) error
+	// Nodes lists the nodes of a target ("" for every target), for quotas.
+	Nodes func(ctx context.Context, ws, target string) ([]store.Node, error)
 }
 
 // Key is the reconcile key of a target: "workspace/name" with the name in
@@ -126,6 +128,9 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err != nil {
 		return api.Compute{}, err
 	}
+	if err := s.checkQuota(ctx, ws, in.Name, kind.Type(), props); err != nil {
+		return api.Compute{}, err
+	}
 	sealed, err := s.Box.SealMap(secrets, secretsAD(ws, in.Name))
 	if err != nil {
 		return api.Compute{}, err
@@ -210,6 +215,9 @@ func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in a
 		return api.Compute{}, err
 	}
 	if props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user)); err != nil {
+		return api.Compute{}, err
+	}
+	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, err
 	}
 	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.Now()

@@ -97,5 +97,13 @@ func init() {
 			SELECT seq, run_id, attempt, 0, aseq, stream, ts, line FROM run_logs;
 		DROP TABLE run_logs;
 		ALTER TABLE run_logs_v3 RENAME TO run_logs;`,
+		// 4: core quotas per workspace ('' family) and per size family.
+		`CREATE TABLE quotas (
+			workspace         TEXT NOT NULL,
+			family            TEXT NOT NULL,
+			dedicated_cores   INTEGER NOT NULL,  -- -1: no limit
+			lowpriority_cores INTEGER NOT NULL,
+			PRIMARY KEY (workspace, family)
+		);`,
 	)
 }

@@ -284,3 +284,30 @@ func (s *Store) NodeByTokenHash(ctx context.Context, hash string) (store.Node, e
 	}
 	return ns[0], nil
 }
+
+// Quotas implements store.Store.
+func (s *Store) Quotas(ctx context.Context, workspace string) ([]store.Quota, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT family, dedicated_cores, lowpriority_cores FROM quotas
+		WHERE workspace = ? ORDER BY family`, workspace)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Quota
+	for rows.Next() {
+		q := store.Quota{Workspace: workspace}
+		if err := rows.Scan(&q.Family, &q.DedicatedCores, &q.LowPriorityCores); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// PutQuota implements store.Store.
+func (s *Store) PutQuota(ctx context.Context, q store.Quota) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO quotas(workspace, family, dedicated_cores, lowpriority_cores) VALUES(?,?,?,?)
+		ON CONFLICT(workspace, family) DO UPDATE SET dedicated_cores = excluded.dedicated_cores,
+		lowpriority_cores = excluded.lowpriority_cores`, q.Workspace, q.Family, q.DedicatedCores, q.LowPriorityCores)
+	return err
+}

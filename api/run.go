@@ -97,9 +97,19 @@ type Run struct {
 	Outputs               []OutputFile      `json:"outputs,omitempty"`
 }
 
+// ComputeSpec asks for a cluster made for one run and deleted when the run
+// ends (Azure ML's run-based compute), instead of naming a target.
+type ComputeSpec struct {
+	VMSize     string `json:"vm_size"`
+	MaxNodes   int    `json:"max_nodes"`
+	MinNodes   int    `json:"min_nodes,omitempty"`
+	VMPriority string `json:"vm_priority,omitempty"`
+}
+
 // RunSubmit is the body of POST .../runs.
 type RunSubmit struct {
-	Compute               string            `json:"compute"`
+	Compute               string            `json:"compute,omitempty"`
+	ComputeSpec           *ComputeSpec      `json:"compute_spec,omitempty"`
 	Experiment            string            `json:"experiment,omitempty"`
 	Command               []string          `json:"command"`
 	Source                string            `json:"source,omitempty"` // digest returned by PUT .../snapshots

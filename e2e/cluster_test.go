@@ -318,3 +318,33 @@ func TestQuotas(t *testing.T) {
 		t.Errorf("quota show: %+v", qs)
 	}
 }
+
+// run submit --compute-spec makes a cluster for the run and deletes it
+// when the run ends; a bad spec leaves nothing behind.
+func TestRunBasedCluster(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	r := e.run("run", "submit", "--compute-spec", "vm_size=standard_d2_v2,max_nodes=1", "--stream", "--", "sh", "-c", "echo on a cluster of my own")
+	if r.code != 0 || !strings.Contains(r.stdout, "on a cluster of my own") {
+		t.Fatalf("exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json"))
+	if len(runs) != 1 || !strings.HasPrefix(runs[0].Compute, "run-") {
+		t.Fatalf("runs: %+v", runs)
+	}
+	eventually(t, 20*time.Second, "the run's cluster to be deleted", func() bool {
+		return len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))) == 1 // local only
+	})
+	for _, spec := range []string{"vm_size=NOPE,max_nodes=1", "vm_size=STANDARD_D2_V2", "max_nodes=two", "color=red"} {
+		if r := e.run("run", "submit", "--compute-spec", spec, "--", "true"); r.code != 2 {
+			t.Errorf("--compute-spec %s: exit %d %q", spec, r.code, r.stderr)
+		}
+	}
+	if r := e.run("run", "submit", "--compute-spec", "vm_size=STANDARD_D2_V2,max_nodes=1", "--gpus", "1", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "can ever fit 1 GPUs") {
+		t.Errorf("a run too big for its spec: exit %d %q", r.code, r.stderr)
+	}
+	eventually(t, 10*time.Second, "refused submissions to leave no target behind", func() bool {
+		return len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))) == 1
+	})
+}

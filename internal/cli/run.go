@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func runSubmitCmd(g *globals) *cobra.Command {
 		gpus                           int
 		stream                         bool
 		idempotencyKey                 string
+		spec                           string
 	)
 	cmd := &cobra.Command{
 		Use:   "submit --compute NAME [flags] -- COMMAND [ARGS...]",
@@ -56,8 +58,15 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 			if len(args) == 0 {
 				return api.Invalid("command", "the command to run is required after --, e.g. paddock run submit --compute local -- python3 train.py")
 			}
-			if in.Compute == "" {
-				return api.Invalid("compute", "--compute is required (see `paddock compute list`)")
+			if spec != "" {
+				cs, err := parseComputeSpec(spec)
+				if err != nil {
+					return err
+				}
+				in.ComputeSpec = cs
+			}
+			if in.Compute == "" && in.ComputeSpec == nil {
+				return api.Invalid("compute", "--compute (see `paddock compute list`) or --compute-spec is required")
 			}
 			in.Command = args
 			set := 0
@@ -121,7 +130,8 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&in.Compute, "compute", "", "the compute target to run on (required)")
+	f.StringVar(&in.Compute, "compute", "", "the compute target to run on")
+	f.StringVar(&spec, "compute-spec", "", "instead of --compute: a cluster made for this run and deleted when it ends, e.g. vm_size=STANDARD_D2_V2,max_nodes=2[,min_nodes=N][,vm_priority=lowpriority]")
 	f.StringVar(&source, "source", "", "directory to snapshot and run in (honours .paddockignore)")
 	f.StringVar(&in.Experiment, "experiment", "", "experiment the run belongs to (default \"default\")")
 	f.IntVar(&in.NodeCount, "nodes", 0, "number of nodes (default 1)")
@@ -508,4 +518,32 @@ func runMetricsCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+// parseComputeSpec reads "vm_size=S,max_nodes=N,...".
+func parseComputeSpec(s string) (*api.ComputeSpec, error) {
+	cs := &api.ComputeSpec{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, api.Invalid("compute-spec", "--compute-spec takes key=value pairs separated by commas, not %q", kv)
+		}
+		var err error
+		switch k {
+		case "vm_size":
+			cs.VMSize = v
+		case "max_nodes":
+			cs.MaxNodes, err = strconv.Atoi(v)
+		case "min_nodes":
+			cs.MinNodes, err = strconv.Atoi(v)
+		case "vm_priority":
+			cs.VMPriority = v
+		default:
+			return nil, api.Invalid("compute-spec", "--compute-spec: unknown key %q (vm_size, max_nodes, min_nodes, vm_priority)", k)
+		}
+		if err != nil {
+			return nil, api.Invalid("compute-spec", "--compute-spec: %s must be a number, not %q", k, v)
+		}
+	}
+	return cs, nil
 }

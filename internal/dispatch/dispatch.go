@@ -45,6 +45,9 @@ type Options struct {
 	// OnChange is told (after the commit, outside the loop) the queue key
 	// "workspace/target" of every target whose queue or nodes changed.
 	OnChange func(key string)
+	// OnRunEnded is told (after the commit, in its own goroutine) the
+	// workspace and target of every run that ended.
+	OnRunEnded func(ws, compute string)
 	// MaxPreemptions is how many times a run is restarted after its node
 	// was preempted before it fails (default 3).
 	MaxPreemptions int
@@ -100,6 +103,7 @@ type txn struct {
 	wake     map[string]bool
 	schedule bool
 	clusters map[string]bool // targets whose demand or nodes changed
+	ended    [][2]string     // workspace and target of runs that ended
 }
 
 // changed notes that a target's queue or nodes changed, so its autoscaler
@@ -323,6 +327,11 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 				d.opts.OnChange(key)
 			}
 		}
+		if d.opts.OnRunEnded != nil {
+			for _, e := range tx.ended {
+				go d.opts.OnRunEnded(e[0], e[1])
+			}
+		}
 	}
 	for i, o := range batch {
 		if o.done != nil {
@@ -495,6 +504,7 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	r.CancelRequested = ""
 	delete(d.runs, r.ID)
 	delete(d.recovered, r.ID)
+	tx.ended = append(tx.ended, [2]string{r.Workspace, r.Compute})
 	d.releaseAll(tx, r)
 	d.dequeue(r)
 	tx.touchRun(r)

@@ -76,8 +76,31 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request, who caller) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	ephemeral := ""
+	if in.ComputeSpec != nil {
+		if in.Compute != "" {
+			return api.Invalid("compute_spec", "give compute or compute_spec, not both")
+		}
+		// Check the run before making a cluster for it.
+		probe := in
+		probe.Compute = "local"
+		if _, err := a.ws.ValidateRun(r.Context(), r.PathValue("ws"), who.name(), probe, a.art.HasSnapshot); err != nil {
+			var e *api.Error
+			if !errors.As(err, &e) || e.Field != "resources" && e.Field != "node_count" {
+				return err
+			}
+		}
+		name, err := ephemeralCluster(r.Context(), a.ws, a.store, r.PathValue("ws"), who.name(), *in.ComputeSpec)
+		if err != nil {
+			return err
+		}
+		in.Compute, in.ComputeSpec, ephemeral = name, nil, name
+	}
 	run, err := a.ws.ValidateRun(r.Context(), r.PathValue("ws"), who.name(), in, a.art.HasSnapshot)
 	if err != nil {
+		if ephemeral != "" { // leave nothing half-made
+			a.ws.DeleteCompute(context.WithoutCancel(r.Context()), r.PathValue("ws"), ephemeral, true)
+		}
 		return err
 	}
 	run.IdempotencyKey = r.Header.Get("Idempotency-Key")

@@ -123,7 +123,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url, OnChange: onChange})
+	var ws *workspace.Service
+	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url, OnChange: onChange,
+		OnRunEnded: func(wsName, name string) { deleteIfEphemeral(ws, st, log, wsName, name) }})
 	if err := disp.Load(ctx); err != nil {
 		return fmt.Errorf("loading runs: %w", err)
 	}
@@ -132,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash}
 	scaler.Init()
 	ctrl.OnTransition = scaler.Enqueue
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,
+	ws = &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,
 		Changed:    func(key string) { ctrl.Enqueue(key); scaler.Enqueue(key) },
 		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun, Nodes: disp.Nodes}
 	if err := ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {

@@ -348,3 +348,20 @@ func TestRunBasedCluster(t *testing.T) {
 		return len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))) == 1
 	})
 }
+
+// With --local-preempt-every the local provider preempts low-priority
+// nodes at random; runs on them see attempts end with reason Preempted.
+func TestRandomPreemption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up("--local-preempt-every", "300ms")
+	e.ok("compute", "create", "cluster", "spot", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--vm-priority", "lowpriority")
+	id := e.submit2("spot", "--", "sleep", "3")
+	run := e.waitRun(id)
+	if len(run.Attempts) < 2 || run.Attempts[0].Reason != "Preempted" {
+		t.Fatalf("no preemption seen: %+v", run)
+	}
+	if !strings.Contains(s.Logs(), "random preemption") {
+		t.Error("the server did not log the random preemption")
+	}
+}

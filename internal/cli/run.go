@@ -270,7 +270,11 @@ func runListCmd(g *globals) *cobra.Command {
 			return emit(cmd.OutOrStdout(), g.output, runs, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tSTATUS\tCOMPUTE\tEXPERIMENT\tAGE\tDURATION\tCOMMAND")
 				for _, r := range runs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Compute, r.Experiment,
+					status := string(r.Status)
+					if r.Status == api.RunQueued && r.StatusReason != "" {
+						status += " (" + truncate(r.StatusReason, 40) + ")"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, status, r.Compute, r.Experiment,
 						age(r.CreatedAt), duration(r), truncate(strings.Join(r.Command, " "), 40))
 				}
 			})

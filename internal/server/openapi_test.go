@@ -18,6 +18,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // documentedRoutes mirrors the routes NewAPI registers. A route added to
@@ -656,6 +657,16 @@ func schemaType(t *testing.T, doc, s map[string]any) string {
 	return typ
 }
 
+// schemaRef is the $ref of a property schema, directly or through a single
+// allOf.
+func schemaRef(p map[string]any) string {
+	if all, ok := p["allOf"].([]any); ok && len(all) == 1 {
+		p, _ = all[0].(map[string]any)
+	}
+	r, _ := p["$ref"].(string)
+	return r
+}
+
 func stringList(v any) []string {
 	var out []string
 	for _, x := range v.([]any) {
@@ -845,6 +856,32 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	if p := obj(t, doc, "components", "schemas", "Node", "properties", "state"); p["$ref"] != "#/components/schemas/NodeState" {
 		t.Error("Node.state does not refer to the NodeState schema")
 	}
+	// A run's compute_spec makes a cluster: its properties are the cluster's,
+	// with the same types and enums.
+	if p := obj(t, doc, "components", "schemas", "RunSubmit", "properties", "compute_spec"); schemaRef(p) != "#/components/schemas/ComputeSpec" {
+		t.Error("RunSubmit.compute_spec does not refer to the ComputeSpec schema")
+	}
+	for name, p := range obj(t, doc, "components", "schemas", "ComputeSpec", "properties") {
+		c, ok := obj(t, doc, "components", "schemas", "ClusterProperties", "properties")[name].(map[string]any)
+		if !ok {
+			t.Errorf("ComputeSpec.%s is not a ClusterProperties property", name)
+			continue
+		}
+		p := p.(map[string]any)
+		for _, k := range []string{"type", "enum", "minimum", "default"} {
+			if a, b := p[k], c[k]; !reflect.DeepEqual(a, b) {
+				t.Errorf("ComputeSpec.%s has %s %v, ClusterProperties.%s %v", name, k, a, name, b)
+			}
+		}
+	}
+	// Core quotas go down to -1, no limit.
+	for _, f := range []string{"Quota.dedicated_cores", "Quota.lowpriority_cores", "QuotaSet.dedicated_cores", "QuotaSet.lowpriority_cores"} {
+		schema, prop, _ := strings.Cut(f, ".")
+		if m := obj(t, doc, "components", "schemas", schema, "properties", prop)["minimum"]; m != float64(store.Unlimited) {
+			t.Errorf("%s: minimum %v, want %d (no limit)", f, m, store.Unlimited)
+		}
+	}
+
 	// Fields of Go type RunStatus use the RunStatus schema.
 	for name, w := range types {
 		for _, f := range wireFields(w.typ) {

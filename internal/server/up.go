@@ -44,6 +44,9 @@ type Options struct {
 	NodeLostAfter time.Duration
 	// NoLocalAgent skips starting the local target's agent.
 	NoLocalAgent bool
+	// PreemptEvery, when set, makes the local provider preempt a random
+	// low-priority node on average this often (demos, soak tests).
+	PreemptEvery time.Duration
 }
 
 // Files inside the data dir.
@@ -112,6 +115,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	providers.Add(localProvider)
+	if o.PreemptEvery > 0 {
+		go localProvider.PreemptRandomly(loops, o.PreemptEvery)
+	}
 	var scaler *autoscaler.Controller
 	onChange := func(key string) { scaler.Enqueue(key) }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,7 @@ type Provider struct {
 	events chan provider.Event
 
 	mu      sync.Mutex
+	lowPri  map[string]bool // low-priority nodes: the ones random preemption picks from
 	nodes   map[string]bool // created and not deleted by us
 	gone    map[string]bool // reported gone or preempted
 	nextIP  int
@@ -50,7 +52,7 @@ func New(ctx context.Context, dir, serverURL string, log *slog.Logger) (*Provide
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Provider{dir: dir, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}}
+	p := &Provider{dir: dir, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}, lowPri: map[string]bool{}}
 	ids, err := p.List(ctx)
 	if err != nil {
 		return nil, err
@@ -91,6 +93,7 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	p.nextIP++
 	addr := fmt.Sprintf("127.0.1.%d", 1+p.nextIP%250)
 	p.nodes[spec.ID] = true
+	p.lowPri[spec.ID] = spec.LowPriority
 	delete(p.gone, spec.ID)
 	p.mu.Unlock()
 	pid, err := d.Spawn("--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
@@ -194,6 +197,37 @@ func (p *Provider) watch(ctx context.Context) {
 				p.log.Warn("local node's agent exited", "node", id)
 				p.send(provider.Event{NodeID: id, Kind: "gone"})
 			}
+		}
+	}
+}
+
+// PreemptRandomly preempts a random low-priority node now and then, the
+// gaps between preemptions exponentially distributed with the given mean,
+// so demos and soak tests see what a cloud's spot capacity does. It
+// returns when ctx ends.
+func (p *Provider) PreemptRandomly(ctx context.Context, mean time.Duration) {
+	for {
+		wait := time.Duration(rand.ExpFloat64() * float64(mean))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		p.mu.Lock()
+		var candidates []string
+		for id, low := range p.lowPri {
+			if low && p.nodes[id] && !p.gone[id] {
+				candidates = append(candidates, id)
+			}
+		}
+		p.mu.Unlock()
+		if len(candidates) == 0 {
+			continue
+		}
+		id := candidates[rand.IntN(len(candidates))]
+		p.log.Info("random preemption", "node", id)
+		if err := p.Preempt(ctx, id); err != nil {
+			p.log.Warn("random preemption failed", "node", id, "err", err)
 		}
 	}
 }

@@ -327,7 +327,7 @@ func TestSubmitValidation(t *testing.T) {
 		{[]string{"--compute", "nope-nope", "--", "true"}, 2, `compute "nope-nope" is not a compute target`},
 		{[]string{"--compute", "local", "--nodes", "2", "--", "true"}, 2, "multi-node runs need a cluster"},
 		{[]string{"--compute", "local"}, 2, "the command to run is required"},
-		{[]string{"--", "true"}, 2, "--compute is required"},
+		{[]string{"--", "true"}, 2, "--compute (see `paddock compute list`) or --compute-spec is required"},
 		{[]string{"--compute", "local", "--cores", "64", "--", "true"}, 2, "more than any node of local has"},
 		{[]string{"--compute", "local", "--env", "PADDOCK_X=1", "--", "true"}, 2, "set by Paddock"},
 		{[]string{"--compute", "local", "--env", "novalue", "--", "true"}, 2, "--env must be KEY=VALUE"},

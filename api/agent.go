@@ -15,6 +15,7 @@ type AgentHello struct {
 	GPUs     []GPUInfo    `json:"gpus"`
 	Version  string       `json:"version"`
 	Address  string       `json:"address,omitempty"`
+	SSH      string       `json:"ssh,omitempty"` // host:port of the node\'s SSH endpoint, when it serves one
 	Active   []AttemptRef `json:"active"`
 }
 
@@ -43,6 +44,8 @@ type AttemptRef struct {
 type AgentPoll struct {
 	Active []AttemptRef `json:"active"`
 	WaitMS int          `json:"wait_ms"`
+	// SSHSessions is how many SSH sessions are open on the node.
+	SSHSessions int `json:"ssh_sessions,omitempty"`
 }
 
 // AgentWork is the answer to a poll.

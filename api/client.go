@@ -177,6 +177,11 @@ func (c *Client) ListNodes(ctx context.Context, name string) ([]Node, error) {
 	return l.Items, nil
 }
 
+// InstanceAction starts, stops or restarts a compute instance.
+func (c *Client) InstanceAction(ctx context.Context, name, action string) (*Compute, error) {
+	return call[Compute](ctx, c, http.MethodPost, c.wsPath("computes", name+":"+action), nil)
+}
+
 // PreemptNode injects a preemption of a cluster node (admins).
 func (c *Client) PreemptNode(ctx context.Context, name, node string) error {
 	return c.Do(ctx, http.MethodPost, c.wsPath("computes", name, "nodes", node+":preempt"), nil, nil)

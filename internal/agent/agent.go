@@ -45,6 +45,12 @@ type Config struct {
 	// CheckpointInterval is how often ./outputs is uploaded while a run
 	// runs, when it changed (0: only at the end).
 	CheckpointInterval time.Duration
+	// Home, when set, is the HOME of runs and SSH sessions (a compute
+	// instance's home directory, kept while it is stopped).
+	Home string
+	// SSHListen, when set, serves SSH there for the keys in
+	// SSHAuthorizedKeysFile, with the host key in SSHHostKeyFile.
+	SSHListen, SSHHostKeyFile, SSHAuthorizedKeysFile string
 	// Address is the node's address as other nodes of a multi-node run
 	// reach it (default: its hostname).
 	Address string
@@ -62,6 +68,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	attempts map[string]*attempt // by run id
+	ssh      *sshServer
 	wg       sync.WaitGroup
 	envLocks sync.Map // venv key → *sync.Mutex
 }
@@ -101,6 +108,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, attempts: map[string]*attempt{}}
 	a.cleanLeftovers()
+	if cfg.SSHListen != "" {
+		s, err := startSSH(cfg.SSHListen, cfg.SSHHostKeyFile, cfg.SSHAuthorizedKeysFile, cfg.Home, cfg.Log)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		a.ssh = s
+		cfg.Log.Info("serving SSH", "addr", s.Addr())
+	}
 	a.client = api.NewClient(a.serverURL(), token, "")
 	a.client.HTTP = &http.Client{Timeout: 90 * time.Second}
 	a.uploads = api.NewClient(a.serverURL(), token, "")
@@ -168,7 +184,12 @@ func (a *Agent) loop(ctx context.Context) error {
 			hello = err == nil
 		} else {
 			var work api.AgentWork
-			err = a.client.Do(ctx, http.MethodPost, "/api/v1/agent/poll", api.AgentPoll{Active: a.active(), WaitMS: 25000}, &work)
+			poll := api.AgentPoll{Active: a.active(), WaitMS: 25000}
+			if a.ssh != nil {
+				poll.SSHSessions = a.ssh.Sessions()
+				poll.WaitMS = 5000 // report session activity often enough for idle shutdown
+			}
+			err = a.client.Do(ctx, http.MethodPost, "/api/v1/agent/poll", poll, &work)
 			if err == nil {
 				a.handle(ctx, work)
 			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
@@ -202,6 +223,9 @@ func (a *Agent) loop(ctx context.Context) error {
 func (a *Agent) hello(ctx context.Context) error {
 	h := detect(a.cfg)
 	h.Active = a.active()
+	if a.ssh != nil {
+		h.SSH = a.ssh.Addr()
+	}
 	var node api.AgentNode
 	if err := a.client.Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
 		return err

@@ -80,7 +80,7 @@ func (at *attempt) run(agentCtx context.Context) {
 		}
 	}()
 	log := at.a.log.With("run", at.ref.RunID, "attempt", at.ref.Attempt)
-	dir := filepath.Join(at.a.cfg.WorkDir, "runs", fmt.Sprintf("%s-%d", at.ref.RunID, at.ref.Attempt))
+	dir := filepath.Join(at.a.cfg.WorkDir, "runs", at.name())
 	os.RemoveAll(dir)
 	ship := newShipper(at.a, at.ref, at.as.LogAck)
 	go ship.run(ctx)
@@ -141,6 +141,9 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		}
 	}
 	env := runEnv(as.Env)
+	if at.a.cfg.Home != "" {
+		env = setEnv(env, "HOME", at.a.cfg.Home)
+	}
 	cmd := as.Command
 	var err error
 	if slow := as.Environment.Requirements != "" || as.Environment.Image != ""; slow {
@@ -156,7 +159,7 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		return outcome{status: api.RunCanceled, reason: "Canceled", err: why}
 	}
 	p, err := proc.Start(proc.Spec{
-		Name: fmt.Sprintf("%s-%d", as.RunID, as.Attempt), Path: cmd[0], Args: cmd[1:], Dir: dir, Env: env,
+		Name: at.name(), Path: cmd[0], Args: cmd[1:], Dir: dir, Env: env,
 		Stdout: ship.writer("stdout"), Stderr: ship.writer("stderr"),
 		Cores: as.Resources.Cores, MemoryBytes: int64(as.Resources.MemoryGB * (1 << 30)),
 	})
@@ -408,4 +411,11 @@ func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
 	}
 	_, err = snapshot.Extract(resp.Body, dir, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000})
 	return err
+}
+
+// name names the attempt's directory and its cgroup. It holds the rank:
+// the nodes of a multi-node run may share a host (local provider), and
+// their cgroups must not collide.
+func (at *attempt) name() string {
+	return fmt.Sprintf("%s-%d-r%d", at.as.RunID, at.as.Attempt, at.as.NodeRank)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ type Dispatch interface {
 	RemoveNode(ctx context.Context, id string) error
 	NodeGone(ctx context.Context, id string, preempted bool) error
 	Nodes(ctx context.Context, ws, compute string) ([]store.Node, error)
+	Evict(ctx context.Context, id, reason, msg string) error
+	TargetLoad(ctx context.Context, ws, compute string) (queued, placed int, err error)
 }
 
 // Controller runs one reconcile loop per cluster: it reads the cluster's
@@ -45,6 +48,8 @@ type Controller struct {
 	Now       func() time.Time
 	// ServerURL is where new nodes' agents connect.
 	ServerURL string
+	// HomesDir keeps compute instances' home directories and SSH host keys.
+	HomesDir  string
 	NewToken  func() string
 	TokenHash func(string) string
 
@@ -81,7 +86,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Type == "cluster" {
+		if r.Type == "cluster" || r.Type == "instance" {
 			c.Enqueue(key(r.Workspace, r.Name))
 		}
 	}
@@ -116,10 +121,10 @@ func (c *Controller) adopt(ctx context.Context) error {
 	byProvider := map[string]map[string]store.Node{}
 	for _, n := range nodes {
 		rec, err := c.Store.GetCompute(ctx, n.Workspace, n.Compute)
-		if err != nil || rec.Type != "cluster" {
+		if err != nil || rec.Type != "cluster" && rec.Type != "instance" {
 			continue
 		}
-		var p compute.ClusterProperties
+		p := compute.ClusterProperties{Provider: "local"}
 		json.Unmarshal(rec.Properties, &p)
 		if byProvider[p.Provider] == nil {
 			byProvider[p.Provider] = map[string]store.Node{}
@@ -160,7 +165,13 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	if err != nil {
 		return err
 	}
-	if rec.Type != "cluster" || rec.State != api.StateSucceeded && rec.State != api.StateUpdating {
+	if rec.State != api.StateSucceeded && rec.State != api.StateUpdating {
+		return nil
+	}
+	if rec.Type == "instance" {
+		return c.reconcileInstance(ctx, k, rec)
+	}
+	if rec.Type != "cluster" {
 		return nil
 	}
 	var p compute.ClusterProperties
@@ -253,6 +264,7 @@ func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec
 	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
 		MemoryGB: size.MemoryGB, GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", Token: token, ServerURL: c.ServerURL}
 	if err := prov.Create(ctx, spec); err != nil {
+		prov.Delete(ctx, id) // whatever a failed create left
 		c.Dispatch.RemoveNode(ctx, id)
 		return fmt.Errorf("creating node %s with provider %s: %w", id, prov.Name(), err)
 	}
@@ -314,6 +326,9 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 			continue
 		}
 		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
+	}
+	if c.HomesDir != "" && len(errs) == 0 { // an instance's home goes with it
+		errs = append(errs, os.RemoveAll(c.homeDir(ws, name)), os.RemoveAll(c.homeDir(ws, name)+".ssh_host_key"))
 	}
 	return errors.Join(errs...)
 }

@@ -129,7 +129,9 @@ func Decide(c Cluster, nodes []Node, queue []Run, now time.Time) Decision {
 			slots = append(slots, slot{cores: n.FreeCores, mem: n.FreeMemGB, gpus: n.FreeGPUs})
 		case NodeIdle:
 			idle = append(idle, int32(i))
-		case NodeUnusable, NodePreempted:
+		case NodeUnusable, NodePreempted, NodeLeaving:
+			// Leaving nodes are deleted again: a removal that failed or was
+			// cut short by a restart must not leak the node.
 			dels = append(dels, deletion{id: n.ID, idleSince: n.IdleSince})
 		}
 	}

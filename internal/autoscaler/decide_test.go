@@ -321,11 +321,11 @@ func TestDecide(t *testing.T) {
 			want:    Decision{Target: 0, Delete: []string{"a"}, NextCheck: base.Add(9 * time.Minute)},
 		},
 		{
-			name:    "leaving nodes ignored",
+			name:    "leaving nodes are not capacity and are deleted again",
 			cluster: testCluster(),
 			nodes:   []Node{{ID: "l", State: NodeLeaving, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1}},
 			queue:   []Run{small},
-			want:    Decision{Target: 1, Create: 1, Reason: "scaling cluster 0→1 nodes"},
+			want:    Decision{Target: 1, Create: 1, Delete: []string{"l"}, Reason: "scaling cluster 0→1 nodes"},
 		},
 		{
 			name:    "a run bigger than a node is skipped",
@@ -497,7 +497,7 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 		switch n.State {
 		case NodeStarting, NodeIdle, NodeRunning:
 			usable++
-		case NodeUnusable, NodePreempted:
+		case NodeUnusable, NodePreempted, NodeLeaving:
 			dead++
 		}
 	}
@@ -517,7 +517,7 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 			if usable <= c.MaxNodes && base.Sub(n.IdleSince) < c.IdleAfter {
 				t.Errorf("%s: deletes %s before its idle deadline", name, id)
 			}
-		case NodeUnusable, NodePreempted:
+		case NodeUnusable, NodePreempted, NodeLeaving:
 			deadDeleted++
 		default:
 			t.Errorf("%s: deletes %s node %s", name, n.State, id)
@@ -530,7 +530,7 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 		}
 	}
 	if deadDeleted != dead {
-		t.Errorf("%s: deletes %d of %d unusable/preempted nodes", name, deadDeleted, dead)
+		t.Errorf("%s: deletes %d of %d unusable/preempted/leaving nodes", name, deadDeleted, dead)
 	}
 	if d.Create > 0 {
 		if idleDeleted > 0 {

@@ -55,6 +55,10 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.Float64Var(&cfg.Cores, "cores", 0, "cores to offer (default: all)")
 	f.Float64Var(&cfg.MemoryGB, "memory-gb", 0, "memory to offer in GiB (default: all)")
 	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 5*time.Second, "upload ./outputs this often while a run runs, when it changed (0: only at the end)")
+	f.StringVar(&cfg.Home, "home", "", "HOME for runs and SSH sessions (a compute instance's home directory)")
+	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "serve SSH on this address (compute instances)")
+	f.StringVar(&cfg.SSHHostKeyFile, "ssh-host-key-file", "", "the SSH host key (made on first use)")
+	f.StringVar(&cfg.SSHAuthorizedKeysFile, "ssh-authorized-keys-file", "", "public keys allowed to log in over SSH")
 	f.StringVar(&cfg.Address, "address", "", "address other nodes reach this one at (default: the hostname)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
 	return cmd

@@ -65,7 +65,7 @@ func newComputeCmd(g *globals) *cobra.Command {
 			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`),
 	)
 	cmd.AddCommand(create, listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
-		nodesCmd(g), preemptCmd(g))
+		nodesCmd(g), preemptCmd(g), instanceActionCmd(g, "start"), instanceActionCmd(g, "stop"), instanceActionCmd(g, "restart"))
 	return cmd
 }
 
@@ -92,6 +92,11 @@ func createCmd(g *globals, typ, short string, defs []propFlag, example string) *
 			if !noWait {
 				if out, err = waitFor(cmd, c, args[0], false); err != nil {
 					return err
+				}
+				if typ == "instance" && out.ProvisioningState == api.StateSucceeded {
+					if out, err = waitInstance(cmd, c, args[0], "Running"); err != nil {
+						return err
+					}
 				}
 			}
 			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
@@ -384,5 +389,74 @@ wrote under ./outputs, and the autoscaler replaces the node.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "node %s of %s preempted\n", args[1], args[0])
 			return nil
 		},
+	}
+}
+
+var instanceActionHelp = map[string]string{
+	"start":   "Start a stopped compute instance (its queued runs then start)",
+	"stop":    "Stop a compute instance: its node goes, its home directory and queued runs stay; running runs restart from their checkpoints when it starts again",
+	"restart": "Restart a compute instance's node",
+}
+
+// instanceState is where an action leaves an instance.
+var instanceState = map[string]string{"start": "Running", "stop": "Stopped", "restart": "Running"}
+
+func instanceActionCmd(g *globals, action string) *cobra.Command {
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   action + " NAME",
+		Short: instanceActionHelp[action],
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			out, err := c.InstanceAction(cmd.Context(), args[0], action)
+			if err != nil {
+				return err
+			}
+			if !noWait {
+				if out, err = waitInstance(cmd, c, args[0], instanceState[action]); err != nil {
+					return err
+				}
+			}
+			return emit(cmd.OutOrStdout(), g.output, out, func(w io.Writer) {
+				fmt.Fprintf(w, "compute instance %s: %s\n", out.Name, flatten(out.Status)["state"])
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the request is accepted")
+	return cmd
+}
+
+// waitInstance follows an instance until its state is want, showing the
+// states it passes on a terminal.
+func waitInstance(cmd *cobra.Command, c *api.Client, name, want string) (*api.Compute, error) {
+	errw := cmd.ErrOrStderr()
+	tty := isTerminal(errw)
+	last := ""
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		cur, err := c.GetCompute(cmd.Context(), name)
+		if err != nil {
+			return nil, err
+		}
+		state := flatten(cur.Status)["state"]
+		if tty && state != last {
+			fmt.Fprintf(errw, "%s: %s\n", name, state)
+		}
+		last = state
+		if state == want {
+			return cur, nil
+		}
+		if state == "Failed" || time.Now().After(deadline) {
+			return cur, &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf("compute instance %s is %s, not %s", name, state, want)}
+		}
+		select {
+		case <-cmd.Context().Done():
+			return nil, cmd.Context().Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

@@ -87,7 +87,7 @@ command finds it with no flags.`,
 		}
 		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
 	}
-	root.AddCommand(newUpCmd(), newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newAgentCmd())
+	root.AddCommand(newUpCmd(), newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newAgentCmd())
 	return root
 }
 

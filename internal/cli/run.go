@@ -42,6 +42,7 @@ func runSubmitCmd(g *globals) *cobra.Command {
 		stream                         bool
 		idempotencyKey                 string
 		spec                           string
+		startInstance                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "submit --compute NAME [flags] -- COMMAND [ARGS...]",
@@ -115,6 +116,11 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 					return err
 				}
 			}
+			if startInstance && in.Compute != "" {
+				if _, err := c.InstanceAction(ctx, in.Compute, "start"); err != nil {
+					return err
+				}
+			}
 			if idempotencyKey == "" {
 				idempotencyKey = randomKey()
 			}
@@ -145,6 +151,7 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringVar(&duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
 	f.StringVar(&in.Distribution, "distribution", "", "none, pytorch or mpi")
 	f.BoolVar(&stream, "stream", false, "follow the run's log and exit with its outcome")
+	f.BoolVar(&startInstance, "start", false, "start the compute instance first if it is stopped")
 	f.StringVar(&idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")
 	return cmd
 }

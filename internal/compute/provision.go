@@ -63,16 +63,16 @@ func (instance) Provision(_ context.Context, c *store.Compute, env ProvisionEnv)
 	if !env.ProviderAvailable("local") {
 		return &ProvisionError{Code: "ProviderNotAvailable", Message: "the local provider is not available on this server"}
 	}
-	var st InstanceStatus
-	if err := json.Unmarshal(c.Status, &st); err != nil {
-		return err
-	}
-	st.State = "Running"
-	c.Status = mustJSON(st)
+	// The instance controller starts its node and moves it to Running.
 	return nil
 }
 
-func (instance) Deprovision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+func (instance) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
+	if env.ReleaseNodes == nil {
+		return nil
+	}
+	return env.ReleaseNodes(ctx, c.Workspace, c.Name, "local")
+}
 
 var (
 	_ Provisioner = cluster{}

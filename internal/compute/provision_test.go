@@ -108,7 +108,9 @@ func TestInstanceProvision(t *testing.T) {
 		env       compute.ProvisionEnv
 		wantState string // "" for a ProvisionError
 	}{
-		{"from Creating", k.InitialStatus(nil), only("local"), "Running"},
+		// The instance controller, not provisioning, starts the node and
+		// moves the instance to Running.
+		{"from Creating", k.InitialStatus(nil), only("local"), "Creating"},
 		{"again when already Running", json.RawMessage(`{"state":"Running","queued_runs":2,"running_runs":1}`), only("local"), "Running"},
 		{"local provider not available", k.InitialStatus(nil), only("ssh"), ""},
 	}

@@ -115,7 +115,7 @@ func (d *Dispatcher) NodeGone(ctx context.Context, id string, preempted bool) er
 		tx.changed(nd.Workspace, nd.Compute)
 		for _, r := range nd.placed {
 			if preempted {
-				d.requeue(tx, r, nd)
+				d.requeue(tx, r, nd, "Preempted", "node "+id+" was preempted")
 			} else {
 				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+id+" stopped: "+nd.Reason)
 			}
@@ -126,25 +126,25 @@ func (d *Dispatcher) NodeGone(ctx context.Context, id string, preempted bool) er
 
 // requeue ends r's current attempt as preempted and queues the run again
 // (at its original place) for a new attempt, or fails it after too many.
-func (d *Dispatcher) requeue(tx *txn, r *store.Run, nd *node) {
+func (d *Dispatcher) requeue(tx *txn, r *store.Run, nd *node, reason, msg string) {
 	preemptions := 0
 	for _, a := range r.Attempts {
 		if a.Reason == "Preempted" {
 			preemptions++
 		}
 	}
-	if preemptions+1 > d.opts.MaxPreemptions {
+	if reason == "Preempted" && preemptions+1 > d.opts.MaxPreemptions {
 		d.finish(tx, r, api.RunFailed, nil, "Preempted",
 			fmt.Sprintf("node %s was preempted; the run was preempted %d times, the limit", nd.ID, preemptions+1))
 		return
 	}
 	now := d.now()
 	a := &r.Attempts[len(r.Attempts)-1]
-	a.Status, a.EndedAt, a.Reason, a.Error = api.RunFailed, &now, "Preempted", "node "+nd.ID+" was preempted"
+	a.Status, a.EndedAt, a.Reason, a.Error = api.RunFailed, &now, reason, msg
 	d.releaseAll(tx, r)
 	r.Node, r.CancelRequested, r.Parts = "", "", nil
 	r.Status = api.RunQueued
-	r.StatusReason = fmt.Sprintf("Preempted: restarting as attempt %d", r.Attempt+1)
+	r.StatusReason = fmt.Sprintf("%s: restarting as attempt %d", reason, r.Attempt+1)
 	d.enqueue(r)
 	tx.touchRun(r)
 	tx.changed(r.Workspace, r.Compute)
@@ -202,4 +202,43 @@ func (d *Dispatcher) SetOutputs(ctx context.Context, runID string, attempt int, 
 		tx.touchRun(r)
 		return nil
 	})
+}
+
+// Evict takes a node out of service at once (an instance being stopped):
+// runs on it are requeued as a new attempt with the given reason, to
+// restart from their checkpoints when the target has a node again.
+func (d *Dispatcher) Evict(ctx context.Context, id, reason, msg string) error {
+	return d.do(ctx, func(tx *txn) error {
+		nd := d.nodes[id]
+		if nd == nil {
+			return nil
+		}
+		nd.State = nodeLeaving
+		tx.touchNode(nd)
+		tx.wakeNode(id)
+		tx.changed(nd.Workspace, nd.Compute)
+		for _, r := range nd.placed {
+			d.requeue(tx, r, nd, reason, msg)
+		}
+		return nil
+	})
+}
+
+// TargetLoad is how many of a target's runs are queued and placed.
+func (d *Dispatcher) TargetLoad(ctx context.Context, ws, compute string) (queued, placed int, err error) {
+	key := queueKey(ws, compute)
+	err = d.do(ctx, func(*txn) error {
+		for _, r := range d.runs {
+			if queueKey(r.Workspace, r.Compute) != key {
+				continue
+			}
+			if r.Status == api.RunQueued {
+				queued++
+			} else {
+				placed++
+			}
+		}
+		return nil
+	})
+	return queued, placed, err
 }

@@ -152,8 +152,12 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	d.runs, d.queues, d.nodes = map[string]*store.Run{}, map[string][]*store.Run{}, map[string]*node{}
 	d.recovered = map[string]bool{}
 	now := d.now()
+	for _, old := range d.nodes { // wake polls held on the view being replaced
+		close(old.wake)
+	}
 	for _, n := range nodes {
-		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now, placed: map[string]*store.Run{}} // a grace period after a restart
+		// A grace period after a restart: heartbeats and idle timers start now.
+		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now, idleSince: now, placed: map[string]*store.Run{}}
 		nd.freeCores, nd.freeMem = n.Cores, n.MemoryGB
 		for _, g := range n.GPUs {
 			nd.freeGPUs = append(nd.freeGPUs, g.Index)
@@ -224,6 +228,7 @@ func gpusOf(r *store.Run, node string) []int {
 func (d *Dispatcher) releaseAll(tx *txn, r *store.Run) {
 	for _, id := range r.Nodes() {
 		if nd := d.nodes[id]; nd != nil {
+			nd.LastActivity = d.now()
 			d.release(nd, r)
 			d.setNodeBusy(tx, nd)
 		}
@@ -253,6 +258,9 @@ func (d *Dispatcher) take(nd *node, r *store.Run) {
 }
 
 func (d *Dispatcher) release(nd *node, r *store.Run) {
+	if _, held := nd.placed[r.ID]; !held {
+		return // never release twice
+	}
 	delete(nd.placed, r.ID)
 	nd.freeCores += r.Resources.Cores
 	nd.freeMem += r.Resources.MemoryGB
@@ -425,7 +433,8 @@ func (d *Dispatcher) schedule(tx *txn) {
 			continue
 		}
 		free = append(free, scheduler.Node{ID: nd.ID, Target: queueKey(nd.Workspace, nd.Compute),
-			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs})
+			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs,
+			Limited: nd.MaxRuns > 0, FreeSlots: nd.MaxRuns - len(nd.placed)})
 	}
 	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
 	for _, p := range scheduler.Place(queue, free) {
@@ -433,7 +442,7 @@ func (d *Dispatcher) schedule(tx *txn) {
 		d.dequeue(r)
 		r.Attempt++
 		r.Node = p.Nodes[0]
-		r.Status, r.StatusReason, r.Parts = api.RunStarting, "", nil
+		r.Status, r.StatusReason, r.Parts, r.CancelRequested = api.RunStarting, "", nil, ""
 		a := api.Attempt{Number: r.Attempt, Node: r.Node, Status: api.RunStarting, GPUs: p.GPUs[r.Node]}
 		if len(p.Nodes) > 1 {
 			a.Nodes = p.Nodes

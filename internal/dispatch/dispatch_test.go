@@ -417,13 +417,13 @@ func TestPollFencing(t *testing.T) {
 	}
 
 	// Unknown nodes and nodes that did not say hello cannot poll.
-	if _, _, err := h.d.Poll(h.ctx, "n-nope", nil); !errors.Is(err, api.ErrNotFound) {
+	if _, _, err := h.d.Poll(h.ctx, "n-nope", nil, 0); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("poll of an unknown node: %v, want ErrNotFound", err)
 	}
 	if err := h.d.AddNode(h.ctx, store.Node{ID: "n2", Workspace: "default", Compute: "local", TokenHash: "hash-n2"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := h.d.Poll(h.ctx, "n2", nil); !errors.Is(err, api.ErrConflict) {
+	if _, _, err := h.d.Poll(h.ctx, "n2", nil, 0); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("poll before hello: %v, want ErrConflict", err)
 	}
 }
@@ -432,7 +432,7 @@ func TestPollWakesOnAssignment(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
 	a := h.addNode("n1", 4, 0)
-	_, wake, err := h.d.Poll(h.ctx, "n1", nil)
+	_, wake, err := h.d.Poll(h.ctx, "n1", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +586,7 @@ func TestNodeLost(t *testing.T) {
 	h := newHarness(t, Options{NodeLostAfter: 30 * time.Second})
 	a := h.addNode("n1", 1, 0)
 	r, queued := h.submit(1), h.submit(1)
-	w, wake, err := h.d.Poll(h.ctx, "n1", nil)
+	w, wake, err := h.d.Poll(h.ctx, "n1", nil, 0)
 	if err != nil || len(w.Assignments) != 1 {
 		t.Fatalf("poll = %+v, %v", w, err)
 	}
@@ -621,7 +621,7 @@ func TestNodeLost(t *testing.T) {
 	// The freed core does not go to the queued run: the node is unusable.
 	h.wantStatus(queued.ID, api.RunQueued)
 	// The returning agent must say hello first.
-	if _, _, err := h.d.Poll(h.ctx, "n1", a.refs()); !errors.Is(err, api.ErrConflict) {
+	if _, _, err := h.d.Poll(h.ctx, "n1", a.refs(), 0); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("poll of a lost node: %v, want ErrConflict", err)
 	}
 	// Its old attempt is refused.

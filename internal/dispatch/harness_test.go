@@ -215,7 +215,7 @@ func (a *agent) refs() []api.AttemptRef {
 // poll polls with what the agent runs and takes up every assignment.
 func (a *agent) poll() api.AgentWork {
 	a.h.t.Helper()
-	w, _, err := a.h.d.Poll(a.h.ctx, a.id, a.refs())
+	w, _, err := a.h.d.Poll(a.h.ctx, a.id, a.refs(), 0)
 	if err != nil {
 		a.h.t.Fatalf("Poll %s: %v", a.id, err)
 	}

@@ -183,7 +183,10 @@ func (d *Dispatcher) AddNode(ctx context.Context, n store.Node) error {
 			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now(), placed: map[string]*store.Run{}}
 			d.nodes[n.ID] = nd
 		} else {
-			nd.TokenHash = n.TokenHash
+			nd.TokenHash, nd.MaxRuns = n.TokenHash, n.MaxRuns
+			if nd.State == nodeUnusable || nd.State == nodePreempt {
+				nd.State = nodeStarting // a replacement under the same name
+			}
 		}
 		tx.touchNode(nd)
 		return nil
@@ -199,7 +202,8 @@ func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello)
 		if nd == nil {
 			return api.NotFound("node %q is not known to this server", nodeID)
 		}
-		nd.Hostname, nd.Cores, nd.MemoryGB, nd.Version, nd.Address = h.Hostname, h.Cores, h.MemoryGB, h.Version, h.Address
+		nd.Hostname, nd.Cores, nd.MemoryGB, nd.Version, nd.Address, nd.SSH = h.Hostname, h.Cores, h.MemoryGB, h.Version, h.Address, h.SSH
+		nd.LastActivity = d.now()
 		nd.GPUs = nil
 		for _, g := range h.GPUs {
 			nd.GPUs = append(nd.GPUs, store.GPU{Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryMB: g.MemoryMB})
@@ -230,7 +234,7 @@ func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello)
 
 // Poll is an agent's heartbeat and request for work. It returns what is
 // to be done now and a channel closed when there may be more.
-func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.AttemptRef) (api.AgentWork, <-chan struct{}, error) {
+func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.AttemptRef, sshSessions int) (api.AgentWork, <-chan struct{}, error) {
 	var work api.AgentWork
 	var wake <-chan struct{}
 	err := d.do(ctx, func(tx *txn) error {
@@ -239,6 +243,14 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			return api.NotFound("node %q is not known to this server", nodeID)
 		}
 		nd.lastSeen = d.now()
+		if sshSessions > 0 {
+			nd.LastActivity = nd.lastSeen
+		}
+		if sshSessions != nd.SSHSessions {
+			nd.SSHSessions = sshSessions
+			tx.touchNode(nd)
+			tx.changed(nd.Workspace, nd.Compute)
+		}
 		if nd.State != nodeIdle && nd.State != nodeRunning && nd.State != nodeLeaving {
 			return api.Conflict("node %q must say hello before polling", nodeID)
 		}

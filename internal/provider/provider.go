@@ -42,6 +42,13 @@ type NodeSpec struct {
 	GPUs      int
 	// LowPriority nodes may be preempted.
 	LowPriority bool
+	// HomeDir, when set, is a directory the node uses as HOME for runs and
+	// SSH sessions and that outlives the node (a compute instance's home).
+	HomeDir string
+	// SSHAuthorizedKey, when set, makes the node serve SSH for this OpenSSH
+	// public key, with the host key kept in SSHHostKeyFile.
+	SSHAuthorizedKey string
+	SSHHostKeyFile   string
 	// Token is the node's bearer token; ServerURL where its agent connects.
 	Token     string
 	ServerURL string

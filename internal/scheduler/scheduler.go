@@ -32,6 +32,10 @@ type Node struct {
 	FreeCores float64
 	FreeMemGB float64
 	FreeGPUs  []int // indices of unassigned GPUs
+	// Limited nodes run at most a number of runs at once (a compute
+	// instance's max_concurrent_runs); FreeSlots is how many more.
+	Limited   bool
+	FreeSlots int
 }
 
 // Placement puts one run on its nodes.
@@ -65,6 +69,7 @@ func Place(queue []Request, nodes []Node) []Placement {
 			n := &free[i]
 			n.FreeCores -= r.Cores
 			n.FreeMemGB -= r.MemoryGB
+			n.FreeSlots--
 			if r.GPUs > 0 {
 				p.GPUs[n.ID] = n.FreeGPUs[:r.GPUs:r.GPUs]
 				n.FreeGPUs = n.FreeGPUs[r.GPUs:]
@@ -97,10 +102,14 @@ func pick(r Request, free []Node) []int {
 const eps = 1e-9
 
 func fits(r Request, n Node) bool {
-	return r.Cores <= n.FreeCores+eps && r.MemoryGB <= n.FreeMemGB+eps && r.GPUs <= len(n.FreeGPUs)
+	return r.Cores <= n.FreeCores+eps && r.MemoryGB <= n.FreeMemGB+eps && r.GPUs <= len(n.FreeGPUs) &&
+		(!n.Limited || n.FreeSlots > 0)
 }
 
 // Fits reports whether a run could ever run on a node of this total
 // capacity; runs that could not are refused at submission instead of
 // waiting forever.
-func Fits(r Request, capacity Node) bool { return fits(r, capacity) }
+func Fits(r Request, capacity Node) bool {
+	capacity.Limited = false
+	return fits(r, capacity)
+}

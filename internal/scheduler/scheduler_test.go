@@ -40,6 +40,9 @@ func TestPlace(t *testing.T) {
 			[]Placement{{RunID: "r1", Nodes: []string{"n1"}, GPUs: map[string][]int{"n1": {0}}}, {RunID: "r2", Nodes: []string{"n1"}, GPUs: map[string][]int{"n1": {1, 3}}}}},
 		{"gang gets all its nodes at once", []Request{{RunID: "g", Target: "local", Nodes: 2, Cores: 2}}, []Node{two("n1"), two("n2")},
 			[]Placement{{RunID: "g", Nodes: []string{"n1", "n2"}}}},
+		{"a limited node runs at most its slots", []Request{req("a", 0), req("b", 0), req("c", 0)},
+			[]Node{{ID: "i1", Target: "local", FreeCores: 4, Limited: true, FreeSlots: 2}},
+			[]Placement{{RunID: "a", Nodes: []string{"i1"}}, {RunID: "b", Nodes: []string{"i1"}}}},
 		{"gang waits without reserving", []Request{{RunID: "g", Target: "local", Nodes: 3, Cores: 2}, req("r2", 1)}, []Node{two("n1"), two("n2")}, nil},
 	}
 	for _, tc := range tests {

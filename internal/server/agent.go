@@ -33,7 +33,7 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	wait := min(time.Duration(in.WaitMS)*time.Millisecond, maxPollWait)
-	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active)
+	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 		case <-r.Context().Done():
 			return nil
 		}
-		if work, _, err = a.dispatch.Poll(r.Context(), who.Node.ID, in.Active); err != nil {
+		if work, _, err = a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions); err != nil {
 			return err
 		}
 	}

@@ -73,3 +73,17 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who caller) error
 	writeJSON(w, http.StatusOK, q)
 	return nil
 }
+
+// computeAction serves POST .../computes/{name}:start|stop|restart.
+func (a *API) computeAction(w http.ResponseWriter, r *http.Request, who caller) error {
+	name, action, ok := strings.Cut(r.PathValue("name"), ":")
+	if !ok {
+		return api.NotFound("no API route POST %s; compute targets support :start, :stop and :restart", r.URL.Path)
+	}
+	out, err := a.ws.InstanceAction(r.Context(), r.PathValue("ws"), who.name(), name, action)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}

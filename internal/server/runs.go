@@ -76,6 +76,9 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request, who caller) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	if len(r.Header.Get("Idempotency-Key")) > 256 {
+		return api.Invalid("Idempotency-Key", "the Idempotency-Key header must be at most 256 characters")
+	}
 	ephemeral := ""
 	if in.ComputeSpec != nil {
 		if in.Compute != "" {
@@ -104,10 +107,12 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	run.IdempotencyKey = r.Header.Get("Idempotency-Key")
-	if len(run.IdempotencyKey) > 256 {
-		return api.Invalid("Idempotency-Key", "the Idempotency-Key header must be at most 256 characters")
-	}
 	saved, err := a.dispatch.Submit(r.Context(), run)
+	if ephemeral != "" && (err != nil || saved.Compute != ephemeral) {
+		// Refused, or a retry that returned the first run (on its own
+		// cluster): the cluster made for this request has no run.
+		a.ws.DeleteCompute(context.WithoutCancel(r.Context()), r.PathValue("ws"), ephemeral, true)
+	}
 	if err != nil {
 		return err
 	}

@@ -90,6 +90,7 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", users, a.getCompute)
 	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", users, a.updateCompute)
 	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", users, a.deleteCompute)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", users, a.computeAction) // {name}:start|stop|restart
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", users, a.listNodes)
 	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", users, a.nodeAction) // {node}:preempt
 	a.handle("GET /api/v1/workspaces/{ws}/sizes", users, a.listSizes)
@@ -105,6 +106,8 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", users, a.getMetrics)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", users, a.getOutputs)
+	a.handle("POST /api/v1/users", users, a.addUser)
+	a.handle("GET /api/v1/users", users, a.listUsers)
 	// Node agents.
 	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)

@@ -137,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	nodeToken := func() string { return nodeTokenPrefix + NewToken()[4:] }
 	scaler = &autoscaler.Controller{Store: st, Dispatch: disp, Providers: providers, Sizes: sizes, Log: log, Now: now,
-		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash}
+		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash, HomesDir: filepath.Join(dataDir, "homes")}
 	scaler.Init()
 	ctrl.OnTransition = scaler.Enqueue
 	ws = &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,

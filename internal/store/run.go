@@ -77,6 +77,9 @@ type Part struct {
 
 // Nodes are the nodes of the run's current attempt, rank 0 first.
 func (r *Run) Nodes() []string {
+	if r.Node == "" {
+		return nil // queued (again): no attempt holds nodes
+	}
 	if n := len(r.Attempts); n > 0 && len(r.Attempts[n-1].Nodes) > 0 {
 		return r.Attempts[n-1].Nodes
 	}
@@ -120,6 +123,15 @@ type Node struct {
 	Version   string    `json:"version,omitempty"`
 	LastSeen  time.Time `json:"last_seen"`
 	Reason    string    `json:"reason,omitempty"` // why it is unusable
+	// MaxRuns caps the runs placed at once (an instance's
+	// max_concurrent_runs); 0 means no cap.
+	MaxRuns int `json:"max_runs,omitempty"`
+	// SSH is the node's SSH endpoint (host:port) when it serves one.
+	SSH string `json:"ssh,omitempty"`
+	// SSHSessions is how many SSH sessions are open; LastActivity is when a
+	// run or an SSH session last ended or was active (idle shutdown).
+	SSHSessions  int       `json:"ssh_sessions,omitempty"`
+	LastActivity time.Time `json:"last_activity,omitempty"`
 }
 
 // GPU is one accelerator on a node.

@@ -31,6 +31,8 @@ type Store interface {
 	UserByTokenHash(ctx context.Context, hash string) (User, error)
 	// UserByName finds a user by name, or api.ErrNotFound.
 	UserByName(ctx context.Context, name string) (User, error)
+	// Users lists every user, by name.
+	Users(ctx context.Context) ([]User, error)
 
 	// CreateCompute stores a new target; a name that exists in the
 	// workspace, compared case-insensitively, is api.ErrConflict.

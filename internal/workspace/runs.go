@@ -14,7 +14,7 @@ import (
 
 // Runnable reports whether runs can be submitted to targets of a type on
 // this server. Clusters and instances get nodes with the autoscaler.
-var Runnable = map[string]bool{"local": true, "cluster": true}
+var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true}
 
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -49,6 +49,9 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	}
 	if target.State != api.StateSucceeded {
 		return store.Run{}, api.Conflict("compute target %q is %s; runs can be submitted once it is Succeeded", target.Name, target.State)
+	}
+	if err := s.mayUse(ctx, user, target); err != nil {
+		return store.Run{}, err
 	}
 	if !Runnable[target.Type] {
 		return store.Run{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
@@ -92,11 +95,17 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 			return store.Run{}, api.Invalid("env", "environment variable %s is set by Paddock and cannot be given", k)
 		}
 	}
-	res := api.Resources{Cores: defaultCores}
+	// A run takes one core by default; on an instance it shares the
+	// instance's cores, max_concurrent_runs at a time.
+	cores := float64(defaultCores)
+	if target.Type == "instance" {
+		cores = 0
+	}
+	res := api.Resources{Cores: cores}
 	if in.Resources != nil {
 		res = *in.Resources
 		if res.Cores == 0 {
-			res.Cores = defaultCores
+			res.Cores = cores
 		}
 	}
 	switch {

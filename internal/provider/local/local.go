@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -92,16 +93,39 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	p.mu.Lock()
 	p.nextIP++
 	addr := fmt.Sprintf("127.0.1.%d", 1+p.nextIP%250)
+	p.mu.Unlock()
+	args := []string{"--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
+		"--memory-gb", strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64), "--address", addr,
+		"--kill-grace", "5s", "--orphan-timeout", "2m", "--checkpoint-interval", "1s"}
+	if spec.HomeDir != "" {
+		if err := os.MkdirAll(spec.HomeDir, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "--home", spec.HomeDir)
+	}
+	if spec.SSHAuthorizedKey != "" {
+		keys := filepath.Join(string(d), "authorized_keys")
+		if err := os.WriteFile(keys, []byte(spec.SSHAuthorizedKey+"\n"), 0o600); err != nil {
+			return err
+		}
+		port, err := freePort(addr)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--ssh-listen", net.JoinHostPort(addr, strconv.Itoa(port)),
+			"--ssh-authorized-keys-file", keys, "--ssh-host-key-file", spec.SSHHostKeyFile)
+	}
+	pid, err := d.Spawn(args...)
+	if err != nil {
+		return err
+	}
+	// Watched only once its agent runs, so a creation is not mistaken
+	// for a death.
+	p.mu.Lock()
 	p.nodes[spec.ID] = true
 	p.lowPri[spec.ID] = spec.LowPriority
 	delete(p.gone, spec.ID)
 	p.mu.Unlock()
-	pid, err := d.Spawn("--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
-		"--memory-gb", strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64), "--address", addr,
-		"--kill-grace", "5s", "--orphan-timeout", "2m", "--checkpoint-interval", "1s")
-	if err != nil {
-		return err
-	}
 	p.log.Info("local node started", "node", spec.ID, "pid", pid, "address", addr, "cores", spec.Cores)
 	return nil
 }
@@ -230,4 +254,14 @@ func (p *Provider) PreemptRandomly(ctx context.Context, mean time.Duration) {
 			p.log.Warn("random preemption failed", "node", id, "err", err)
 		}
 	}
+}
+
+// freePort finds a free TCP port on addr.
+func freePort(addr string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -158,6 +158,26 @@ func (s *Store) UserByTokenHash(ctx context.Context, hash string) (store.User, e
 	return s.userWhere(ctx, "token_hash = ?", hash)
 }
 
+// Users implements store.Store.
+func (s *Store) Users(ctx context.Context) ([]store.User, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, admin, token_hash, created_at FROM users ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		var u store.User
+		var created string
+		if err := rows.Scan(&u.Name, &u.Admin, &u.TokenHash, &created); err != nil {
+			return nil, err
+		}
+		u.CreatedAt = parseTS(created)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
 // UserByName implements store.Store.
 func (s *Store) UserByName(ctx context.Context, name string) (store.User, error) {
 	return s.userWhere(ctx, "name = ?", name)

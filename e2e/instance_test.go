@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+func (e *env) instanceState(name string) string {
+	e.t.Helper()
+	c := decodeJSON[api.Compute](e.t.(*testing.T), e.ok("compute", "show", name, "-o", "json"))
+	var st struct{ State string }
+	json.Unmarshal(c.Status, &st)
+	return st.State
+}
+
+// maxOverlap is the largest number of runs whose [started, ended] spans
+// overlap at one moment.
+func maxOverlap(runs []api.Run) int {
+	type ev struct {
+		t     time.Time
+		delta int
+	}
+	var evs []ev
+	for _, r := range runs {
+		evs = append(evs, ev{*r.StartedAt, 1}, ev{*r.EndedAt, -1})
+	}
+	sort.Slice(evs, func(i, j int) bool {
+		if evs[i].t.Equal(evs[j].t) {
+			return evs[i].delta < evs[j].delta
+		}
+		return evs[i].t.Before(evs[j].t)
+	})
+	cur, best := 0, 0
+	for _, e := range evs {
+		cur += e.delta
+		best = max(best, cur)
+	}
+	return best
+}
+
+func TestInstanceQueueStopStartAndPrivacy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	created := decodeJSON[api.Compute](t, e.ok("compute", "create", "instance", "my-box", "--vm-size", "STANDARD_DS3_V2",
+		"--max-concurrent-runs", "2", "-o", "json"))
+	if st := e.instanceState("my-box"); st != "Running" || created.CreatedBy != "admin" {
+		t.Fatalf("after create: state %s, created_by %s", st, created.CreatedBy)
+	}
+	var ids []string
+	for range 6 {
+		ids = append(ids, e.submit2("my-box", "--", "sleep", "0.4"))
+	}
+	var runs []api.Run
+	for _, id := range ids {
+		r := e.waitRun(id)
+		if r.Status != api.RunCompleted {
+			t.Fatalf("run %s: %+v", id, r)
+		}
+		runs = append(runs, r)
+	}
+	if n := maxOverlap(runs); n != 2 {
+		t.Errorf("at most %d runs ran at once, want exactly max_concurrent_runs 2", n)
+	}
+
+	// The home directory survives a stop and a start.
+	e.ok("run", "submit", "--compute", "my-box", "--stream", "--", "sh", "-c", "echo kept > $HOME/notes.txt")
+	e.ok("compute", "stop", "my-box")
+	if st := e.instanceState("my-box"); st != "Stopped" {
+		t.Fatalf("after stop: %s", st)
+	}
+	if n := e.nodes("my-box"); len(n) != 0 {
+		t.Fatalf("a stopped instance has %d nodes", len(n))
+	}
+	queued := e.submit2("my-box", "--", "sh", "-c", "cat $HOME/notes.txt")
+	time.Sleep(300 * time.Millisecond)
+	if r := e.show(queued); r.Status != api.RunQueued || !strings.Contains(r.StatusReason, "is stopped") {
+		t.Fatalf("a run on a stopped instance: %s %q", r.Status, r.StatusReason)
+	}
+	e.ok("compute", "start", "my-box")
+	if r := e.waitRun(queued); r.Status != api.RunCompleted || strings.TrimSpace(e.ok("run", "logs", queued)) != "kept" {
+		t.Fatalf("after start: %+v", r)
+	}
+
+	// Another user's token is refused: exit 1, HTTP 403.
+	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
+	for _, args := range [][]string{
+		{"run", "submit", "--compute", "my-box", "--", "true"},
+		{"compute", "stop", "my-box"},
+	} {
+		r := e.run(append([]string{"--token", bob}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, "belongs to admin") {
+			t.Errorf("bob: paddock %v: exit %d %q", args, r.code, r.stderr)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/workspaces/default/computes/my-box:stop", nil)
+	req.Header.Set("Authorization", "Bearer "+bob)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob's stop over HTTP: %d, want 403", resp.StatusCode)
+	}
+	// Bob may use an instance assigned to him, and cannot add users.
+	e.ok("compute", "create", "instance", "bobs-box", "--vm-size", "STANDARD_D2_V2", "--assigned-user", "bob")
+	if r := e.run("--token", bob, "run", "submit", "--compute", "bobs-box", "--stream", "--", "true"); r.code != 0 {
+		t.Errorf("bob on his own instance: exit %d %q", r.code, r.stderr)
+	}
+	if r := e.run("--token", bob, "user", "add", "mallory"); r.code != 1 || !strings.Contains(r.stderr, "only admins") {
+		t.Errorf("bob adding a user: exit %d %q", r.code, r.stderr)
+	}
+}
+
+func TestInstanceSSHAndIdleShutdown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	key := filepath.Join(e.home, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	e.ok("compute", "create", "instance", "dev-box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
+		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", "2s")
+	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
+	var st struct{ SSH string }
+	json.Unmarshal(c.Status, &st)
+	// "ssh -p PORT -i <your private key> USER@HOST"
+	f := strings.Fields(st.SSH)
+	if len(f) < 4 || f[0] != "ssh" || f[1] != "-p" || !strings.Contains(f[len(f)-1], "admin@") {
+		t.Fatalf("ssh command: %q", st.SSH)
+	}
+	ssh := func(keyFile, command string) ([]byte, error) {
+		return exec.Command("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+			"-o", "ConnectTimeout=10", "-p", f[2], "-i", keyFile, f[len(f)-1], command).CombinedOutput()
+	}
+	out, err := ssh(key, "echo logged in to $HOME; exit 7")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "logged in to "+filepath.Join(e.dataDir, "homes")) {
+		t.Fatalf("ssh with the admin key: %v\n%s", err, out)
+	}
+	other := filepath.Join(e.home, "other")
+	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).Run()
+	if out, err := ssh(other, "true"); err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("ssh with another key: %v %s", err, out)
+	}
+	// Idle for 2 s: stopped.
+	eventually(t, 30*time.Second, "idle shutdown", func() bool { return e.instanceState("dev-box") == "Stopped" })
+	if n := e.nodes("dev-box"); len(n) != 0 {
+		t.Errorf("%d nodes after idle shutdown", len(n))
+	}
+}

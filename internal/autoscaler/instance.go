@@ -1,0 +1,225 @@
+package autoscaler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// Instance states (status.state), as in PRODUCT.md.
+const (
+	InstanceCreating   = "Creating"
+	InstanceRunning    = "Running"
+	InstanceStopping   = "Stopping"
+	InstanceStopped    = "Stopped"
+	InstanceStarting   = "Starting"
+	InstanceRestarting = "Restarting"
+	InstanceFailed     = "Failed"
+)
+
+func (c *Controller) homeDir(ws, name string) string {
+	return filepath.Join(c.HomesDir, ws, strings.ToLower(name))
+}
+
+// reconcileInstance drives a compute instance: one node while it is
+// Running, none while Stopped; Starting, Stopping and Restarting are the
+// requests a user made, which this pass carries out. A Running instance
+// with no run, no queued run and no SSH session for its
+// idle_time_before_shutdown is stopped.
+func (c *Controller) reconcileInstance(ctx context.Context, k string, rec store.Compute) error {
+	ws := rec.Workspace
+	var p compute.InstanceProperties
+	if err := json.Unmarshal(rec.Properties, &p); err != nil {
+		return err
+	}
+	var st compute.InstanceStatus
+	if err := json.Unmarshal(rec.Status, &st); err != nil {
+		return err
+	}
+	prov, ok := c.Providers.Get("local")
+	if !ok {
+		return nil
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, ws, rec.Name)
+	if err != nil {
+		return err
+	}
+	var live []store.Node
+	ready := false
+	for _, n := range nodes {
+		switch n.State {
+		case NodeUnusable, NodePreempted:
+			if err := c.deleteNode(ctx, prov, n.ID, n.State); err != nil {
+				return err
+			}
+		case NodeLeaving:
+		default:
+			live = append(live, n)
+			ready = ready || n.State == NodeIdle || n.State == NodeRunning
+		}
+	}
+	next := st.State
+	switch st.State {
+	case InstanceCreating, InstanceStarting, InstanceRunning:
+		if len(live) == 0 {
+			if err := c.createInstanceNode(ctx, prov, rec, p); err != nil {
+				return err
+			}
+		}
+		if ready {
+			next = InstanceRunning
+		}
+		if next == InstanceRunning && st.State == InstanceRunning {
+			if stop, wait := c.idleExpired(ctx, ws, rec.Name, p, live); stop {
+				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", p.IdleTimeBeforeShutdown)
+				next = InstanceStopping
+			} else if wait > 0 {
+				c.queue.AddAfter(k, wait)
+			}
+		}
+	case InstanceStopping, InstanceRestarting:
+		for _, n := range live {
+			if err := c.Dispatch.Evict(ctx, n.ID, "InstanceStopped", "instance "+rec.Name+" was stopped"); err != nil {
+				return err
+			}
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		}
+		live = nil
+		next = InstanceStopped
+		if st.State == InstanceRestarting {
+			next = InstanceStarting
+			c.queue.AddAfter(k, 10*time.Millisecond)
+		}
+	case InstanceStopped:
+		for _, n := range live {
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		}
+		live = nil
+	}
+	reason := ""
+	switch next {
+	case InstanceStopped:
+		reason = fmt.Sprintf("instance %s is stopped; start it with `paddock compute start %s`", rec.Name, rec.Name)
+	case InstanceStarting, InstanceCreating:
+		reason = "waiting for instance " + rec.Name + " to start"
+	}
+	if reason == "" && len(live) > 0 {
+		reason = fmt.Sprintf("waiting for a free slot (max_concurrent_runs %d)", *p.MaxConcurrentRuns)
+	}
+	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
+		return err
+	}
+	queued, placed, err := c.Dispatch.TargetLoad(ctx, ws, rec.Name)
+	if err != nil {
+		return err
+	}
+	ns := compute.InstanceStatus{State: next, QueuedRuns: queued, RunningRuns: placed}
+	for _, n := range live {
+		if n.SSH != "" {
+			host, port, _ := strings.Cut(n.SSH, ":")
+			ns.SSH = fmt.Sprintf("ssh -p %s -i <your private key> %s@%s", port, p.AssignedUser, host)
+		}
+	}
+	if err := c.writeInstanceStatus(ctx, ws, rec.Name, st.State, ns); err != nil {
+		return err
+	}
+	if next != st.State {
+		c.Enqueue(k) // carry the new state out (e.g. Stopping → Stopped)
+	}
+	return nil
+}
+
+// idleExpired says whether the instance has been idle long enough to be
+// stopped, and otherwise how long until it may be.
+func (c *Controller) idleExpired(ctx context.Context, ws, name string, p compute.InstanceProperties, live []store.Node) (bool, time.Duration) {
+	if p.IdleTimeBeforeShutdown == "" || len(live) == 0 {
+		return false, 0
+	}
+	idle, err := time.ParseDuration(p.IdleTimeBeforeShutdown)
+	if err != nil || idle <= 0 {
+		return false, 0
+	}
+	queued, placed, err := c.Dispatch.TargetLoad(ctx, ws, name)
+	if err != nil || queued > 0 || placed > 0 {
+		return false, 0
+	}
+	n := live[0]
+	if n.SSHSessions > 0 || n.State != NodeIdle {
+		return false, time.Second
+	}
+	since := c.Now().Sub(n.LastActivity)
+	if since >= idle {
+		return true, 0
+	}
+	return false, idle - since + 10*time.Millisecond
+}
+
+func (c *Controller) createInstanceNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.InstanceProperties) error {
+	size, ok := c.Sizes.Find(p.VMSize)
+	if !ok {
+		return fmt.Errorf("instance %s: size %s is no longer in the catalog", rec.Name, p.VMSize)
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	token := c.NewToken()
+	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token), CreatedAt: c.Now(),
+		Cores: float64(size.Cores), MemoryGB: size.MemoryGB, MaxRuns: *p.MaxConcurrentRuns}
+	if err := c.Dispatch.AddNode(ctx, n); err != nil {
+		return err
+	}
+	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
+		MemoryGB: size.MemoryGB, GPUs: size.GPUs, Token: token, ServerURL: c.ServerURL,
+		HomeDir: c.homeDir(rec.Workspace, rec.Name)}
+	if p.SSHPublicAccess {
+		spec.SSHAuthorizedKey, spec.SSHHostKeyFile = p.AdminUserSSHKey, c.homeDir(rec.Workspace, rec.Name)+".ssh_host_key"
+	}
+	if err := prov.Create(ctx, spec); err != nil {
+		prov.Delete(ctx, id) // whatever a failed create left
+		c.Dispatch.RemoveNode(ctx, id)
+		return fmt.Errorf("starting instance %s: %w", rec.Name, err)
+	}
+	return nil
+}
+
+// writeInstanceStatus stores the instance's status unless a user changed
+// its state (start, stop, restart) since this pass read it; then the next
+// pass carries that request out.
+func (c *Controller) writeInstanceStatus(ctx context.Context, ws, name, readState string, st compute.InstanceStatus) error {
+	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return err
+	}
+	var cur compute.InstanceStatus
+	json.Unmarshal(rec.Status, &cur)
+	if cur.State != readState {
+		c.Enqueue(key(ws, name))
+		return nil
+	}
+	data, _ := json.Marshal(st)
+	if string(data) == string(rec.Status) {
+		return nil
+	}
+	rec.Status = data
+	err = c.Store.UpdateCompute(ctx, &rec)
+	if errors.Is(err, api.ErrConflict) {
+		c.Enqueue(key(ws, name)) // changed under us: look again
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,95 @@
+package workspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// mayUse checks that user may submit to, start, stop or log in to a target:
+// an instance is private to its assigned user (and admins).
+func (s *Service) mayUse(ctx context.Context, user string, rec store.Compute) error {
+	if rec.Type != "instance" {
+		return nil
+	}
+	var p compute.InstanceProperties
+	if err := json.Unmarshal(rec.Properties, &p); err != nil {
+		return err
+	}
+	if p.AssignedUser == user {
+		return nil
+	}
+	u, err := s.Store.UserByName(ctx, user)
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		return err
+	}
+	if err == nil && u.Admin {
+		return nil
+	}
+	return api.Forbidden("compute instance %s belongs to %s; only they and admins can use it", rec.Name, p.AssignedUser)
+}
+
+// instanceActions maps an action to the states it may start from and the
+// state it requests; the instance controller carries the request out.
+var instanceActions = map[string]struct {
+	from []string
+	to   string
+}{
+	"start":   {[]string{"Stopped", "Stopping", "Failed"}, "Starting"},
+	"stop":    {[]string{"Running", "Starting", "Creating", "Restarting"}, "Stopping"},
+	"restart": {[]string{"Running", "Starting", "Stopped"}, "Restarting"},
+}
+
+// InstanceAction starts, stops or restarts a compute instance. Asking for
+// the state it is already in or heading to is not an error.
+func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action string) (api.Compute, error) {
+	if err := s.checkWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	act, ok := instanceActions[action]
+	if !ok {
+		return api.Compute{}, api.NotFound("compute targets support :start, :stop and :restart, not :%s", action)
+	}
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return api.Compute{}, err
+	}
+	if rec.Type != "instance" {
+		return api.Compute{}, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
+	}
+	if err := s.mayUse(ctx, user, rec); err != nil {
+		return api.Compute{}, err
+	}
+	if rec.State != api.StateSucceeded {
+		return api.Compute{}, api.Conflict("compute instance %s is %s; wait until it is Succeeded", rec.Name, rec.State)
+	}
+	var st compute.InstanceStatus
+	if err := json.Unmarshal(rec.Status, &st); err != nil {
+		return api.Compute{}, err
+	}
+	done := map[string][]string{"start": {"Running", "Starting"}, "stop": {"Stopped", "Stopping"}, "restart": {"Restarting"}}
+	for _, s := range done[action] {
+		if st.State == s {
+			return ToAPI(rec), nil
+		}
+	}
+	allowed := false
+	for _, f := range act.from {
+		allowed = allowed || st.State == f
+	}
+	if !allowed {
+		return api.Compute{}, api.Conflict("compute instance %s is %s and cannot %s now", rec.Name, st.State, action)
+	}
+	st.State = act.to
+	rec.Status, _ = json.Marshal(st)
+	rec.UpdatedAt = s.Now()
+	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		return api.Compute{}, err
+	}
+	s.Changed(Key(ws, rec.Name))
+	return ToAPI(rec), nil
+}

@@ -387,11 +387,8 @@ func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptR
 				return nil // an old report arriving late
 			}
 			r.Status, a.Status = rep.Status, rep.Status
-			if rep.Status == api.RunRunning && a.StartedAt == nil {
-				a.StartedAt = tx.timeNow()
-				if r.StartedAt == nil {
-					r.StartedAt = a.StartedAt
-				}
+			if rep.Status == api.RunRunning {
+				markStarted(tx, r, a)
 			}
 			tx.touchRun(r)
 		case api.RunCompleted, api.RunFailed, api.RunCanceled:
@@ -402,11 +399,8 @@ func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptR
 					rep.Error = r.CancelRequested
 				}
 			}
-			if a.StartedAt == nil && rep.ExitCode != nil {
-				a.StartedAt = tx.timeNow()
-				if r.StartedAt == nil {
-					r.StartedAt = a.StartedAt
-				}
+			if rep.ExitCode != nil { // it ran, even if its Running report was overtaken
+				markStarted(tx, r, a)
 			}
 			r.Outputs = rep.Outputs
 			d.finish(tx, r, status, rep.ExitCode, reason, rep.Error)
@@ -438,11 +432,8 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 		if rank(rep.Status) > rank(r.Status) && (rep.Status != api.RunFinalizing || nodeRank == 0) {
 			r.Status, a.Status = rep.Status, rep.Status
 		}
-		if rep.Status == api.RunRunning && a.StartedAt == nil {
-			a.StartedAt = tx.timeNow()
-			if r.StartedAt == nil {
-				r.StartedAt = a.StartedAt
-			}
+		if rep.Status == api.RunRunning {
+			markStarted(tx, r, a)
 		}
 		tx.touchRun(r)
 		return nil
@@ -487,6 +478,16 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 	}
 	d.finish(tx, r, status, exit, reason, msg)
 	return nil
+}
+
+// markStarted records when an attempt (and the run, on its first) started.
+func markStarted(tx *txn, r *store.Run, a *api.Attempt) {
+	if a.StartedAt == nil {
+		a.StartedAt = tx.timeNow()
+		if r.StartedAt == nil {
+			r.StartedAt = a.StartedAt
+		}
+	}
 }
 
 func rank(s api.RunStatus) int {

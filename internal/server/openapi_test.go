@@ -33,6 +33,7 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"PATCH", "/api/v1/workspaces/{ws}/computes/{name}"},
 	{"DELETE", "/api/v1/workspaces/{ws}/computes/{name}"},
+	{"POST", "/api/v1/workspaces/{ws}/computes/{name}"}, // {name} is "<name>:start", ":stop" or ":restart"
 	{"GET", "/api/v1/workspaces/{ws}/computes/{name}/nodes"},
 	{"POST", "/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}"}, // {node} is "<node id>:preempt"
 	{"GET", "/api/v1/workspaces/{ws}/sizes"},
@@ -48,6 +49,8 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"POST", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/outputs"},
+	{"GET", "/api/v1/users"},
+	{"POST", "/api/v1/users"},
 	{"POST", "/api/v1/agent/hello"},
 	{"POST", "/api/v1/agent/poll"},
 	{"GET", "/api/v1/agent/snapshots/{digest}"},
@@ -233,6 +236,8 @@ func TestOpenAPIPathsRouteInMux(t *testing.T) {
 			path += ":cancel"
 		case r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}":
 			path += ":preempt"
+		case r.method == "POST" && r.path == "/api/v1/workspaces/{ws}/computes/{name}":
+			path += ":start"
 		}
 		req := httptest.NewRequest(r.method, path, nil)
 		if _, pattern := a.mux.Handler(req); pattern != routeKey(r.method, r.path) {
@@ -276,16 +281,20 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 
 			// Workspace routes take user tokens (metrics POST also a run
-			// token), agent routes node tokens, and the others none; the
-			// declared security follows the access server.go gives the route.
+			// token), user routes user tokens only, agent routes node
+			// tokens, and the others none; the declared security follows
+			// the access server.go gives the route.
 			acc, authed := accessOf[where]
 			ws := strings.HasPrefix(path, "/api/v1/workspaces/")
+			user := path == "/api/v1/users" || strings.HasPrefix(path, "/api/v1/users/")
 			agent := strings.HasPrefix(path, "/api/v1/agent/")
 			switch {
-			case (ws || agent) != authed:
-				t.Errorf("%s: registered with access = %v, want %v", where, authed, ws || agent)
+			case (ws || user || agent) != authed:
+				t.Errorf("%s: registered with access = %v, want %v", where, authed, ws || user || agent)
 			case ws && (!acc.users || acc.agents):
 				t.Errorf("%s: a workspace route must take user tokens and not node tokens", where)
+			case user && (!acc.users || acc.runs || acc.agents):
+				t.Errorf("%s: a user route must take user tokens only", where)
 			case agent && (!acc.agents || acc.users || acc.runs):
 				t.Errorf("%s: an agent route must take node tokens only", where)
 			}
@@ -333,6 +342,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		"POST /api/v1/workspaces/{ws}/computes":                     {"201", "400", "409"},
 		"PATCH /api/v1/workspaces/{ws}/computes/{name}":             {"200", "400", "409"},
 		"DELETE /api/v1/workspaces/{ws}/computes/{name}":            {"202", "400", "409"},
+		"POST /api/v1/workspaces/{ws}/computes/{name}":              {"202", "400", "403", "404", "409"},
 		"GET /api/v1/workspaces/{ws}/computes/{name}":               {"200"},
 		"GET /api/v1/workspaces/{ws}/computes/{name}/nodes":         {"200"},
 		"POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}": {"202", "400", "403", "404"},
@@ -343,13 +353,15 @@ func TestOpenAPIOperations(t *testing.T) {
 		"PUT /api/v1/workspaces/{ws}/snapshots":                     {"201", "400"},
 		"HEAD /api/v1/workspaces/{ws}/snapshots/{digest}":           {"200", "404"},
 		"GET /api/v1/workspaces/{ws}/runs":                          {"200"},
-		"POST /api/v1/workspaces/{ws}/runs":                         {"201", "400", "409", "503"},
+		"POST /api/v1/workspaces/{ws}/runs":                         {"201", "400", "403", "409", "503"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}":                     {"200"},
 		"POST /api/v1/workspaces/{ws}/runs/{id}":                    {"202", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":                {"200", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":             {"200", "404"},
 		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":            {"201", "400", "401", "403", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/outputs":             {"200", "404", "409"},
+		"POST /api/v1/users":                                        {"201", "400", "403", "409"},
+		"GET /api/v1/users":                                         {"200", "403"},
 		"POST /api/v1/agent/hello":                                  {"200", "400", "404"},
 		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
 		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
@@ -407,14 +419,24 @@ func TestOpenAPIOperations(t *testing.T) {
 	}
 
 	// POST .../runs/{id} serves only {id}:cancel, POST .../nodes/{node}
-	// only {node}:preempt.
-	for _, a := range []struct{ path, param, id, action string }{
-		{"/api/v1/workspaces/{ws}/runs/{id}", "id", "run-k5qw3xhz2m4ea", ":cancel"},
-		{"/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", "node", "gpu-cluster-mfrggzd", ":preempt"},
+	// only {node}:preempt, POST .../computes/{name} only {name}:start,
+	// :stop and :restart. Every declaration of the parameter, at path or
+	// operation level, must have a pattern that accepts exactly those.
+	actionRoutes := map[string]bool{}
+	for _, a := range []struct {
+		path, param, id string
+		actions         []string
+	}{
+		{"/api/v1/workspaces/{ws}/runs/{id}", "id", "run-k5qw3xhz2m4ea", []string{":cancel"}},
+		{"/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", "node", "gpu-cluster-mfrggzd", []string{":preempt"}},
+		{"/api/v1/workspaces/{ws}/computes/{name}", "name", "my-instance", []string{":start", ":stop", ":restart"}},
 	} {
+		actionRoutes["POST "+a.path] = true
 		op := obj(t, paths, a.path, "post")
-		if d, _ := op["description"].(string); !strings.Contains(d, a.action) {
-			t.Errorf("POST %s: description %q does not say {%s} is <id>%s", a.path, d, a.param, a.action)
+		for _, action := range a.actions {
+			if d, _ := op["description"].(string); !strings.Contains(d, action) {
+				t.Errorf("POST %s: description %q does not say {%s} may be <id>%s", a.path, d, a.param, action)
+			}
 		}
 		found := false
 		for _, list := range []any{obj(t, paths, a.path)["parameters"], op["parameters"]} {
@@ -427,13 +449,24 @@ func TestOpenAPIOperations(t *testing.T) {
 				found = true
 				pat, _ := obj(t, pm, "schema")["pattern"].(string)
 				re, err := regexp.Compile(pat)
-				if err != nil || !re.MatchString(a.id+a.action) || re.MatchString(a.id) {
-					t.Errorf("POST %s: {%s} pattern %q must accept <id>%s only", a.path, a.param, pat, a.action)
+				ok := err == nil && !re.MatchString(a.id) && !re.MatchString(a.id+":bogus") && !re.MatchString(a.id+a.actions[0]+"x")
+				for _, action := range a.actions {
+					ok = ok && re.MatchString(a.id+action)
+				}
+				if !ok {
+					t.Errorf("POST %s: {%s} pattern %q must accept <id>%s only", a.path, a.param, pat, strings.Join(a.actions, ", <id>"))
 				}
 			}
 		}
 		if !found {
 			t.Errorf("POST %s: no {%s} parameter", a.path, a.param)
+		}
+	}
+	// Every route documentedRoutes marks as an action route ("{x} is
+	// \"<...>:action\"") is checked above.
+	for _, r := range documentedRoutes {
+		if r.method == "POST" && strings.HasPrefix(r.path, "/api/v1/workspaces/") && strings.HasSuffix(r.path, "}") && !actionRoutes[routeKey(r.method, r.path)] {
+			t.Errorf("POST %s ends in a path parameter, so it is an action route; add it to the action-parameter checks", r.path)
 		}
 	}
 }
@@ -733,6 +766,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"AgentLogs":     wireIn[api.AgentLogs](),
 		"AgentLogLine":  wireIn[api.AgentLogLine](),
 		"LogAckBody":    wireOut[api.LogAckBody](),
+		// Users.
+		"User":       wireOut[api.User](),
+		"UserCreate": wireIn[api.UserCreate](),
+		"UserList":   wireOut[api.UserList](),
 	}
 	// Schemas without a Go struct of their own: the updatable fields.
 	updates := map[string][]string{
@@ -852,6 +889,11 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		autoscaler.NodeLeaving, autoscaler.NodeUnusable, autoscaler.NodePreempted}
 	if got := enum("components", "schemas", "NodeState"); !slices.Equal(got, sorted(wantNodeStates)) {
 		t.Errorf("NodeState enum = %q, want %q", got, sorted(wantNodeStates))
+	}
+	wantInstanceStates := []string{autoscaler.InstanceCreating, autoscaler.InstanceRunning, autoscaler.InstanceStopping,
+		autoscaler.InstanceStopped, autoscaler.InstanceStarting, autoscaler.InstanceRestarting, autoscaler.InstanceFailed}
+	if got := enum("components", "schemas", "InstanceStatus", "properties", "state"); !slices.Equal(got, sorted(wantInstanceStates)) {
+		t.Errorf("InstanceStatus.state enum = %q, instance states are %q", got, sorted(wantInstanceStates))
 	}
 	if p := obj(t, doc, "components", "schemas", "Node", "properties", "state"); p["$ref"] != "#/components/schemas/NodeState" {
 		t.Error("Node.state does not refer to the NodeState schema")

@@ -462,8 +462,8 @@ func TestOpenAPIOperations(t *testing.T) {
 			t.Errorf("POST %s: no {%s} parameter", a.path, a.param)
 		}
 	}
-	// Every route documentedRoutes marks as an action route ("{x} is
-	// \"<...>:action\"") is checked above.
+	// A workspace POST that ends in a path parameter is an action route
+	// ({x} is "<...>:action"): each must be checked above.
 	for _, r := range documentedRoutes {
 		if r.method == "POST" && strings.HasPrefix(r.path, "/api/v1/workspaces/") && strings.HasSuffix(r.path, "}") && !actionRoutes[routeKey(r.method, r.path)] {
 			t.Errorf("POST %s ends in a path parameter, so it is an action route; add it to the action-parameter checks", r.path)

@@ -18,6 +18,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/quota"
 	"github.com/paddock-ml/paddock/internal/reconcile"
+	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -49,7 +50,9 @@ type Controller struct {
 	// ServerURL is where new nodes' agents connect.
 	ServerURL string
 	// HomesDir keeps compute instances' home directories and SSH host keys.
-	HomesDir  string
+	HomesDir string
+	// Secrets opens a target's write-only secrets (for SSH credentials).
+	Secrets   func(rec store.Compute) (map[string]secret.Value, error)
 	NewToken  func() string
 	TokenHash func(string) string
 
@@ -86,7 +89,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Type == "cluster" || r.Type == "instance" {
+		if r.Type == "cluster" || r.Type == "instance" || r.Type == "remote" {
 			c.Enqueue(key(r.Workspace, r.Name))
 		}
 	}
@@ -121,11 +124,14 @@ func (c *Controller) adopt(ctx context.Context) error {
 	byProvider := map[string]map[string]store.Node{}
 	for _, n := range nodes {
 		rec, err := c.Store.GetCompute(ctx, n.Workspace, n.Compute)
-		if err != nil || rec.Type != "cluster" && rec.Type != "instance" {
+		if err != nil || rec.Type != "cluster" && rec.Type != "instance" && rec.Type != "remote" {
 			continue
 		}
 		p := compute.ClusterProperties{Provider: "local"}
 		json.Unmarshal(rec.Properties, &p)
+		if rec.Type == "remote" {
+			p.Provider = "ssh"
+		}
 		if byProvider[p.Provider] == nil {
 			byProvider[p.Provider] = map[string]store.Node{}
 		}
@@ -168,8 +174,11 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	if rec.State != api.StateSucceeded && rec.State != api.StateUpdating {
 		return nil
 	}
-	if rec.Type == "instance" {
+	switch rec.Type {
+	case "instance":
 		return c.reconcileInstance(ctx, k, rec)
+	case "remote":
+		return c.reconcileRemote(ctx, rec)
 	}
 	if rec.Type != "cluster" {
 		return nil

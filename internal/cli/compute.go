@@ -42,6 +42,15 @@ var instanceFlags = append([]propFlag{
 	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "stop after this long idle, e.g. 30m (default never)"},
 }, commonFlags...)
 
+var remoteFlags = append([]propFlag{
+	{"address", "address", kString, "host name or IP address of the machine (required)"},
+	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
+	{"username", "username", kString, "user to log in as (required)"},
+	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
+	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
+	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+}, commonFlags...)
+
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
 	{"max-nodes", "max_nodes", kInt, "cluster: most nodes"},
@@ -64,7 +73,13 @@ func newComputeCmd(g *globals) *cobra.Command {
 		createCmd(g, "instance", "Create a personal compute instance", instanceFlags,
 			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`),
 	)
-	cmd.AddCommand(create, listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
+	attach := &cobra.Command{Use: "attach", Short: "Attach a machine you already have"}
+	attach.AddCommand(createCmd(g, "remote", "Attach a machine reachable over SSH (password or key); runs go to an agent Paddock installs there", remoteFlags,
+		`  paddock compute attach remote gpu-box --address 10.0.0.5 --username ml --private-key-file ~/.ssh/id_ed25519`))
+	for _, c := range attach.Commands() {
+		c.Use = strings.Replace(c.Use, "remote NAME", "remote NAME --address A --username U (--password-file F | --private-key-file F)", 1)
+	}
+	cmd.AddCommand(create, attach, detachCmd(g), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
 		nodesCmd(g), preemptCmd(g), instanceActionCmd(g, "start"), instanceActionCmd(g, "stop"), instanceActionCmd(g, "restart"))
 	return cmd
 }
@@ -458,5 +473,34 @@ func waitInstance(cmd *cobra.Command, c *api.Client, name, want string) (*api.Co
 			return nil, cmd.Context().Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+func detachCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "detach NAME",
+		Short: "Detach an attached machine: stop its agent and remove what Paddock installed",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			cur, err := c.GetCompute(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if cur.Type == "cluster" || cur.Type == "instance" || cur.Type == "local" {
+				return api.Invalid("name", "%s is a %s target, not an attached one; use `paddock compute delete`", cur.Name, cur.Type)
+			}
+			if _, err := c.DeleteCompute(cmd.Context(), args[0], false); err != nil {
+				return err
+			}
+			if _, err := waitFor(cmd, c, args[0], true); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "compute target %s: detached\n", cur.Name)
+			return nil
+		},
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/paddock-ml/paddock/internal/sshx"
 )
 
 // NodeSpec is what a provider needs to make a node.
@@ -49,6 +51,8 @@ type NodeSpec struct {
 	// public key, with the host key kept in SSHHostKeyFile.
 	SSHAuthorizedKey string
 	SSHHostKeyFile   string
+	// SSH is the host to install the node on (ssh provider).
+	SSH *sshx.Target
 	// Token is the node's bearer token; ServerURL where its agent connects.
 	Token     string
 	ServerURL string

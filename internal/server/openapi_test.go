@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -339,7 +340,7 @@ func TestOpenAPIOperations(t *testing.T) {
 
 	// The status codes each handler actually returns.
 	wantCodes := map[string][]string{
-		"POST /api/v1/workspaces/{ws}/computes":                     {"201", "400", "409"},
+		"POST /api/v1/workspaces/{ws}/computes":                     {"201", "400", "409", "503"},
 		"PATCH /api/v1/workspaces/{ws}/computes/{name}":             {"200", "400", "409"},
 		"DELETE /api/v1/workspaces/{ws}/computes/{name}":            {"202", "400", "409"},
 		"POST /api/v1/workspaces/{ws}/computes/{name}":              {"202", "400", "403", "404", "409"},
@@ -714,7 +715,7 @@ func stringList(v any) []string {
 // fields.
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := loadDoc(t)
-	cluster, instance := kind(t, "cluster"), kind(t, "instance")
+	cluster, instance, remote := kind(t, "cluster"), kind(t, "instance"), kind(t, "remote")
 	withSecrets := func(w wireType, secrets []string) wireType { w.extra = secrets; return w }
 	types := map[string]wireType{
 		// Compute targets.
@@ -735,8 +736,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Error":              wireOut[api.Error](),
 		"ClusterProperties":  withSecrets(wireIn[compute.ClusterProperties](), cluster.SecretFields()),
 		"InstanceProperties": withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
+		"RemoteProperties":   withSecrets(wireIn[compute.RemoteProperties](), remote.SecretFields()),
 		"ClusterStatus":      wireOut[compute.ClusterStatus](),
 		"InstanceStatus":     wireOut[compute.InstanceStatus](),
+		"RemoteStatus":       wireOut[compute.RemoteStatus](),
 		"LocalStatus":        wireOut[compute.LocalStatus](),
 		// Runs.
 		"Run":         wireOut[api.Run](),
@@ -772,9 +775,11 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"UserList":   wireOut[api.UserList](),
 	}
 	// Schemas without a Go struct of their own: the updatable fields.
-	updates := map[string][]string{
-		"ClusterPropertiesUpdate":  cluster.UpdatableFields(),
-		"InstancePropertiesUpdate": instance.UpdatableFields(),
+	updates := map[string][]string{}
+	for typ, cs := range computeSchemas {
+		if cs.update != "" {
+			updates[cs.update] = kind(t, typ).UpdatableFields()
+		}
 	}
 
 	schemas := obj(t, doc, "components", "schemas")
@@ -836,13 +841,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		}
 	}
 
-	// Secrets are write-only.
-	for _, f := range cluster.SecretFields() {
-		p := obj(t, doc, "components", "schemas", "ClusterProperties", "properties", f)
-		if p["writeOnly"] != true {
-			t.Errorf("ClusterProperties.%s is a secret but not writeOnly", f)
-		}
-	}
+	checkComputeSchemas(t, doc)
 
 	enum := func(path ...string) []string {
 		var out []string
@@ -851,8 +850,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		}
 		return sorted(out)
 	}
-	if got, want := enum("components", "schemas", "ComputeCreate", "properties", "type"), compute.Types(compute.Created); !slices.Equal(got, want) {
-		t.Errorf("ComputeCreate.type enum = %q, creatable types are %q", got, want)
+	// POST .../computes both creates and attaches.
+	creatable := sorted(append(compute.Types(compute.Created), compute.Types(compute.Attached)...))
+	if got := enum("components", "schemas", "ComputeCreate", "properties", "type"); !slices.Equal(got, creatable) {
+		t.Errorf("ComputeCreate.type enum = %q, created and attached types are %q", got, creatable)
 	}
 	all := append(append(compute.Types(compute.Created), compute.Types(compute.Attached)...), compute.Types(compute.BuiltIn)...)
 	if got := enum("components", "schemas", "Compute", "properties", "type"); !slices.Equal(got, sorted(all)) {
@@ -938,5 +939,126 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 				t.Errorf("%s.%s is a RunStatus but does not refer to the RunStatus schema", name, f.name)
 			}
 		}
+	}
+}
+
+// computeSchemas names each compute kind's schemas: its properties (secrets
+// included, as written on create), its status, and its updatable
+// properties ("" when it has none). Every registered kind must be listed.
+var computeSchemas = map[string]struct{ props, status, update string }{
+	"cluster":  {"ClusterProperties", "ClusterStatus", "ClusterPropertiesUpdate"},
+	"instance": {"InstanceProperties", "InstanceStatus", "InstancePropertiesUpdate"},
+	"remote":   {"RemoteProperties", "RemoteStatus", "RemotePropertiesUpdate"},
+	"local":    {"LocalProperties", "LocalStatus", ""},
+}
+
+// serverSet are the properties the server sets itself, by properties
+// schema: they must be readOnly, and only they may be.
+var serverSet = map[string][]string{
+	"RemoteProperties": {"host_key"},
+}
+
+// refs lists the $refs of a oneOf or anyOf, sorted.
+func refs(t *testing.T, doc map[string]any, keyword string, path ...string) []string {
+	t.Helper()
+	list, ok := obj(t, doc, path...)[keyword].([]any)
+	if !ok {
+		t.Errorf("%s has no %s", strings.Join(path, "."), keyword)
+		return nil
+	}
+	var out []string
+	for _, v := range list {
+		r, _ := v.(map[string]any)["$ref"].(string)
+		out = append(out, strings.TrimPrefix(r, "#/components/schemas/"))
+	}
+	return sorted(out)
+}
+
+// checkComputeSchemas checks the per-kind schemas: every kind has them, the
+// type-dependent properties of Compute, ComputeCreate and ComputeUpdate
+// offer exactly the kinds' schemas, secrets are writeOnly and
+// server-set properties readOnly.
+func checkComputeSchemas(t *testing.T, doc map[string]any) {
+	t.Helper()
+	var registered []string
+	for _, o := range []compute.Origin{compute.Created, compute.Attached, compute.BuiltIn} {
+		registered = append(registered, compute.Types(o)...)
+	}
+	listed := slices.Sorted(maps.Keys(computeSchemas))
+	if !slices.Equal(sorted(registered), listed) {
+		t.Fatalf("computeSchemas lists kinds %q, registered kinds are %q", listed, sorted(registered))
+	}
+
+	var props, statuses, creatable, updates []string
+	for _, typ := range listed {
+		cs, k := computeSchemas[typ], kind(t, typ)
+		props = append(props, cs.props)
+		statuses = append(statuses, cs.status)
+		if k.Origin() != compute.BuiltIn {
+			creatable = append(creatable, cs.props)
+		}
+		if cs.update != "" {
+			updates = append(updates, cs.update)
+		}
+		if (cs.update != "") != (len(k.UpdatableFields()) > 0) {
+			t.Errorf("computeSchemas[%q].update = %q, but the kind has updatable fields %q", typ, cs.update, k.UpdatableFields())
+		}
+
+		// Secrets are write-only and optional (they are never returned),
+		// and only secrets are write-only.
+		schema := obj(t, doc, "components", "schemas", cs.props)
+		all, _ := schema["properties"].(map[string]any)
+		var required []string
+		if r, ok := schema["required"]; ok {
+			required = stringList(r)
+		}
+		for _, f := range k.SecretFields() {
+			p, ok := all[f].(map[string]any)
+			switch {
+			case !ok:
+				t.Errorf("%s.%s: secret not documented", cs.props, f)
+			case p["writeOnly"] != true:
+				t.Errorf("%s.%s is a secret but not writeOnly", cs.props, f)
+			case slices.Contains(required, f):
+				t.Errorf("%s.%s is a secret, never returned, so it cannot be required", cs.props, f)
+			}
+		}
+		for name, p := range all {
+			p := p.(map[string]any)
+			if p["writeOnly"] == true && !slices.Contains(k.SecretFields(), name) {
+				t.Errorf("%s.%s is writeOnly but not one of the kind's secret fields %q", cs.props, name, k.SecretFields())
+			}
+			set := slices.Contains(serverSet[cs.props], name)
+			if got := p["readOnly"] == true; got != set {
+				t.Errorf("%s.%s: readOnly = %v, want %v (set by the server: %q)", cs.props, name, got, set, serverSet[cs.props])
+			}
+			if set && (slices.Contains(required, name) || slices.Contains(k.UpdatableFields(), name)) {
+				t.Errorf("%s.%s is set by the server, so it can be neither required nor updatable", cs.props, name)
+			}
+		}
+	}
+	for name := range serverSet {
+		if !slices.Contains(props, name) {
+			t.Errorf("serverSet names %s, not a kind's properties schema", name)
+		}
+	}
+
+	if got := refs(t, doc, "oneOf", "components", "schemas", "Compute", "properties", "properties"); !slices.Equal(got, sorted(props)) {
+		t.Errorf("Compute.properties is one of %q, want the kinds' properties %q", got, sorted(props))
+	}
+	if got := refs(t, doc, "oneOf", "components", "schemas", "Compute", "properties", "status"); !slices.Equal(got, sorted(statuses)) {
+		t.Errorf("Compute.status is one of %q, want the kinds' statuses %q", got, sorted(statuses))
+	}
+	if got := refs(t, doc, "oneOf", "components", "schemas", "ComputeCreate", "properties", "properties"); !slices.Equal(got, sorted(creatable)) {
+		t.Errorf("ComputeCreate.properties is one of %q, want the created and attached kinds' properties %q", got, sorted(creatable))
+	}
+	if got := refs(t, doc, "anyOf", "components", "schemas", "ComputeUpdate", "properties", "properties"); !slices.Equal(got, sorted(updates)) {
+		t.Errorf("ComputeUpdate.properties is any of %q, want the kinds' updatable properties %q", got, sorted(updates))
+	}
+
+	// A remote target's SSH port: 1 to 65535, 22 when not given.
+	port := obj(t, doc, "components", "schemas", "RemoteProperties", "properties", "ssh_port")
+	if port["minimum"] != float64(1) || port["maximum"] != float64(65535) || port["default"] != float64(22) {
+		t.Errorf("RemoteProperties.ssh_port: minimum %v, maximum %v, default %v; want 1, 65535, 22", port["minimum"], port["maximum"], port["default"])
 	}
 }

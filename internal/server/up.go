@@ -24,8 +24,10 @@ import (
 	"github.com/paddock-ml/paddock/internal/localnode"
 	"github.com/paddock-ml/paddock/internal/provider"
 	localprovider "github.com/paddock-ml/paddock/internal/provider/local"
+	"github.com/paddock-ml/paddock/internal/provider/sshprov"
 	"github.com/paddock-ml/paddock/internal/provision"
 	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/sshx"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/version"
@@ -115,6 +117,29 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	providers.Add(localProvider)
+	var ws *workspace.Service
+	providers.Add(sshprov.New(log, func(ctx context.Context, nodeID string) (sshx.Target, error) {
+		nodes, err := st.Nodes(ctx)
+		if err != nil {
+			return sshx.Target{}, err
+		}
+		for _, n := range nodes {
+			if n.ID != nodeID {
+				continue
+			}
+			rec, err := st.GetCompute(ctx, n.Workspace, n.Compute)
+			if err != nil {
+				return sshx.Target{}, err
+			}
+			secrets, err := ws.OpenSecrets(rec)
+			if err != nil {
+				return sshx.Target{}, err
+			}
+			t, _, err := compute.SSHTarget(rec.Properties, secrets)
+			return t, err
+		}
+		return sshx.Target{}, fmt.Errorf("node %s is not known", nodeID)
+	}))
 	if o.PreemptEvery > 0 {
 		go localProvider.PreemptRandomly(loops, o.PreemptEvery)
 	}
@@ -122,14 +147,16 @@ func Run(ctx context.Context, o Options) error {
 	onChange := func(key string) { scaler.Enqueue(key) }
 
 	ctrl := provision.New(st, compute.ProvisionEnv{
-		ProviderAvailable: func(p string) bool { _, ok := providers.Get(p); return ok },
+		// Clusters can use the local provider. The ssh provider serves remote
+		// targets; clusters drawing nodes from a pool of SSH hosts are not
+		// built yet, so such a cluster fails to provision with a clear error.
+		ProviderAvailable: func(p string) bool { return p == "local" },
 		ReleaseNodes:      func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
 	}, log, now)
 	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))
 	if err != nil {
 		return err
 	}
-	var ws *workspace.Service
 	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url, OnChange: onChange,
 		OnRunEnded: func(wsName, name string) { deleteIfEphemeral(ws, st, log, wsName, name) }})
 	if err := disp.Load(ctx); err != nil {
@@ -137,7 +164,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	nodeToken := func() string { return nodeTokenPrefix + NewToken()[4:] }
 	scaler = &autoscaler.Controller{Store: st, Dispatch: disp, Providers: providers, Sizes: sizes, Log: log, Now: now,
-		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash, HomesDir: filepath.Join(dataDir, "homes")}
+		ServerURL: url, NewToken: nodeToken, TokenHash: TokenHash, HomesDir: filepath.Join(dataDir, "homes"),
+		Secrets: func(rec store.Compute) (map[string]secret.Value, error) { return ws.OpenSecrets(rec) }}
 	scaler.Init()
 	ctrl.OnTransition = scaler.Enqueue
 	ws = &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now,

@@ -112,8 +112,6 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	switch {
 	case !ok:
 		return api.Compute{}, api.Invalid("type", "type %q is not a compute type; create one of %s", in.Type, strings.Join(compute.Types(compute.Created), ", "))
-	case kind.Origin() == compute.Attached:
-		return api.Compute{}, api.Invalid("type", "a %s target is attached, not created: use `paddock compute attach %s`", in.Type, in.Type)
 	case kind.Origin() == compute.BuiltIn:
 		return api.Compute{}, api.Invalid("type", "the %s target is built in and cannot be created", in.Type)
 	}
@@ -131,6 +129,17 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err := s.checkQuota(ctx, ws, in.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, err
 	}
+	status := kind.InitialStatus(props)
+	if att, ok := kind.(compute.Attacher); ok {
+		// Check what is attached before storing anything: a failure
+		// leaves no target behind.
+		if _, err := s.Store.GetCompute(ctx, ws, in.Name); err == nil {
+			return api.Compute{}, api.Conflict("a compute target named %q already exists in workspace %q (names are compared case-insensitively)", in.Name, ws)
+		}
+		if props, status, err = att.Attach(ctx, props, secrets); err != nil {
+			return api.Compute{}, err
+		}
+	}
 	sealed, err := s.Box.SealMap(secrets, secretsAD(ws, in.Name))
 	if err != nil {
 		return api.Compute{}, err
@@ -140,7 +149,7 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 		Workspace: ws, Name: in.Name, Type: kind.Type(), State: api.StateCreating,
 		CreatedBy: user, CreatedAt: now, UpdatedAt: now,
 		Properties: props, Secrets: sealed, SecretsSet: secretNames(secrets),
-		Status: kind.InitialStatus(props), Version: 1,
+		Status: status, Version: 1,
 	}
 	if err := s.Store.CreateCompute(ctx, rec); err != nil {
 		return api.Compute{}, err
@@ -270,6 +279,12 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 	}
 	s.Changed(Key(ws, rec.Name))
 	return ToAPI(rec), nil
+}
+
+// OpenSecrets decrypts a target's write-only secrets, for the code that
+// uses them (e.g. SSH credentials); they are never returned to users.
+func (s *Service) OpenSecrets(rec store.Compute) (map[string]secret.Value, error) {
+	return s.Box.OpenMap(rec.Secrets, secretsAD(rec.Workspace, rec.Name))
 }
 
 // ToAPI converts a stored target to its wire form; secrets stay behind.

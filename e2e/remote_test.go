@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+func homeOf(user string) string { return filepath.Join("/home", user) }
+
+// Attach with a password and with a key; failures leave nothing behind;
+// a Python run completes with logs and outputs; cancel kills it on the
+// remote; detach removes everything installed. Secrets never show.
+func TestRemoteTarget(t *testing.T) {
+	e := newEnv(t)
+	srv := e.up()
+	port := freeLoopbackPort(t)
+	sd := startSSHD(t, t.TempDir(), port, false)
+	p := strconv.Itoa(port)
+	pwFile := writeFile(t, e.home, "pw", pwPass+"\n")
+	badFile := writeFile(t, e.home, "bad", "wrong-password\n")
+	os.RemoveAll(filepath.Join(homeOf(pwUser), ".paddock-agent"))
+	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--address", "127.0.0.1", "--ssh-port", p, "--username", pwUser, "--password-file", badFile}, 1, "authentication as \"" + pwUser + "\" at 127.0.0.1:" + p + " failed"},
+		{[]string{"--address", "127.0.0.1", "--ssh-port", strconv.Itoa(freeLoopbackPort(t)), "--username", pwUser, "--password-file", pwFile}, 1, "connection refused"},
+		{[]string{"--address", "127.0.0.1", "--ssh-port", p, "--username", pwUser}, 2, "give exactly one credential"},
+		{[]string{"--address", "127.0.0.1", "--ssh-port", p, "--username", pwUser, "--password-file", pwFile, "--private-key-file", sd.keyFile}, 2, "give exactly one credential"},
+		{[]string{"--ssh-port", p, "--username", pwUser, "--password-file", pwFile}, 2, "address is required"},
+	} {
+		r := e.run(append([]string{"compute", "attach", "remote", "box-one"}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("attach %v: exit %d %q; want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if n := len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))); n != 1 {
+		t.Fatalf("failed attaches left %d targets", n)
+	}
+
+	pw := decodeJSON[api.Compute](t, e.ok("compute", "attach", "remote", "pw-box", "--address", "127.0.0.1", "--ssh-port", p,
+		"--username", pwUser, "--password-file", pwFile, "-o", "json"))
+	var st struct {
+		Reachable bool
+		Cores     int
+		OS        string
+	}
+	jsonInto(t, pw.Status, &st)
+	if pw.ProvisioningState != api.StateSucceeded || !st.Reachable || st.Cores < 1 || !strings.Contains(st.OS, "Linux") {
+		t.Fatalf("attached: %+v %+v", pw, st)
+	}
+	if props := props(t, pw); !strings.HasPrefix(fmt.Sprint(props["host_key"]), "SHA256:") {
+		t.Errorf("host key not recorded: %v", props)
+	}
+	e.ok("compute", "attach", "remote", "key-box", "--address", "127.0.0.1", "--ssh-port", p,
+		"--username", keyUser, "--private-key-file", sd.keyFile)
+
+	src := filepath.Join(e.home, "src")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, src, "train.py", "import getpass, os\nprint('training as', getpass.getuser())\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/model.txt', 'w').write('remote weights')\n")
+	start := time.Now()
+	r := e.run("run", "submit", "--compute", "pw-box", "--source", src, "--stream", "--", "python3", "train.py")
+	first := time.Since(start)
+	if r.code != 0 || !strings.Contains(r.stdout, "training as "+pwUser) {
+		t.Fatalf("run on the remote: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("first run on the remote (agent install included): %s", first)
+	runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json"))
+	dl := filepath.Join(e.home, "dl")
+	e.ok("run", "download", runs[0].ID, "--to", dl)
+	if data, _ := os.ReadFile(filepath.Join(dl, "model.txt")); string(data) != "remote weights" {
+		t.Errorf("outputs from the remote: %q", data)
+	}
+	if r := e.run("run", "submit", "--compute", "key-box", "--stream", "--", "sh", "-c", "id -un"); r.code != 0 || strings.TrimSpace(r.stdout) != keyUser {
+		t.Errorf("run as the key user: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	marker := fmt.Sprintf("paddock-remote-%d", time.Now().UnixNano())
+	id := e.submit2("pw-box", "--", "python3", "-c", "import time; time.sleep(60)", marker)
+	eventually(t, 20*time.Second, "the remote run to start", func() bool { return len(pidsWith(marker)) > 0 })
+	e.ok("run", "cancel", id)
+	if r := e.show(id); r.Status != api.RunCanceled || len(pidsWith(marker)) > 0 {
+		t.Fatalf("cancel on the remote: %s, left %v", r.Status, pidsWith(marker))
+	}
+
+	// Secrets never show: not in output, not in logs, not in the database.
+	for _, out := range []string{e.ok("compute", "show", "pw-box", "-o", "json"), e.ok("compute", "list", "-o", "yaml"), srv.Logs()} {
+		if strings.Contains(out, pwPass) {
+			t.Fatal("the password leaked")
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dataDir, "paddock.db*"))
+	for _, f := range files {
+		if data, _ := os.ReadFile(f); strings.Contains(string(data), pwPass) {
+			t.Fatalf("the password is stored in plain text in %s", f)
+		}
+	}
+
+	for _, u := range []string{pwUser, keyUser} {
+		if _, err := os.Stat(filepath.Join(homeOf(u), ".paddock-agent", "paddock")); err != nil {
+			t.Errorf("agent not installed for %s: %v", u, err)
+		}
+	}
+	e.ok("compute", "detach", "pw-box")
+	e.ok("compute", "detach", "key-box")
+	for _, u := range []string{pwUser, keyUser} {
+		if _, err := os.Stat(filepath.Join(homeOf(u), ".paddock-agent")); !os.IsNotExist(err) {
+			t.Errorf("detach left %s's ~/.paddock-agent behind (%v)", u, err)
+		}
+	}
+	if n := len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))); n != 1 {
+		t.Errorf("after detach: %d targets", n)
+	}
+}
+
+func jsonInto(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := jsonUnmarshal(raw, v); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,69 @@
+package autoscaler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// reconcileRemote keeps one node on an attached remote machine: an agent
+// installed and started over SSH by the ssh provider, replaced if it dies.
+func (c *Controller) reconcileRemote(ctx context.Context, rec store.Compute) error {
+	prov, ok := c.Providers.Get("ssh")
+	if !ok || c.Secrets == nil {
+		return nil
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, rec.Workspace, rec.Name)
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, n := range nodes {
+		switch n.State {
+		case NodeUnusable, NodePreempted, NodeLeaving:
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		default:
+			live++
+		}
+	}
+	if live > 0 {
+		return c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "")
+	}
+	secrets, err := c.Secrets(rec)
+	if err != nil {
+		return err
+	}
+	target, p, err := compute.SSHTarget(rec.Properties, secrets)
+	if err != nil {
+		return err
+	}
+	var st compute.RemoteStatus
+	json.Unmarshal(rec.Status, &st)
+	b := make([]byte, 4)
+	rand.Read(b)
+	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	token := c.NewToken()
+	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token), CreatedAt: c.Now(),
+		Cores: float64(st.Cores), MemoryGB: st.MemoryGB}
+	if err := c.Dispatch.AddNode(ctx, n); err != nil {
+		return err
+	}
+	c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "waiting for the agent on "+p.Address+" to start")
+	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(st.Cores),
+		MemoryGB: st.MemoryGB, Token: token, ServerURL: c.ServerURL, SSH: &target}
+	if err := prov.Create(ctx, spec); err != nil {
+		prov.Delete(ctx, id)
+		c.Dispatch.RemoveNode(ctx, id)
+		return fmt.Errorf("starting the agent on remote %s: %w", rec.Name, err)
+	}
+	return nil
+}

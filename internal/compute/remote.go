@@ -1,0 +1,149 @@
+package compute
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/sshx"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// RemoteProperties are the properties of a remote target (Azure ML's
+// RemoteCompute): an existing machine reached over SSH.
+type RemoteProperties struct {
+	Common
+	Address  string `json:"address"`
+	SSHPort  int    `json:"ssh_port"`
+	Username string `json:"username"`
+	// HostKey is the SHA256 fingerprint of the host key seen at attach
+	// (trust on first use); later connections must see the same.
+	HostKey string `json:"host_key,omitempty"`
+}
+
+// RemoteStatus is what attach found on the machine.
+type RemoteStatus struct {
+	Reachable bool    `json:"reachable"`
+	OS        string  `json:"os"`
+	Cores     int     `json:"cores"`
+	MemoryGB  float64 `json:"memory_gb"`
+	GPUs      int     `json:"gpus"`
+}
+
+// Attacher is implemented by attached kinds: Attach connects to what is
+// being attached before anything is stored, checks it and returns the
+// properties to store (e.g. with the host key recorded) and its status. An
+// error means nothing is stored.
+type Attacher interface {
+	Attach(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (json.RawMessage, json.RawMessage, error)
+}
+
+type remote struct{}
+
+func init() { Register(remote{}) }
+
+func (remote) Type() string   { return "remote" }
+func (remote) Origin() Origin { return Attached }
+func (remote) SecretFields() []string {
+	return []string{"password", "private_key", "private_key_passphrase"}
+}
+func (remote) UpdatableFields() []string { return []string{"description", "tags"} }
+
+func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[string]secret.Value, _ Env) (json.RawMessage, error) {
+	var p RemoteProperties
+	if err := decodeStrict(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := p.Common.validate(); err != nil {
+		return nil, err
+	}
+	p.Address = strings.TrimSpace(p.Address)
+	switch {
+	case p.Address == "":
+		return nil, api.Invalid("address", "address is required: the host name or IP address of the machine")
+	case strings.ContainsAny(p.Address, " /@"):
+		return nil, api.Invalid("address", "address %q must be a host name or IP address", p.Address)
+	case p.Username == "":
+		return nil, api.Invalid("username", "username is required")
+	}
+	if p.SSHPort == 0 {
+		p.SSHPort = 22
+	}
+	if p.SSHPort < 1 || p.SSHPort > 65535 {
+		return nil, api.Invalid("ssh_port", "ssh_port must be 1 to 65535, not %d", p.SSHPort)
+	}
+	pw, key, pass := secrets["password"].IsSet(), secrets["private_key"].IsSet(), secrets["private_key_passphrase"].IsSet()
+	switch {
+	case pw == key:
+		return nil, api.Invalid("password", "give exactly one credential: password or private_key")
+	case pass && !key:
+		return nil, api.Invalid("private_key_passphrase", "private_key_passphrase is only used with private_key")
+	}
+	return mustJSON(p), nil
+}
+
+func (remote) InitialStatus(json.RawMessage) json.RawMessage { return mustJSON(RemoteStatus{}) }
+
+// SSHTarget builds the connection settings of a remote target.
+func SSHTarget(props json.RawMessage, secrets map[string]secret.Value) (sshx.Target, RemoteProperties, error) {
+	var p RemoteProperties
+	if err := json.Unmarshal(props, &p); err != nil {
+		return sshx.Target{}, p, err
+	}
+	return sshx.Target{Address: p.Address, Port: p.SSHPort, User: p.Username, HostKey: p.HostKey,
+		Password: secrets["password"].Reveal(), PrivateKey: secrets["private_key"].Reveal(),
+		Passphrase: secrets["private_key_passphrase"].Reveal()}, p, nil
+}
+
+// Attach connects, records the host key and detects the machine.
+func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (json.RawMessage, json.RawMessage, error) {
+	t, p, err := SSHTarget(props, secrets)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.HostKey != "" {
+		return nil, nil, api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
+	}
+	c, hostKey, err := sshx.Dial(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	out, err := sshx.MustRun(c, `uname -sr; nproc; awk '/MemTotal/ {print $2}' /proc/meminfo; (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true`, nil)
+	if err != nil {
+		return nil, nil, api.Unavailable("connected to %s but could not read what it has: %v", p.Address, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	st := RemoteStatus{Reachable: true}
+	if len(lines) >= 3 {
+		st.OS = lines[0]
+		st.Cores, _ = strconv.Atoi(strings.TrimSpace(lines[1]))
+		kb, _ := strconv.ParseFloat(strings.TrimSpace(lines[2]), 64)
+		st.MemoryGB = float64(int(kb/(1<<20)*10)) / 10
+	}
+	if len(lines) >= 4 {
+		st.GPUs, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
+	}
+	p.HostKey = hostKey
+	return mustJSON(p), mustJSON(st), nil
+}
+
+// Provision has nothing to make: the autoscaler's controller installs the
+// agent once the target exists.
+func (remote) Provision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+
+// Deprovision removes the agent and everything installed (detach).
+func (remote) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
+	if env.ReleaseNodes == nil {
+		return nil
+	}
+	return env.ReleaseNodes(ctx, c.Workspace, c.Name, "ssh")
+}
+
+var (
+	_ Attacher    = remote{}
+	_ Provisioner = remote{}
+)

@@ -129,3 +129,58 @@ func jsonInto(t *testing.T, raw []byte, v any) {
 		t.Fatal(err)
 	}
 }
+
+// A cluster with provider ssh takes its nodes from an SSH pool (two real
+// sshd hosts): it scales to both hosts, never puts two nodes on one host,
+// and gives them back, removing what it installed.
+func TestSSHPoolCluster(t *testing.T) {
+	e := newEnv(t)
+	e.up()
+	portA, portB := freeLoopbackPort(t), freeLoopbackPort(t)
+	dirA := t.TempDir()
+	startSSHD(t, dirA, portA, false)
+	b := startSSHD(t, t.TempDir(), portB, false)
+	pwFile := writeFile(t, e.home, "pw", pwPass+"\n")
+	for _, u := range []string{pwUser, keyUser} {
+		os.RemoveAll(filepath.Join(homeOf(u), ".paddock-agent"))
+	}
+	e.ok("compute", "attach", "remote", "host-a", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(portA),
+		"--username", pwUser, "--password-file", pwFile, "--pool", "lab")
+	e.ok("compute", "attach", "remote", "host-b", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(portB),
+		"--username", keyUser, "--private-key-file", b.keyFile, "--pool", "lab")
+	if r := e.run("run", "submit", "--compute", "host-a", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "host of SSH pool lab") {
+		t.Errorf("a run on a pool host: exit %d %q", r.code, r.stderr)
+	}
+	e.ok("compute", "create", "cluster", "lab-cluster", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "4",
+		"--provider", "ssh", "--from", "lab", "--idle-seconds-before-scaledown", "1")
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.submit2("lab-cluster", "--cores", "2", "--", "sh", "-c", "sleep 1; id -un"))
+	}
+	maxNodes := 0
+	users := map[string]bool{}
+	for _, id := range ids {
+		for !e.show(id).Status.Terminal() {
+			nodes := e.nodes("lab-cluster")
+			maxNodes = max(maxNodes, len(nodes))
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r := e.show(id); r.Status != api.RunCompleted {
+			t.Fatalf("run %s: %+v", id, r)
+		}
+		users[strings.TrimSpace(e.ok("run", "logs", id))] = true
+	}
+	if maxNodes != 2 || !users[pwUser] || !users[keyUser] {
+		t.Errorf("peak %d nodes (want 2: one per host), runs ran as %v", maxNodes, users)
+	}
+	eventually(t, 30*time.Second, "the cluster to give its hosts back", func() bool { return len(e.nodes("lab-cluster")) == 0 })
+	for _, u := range []string{pwUser, keyUser} {
+		eventually(t, 10*time.Second, "~/.paddock-agent to be removed for "+u, func() bool {
+			_, err := os.Stat(filepath.Join(homeOf(u), ".paddock-agent"))
+			return os.IsNotExist(err)
+		})
+	}
+	e.ok("compute", "delete", "lab-cluster")
+	e.ok("compute", "detach", "host-a")
+	e.ok("compute", "detach", "host-b")
+}

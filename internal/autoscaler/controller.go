@@ -19,6 +19,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/quota"
 	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/sshx"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -206,6 +207,22 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	cl := Cluster{Key: k, MinNodes: *p.MinNodes, MaxNodes: *p.MaxNodes,
 		IdleAfter: time.Duration(*p.IdleSecondsBeforeScaledown) * time.Second,
 		NodeCores: float64(size.Cores), NodeMemGB: size.MemoryGB, NodeGPUs: size.GPUs, QuotaNodes: quotaNodes}
+	var freeHosts []store.Compute
+	if p.Provider == "ssh" {
+		// A node per pool host: the cluster can have what it holds plus the
+		// pool's free hosts.
+		if freeHosts, err = c.freePoolHosts(ctx, ws, p.From); err != nil {
+			return err
+		}
+		own := 0
+		for _, n := range nodes {
+			if n.State != NodeLeaving {
+				own++
+			}
+		}
+		cl.MaxNodes = min(cl.MaxNodes, own+len(freeHosts))
+		cl.MinNodes = min(cl.MinNodes, cl.MaxNodes)
+	}
 	now := c.Now()
 	dec := Decide(cl, nodes, queue, now)
 	states := map[string]string{}
@@ -216,8 +233,15 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	for _, id := range dec.Delete {
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
-	for range dec.Create {
-		if err := c.createNode(ctx, prov, rec, p, size); err != nil {
+	for i := range dec.Create {
+		var host *store.Compute
+		if p.Provider == "ssh" {
+			if i >= len(freeHosts) {
+				break
+			}
+			host = &freeHosts[i]
+		}
+		if err := c.createNode(ctx, prov, rec, p, size, host); err != nil {
 			errs = append(errs, err)
 			break
 		}
@@ -257,7 +281,7 @@ func (c *Controller) deleteNode(ctx context.Context, prov provider.Provider, id,
 	return c.Dispatch.RemoveNode(ctx, id)
 }
 
-func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.ClusterProperties, size api.Size) error {
+func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.ClusterProperties, size api.Size, host *store.Compute) error {
 	b := make([]byte, 4)
 	rand.Read(b)
 	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
@@ -267,11 +291,24 @@ func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec
 	for i := range size.GPUs {
 		n.GPUs = append(n.GPUs, store.GPU{Index: i})
 	}
+	var target *sshx.Target
+	if host != nil {
+		secrets, err := c.Secrets(*host)
+		if err != nil {
+			return err
+		}
+		t, _, err := compute.SSHTarget(host.Properties, secrets)
+		if err != nil {
+			return err
+		}
+		target, n.Host = &t, host.Name
+	}
 	if err := c.Dispatch.AddNode(ctx, n); err != nil {
 		return err
 	}
 	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
-		MemoryGB: size.MemoryGB, GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", Token: token, ServerURL: c.ServerURL}
+		MemoryGB: size.MemoryGB, GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", Token: token, ServerURL: c.ServerURL,
+		SSH: target}
 	if err := prov.Create(ctx, spec); err != nil {
 		prov.Delete(ctx, id) // whatever a failed create left
 		c.Dispatch.RemoveNode(ctx, id)
@@ -399,4 +436,34 @@ func (c *Controller) quotaNodes(ctx context.Context, ws, name string, p compute.
 		}
 	}
 	return have + int(left/float64(max(size.Cores, 1))), nil
+}
+
+// freePoolHosts lists the hosts of an SSH pool (remote targets attached
+// with that pool) that no node is on, by name.
+func (c *Controller) freePoolHosts(ctx context.Context, ws, pool string) ([]store.Compute, error) {
+	recs, err := c.Store.ListComputes(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, ws, "")
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, n := range nodes {
+		if n.Host != "" {
+			used[strings.ToLower(n.Host)] = true
+		}
+	}
+	var free []store.Compute
+	for _, r := range recs {
+		if r.Type != "remote" || r.State != api.StateSucceeded || used[strings.ToLower(r.Name)] {
+			continue
+		}
+		var p compute.RemoteProperties
+		if json.Unmarshal(r.Properties, &p) == nil && p.Pool == pool {
+			free = append(free, r)
+		}
+	}
+	return free, nil
 }

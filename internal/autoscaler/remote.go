@@ -24,6 +24,23 @@ func (c *Controller) reconcileRemote(ctx context.Context, rec store.Compute) err
 	if err != nil {
 		return err
 	}
+	secrets, err := c.Secrets(rec)
+	if err != nil {
+		return err
+	}
+	target, p, err := compute.SSHTarget(rec.Properties, secrets)
+	if err != nil {
+		return err
+	}
+	if p.Pool != "" {
+		// A pool host runs no node of its own: the pool's clusters use it.
+		for _, n := range nodes {
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	live := 0
 	for _, n := range nodes {
 		switch n.State {
@@ -37,14 +54,6 @@ func (c *Controller) reconcileRemote(ctx context.Context, rec store.Compute) err
 	}
 	if live > 0 {
 		return c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "")
-	}
-	secrets, err := c.Secrets(rec)
-	if err != nil {
-		return err
-	}
-	target, p, err := compute.SSHTarget(rec.Properties, secrets)
-	if err != nil {
-		return err
 	}
 	var st compute.RemoteStatus
 	json.Unmarshal(rec.Status, &st)

@@ -30,7 +30,7 @@ var clusterFlags = append([]propFlag{
 	{"admin-user-password-file", "admin_user_password", kSecretFile, "file holding the admin password (write-only; never shown)"},
 	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the admin's OpenSSH public key"},
 	{"provider", "provider", kString, "where nodes come from: local, ssh, slurm or kubernetes (default local)"},
-	{"from", "from", kString, "the attached slurm/kubernetes target nodes come from"},
+	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm/kubernetes: the attached target"},
 }, commonFlags...)
 
 var instanceFlags = append([]propFlag{
@@ -49,6 +49,7 @@ var remoteFlags = append([]propFlag{
 	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
 	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
 	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
 }, commonFlags...)
 
 var updateFlags = append([]propFlag{

@@ -126,10 +126,16 @@ func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[s
 // checkFrom validates the `from` reference of a provider that draws its
 // nodes from an attached target.
 func checkFrom(ctx context.Context, env Env, provider, from string) error {
+	if provider == "ssh" {
+		if !poolName.MatchString(from) {
+			return api.Invalid("from", "from must name the SSH pool provider ssh takes hosts from (remote targets attached with --pool NAME)")
+		}
+		return nil
+	}
 	want, needs := providerSource[provider]
 	switch {
 	case !needs && from != "":
-		return api.Invalid("from", "from is only used with provider %s", "slurm or kubernetes")
+		return api.Invalid("from", "from is only used with provider %s", "ssh, slurm or kubernetes")
 	case needs && from == "":
 		return api.Invalid("from", "from must name the attached %s target that provider %s takes nodes from", want, provider)
 	case !needs:

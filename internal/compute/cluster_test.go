@@ -67,9 +67,9 @@ func TestClusterNormalize(t *testing.T) {
 		},
 		{
 			desc:  "enums canonicalised case-insensitively",
-			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"vm_priority":"LowPriority","identity_type":"systemassigned","remote_login_port_public_access":"enabled","provider":"SSH"}`,
+			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"vm_priority":"LowPriority","identity_type":"systemassigned","remote_login_port_public_access":"enabled","provider":"SSH","from":"gpu-pool"}`,
 			want: with(clusterDefaults(), "vm_priority", "lowpriority", "identity_type", "SystemAssigned",
-				"remote_login_port_public_access", "Enabled", "provider", "ssh"),
+				"remote_login_port_public_access", "Enabled", "provider", "ssh", "from", "gpu-pool"),
 		},
 		{
 			desc:  "UserAssigned with identity_id",
@@ -167,7 +167,8 @@ func TestClusterNormalizeInvalid(t *testing.T) {
 		{desc: "provider slurm without from", props: `{` + base + `,"provider":"slurm"}`, field: "from", msg: "slurm"},
 		{desc: "provider kubernetes without from", props: `{` + base + `,"provider":"kubernetes"}`, field: "from", msg: "kubernetes"},
 		{desc: "from with provider local", props: `{` + base + `,"from":"slurm-a"}`, field: "from"},
-		{desc: "from with provider ssh", props: `{` + base + `,"provider":"ssh","from":"slurm-a"}`, field: "from"},
+		{desc: "provider ssh with a bad pool name", props: `{` + base + `,"provider":"ssh","from":"Slurm_A"}`, field: "from"},
+		{desc: "provider ssh without a pool", props: `{` + base + `,"provider":"ssh"}`, field: "from"},
 		{desc: "from naming a missing target", props: `{` + base + `,"provider":"slurm","from":"nowhere"}`, field: "from", msg: "nowhere"},
 		{desc: "from naming a kubernetes target for slurm", props: `{` + base + `,"provider":"slurm","from":"kube-a"}`, field: "from", msg: "kubernetes"},
 		{desc: "from naming a remote target for kubernetes", props: `{` + base + `,"provider":"kubernetes","from":"box-a"}`, field: "from", msg: "remote"},

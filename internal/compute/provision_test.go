@@ -40,8 +40,8 @@ func TestClusterProvision(t *testing.T) {
 		wantCode string // "" for success
 	}{
 		{"local provider available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, only("local"), ""},
-		{"ssh provider available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"ssh"}`, only("local", "ssh"), ""},
-		{"ssh provider not available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"ssh"}`, only("local"), "ProviderNotAvailable"},
+		{"ssh provider available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"ssh","from":"gpu-pool"}`, only("local", "ssh"), ""},
+		{"ssh provider not available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"ssh","from":"gpu-pool"}`, only("local"), "ProviderNotAvailable"},
 		{"slurm provider not available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"slurm","from":"slurm-a"}`, only("local"), "ProviderNotAvailable"},
 		{"no provider available", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, only(), "ProviderNotAvailable"},
 	}

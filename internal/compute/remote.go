@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,10 @@ type RemoteProperties struct {
 	// HostKey is the SHA256 fingerprint of the host key seen at attach
 	// (trust on first use); later connections must see the same.
 	HostKey string `json:"host_key,omitempty"`
+	// Pool, when set, makes the machine a host of that SSH pool: it runs no
+	// runs of its own, and clusters with provider ssh and from = the pool
+	// take their nodes from the pool's hosts, one node per host.
+	Pool string `json:"pool,omitempty"`
 }
 
 // RemoteStatus is what attach found on the machine.
@@ -40,6 +45,8 @@ type RemoteStatus struct {
 type Attacher interface {
 	Attach(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (json.RawMessage, json.RawMessage, error)
 }
+
+var poolName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 type remote struct{}
 
@@ -68,6 +75,9 @@ func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[stri
 		return nil, api.Invalid("address", "address %q must be a host name or IP address", p.Address)
 	case p.Username == "":
 		return nil, api.Invalid("username", "username is required")
+	}
+	if p.Pool != "" && !poolName.MatchString(p.Pool) {
+		return nil, api.Invalid("pool", "pool %q must be 1 to 63 lower-case letters, digits and '-', starting with a letter", p.Pool)
 	}
 	if p.SSHPort == 0 {
 		p.SSHPort = 22

@@ -127,7 +127,11 @@ func Run(ctx context.Context, o Options) error {
 			if n.ID != nodeID {
 				continue
 			}
-			rec, err := st.GetCompute(ctx, n.Workspace, n.Compute)
+			target := n.Compute
+			if n.Host != "" { // a node of an ssh-provider cluster, on a pool host
+				target = n.Host
+			}
+			rec, err := st.GetCompute(ctx, n.Workspace, target)
 			if err != nil {
 				return sshx.Target{}, err
 			}
@@ -147,10 +151,10 @@ func Run(ctx context.Context, o Options) error {
 	onChange := func(key string) { scaler.Enqueue(key) }
 
 	ctrl := provision.New(st, compute.ProvisionEnv{
-		// Clusters can use the local provider. The ssh provider serves remote
-		// targets; clusters drawing nodes from a pool of SSH hosts are not
-		// built yet, so such a cluster fails to provision with a clear error.
-		ProviderAvailable: func(p string) bool { return p == "local" },
+		// Clusters can use the local provider and the ssh provider (hosts of
+		// an SSH pool); slurm and kubernetes are not built yet, so such a
+		// cluster fails to provision with a clear error.
+		ProviderAvailable: func(p string) bool { return p == "local" || p == "ssh" },
 		ReleaseNodes:      func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
 	}, log, now)
 	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))

@@ -126,6 +126,8 @@ type Node struct {
 	// MaxRuns caps the runs placed at once (an instance's
 	// max_concurrent_runs); 0 means no cap.
 	MaxRuns int `json:"max_runs,omitempty"`
+	// Host is the remote target (an SSH pool host) the node runs on.
+	Host string `json:"host,omitempty"`
 	// SSH is the node's SSH endpoint (host:port) when it serves one.
 	SSH string `json:"ssh,omitempty"`
 	// SSHSessions is how many SSH sessions are open; LastActivity is when a

@@ -53,6 +53,12 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if err := s.mayUse(ctx, user, target); err != nil {
 		return store.Run{}, err
 	}
+	if target.Type == "remote" {
+		var p compute.RemoteProperties
+		if json.Unmarshal(target.Properties, &p) == nil && p.Pool != "" {
+			return store.Run{}, api.Invalid("compute", "%s is a host of SSH pool %s and runs no runs of its own; submit to a cluster with --provider ssh --from %s", target.Name, p.Pool, p.Pool)
+		}
+	}
 	if !Runnable[target.Type] {
 		return store.Run{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
 			target.Type, strings.Join(runnableTypes(), ", "))

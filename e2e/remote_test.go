@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,4 +184,46 @@ func TestSSHPoolCluster(t *testing.T) {
 	e.ok("compute", "delete", "lab-cluster")
 	e.ok("compute", "detach", "host-a")
 	e.ok("compute", "detach", "host-b")
+}
+
+// After the machine's host key changes, Paddock refuses to connect and
+// says why in the target's status; detach still lets the target go.
+func TestRemoteHostKeyChanged(t *testing.T) {
+	e := newEnv(t)
+	e.up("--node-lost-timeout", "2s")
+	port := freeLoopbackPort(t)
+	dir := t.TempDir()
+	sd := startSSHD(t, dir, port, false)
+	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+	e.ok("compute", "attach", "remote", "rebuilt", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(port),
+		"--username", keyUser, "--private-key-file", sd.keyFile)
+	eventually(t, 20*time.Second, "the remote's node", func() bool {
+		n := e.nodes("rebuilt")
+		return len(n) == 1 && n[0].State == "idle"
+	})
+	// The machine is "reinstalled": new host key, and its agent is gone.
+	sd.stop()
+	startSSHD(t, dir, port, true)
+	pidFiles, _ := filepath.Glob(filepath.Join(homeOf(keyUser), ".paddock-agent", "*", "agent.pid"))
+	for _, f := range pidFiles {
+		if data, err := os.ReadFile(f); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	eventually(t, 30*time.Second, "the changed host key in the status", func() bool {
+		c := decodeJSON[api.Compute](t, e.ok("compute", "show", "rebuilt", "-o", "json"))
+		var st struct {
+			Reachable bool
+			Error     string
+		}
+		jsonInto(t, c.Status, &st)
+		return !st.Reachable && strings.Contains(st.Error, "host key of 127.0.0.1") && strings.Contains(st.Error, "changed")
+	})
+	e.ok("compute", "detach", "rebuilt")
+	if r := e.run("compute", "show", "rebuilt"); r.code != 3 {
+		t.Errorf("after detach: exit %d", r.code)
+	}
+	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
 }

@@ -368,8 +368,15 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 	var errs []error
 	for _, n := range nodes {
 		if err := prov.Delete(ctx, n.ID); err != nil {
-			errs = append(errs, err)
-			continue
+			var e *api.Error
+			if providerName == "ssh" && errors.As(err, &e) && (e.Code == api.CodeConflict || e.Code == api.CodeUnavailable) {
+				// The machine cannot be reached (or is not the one attached):
+				// let the target go rather than hang in Deleting forever.
+				c.Log.Warn("could not clean up a machine on detach; remove ~/.paddock-agent there by hand", "node", n.ID, "err", err)
+			} else {
+				errs = append(errs, err)
+				continue
+			}
 		}
 		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
 	}

@@ -36,6 +36,9 @@ type RemoteStatus struct {
 	Cores     int     `json:"cores"`
 	MemoryGB  float64 `json:"memory_gb"`
 	GPUs      int     `json:"gpus"`
+	// Error is the last problem reaching the machine (e.g. its host key
+	// changed), empty while all is well.
+	Error string `json:"error,omitempty"`
 }
 
 // Attacher is implemented by attached kinds: Attach connects to what is

@@ -32,7 +32,7 @@ const (
 
 var usersOnce sync.Once
 
-func ensureTestUsers(t *testing.T) {
+func ensureTestUsers(t testing.TB) {
 	usersOnce.Do(func() {
 		for _, u := range []string{pwUser, keyUser} {
 			if exec.Command("id", u).Run() != nil {
@@ -49,7 +49,7 @@ func ensureTestUsers(t *testing.T) {
 	})
 }
 
-func freeLoopbackPort(t *testing.T) int {
+func freeLoopbackPort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func freeLoopbackPort(t *testing.T) int {
 
 // startSSHD starts sshd; a second call with the same dir and port reuses
 // the user keys but makes a new host key when newHostKey is set.
-func startSSHD(t *testing.T, dir string, port int, newHostKey bool) *sshd {
+func startSSHD(t testing.TB, dir string, port int, newHostKey bool) *sshd {
 	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		if os.Getenv("CI") != "" {

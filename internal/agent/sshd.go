@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -30,7 +29,6 @@ type sshServer struct {
 	home     string
 	log      *slog.Logger
 	sessions atomic.Int32
-	wg       sync.WaitGroup
 }
 
 // startSSH listens on addr. The host key is kept in hostKeyFile (made on

@@ -113,7 +113,6 @@ func (tx *txn) changed(ws, compute string) { tx.clusters[queueKey(ws, compute)] 
 func (tx *txn) touchRun(r *store.Run) { tx.runs[r.ID] = r }
 func (tx *txn) touchNode(n *node)     { tx.nodes[n.ID] = n }
 func (tx *txn) wakeNode(id string)    { tx.wake[id] = true }
-func (tx *txn) now() time.Time        { return tx.d.now() }
 func (tx *txn) timeNow() *time.Time   { t := tx.d.now(); return &t }
 
 // New returns a dispatcher; Run loads state and starts the loop.

@@ -384,7 +384,7 @@ func (s *nameSet) release(name string) {
 // validName checks a Spec.Name: it becomes a directory name.
 func validName(name string) error {
 	if name == "" || name == "." || name == ".." || len(name) > 200 {
-		return fmt.Errorf("proc: invalid name %q: want 1 to 200 of [A-Za-z0-9._-], not . or ..", name)
+		return fmt.Errorf("proc: invalid name %q: want 1 to 200 of [A-Za-z0-9._-], not \".\" or \"..\"", name)
 	}
 	for _, c := range name {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'

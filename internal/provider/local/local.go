@@ -30,12 +30,11 @@ type Provider struct {
 	log    *slog.Logger
 	events chan provider.Event
 
-	mu      sync.Mutex
-	lowPri  map[string]bool // low-priority nodes: the ones random preemption picks from
-	nodes   map[string]bool // created and not deleted by us
-	gone    map[string]bool // reported gone or preempted
-	nextIP  int
-	stopped bool
+	mu     sync.Mutex
+	lowPri map[string]bool // low-priority nodes: the ones random preemption picks from
+	nodes  map[string]bool // created and not deleted by us
+	gone   map[string]bool // reported gone or preempted
+	nextIP int
 }
 
 var (

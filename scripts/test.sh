@@ -12,6 +12,7 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+go tool staticcheck ./...
 # The static build must keep working: paddock is copied onto remote hosts.
 CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
 go test -race -count=1 -timeout 20m ./... "$@"

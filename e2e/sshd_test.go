@@ -22,15 +22,30 @@ type sshd struct {
 	cmd     *exec.Cmd
 }
 
-// Test users on this machine: one logs in with a password, one with a key.
+// Test users on this machine, one per test process so runs side by side
+// never share a home: one logs in with a password, one with a key.
+var (
+	pwUser  = fmt.Sprintf("pdk-e2e-pw-%d", os.Getpid())
+	keyUser = fmt.Sprintf("pdk-e2e-key-%d", os.Getpid())
+)
+
 const (
-	pwUser   = "paddock-e2e-pw"
 	pwPass   = "e2e-Secret-pass-9"
-	keyUser  = "paddock-e2e-key"
 	sshdPath = "/usr/sbin/sshd"
 )
 
-var usersOnce sync.Once
+var (
+	usersOnce    sync.Once
+	usersCreated []string
+)
+
+// removeTestUsers deletes the users this process created, homes included.
+func removeTestUsers() {
+	for _, u := range usersCreated {
+		exec.Command("pkill", "-KILL", "-u", u).Run()
+		exec.Command("userdel", "-r", "-f", u).Run()
+	}
+}
 
 func ensureTestUsers(t testing.TB) {
 	usersOnce.Do(func() {
@@ -39,6 +54,7 @@ func ensureTestUsers(t testing.TB) {
 				if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", u).CombinedOutput(); err != nil {
 					t.Fatalf("useradd %s: %v %s", u, err, out)
 				}
+				usersCreated = append(usersCreated, u)
 			}
 		}
 		chpasswd := exec.Command("chpasswd")

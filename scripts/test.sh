@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, then every package with the race
-# detector. The end-to-end tests build the real binary and start real
+# The whole test suite: formatting, vet, staticcheck, then every Go package
+# with the race detector, then the Python SDK's tests. The end-to-end tests build the real binary and start real
 # servers on random loopback ports, so this needs nothing else running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +16,5 @@ go tool staticcheck ./...
 # The static build must keep working: paddock is copied onto remote hosts.
 CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
 go test -race -count=1 -timeout 20m ./... "$@"
+# The Python SDK against a real server.
+bash sdk/python/run_tests.sh

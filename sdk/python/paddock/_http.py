@@ -1,0 +1,132 @@
+"""A small JSON-over-HTTP client on urllib (no third-party dependencies)."""
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Dict, Iterator, Optional, Type
+
+from ._version import __version__
+from .exceptions import AuthenticationException, PaddockException
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def _error_from(status: int, body: bytes, exc: Type[PaddockException], what: str) -> PaddockException:
+    code = field = None
+    message = ""
+    try:
+        doc = json.loads(body.decode("utf-8"))
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict):
+            message = str(err.get("message") or "")
+            code = err.get("code")
+            field = err.get("field")
+    except (ValueError, UnicodeDecodeError):
+        message = body.decode("utf-8", "replace").strip()[:500]
+    if not message:
+        message = "%s failed with HTTP status %d" % (what, status)
+    if status in (401,) and not issubclass(exc, AuthenticationException):
+        # keep the caller's class so `except ComputeTargetException` still works
+        pass
+    return exc(message, code=code, field=field, status=status)
+
+
+class Client:
+    """Talks to one Paddock server with one bearer token."""
+
+    def __init__(self, server: str, token: Optional[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def url(self, path: str, query: Optional[Dict[str, Any]] = None) -> str:
+        u = self.server + path
+        if query:
+            q = {k: ("true" if v is True else "false" if v is False else v)
+                 for k, v in query.items() if v is not None}
+            if q:
+                u += "?" + urllib.parse.urlencode(q)
+        return u
+
+    def _request(self, method: str, path: str, *, body: Any = None, data: Optional[bytes] = None,
+                 content_type: Optional[str] = None, query: Optional[Dict[str, Any]] = None,
+                 headers: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
+                 exc: Type[PaddockException] = PaddockException):
+        hdrs = {"User-Agent": "paddock-python/" + __version__, "Accept": "application/json"}
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            content_type = "application/json"
+        if content_type:
+            hdrs["Content-Type"] = content_type
+        if headers:
+            hdrs.update(headers)
+        req = urllib.request.Request(self.url(path, query), data=data, method=method, headers=hdrs)
+        what = "%s %s" % (method, path)
+        try:
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            try:
+                raw = e.read()
+            finally:
+                e.close()
+            raise _error_from(e.code, raw, exc, what) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise exc("cannot reach the Paddock server at %s (%s)" % (self.server, reason),
+                      code="Unavailable") from None
+
+    def call(self, method: str, path: str, *, body: Any = None, query: Optional[Dict[str, Any]] = None,
+             exc: Type[PaddockException] = PaddockException, timeout: Optional[float] = None,
+             headers: Optional[Dict[str, str]] = None) -> Any:
+        """Sends a JSON request and returns the decoded JSON answer (None when empty)."""
+        with self._request(method, path, body=body, query=query, exc=exc, timeout=timeout,
+                           headers=headers) as resp:
+            raw = resp.read()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+
+    def raw(self, method: str, path: str, *, data: Optional[bytes] = None, content_type: Optional[str] = None,
+            query: Optional[Dict[str, Any]] = None, exc: Type[PaddockException] = PaddockException,
+            timeout: Optional[float] = None) -> bytes:
+        with self._request(method, path, data=data, content_type=content_type, query=query, exc=exc,
+                           timeout=timeout) as resp:
+            return resp.read()
+
+    def call_raw_json(self, method: str, path: str, data: bytes, content_type: str,
+                      exc: Type[PaddockException] = PaddockException, timeout: Optional[float] = None) -> Any:
+        """Sends raw bytes and decodes a JSON answer."""
+        raw = self.raw(method, path, data=data, content_type=content_type, exc=exc, timeout=timeout)
+        return json.loads(raw.decode("utf-8")) if raw else None
+
+    def status_of(self, method: str, path: str, exc: Type[PaddockException] = PaddockException) -> int:
+        """Returns the HTTP status of a body-less request (e.g. HEAD) without raising on 404."""
+        try:
+            with self._request(method, path, exc=exc) as resp:
+                return resp.status
+        except PaddockException as e:
+            if e.status == 404:
+                return 404
+            raise
+
+    def lines(self, path: str, query: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None,
+              exc: Type[PaddockException] = PaddockException) -> Iterator[Any]:
+        """Streams an NDJSON answer, one decoded object per line."""
+        resp = self._request("GET", path, query=query, exc=exc, timeout=timeout,
+                             headers={"Accept": "application/x-ndjson"})
+        try:
+            for line in resp:
+                line = line.strip()
+                if line:
+                    try:
+                        yield json.loads(line.decode("utf-8"))
+                    except ValueError:
+                        continue
+        finally:
+            resp.close()

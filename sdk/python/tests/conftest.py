@@ -1,0 +1,125 @@
+"""Session fixture: a real `paddock up` on 127.0.0.1:0 in a temp dir (parallel-safe)."""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SDK = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(SDK))
+sys.path.insert(0, SDK)
+
+
+def _kill_pidfile(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def server():
+    if shutil.which("go") is None and not os.environ.get("PADDOCK_BIN"):
+        pytest.skip("go is not installed and PADDOCK_BIN is not set")
+    tmp = tempfile.mkdtemp(prefix="paddock-sdk-test-")
+    binary = os.environ.get("PADDOCK_BIN")
+    if not binary:
+        binary = os.path.join(tmp, "paddock")
+        subprocess.run(["go", "build", "-o", binary, "./cmd/paddock"], cwd=REPO, check=True, timeout=300)
+    data = os.path.join(tmp, "data")
+    cfg = os.path.join(tmp, "config")
+    env = dict(os.environ, PADDOCK_CONFIG=cfg, HOME=tmp)
+    log = open(os.path.join(tmp, "server.log"), "wb")
+    proc = subprocess.Popen([binary, "up", "--listen", "127.0.0.1:0", "--data-dir", data], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if os.path.exists(cfg):
+            try:
+                with open(cfg) as f:
+                    url = json.load(f)["server"]
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except Exception:  # noqa: BLE001 - not serving yet
+                pass
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("paddock up did not come up; log: %s" % open(os.path.join(tmp, "server.log")).read()[-2000:])
+    if proc.poll() is not None:
+        pytest.fail("paddock up exited %s: %s" % (proc.returncode, open(os.path.join(tmp, "server.log")).read()[-2000:]))
+    old = os.environ.get("PADDOCK_CONFIG")
+    os.environ["PADDOCK_CONFIG"] = cfg
+    for k in ("PADDOCK_SERVER", "PADDOCK_TOKEN", "PADDOCK_WORKSPACE", "PADDOCK_RUN_ID", "PADDOCK_RUN_TOKEN"):
+        os.environ.pop(k, None)
+    yield {"url": url, "config": cfg, "tmp": tmp, "data": data, "binary": binary}
+    if old is None:
+        os.environ.pop("PADDOCK_CONFIG", None)
+    else:
+        os.environ["PADDOCK_CONFIG"] = old
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    for pf in [os.path.join(data, "local-agent", "agent.pid")] + glob.glob(os.path.join(data, "nodes", "*", "agent.pid")):
+        _kill_pidfile(pf)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ws(server):
+    from paddock import Workspace
+    return Workspace.from_config()
+
+
+@pytest.fixture(scope="session")
+def cluster(ws):
+    """The seed's create-or-reuse cluster sample."""
+    from paddock.compute import AmlCompute, ComputeTarget
+    from paddock.compute_target import ComputeTargetException
+    cpu_cluster_name = "cpu-cluster"
+    try:
+        cpu_cluster = ComputeTarget(workspace=ws, name=cpu_cluster_name)
+        print("Found existing cluster, use it.")
+    except ComputeTargetException:
+        compute_config = AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=4,
+                                                               idle_seconds_before_scaledown=5)
+        cpu_cluster = ComputeTarget.create(ws, cpu_cluster_name, compute_config)
+    cpu_cluster.wait_for_completion(show_output=True)
+    return cpu_cluster
+
+
+@pytest.fixture
+def src(tmp_path):
+    d = tmp_path / "src"
+    d.mkdir()
+    (d / "train.py").write_text(
+        "import os, sys\n"
+        "from paddock import Run\n"
+        "run = Run.get_context()\n"
+        "run.log('accuracy', 0.9)\n"
+        "os.makedirs('outputs', exist_ok=True)\n"
+        "open('outputs/model.txt', 'w').write('weights')\n"
+        "print('hello from train', *sys.argv[1:])\n")
+    (d / "fail.py").write_text("import sys\nprint('about to fail')\nsys.exit(3)\n")
+    return d

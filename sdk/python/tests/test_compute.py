@@ -1,0 +1,170 @@
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from paddock.compute import (AmlCompute, BatchCompute, ComputeInstance, ComputeTarget, DatabricksCompute,
+                             HDInsightCompute, RemoteCompute)
+from paddock.compute_target import ComputeTargetException
+from paddock import exceptions as pexc
+import paddock.compute as pcompute
+
+
+def test_exception_is_importable_from_three_places():
+    assert pcompute.ComputeTargetException is ComputeTargetException is pexc.ComputeTargetException
+
+
+def test_version_cli():
+    import paddock
+    out = subprocess.run([sys.executable, "-m", "paddock", "--version"], capture_output=True, text=True,
+                         env={"PYTHONPATH": paddock.__path__[0].rsplit("/", 1)[0]}, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == paddock.__version__
+
+
+def test_cluster_create_or_reuse(ws, cluster, capsys):
+    assert isinstance(cluster, AmlCompute)
+    assert cluster.provisioning_state == "Succeeded"
+    again = ComputeTarget(workspace=ws, name="cpu-cluster")  # second time: found
+    assert isinstance(again, AmlCompute) and again == cluster
+    st = again.get_status()
+    assert st.allocation_state in ("Steady", "Resizing")
+    assert st.current_node_count >= 0 and st.provisioning_state == "Succeeded"
+    assert "allocation_state" in st.serialize()
+    assert cluster.vm_size == "STANDARD_D2_V2"
+    assert any(t.name == "cpu-cluster" for t in ComputeTarget.list(ws))
+    assert "cpu-cluster" in ws.compute_targets
+    ser = cluster.serialize()
+    assert ser["properties"]["computeType"] == "AmlCompute"
+    assert isinstance(cluster.list_nodes(), list)
+
+
+def test_missing_target_raises_with_server_message(ws):
+    with pytest.raises(ComputeTargetException) as ei:
+        ComputeTarget(workspace=ws, name="no-such-target")
+    assert "not found" in ei.value.message and ei.value.code == "NotFound"
+    with pytest.raises(ComputeTargetException):
+        ComputeInstance(workspace=ws, name="no-such-ci")
+
+
+def test_low_priority_and_update(ws):
+    compute_config = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2', vm_priority='lowpriority',
+                                                           max_nodes=4)
+    c = ComputeTarget.create(ws, "lowpri-cluster", compute_config)
+    c.wait_for_completion(show_output=False)
+    assert c.vm_priority == "lowpriority"
+    c.update(max_nodes=2, idle_seconds_before_scaledown=60)
+    c.wait_for_completion()
+    assert c.scale_settings.maximum_node_count == 2
+    with pytest.raises(ComputeTargetException) as ei:
+        c.update(min_nodes=5)  # more than max_nodes: the server's message comes through
+    assert ei.value.message and ei.value.status == 400
+    with pytest.raises(ComputeTargetException):
+        c.detach()
+    c.delete()
+    c.wait_for_completion(is_delete_operation=True, timeout_in_minutes=1)
+
+
+def test_managed_identity(ws):
+    ident = '/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u'
+    compute_config = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2', max_nodes=5,
+                                                           identity_type="UserAssigned", identity_id=[ident])
+    c = ComputeTarget.create(ws, "id-cluster", compute_config)
+    c.wait_for_completion()
+    assert c.identity_type == "UserAssigned" and c.identity_id == [ident]
+    c.add_identity(identity_type="UserAssigned", identity_id=[ident])  # already there: fine
+    with pytest.raises(ComputeTargetException, match="cannot change"):
+        c.add_identity(identity_type="SystemAssigned")
+    with pytest.raises(ComputeTargetException, match="cannot remove"):
+        c.remove_identity()
+    sys_cfg = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2', max_nodes=5,
+                                                    identity_type="SystemAssigned")
+    s = ComputeTarget.create(ws, "sysid-cluster", sys_cfg)
+    s.wait_for_completion()
+    assert s.identity_type == "SystemAssigned"
+
+
+def test_invalid_config_carries_server_message(ws):
+    cfg = AmlCompute.provisioning_configuration(vm_size="NO_SUCH_SIZE", max_nodes=1)
+    with pytest.raises(ComputeTargetException) as ei:
+        ComputeTarget.create(ws, "badsize", cfg)
+    assert ei.value.field == "vm_size" and "NO_SUCH_SIZE" in ei.value.message
+
+
+def test_vnet_parameters_warn_once(ws):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        AmlCompute.provisioning_configuration(vm_size="STANDARD_D2_V2", max_nodes=1, vnet_resourcegroup_name="rg",
+                                              vnet_name="vnet", subnet_name="default")
+    msgs = [str(x.message) for x in w]
+    assert len(msgs) == 1 and "vnet_name" in msgs[0] and "subnet_name" in msgs[0]
+
+
+def test_compute_instance_seed_sample(ws, capsys):
+    compute_name = "ci{}".format(ws._workspace_id)[:10]
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        try:
+            instance = ComputeInstance(workspace=ws, name=compute_name)
+            print('Found existing instance, use it.')
+        except ComputeTargetException:
+            compute_config = ComputeInstance.provisioning_configuration(
+                vm_size='STANDARD_D3_V2',
+                ssh_public_access=False,
+                vnet_resourcegroup_name='<my-resource-group>',
+                vnet_name='<my-vnet-name>',
+                subnet_name='default',
+            )
+            instance = ComputeInstance.create(ws, compute_name, compute_config)
+            instance.wait_for_completion(show_output=True)
+    assert len(w) == 1
+    assert "Provisioning operation finished" in capsys.readouterr().out
+    assert isinstance(instance, ComputeInstance)
+    assert instance.get_status().state == "Running"
+    instance.stop(show_output=False)
+    assert instance.get_status().state == "Stopped"
+    instance.start(show_output=False)
+    assert instance.get_status().state == "Running"
+
+
+def test_supported_vmsizes(ws):
+    sizes = AmlCompute.supported_vmsizes(ws)
+    by = {s["name"]: s for s in sizes}
+    assert by["STANDARD_D2_V2"]["vCPUs"] == 2 and by["STANDARD_D2_V2"]["memoryGB"] == 7
+    assert by["STANDARD_NC6"]["gpus"] == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: HDInsightCompute.attach_configuration(address="hdi.example", ssh_port=22, username="u", password="p"),
+    lambda: BatchCompute.attach_configuration(resource_group="rg", account_name="acct"),
+    lambda: DatabricksCompute.attach_configuration(resource_group="rg", workspace_name="w", access_token="t"),
+])
+def test_unsupported_attach_types_raise_server_message(ws, make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = make()
+    try:
+        ComputeTarget.attach(workspace=ws, name="myattach", attach_configuration=cfg)
+    except ComputeTargetException as e:
+        print("Caught = {}".format(e.message))
+        assert e.status == 400 and "not a compute type" in e.message
+    else:
+        pytest.fail("attach should have failed")
+
+
+def test_batch_lookup_missing(ws):
+    with pytest.raises(ComputeTargetException):
+        BatchCompute(ws, "mybatchcompute")
+
+
+def test_local_target(ws):
+    local = ComputeTarget(workspace=ws, name="local")
+    assert local.paddock_type == "local" and local.get_status().reachable is True
+    with pytest.raises(ComputeTargetException) as ei:
+        local.delete()
+    assert ei.value.status == 400
+
+
+def test_remote_requires_address():
+    with pytest.raises(ComputeTargetException, match="address"):
+        RemoteCompute.attach_configuration(resource_id="/subscriptions/x", username="u", password="p")

@@ -317,6 +317,12 @@ func TestQuotas(t *testing.T) {
 	if len(qs) == 0 || qs[0].Family != "" || qs[0].DedicatedCores != 4 {
 		t.Errorf("quota show: %+v", qs)
 	}
+	// The cluster's idle nodes still hold the 4 cores: an instance does not fit.
+	if n := len(e.nodes("capped")); n > 0 {
+		if r := e.run("compute", "create", "instance", "my-box", "--vm-size", "STANDARD_D2_V2"); r.code != 4 || !strings.Contains(r.stderr, "quota exceeded: an instance of STANDARD_D2_V2") {
+			t.Errorf("an instance past the quota: exit %d %q", r.code, r.stderr)
+		}
+	}
 }
 
 // run submit --compute-spec makes a cluster for the run and deletes it

@@ -167,7 +167,7 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	ws, name, _ := strings.Cut(k, "/")
 	rec, err := c.Store.GetCompute(ctx, ws, name)
 	if errors.Is(err, api.ErrNotFound) {
-		return nil
+		return c.removeOrphans(ctx, ws, name)
 	}
 	if err != nil {
 		return err
@@ -268,11 +268,11 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 }
 
 func (c *Controller) deleteNode(ctx context.Context, prov provider.Provider, id, state string) error {
-	if state != NodeUnusable && state != NodePreempted {
-		ok, err := c.Dispatch.Drain(ctx, id)
-		if err != nil || !ok {
-			return err // busy after all: the next pass decides again
-		}
+	// Drain even a node seen as unusable: it may have come back since, with
+	// a run placed on it; then it stays, and the next pass decides again.
+	ok, err := c.Dispatch.Drain(ctx, id)
+	if err != nil || !ok {
+		return err
 	}
 	if err := prov.Delete(ctx, id); err != nil {
 		return fmt.Errorf("deleting node %s: %w", id, err)
@@ -473,4 +473,36 @@ func (c *Controller) freePoolHosts(ctx context.Context, ws, pool string) ([]stor
 		}
 	}
 	return free, nil
+}
+
+// removeOrphans removes nodes whose target is gone: a pass that created a
+// node while the target was being deleted leaves one behind.
+func (c *Controller) removeOrphans(ctx context.Context, ws, name string) error {
+	nodes, err := c.Dispatch.Nodes(ctx, ws, name)
+	if err != nil || len(nodes) == 0 {
+		return err
+	}
+	var errs []error
+	for _, name := range c.Providers.Names() {
+		prov, _ := c.Providers.Get(name)
+		live, err := prov.List(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		have := map[string]bool{}
+		for _, id := range live {
+			have[id] = true
+		}
+		for _, n := range nodes {
+			if have[n.ID] {
+				c.Log.Warn("removing a node of a deleted target", "node", n.ID, "provider", name)
+				errs = append(errs, prov.Delete(ctx, n.ID))
+			}
+		}
+	}
+	for _, n := range nodes {
+		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
+	}
+	return errors.Join(errs...)
 }

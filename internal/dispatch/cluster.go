@@ -66,7 +66,7 @@ func (d *Dispatcher) Drain(ctx context.Context, id string) (bool, error) {
 			return nil
 		}
 		if len(nd.placed) > 0 || len(nd.pending) > 0 {
-			return nil
+			return nil // busy (perhaps back from unusable): keep it
 		}
 		nd.State = nodeLeaving
 		tx.touchNode(nd)

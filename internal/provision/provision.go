@@ -100,6 +100,9 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 			return err
 		}
 		log.Info("compute target deleted")
+		if c.OnTransition != nil {
+			c.OnTransition(key) // so nothing of it is left behind elsewhere
+		}
 	}
 	return nil
 }

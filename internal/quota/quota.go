@@ -85,7 +85,8 @@ func Remaining(qs []store.Quota, u Usage, family string, low bool) (float64, str
 	return remaining, why
 }
 
-// Measure adds up the cores held by the nodes of a workspace's clusters.
+// Measure adds up the cores held by the nodes of a workspace's clusters and
+// compute instances.
 func Measure(ctx context.Context, st store.Store, sizes *compute.Catalog, ws string, nodes []store.Node) (Usage, error) {
 	var u Usage
 	recs, err := st.ListComputes(ctx, ws)
@@ -98,9 +99,10 @@ func Measure(ctx context.Context, st store.Store, sizes *compute.Catalog, ws str
 	}
 	clusters := map[string]kind{}
 	for _, r := range recs {
-		if r.Type != "cluster" {
+		if r.Type != "cluster" && r.Type != "instance" {
 			continue
 		}
+		// Clusters and instances both have a vm_size; instances are dedicated.
 		var p compute.ClusterProperties
 		if json.Unmarshal(r.Properties, &p) != nil {
 			continue

@@ -80,3 +80,17 @@ func deleteIfEphemeral(ws *workspace.Service, st store.Store, log *slog.Logger, 
 		log.Warn("deleting a run's cluster", "compute", name, "err", err)
 	}
 }
+
+// sweepEphemeral deletes the clusters made for one run that no run uses
+// any more (their run ended while the server was down).
+func sweepEphemeral(ctx context.Context, ws *workspace.Service, st store.Store, log *slog.Logger) {
+	recs, err := st.ListComputesInStates(ctx, api.StateSucceeded)
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		if r.Type == "cluster" {
+			deleteIfEphemeral(ws, st, log, r.Workspace, r.Name)
+		}
+	}
+}

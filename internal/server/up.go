@@ -218,6 +218,8 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("starting the local agent: %w", err)
 		}
 	}
+	// Clusters made for one run whose run ended while the server was down.
+	go sweepEphemeral(loops, ws, st, log)
 	log.Info("paddock is serving", "version", version.Version, "url", url, "workspace", workspace.DefaultName,
 		"data_dir", dataDir, "cli_config", cfgPath, "startup", time.Since(start).Round(time.Millisecond))
 	if o.Ready != nil {

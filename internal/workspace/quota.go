@@ -3,6 +3,7 @@ package workspace
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -15,14 +16,18 @@ import (
 // checkQuota refuses a cluster whose min_nodes would hold more cores than
 // the workspace's quotas leave.
 func (s *Service) checkQuota(ctx context.Context, ws, name, typ string, props json.RawMessage) error {
-	if typ != "cluster" || s.Nodes == nil {
+	if typ != "cluster" && typ != "instance" || s.Nodes == nil {
 		return nil
 	}
 	var p compute.ClusterProperties
 	if err := json.Unmarshal(props, &p); err != nil {
 		return err
 	}
-	if *p.MinNodes == 0 {
+	minNodes := 1 // an instance holds its node while it runs
+	if typ == "cluster" {
+		minNodes = *p.MinNodes
+	}
+	if minNodes == 0 {
 		return nil
 	}
 	size, _ := s.Sizes.Find(p.VMSize)
@@ -44,11 +49,14 @@ func (s *Service) checkQuota(ctx context.Context, ws, name, typ string, props js
 			have++
 		}
 	}
-	need := float64(max(*p.MinNodes-have, 0) * size.Cores)
+	need := float64(max(minNodes-have, 0) * size.Cores)
 	low := p.VMPriority == "lowpriority"
 	if left, why := quota.Remaining(qs, usage, size.Family, low); need > left {
-		return api.Conflict("quota exceeded: min_nodes %d of %s needs %g more cores, but %s (see `paddock quota show`)",
-			*p.MinNodes, size.Name, need, why)
+		what := fmt.Sprintf("min_nodes %d of %s", minNodes, size.Name)
+		if typ == "instance" {
+			what = "an instance of " + size.Name
+		}
+		return api.Conflict("quota exceeded: %s needs %g more cores, but %s (see `paddock quota show`)", what, need, why)
 	}
 	return nil
 }

@@ -89,6 +89,7 @@ func (d *Dispatcher) RemoveNode(ctx context.Context, id string) error {
 			d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+id+" was removed")
 		}
 		delete(d.nodes, id)
+		d.sortedIDs = nil
 		delete(tx.nodes, id)
 		tx.delNodes = append(tx.delNodes, id)
 		tx.changed(nd.Workspace, nd.Compute)

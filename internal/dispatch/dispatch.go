@@ -72,6 +72,7 @@ type Dispatcher struct {
 	// that lost them): their agent may already have sent log lines, so the
 	// assignment carries the stored log ack.
 	recovered map[string]bool
+	sortedIDs []string // see nodeOrder
 
 	watchMu  sync.Mutex
 	watchers map[string]chan struct{} // closed when the run changes
@@ -149,6 +150,7 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	}
 	d.seq = seq
 	d.runs, d.queues, d.nodes = map[string]*store.Run{}, map[string][]*store.Run{}, map[string]*node{}
+	d.sortedIDs = nil
 	d.recovered = map[string]bool{}
 	now := d.now()
 	for _, old := range d.nodes { // wake polls held on the view being replaced
@@ -406,6 +408,18 @@ func (d *Dispatcher) notify(runID string) {
 // NotifyLogs tells followers of a run that lines arrived.
 func (d *Dispatcher) NotifyLogs(runID string) { d.notify(runID) }
 
+// nodeOrder is the node ids sorted, cached until the set of nodes changes.
+func (d *Dispatcher) nodeOrder() []string {
+	if d.sortedIDs == nil {
+		d.sortedIDs = make([]string, 0, len(d.nodes))
+		for id := range d.nodes {
+			d.sortedIDs = append(d.sortedIDs, id)
+		}
+		sort.Strings(d.sortedIDs)
+	}
+	return d.sortedIDs
+}
+
 // schedule places queued runs on free nodes.
 func (d *Dispatcher) schedule(tx *txn) {
 	if len(d.queues) == 0 {
@@ -426,16 +440,21 @@ func (d *Dispatcher) schedule(tx *txn) {
 				Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs})
 		}
 	}
+	// Only nodes of targets with queued runs, in a stable (id) order.
 	var free []scheduler.Node
-	for _, nd := range d.nodes {
+	for _, id := range d.nodeOrder() {
+		nd := d.nodes[id]
 		if nd.State != nodeIdle && nd.State != nodeRunning {
 			continue
 		}
-		free = append(free, scheduler.Node{ID: nd.ID, Target: queueKey(nd.Workspace, nd.Compute),
+		target := queueKey(nd.Workspace, nd.Compute)
+		if _, queued := d.queues[target]; !queued {
+			continue
+		}
+		free = append(free, scheduler.Node{ID: nd.ID, Target: target,
 			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs,
 			Limited: nd.MaxRuns > 0, FreeSlots: nd.MaxRuns - len(nd.placed)})
 	}
-	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
 	for _, p := range scheduler.Place(queue, free) {
 		r := d.runs[p.RunID]
 		d.dequeue(r)

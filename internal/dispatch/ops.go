@@ -182,6 +182,7 @@ func (d *Dispatcher) AddNode(ctx context.Context, n store.Node) error {
 			n.State = nodeStarting
 			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now(), placed: map[string]*store.Run{}}
 			d.nodes[n.ID] = nd
+			d.sortedIDs = nil
 		} else {
 			nd.TokenHash, nd.MaxRuns = n.TokenHash, n.MaxRuns
 			if nd.State == nodeUnusable || nd.State == nodePreempt {

@@ -49,9 +49,11 @@ type Placement struct {
 // priority-then-submission order; nodes is not modified.
 func Place(queue []Request, nodes []Node) []Placement {
 	free := make([]Node, len(nodes))
+	byTarget := map[string][]int{}
 	for i, n := range nodes {
 		free[i] = n
 		free[i].FreeGPUs = append([]int(nil), n.FreeGPUs...)
+		byTarget[n.Target] = append(byTarget[n.Target], i)
 	}
 	blocked := map[string]bool{}
 	var out []Placement
@@ -59,18 +61,21 @@ func Place(queue []Request, nodes []Node) []Placement {
 		if blocked[r.Target] {
 			continue
 		}
-		picked := pick(r, free)
+		picked := pick(r, free, byTarget[r.Target])
 		if picked == nil {
 			blocked[r.Target] = true
 			continue
 		}
-		p := Placement{RunID: r.RunID, GPUs: map[string][]int{}}
+		p := Placement{RunID: r.RunID}
 		for _, i := range picked {
 			n := &free[i]
 			n.FreeCores -= r.Cores
 			n.FreeMemGB -= r.MemoryGB
 			n.FreeSlots--
 			if r.GPUs > 0 {
+				if p.GPUs == nil {
+					p.GPUs = map[string][]int{}
+				}
 				p.GPUs[n.ID] = n.FreeGPUs[:r.GPUs:r.GPUs]
 				n.FreeGPUs = n.FreeGPUs[r.GPUs:]
 			}
@@ -81,16 +86,30 @@ func Place(queue []Request, nodes []Node) []Placement {
 	return out
 }
 
-// pick chooses r.Nodes distinct nodes of r's target that fit, best fit
-// first, or returns nil.
-func pick(r Request, free []Node) []int {
+// pick chooses r.Nodes distinct nodes among candidates (the indices of
+// r's target's nodes) that fit, best fit first (ties: input order), or
+// returns nil. A one-node request is a single pass; a gang sorts the nodes
+// that fit.
+func pick(r Request, free []Node, candidates []int) []int {
+	need := max(r.Nodes, 1)
+	if need == 1 {
+		best := -1
+		for _, i := range candidates {
+			if fits(r, free[i]) && (best < 0 || free[i].FreeCores < free[best].FreeCores) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		return []int{best}
+	}
 	var fit []int
-	for i, n := range free {
-		if n.Target == r.Target && fits(r, n) {
+	for _, i := range candidates {
+		if fits(r, free[i]) {
 			fit = append(fit, i)
 		}
 	}
-	need := max(r.Nodes, 1)
 	if len(fit) < need {
 		return nil
 	}

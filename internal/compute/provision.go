@@ -49,14 +49,20 @@ func (cluster) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) 
 }
 
 func (cluster) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
-	if env.ReleaseNodes == nil {
-		return nil
-	}
 	var p ClusterProperties
 	if err := json.Unmarshal(c.Properties, &p); err != nil {
 		return err
 	}
-	return env.ReleaseNodes(ctx, c.Workspace, c.Name, p.Provider)
+	return env.release(ctx, c, p.Provider)
+}
+
+// release removes a target's nodes through its provider, when the server
+// gave a way to.
+func (env ProvisionEnv) release(ctx context.Context, c *store.Compute, provider string) error {
+	if env.ReleaseNodes == nil {
+		return nil
+	}
+	return env.ReleaseNodes(ctx, c.Workspace, c.Name, provider)
 }
 
 func (instance) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) error {
@@ -68,10 +74,7 @@ func (instance) Provision(_ context.Context, c *store.Compute, env ProvisionEnv)
 }
 
 func (instance) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
-	if env.ReleaseNodes == nil {
-		return nil
-	}
-	return env.ReleaseNodes(ctx, c.Workspace, c.Name, "local")
+	return env.release(ctx, c, "local")
 }
 
 var (

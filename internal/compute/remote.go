@@ -150,10 +150,7 @@ func (remote) Provision(context.Context, *store.Compute, ProvisionEnv) error { r
 
 // Deprovision removes the agent and everything installed (detach).
 func (remote) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
-	if env.ReleaseNodes == nil {
-		return nil
-	}
-	return env.ReleaseNodes(ctx, c.Workspace, c.Name, "ssh")
+	return env.release(ctx, c, "ssh")
 }
 
 var (

@@ -281,13 +281,29 @@ func (c *Controller) deleteNode(ctx context.Context, prov provider.Provider, id,
 	return c.Dispatch.RemoveNode(ctx, id)
 }
 
-func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.ClusterProperties, size api.Size, host *store.Compute) error {
+// launch names a node of rec, records it with a fresh token, and asks the
+// provider to start it; a failed start removes what it left. The caller
+// fills in n's and spec's resources.
+func (c *Controller) launch(ctx context.Context, prov provider.Provider, rec store.Compute, n store.Node, spec provider.NodeSpec) error {
 	b := make([]byte, 4)
 	rand.Read(b)
 	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 	token := c.NewToken()
-	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token),
-		CreatedAt: c.Now(), Cores: float64(size.Cores), MemoryGB: size.MemoryGB}
+	n.ID, n.Workspace, n.Compute, n.TokenHash, n.CreatedAt = id, rec.Workspace, rec.Name, c.TokenHash(token), c.Now()
+	spec.ID, spec.Workspace, spec.Compute, spec.Token, spec.ServerURL = id, rec.Workspace, rec.Name, token, c.ServerURL
+	if err := c.Dispatch.AddNode(ctx, n); err != nil {
+		return err
+	}
+	if err := prov.Create(ctx, spec); err != nil {
+		prov.Delete(ctx, id) // whatever a failed create left
+		c.Dispatch.RemoveNode(ctx, id)
+		return fmt.Errorf("starting node %s of %s with provider %s: %w", id, rec.Name, prov.Name(), err)
+	}
+	return nil
+}
+
+func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.ClusterProperties, size api.Size, host *store.Compute) error {
+	n := store.Node{Cores: float64(size.Cores), MemoryGB: size.MemoryGB}
 	for i := range size.GPUs {
 		n.GPUs = append(n.GPUs, store.GPU{Index: i})
 	}
@@ -303,18 +319,8 @@ func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec
 		}
 		target, n.Host = &t, host.Name
 	}
-	if err := c.Dispatch.AddNode(ctx, n); err != nil {
-		return err
-	}
-	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
-		MemoryGB: size.MemoryGB, GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", Token: token, ServerURL: c.ServerURL,
-		SSH: target}
-	if err := prov.Create(ctx, spec); err != nil {
-		prov.Delete(ctx, id) // whatever a failed create left
-		c.Dispatch.RemoveNode(ctx, id)
-		return fmt.Errorf("creating node %s with provider %s: %w", id, prov.Name(), err)
-	}
-	return nil
+	return c.launch(ctx, prov, rec, n, provider.NodeSpec{Cores: float64(size.Cores), MemoryGB: size.MemoryGB,
+		GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", SSH: target})
 }
 
 // writeStatus stores the cluster's live status when it changed.

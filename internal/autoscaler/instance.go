@@ -2,8 +2,6 @@ package autoscaler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,32 +167,20 @@ func (c *Controller) idleExpired(ctx context.Context, ws, name string, p compute
 	return false, idle - since + 10*time.Millisecond
 }
 
+// createInstanceNode starts an instance's node, with its home directory
+// and, when enabled, its SSH endpoint.
 func (c *Controller) createInstanceNode(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.InstanceProperties) error {
 	size, ok := c.Sizes.Find(p.VMSize)
 	if !ok {
 		return fmt.Errorf("instance %s: size %s is no longer in the catalog", rec.Name, p.VMSize)
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-	token := c.NewToken()
-	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token), CreatedAt: c.Now(),
-		Cores: float64(size.Cores), MemoryGB: size.MemoryGB, MaxRuns: *p.MaxConcurrentRuns}
-	if err := c.Dispatch.AddNode(ctx, n); err != nil {
-		return err
-	}
-	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(size.Cores),
-		MemoryGB: size.MemoryGB, GPUs: size.GPUs, Token: token, ServerURL: c.ServerURL,
+	n := store.Node{Cores: float64(size.Cores), MemoryGB: size.MemoryGB, MaxRuns: *p.MaxConcurrentRuns}
+	spec := provider.NodeSpec{Cores: float64(size.Cores), MemoryGB: size.MemoryGB, GPUs: size.GPUs,
 		HomeDir: c.homeDir(rec.Workspace, rec.Name)}
 	if p.SSHPublicAccess {
 		spec.SSHAuthorizedKey, spec.SSHHostKeyFile = p.AdminUserSSHKey, c.homeDir(rec.Workspace, rec.Name)+".ssh_host_key"
 	}
-	if err := prov.Create(ctx, spec); err != nil {
-		prov.Delete(ctx, id) // whatever a failed create left
-		c.Dispatch.RemoveNode(ctx, id)
-		return fmt.Errorf("starting instance %s: %w", rec.Name, err)
-	}
-	return nil
+	return c.launch(ctx, prov, rec, n, spec)
 }
 
 // writeInstanceStatus stores the instance's status unless a user changed

@@ -2,12 +2,8 @@ package autoscaler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -91,22 +87,7 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 	}
 	var st compute.RemoteStatus
 	json.Unmarshal(rec.Status, &st)
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-	token := c.NewToken()
-	n := store.Node{ID: id, Workspace: rec.Workspace, Compute: rec.Name, TokenHash: c.TokenHash(token), CreatedAt: c.Now(),
-		Cores: float64(st.Cores), MemoryGB: st.MemoryGB}
-	if err := c.Dispatch.AddNode(ctx, n); err != nil {
-		return err
-	}
 	c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "waiting for the agent on "+p.Address+" to start")
-	spec := provider.NodeSpec{ID: id, Workspace: rec.Workspace, Compute: rec.Name, Cores: float64(st.Cores),
-		MemoryGB: st.MemoryGB, Token: token, ServerURL: c.ServerURL, SSH: &target}
-	if err := prov.Create(ctx, spec); err != nil {
-		prov.Delete(ctx, id)
-		c.Dispatch.RemoveNode(ctx, id)
-		return fmt.Errorf("starting the agent on remote %s: %w", rec.Name, err)
-	}
-	return nil
+	return c.launch(ctx, prov, rec, store.Node{Cores: float64(st.Cores), MemoryGB: st.MemoryGB},
+		provider.NodeSpec{Cores: float64(st.Cores), MemoryGB: st.MemoryGB, SSH: &target})
 }

@@ -42,6 +42,9 @@ type Config struct {
 	OrphanTimeout time.Duration
 	// Cores and MemoryGB override what is detected (0 = detect).
 	Cores, MemoryGB float64
+	// OneRun makes the agent exit once its first attempt has ended and been
+	// reported (a Slurm pilot job that exists for one run).
+	OneRun bool
 	// CheckpointInterval is how often ./outputs is uploaded while a run
 	// runs, when it changed (0: only at the end).
 	CheckpointInterval time.Duration
@@ -69,6 +72,7 @@ type Agent struct {
 	mu       sync.Mutex
 	attempts map[string]*attempt // by run id
 	ssh      *sshServer
+	stop     context.CancelFunc // ends the agent (OneRun)
 	wg       sync.WaitGroup
 	envLocks sync.Map // venv key → *sync.Mutex
 }
@@ -117,6 +121,8 @@ func Run(ctx context.Context, cfg Config) error {
 		a.ssh = s
 		cfg.Log.Info("serving SSH", "addr", s.Addr())
 	}
+	ctx, a.stop = context.WithCancel(ctx)
+	defer a.stop()
 	a.client = api.NewClient(a.serverURL(), token, "")
 	a.client.HTTP = &http.Client{Timeout: 90 * time.Second}
 	a.uploads = api.NewClient(a.serverURL(), token, "")
@@ -270,6 +276,10 @@ func (a *Agent) handle(ctx context.Context, w api.AgentWork) {
 				delete(a.attempts, as.RunID)
 			}
 			a.mu.Unlock()
+			if a.cfg.OneRun {
+				a.log.Info("the one run of this agent ended; exiting", "run", as.RunID)
+				a.stop()
+			}
 		}()
 	}
 }

@@ -34,6 +34,8 @@ type Dispatch interface {
 	Nodes(ctx context.Context, ws, compute string) ([]store.Node, error)
 	Evict(ctx context.Context, id, reason, msg string) error
 	TargetLoad(ctx context.Context, ws, compute string) (queued, placed int, err error)
+	ActiveRuns(ctx context.Context, ws, compute string) ([]string, error)
+	QueuedRuns(ctx context.Context, ws, compute string) ([]store.Run, error)
 }
 
 // Controller runs one reconcile loop per cluster: it reads the cluster's
@@ -90,7 +92,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if r.Type == "cluster" || r.Type == "instance" || r.Type == "remote" {
+		if r.Type == "cluster" || r.Type == "instance" || r.Type == "remote" || r.Type == "slurm" {
 			c.Enqueue(key(r.Workspace, r.Name))
 		}
 	}
@@ -125,13 +127,16 @@ func (c *Controller) adopt(ctx context.Context) error {
 	byProvider := map[string]map[string]store.Node{}
 	for _, n := range nodes {
 		rec, err := c.Store.GetCompute(ctx, n.Workspace, n.Compute)
-		if err != nil || rec.Type != "cluster" && rec.Type != "instance" && rec.Type != "remote" {
+		if err != nil || rec.Type != "cluster" && rec.Type != "instance" && rec.Type != "remote" && rec.Type != "slurm" {
 			continue
 		}
 		p := compute.ClusterProperties{Provider: "local"}
 		json.Unmarshal(rec.Properties, &p)
-		if rec.Type == "remote" {
+		switch rec.Type {
+		case "remote":
 			p.Provider = "ssh"
+		case "slurm":
+			p.Provider = "slurm"
 		}
 		if byProvider[p.Provider] == nil {
 			byProvider[p.Provider] = map[string]store.Node{}
@@ -180,6 +185,8 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 		return c.reconcileInstance(ctx, k, rec)
 	case "remote":
 		return c.reconcileRemote(ctx, rec)
+	case "slurm":
+		return c.reconcileSlurm(ctx, k, rec)
 	}
 	if rec.Type != "cluster" {
 		return nil
@@ -223,6 +230,21 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 		cl.MaxNodes = min(cl.MaxNodes, own+len(freeHosts))
 		cl.MinNodes = min(cl.MinNodes, cl.MaxNodes)
 	}
+	var slurmFrom *store.Compute
+	if p.Provider == "slurm" {
+		// Nodes are pilot jobs submitted through the attached slurm target.
+		from, err := c.Store.GetCompute(ctx, ws, p.From)
+		if err != nil {
+			return err
+		}
+		slurmFrom = &from
+		if err := c.checkPilots(ctx, prov, nodes); err != nil {
+			return err
+		}
+		if len(nodes) > 0 {
+			c.queue.AddAfter(k, time.Second) // Slurm is polled while pilots exist
+		}
+	}
 	now := c.Now()
 	dec := Decide(cl, nodes, queue, now)
 	states := map[string]string{}
@@ -235,11 +257,17 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 	}
 	for i := range dec.Create {
 		var host *store.Compute
-		if p.Provider == "ssh" {
+		switch p.Provider {
+		case "ssh":
 			if i >= len(freeHosts) {
 				break
 			}
 			host = &freeHosts[i]
+		case "slurm":
+			host = slurmFrom
+		}
+		if p.Provider == "ssh" && host == nil {
+			break
 		}
 		if err := c.createNode(ctx, prov, rec, p, size, host); err != nil {
 			errs = append(errs, err)
@@ -319,8 +347,49 @@ func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec
 		}
 		target, n.Host = &t, host.Name
 	}
-	return c.launch(ctx, prov, rec, n, provider.NodeSpec{Cores: float64(size.Cores), MemoryGB: size.MemoryGB,
-		GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", SSH: target})
+	spec := provider.NodeSpec{Cores: float64(size.Cores), MemoryGB: size.MemoryGB,
+		GPUs: size.GPUs, LowPriority: p.VMPriority == "lowpriority", SSH: target}
+	if p.Provider == "slurm" && host != nil {
+		var sp compute.SlurmProperties
+		if err := json.Unmarshal(host.Properties, &sp); err != nil {
+			return err
+		}
+		qos := sp.QoS
+		if spec.LowPriority && sp.LowPriorityQoS != "" {
+			qos = sp.LowPriorityQoS
+		}
+		spec.Slurm = &provider.SlurmJob{Env: compute.SlurmEnv(sp), Partition: sp.Partition, Account: sp.Account, QoS: qos,
+			CPUs: size.Cores, MemoryMB: int(size.MemoryGB * 1024), GPUs: size.GPUs}
+	}
+	return c.launch(ctx, prov, rec, n, spec)
+}
+
+// checkPilots notices pilot jobs Slurm ended on its own (time limit,
+// preemption, node failure) and records their nodes as gone, so their runs
+// are requeued (preempted) or fail (NodeLost) at once.
+func (c *Controller) checkPilots(ctx context.Context, prov provider.Provider, nodes []Node) error {
+	jobs, ok := prov.(slurmJobs)
+	if !ok {
+		return nil
+	}
+	for _, n := range nodes {
+		if n.State == NodeLeaving || n.State == NodeUnusable || n.State == NodePreempted {
+			continue
+		}
+		state, why, err := jobs.JobState(ctx, n.ID)
+		if err != nil {
+			return err
+		}
+		switch state {
+		case "", "PENDING", "CONFIGURING", "RUNNING", "COMPLETING":
+			continue
+		}
+		c.Log.Warn("Slurm ended a pilot job", "node", n.ID, "state", state, "reason", why)
+		if err := c.Dispatch.NodeGone(ctx, n.ID, state == "PREEMPTED"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeStatus stores the cluster's live status when it changed.

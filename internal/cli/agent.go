@@ -54,6 +54,7 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.DurationVar(&cfg.OrphanTimeout, "orphan-timeout", 10*time.Minute, "exit when idle and the server has been unreachable this long")
 	f.Float64Var(&cfg.Cores, "cores", 0, "cores to offer (default: all)")
 	f.Float64Var(&cfg.MemoryGB, "memory-gb", 0, "memory to offer in GiB (default: all)")
+	f.BoolVar(&cfg.OneRun, "one-run", false, "exit after the first run ends (Slurm pilot jobs)")
 	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 5*time.Second, "upload ./outputs this often while a run runs, when it changed (0: only at the end)")
 	f.StringVar(&cfg.Home, "home", "", "HOME for runs and SSH sessions (a compute instance's home directory)")
 	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "serve SSH on this address (compute instances)")

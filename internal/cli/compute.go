@@ -52,6 +52,22 @@ var remoteFlags = append([]propFlag{
 	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
 }, commonFlags...)
 
+var slurmFlags = append([]propFlag{
+	{"address", "address", kString, "the login node's host name or IP address (required)"},
+	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
+	{"username", "username", kString, "user to log in and submit jobs as (required)"},
+	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
+	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
+	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+	{"partition", "partition", kString, "partition to submit to (default: the cluster's default)"},
+	{"account", "account", kString, "account to charge"},
+	{"qos", "qos", kString, "QoS of the jobs"},
+	{"lowpriority-qos", "lowpriority_qos", kString, "QoS of low-priority (preemptible) jobs"},
+	{"slurm-conf", "slurm_conf", kString, "SLURM_CONF on the login node, when the configuration is not in the default place"},
+	{"rest-url", "rest_url", kString, "slurmrestd URL (not supported yet: use --address)"},
+	{"jwt-file", "jwt", kSecretFile, "file holding a slurmrestd JWT (not supported yet)"},
+}, commonFlags...)
+
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
 	{"max-nodes", "max_nodes", kInt, "cluster: most nodes"},
@@ -77,8 +93,10 @@ func newComputeCmd(g *globals) *cobra.Command {
 	attach := &cobra.Command{Use: "attach", Short: "Attach a machine you already have"}
 	attach.AddCommand(createCmd(g, "remote", "Attach a machine reachable over SSH (password or key); runs go to an agent Paddock installs there", remoteFlags,
 		`  paddock compute attach remote gpu-box --address 10.0.0.5 --username ml --private-key-file ~/.ssh/id_ed25519`))
+	attach.AddCommand(createCmd(g, "slurm", "Attach a Slurm cluster through its login node over SSH; runs become Slurm jobs", slurmFlags,
+		`  paddock compute attach slurm hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519 --partition gpu`))
 	for _, c := range attach.Commands() {
-		c.Use = strings.Replace(c.Use, "remote NAME", "remote NAME --address A --username U (--password-file F | --private-key-file F)", 1)
+		c.Use = strings.Replace(c.Use, " NAME", " NAME --address A --username U (--password-file F | --private-key-file F)", 1)
 	}
 	cmd.AddCommand(create, attach, detachCmd(g), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
 		nodesCmd(g), preemptCmd(g), instanceActionCmd(g, "start"), instanceActionCmd(g, "stop"), instanceActionCmd(g, "restart"))

@@ -243,3 +243,15 @@ func (d *Dispatcher) TargetLoad(ctx context.Context, ws, compute string) (queued
 	})
 	return queued, placed, err
 }
+
+// QueuedRuns returns copies of a target's queued runs, in queue order.
+func (d *Dispatcher) QueuedRuns(ctx context.Context, ws, compute string) ([]store.Run, error) {
+	var out []store.Run
+	err := d.do(ctx, func(*txn) error {
+		for _, r := range d.queues[queueKey(ws, compute)] {
+			out = append(out, *r)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -453,7 +453,18 @@ func (d *Dispatcher) schedule(tx *txn) {
 		}
 		free = append(free, scheduler.Node{ID: nd.ID, Target: target,
 			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs,
-			Limited: nd.MaxRuns > 0, FreeSlots: nd.MaxRuns - len(nd.placed)})
+			Limited: nd.MaxRuns > 0, FreeSlots: nd.MaxRuns - len(nd.placed), Pin: nd.Pin})
+	}
+	// Where every run has a node of its own (Slurm pilots), a run whose
+	// node is not ready must not hold up the others.
+	pinned := map[string]bool{}
+	for _, n := range free {
+		if n.Pin != "" {
+			pinned[n.Target] = true
+		}
+	}
+	for i := range queue {
+		queue[i].NoBlock = pinned[queue[i].Target]
 	}
 	for _, p := range scheduler.Place(queue, free) {
 		r := d.runs[p.RunID]

@@ -102,8 +102,8 @@ func (d *Dispatcher) checkFits(r *store.Run) error {
 	var count int
 	var biggest store.Node
 	for _, nd := range d.nodes {
-		if queueKey(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting {
-			continue
+		if queueKey(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting || nd.Pin != "" {
+			continue // a pilot sized for another run says nothing of the target
 		}
 		count++
 		gpus := make([]int, len(nd.GPUs))

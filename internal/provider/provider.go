@@ -51,11 +51,27 @@ type NodeSpec struct {
 	// public key, with the host key kept in SSHHostKeyFile.
 	SSHAuthorizedKey string
 	SSHHostKeyFile   string
-	// SSH is the host to install the node on (ssh provider).
+	// SSH is the host to install the node on (ssh and slurm providers).
 	SSH *sshx.Target
+	// Slurm, when set, starts the agent as a Slurm batch job submitted on
+	// the SSH host (a login node) instead of directly.
+	Slurm *SlurmJob
 	// Token is the node's bearer token; ServerURL where its agent connects.
 	Token     string
 	ServerURL string
+}
+
+// SlurmJob is how to submit a node's pilot job.
+type SlurmJob struct {
+	Env         string // prefix for Slurm commands, e.g. "SLURM_CONF=/etc/x.conf "
+	Partition   string
+	Account     string
+	QoS         string
+	CPUs        int
+	MemoryMB    int
+	GPUs        int
+	TimeMinutes int  // 0: the partition's default
+	OneRun      bool // the agent exits after one run (a pilot per run)
 }
 
 // Provider realises nodes.

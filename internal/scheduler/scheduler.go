@@ -23,6 +23,9 @@ type Request struct {
 	Cores    float64
 	MemoryGB float64
 	GPUs     int
+	// NoBlock keeps a run that does not fit from holding up the runs behind
+	// it: for targets where every run has a node of its own (Slurm pilots).
+	NoBlock bool
 }
 
 // Node is a node's free capacity.
@@ -36,6 +39,8 @@ type Node struct {
 	// instance's max_concurrent_runs); FreeSlots is how many more.
 	Limited   bool
 	FreeSlots int
+	// Pin, when set, is the only run the node takes (a Slurm pilot job).
+	Pin string
 }
 
 // Placement puts one run on its nodes.
@@ -63,7 +68,9 @@ func Place(queue []Request, nodes []Node) []Placement {
 		}
 		picked := pick(r, free, byTarget[r.Target])
 		if picked == nil {
-			blocked[r.Target] = true
+			if !r.NoBlock {
+				blocked[r.Target] = true
+			}
 			continue
 		}
 		p := Placement{RunID: r.RunID}
@@ -122,7 +129,7 @@ const eps = 1e-9
 
 func fits(r Request, n Node) bool {
 	return r.Cores <= n.FreeCores+eps && r.MemoryGB <= n.FreeMemGB+eps && r.GPUs <= len(n.FreeGPUs) &&
-		(!n.Limited || n.FreeSlots > 0)
+		(!n.Limited || n.FreeSlots > 0) && (n.Pin == "" || n.Pin == r.RunID)
 }
 
 // Fits reports whether a run could ever run on a node of this total

@@ -43,6 +43,10 @@ func TestPlace(t *testing.T) {
 		{"a limited node runs at most its slots", []Request{req("a", 0), req("b", 0), req("c", 0)},
 			[]Node{{ID: "i1", Target: "local", FreeCores: 4, Limited: true, FreeSlots: 2}},
 			[]Placement{{RunID: "a", Nodes: []string{"i1"}}, {RunID: "b", Nodes: []string{"i1"}}}},
+		{"a pinned node takes only its run; NoBlock runs do not block", []Request{
+			{RunID: "a", Target: "s", Nodes: 1, Cores: 1, NoBlock: true}, {RunID: "b", Target: "s", Nodes: 1, Cores: 1, NoBlock: true}},
+			[]Node{{ID: "pilot-b", Target: "s", FreeCores: 2, Pin: "b"}},
+			[]Placement{{RunID: "b", Nodes: []string{"pilot-b"}}}},
 		{"gang waits without reserving", []Request{{RunID: "g", Target: "local", Nodes: 3, Cores: 2}, req("r2", 1)}, []Node{two("n1"), two("n2")}, nil},
 	}
 	for _, tc := range tests {

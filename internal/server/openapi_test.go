@@ -715,7 +715,7 @@ func stringList(v any) []string {
 // fields.
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := loadDoc(t)
-	cluster, instance, remote := kind(t, "cluster"), kind(t, "instance"), kind(t, "remote")
+	cluster, instance, remote, slurm := kind(t, "cluster"), kind(t, "instance"), kind(t, "remote"), kind(t, "slurm")
 	withSecrets := func(w wireType, secrets []string) wireType { w.extra = secrets; return w }
 	types := map[string]wireType{
 		// Compute targets.
@@ -737,10 +737,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"ClusterProperties":  withSecrets(wireIn[compute.ClusterProperties](), cluster.SecretFields()),
 		"InstanceProperties": withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
 		"RemoteProperties":   withSecrets(wireIn[compute.RemoteProperties](), remote.SecretFields()),
+		"SlurmProperties":    withSecrets(wireIn[compute.SlurmProperties](), slurm.SecretFields()),
 		"ClusterStatus":      wireOut[compute.ClusterStatus](),
 		"InstanceStatus":     wireOut[compute.InstanceStatus](),
 		"RemoteStatus":       wireOut[compute.RemoteStatus](),
 		"LocalStatus":        wireOut[compute.LocalStatus](),
+		"SlurmStatus":        wireOut[compute.SlurmStatus](),
+		"SlurmPartition":     wireOut[compute.SlurmPartition](),
 		// Runs.
 		"Run":         wireOut[api.Run](),
 		"RunSubmit":   wireIn[api.RunSubmit](),
@@ -950,12 +953,14 @@ var computeSchemas = map[string]struct{ props, status, update string }{
 	"instance": {"InstanceProperties", "InstanceStatus", "InstancePropertiesUpdate"},
 	"remote":   {"RemoteProperties", "RemoteStatus", "RemotePropertiesUpdate"},
 	"local":    {"LocalProperties", "LocalStatus", ""},
+	"slurm":    {"SlurmProperties", "SlurmStatus", "SlurmPropertiesUpdate"},
 }
 
 // serverSet are the properties the server sets itself, by properties
 // schema: they must be readOnly, and only they may be.
 var serverSet = map[string][]string{
 	"RemoteProperties": {"host_key"},
+	"SlurmProperties":  {"host_key"},
 }
 
 // refs lists the $refs of a oneOf or anyOf, sorted.
@@ -1056,9 +1061,15 @@ func checkComputeSchemas(t *testing.T, doc map[string]any) {
 		t.Errorf("ComputeUpdate.properties is any of %q, want the kinds' updatable properties %q", got, sorted(updates))
 	}
 
-	// A remote target's SSH port: 1 to 65535, 22 when not given.
-	port := obj(t, doc, "components", "schemas", "RemoteProperties", "properties", "ssh_port")
-	if port["minimum"] != float64(1) || port["maximum"] != float64(65535) || port["default"] != float64(22) {
-		t.Errorf("RemoteProperties.ssh_port: minimum %v, maximum %v, default %v; want 1, 65535, 22", port["minimum"], port["maximum"], port["default"])
+	// An attached target's SSH port: 1 to 65535, 22 when not given.
+	for _, name := range []string{"RemoteProperties", "SlurmProperties"} {
+		port := obj(t, doc, "components", "schemas", name, "properties", "ssh_port")
+		if port["minimum"] != float64(1) || port["maximum"] != float64(65535) || port["default"] != float64(22) {
+			t.Errorf("%s.ssh_port: minimum %v, maximum %v, default %v; want 1, 65535, 22", name, port["minimum"], port["maximum"], port["default"])
+		}
+	}
+	// A slurm target's partitions are SlurmPartition objects.
+	if p := obj(t, doc, "components", "schemas", "SlurmStatus", "properties", "partitions", "items"); p["$ref"] != "#/components/schemas/SlurmPartition" {
+		t.Error("SlurmStatus.partitions items do not refer to the SlurmPartition schema")
 	}
 }

@@ -118,7 +118,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	providers.Add(localProvider)
 	var ws *workspace.Service
-	providers.Add(sshprov.New(log, func(ctx context.Context, nodeID string) (sshx.Target, error) {
+	lookupHost := func(ctx context.Context, nodeID string) (sshx.Target, error) {
 		nodes, err := st.Nodes(ctx)
 		if err != nil {
 			return sshx.Target{}, err
@@ -143,7 +143,9 @@ func Run(ctx context.Context, o Options) error {
 			return t, err
 		}
 		return sshx.Target{}, fmt.Errorf("node %s is not known", nodeID)
-	}))
+	}
+	providers.Add(sshprov.New("ssh", log, lookupHost))
+	providers.Add(sshprov.New("slurm", log, lookupHost))
 	if o.PreemptEvery > 0 {
 		go localProvider.PreemptRandomly(loops, o.PreemptEvery)
 	}
@@ -151,10 +153,10 @@ func Run(ctx context.Context, o Options) error {
 	onChange := func(key string) { scaler.Enqueue(key) }
 
 	ctrl := provision.New(st, compute.ProvisionEnv{
-		// Clusters can use the local provider and the ssh provider (hosts of
-		// an SSH pool); slurm and kubernetes are not built yet, so such a
-		// cluster fails to provision with a clear error.
-		ProviderAvailable: func(p string) bool { return p == "local" || p == "ssh" },
+		// Clusters can use the local, ssh (an SSH pool) and slurm (pilot
+		// jobs) providers; kubernetes is not built yet, so such a cluster
+		// fails to provision with a clear error.
+		ProviderAvailable: func(p string) bool { return p == "local" || p == "ssh" || p == "slurm" },
 		ReleaseNodes:      func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
 	}, log, now)
 	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))

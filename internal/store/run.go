@@ -126,6 +126,8 @@ type Node struct {
 	// MaxRuns caps the runs placed at once (an instance's
 	// max_concurrent_runs); 0 means no cap.
 	MaxRuns int `json:"max_runs,omitempty"`
+	// Pin, when set, is the only run the node takes (a Slurm pilot job).
+	Pin string `json:"pin,omitempty"`
 	// Host is the remote target (an SSH pool host) the node runs on.
 	Host string `json:"host,omitempty"`
 	// SSH is the node's SSH endpoint (host:port) when it serves one.

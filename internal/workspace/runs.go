@@ -14,7 +14,7 @@ import (
 
 // Runnable reports whether runs can be submitted to targets of a type on
 // this server. Clusters and instances get nodes with the autoscaler.
-var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true, "remote": true}
+var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true, "remote": true, "slurm": true}
 
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -794,7 +794,8 @@ class HDInsightCompute(_Attached):
 
 
 class BatchCompute(_Attached):
-    """An existing batch scheduler: Paddock's ``slurm`` type (not supported by the server yet)."""
+    """An existing batch scheduler: Paddock's ``slurm`` type, a Slurm cluster attached through its
+    login node over SSH (``address``, ``username`` and a password or key); runs become Slurm jobs."""
     _paddock_type = "slurm"
     _azure_type = "Batch"
 
@@ -805,14 +806,14 @@ class BatchCompute(_Attached):
                              password: Optional[str] = None, private_key_file: Optional[str] = None,
                              rest_url: Optional[str] = None, jwt: Optional[str] = None,
                              partition: Optional[str] = None, account: Optional[str] = None,
-                             qos: Optional[str] = None, lowpriority_qos: Optional[str] = None
-                             ) -> BatchAttachConfiguration:
+                             qos: Optional[str] = None, lowpriority_qos: Optional[str] = None,
+                             slurm_conf: Optional[str] = None) -> BatchAttachConfiguration:
         warn_unsupported("BatchCompute.attach_configuration", resource_group=resource_group,
                          account_name=account_name, resource_id=resource_id)
         props = {"address": address, "ssh_port": ssh_port, "username": username, "password": password,
                  "private_key": _read_file(private_key_file, "private_key_file"), "rest_url": rest_url,
                  "jwt": jwt, "partition": partition, "account": account, "qos": qos,
-                 "lowpriority_qos": lowpriority_qos}
+                 "lowpriority_qos": lowpriority_qos, "slurm_conf": slurm_conf}
         return BatchAttachConfiguration("slurm", props)
 
 

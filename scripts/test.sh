@@ -18,3 +18,7 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
 go test -race -count=1 -timeout 20m ./... "$@"
 # The Python SDK against a real server.
 bash sdk/python/run_tests.sh
+# The benchmark at tiny sizes: checks every figure still runs (the numbers
+# it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
+# Figure 6 needs the dev Slurm cluster (.ci/run starts it) and is skipped without.
+timeout 300 go run ./cmd/paddock-bench --smoke

@@ -15,7 +15,8 @@ import (
 
 func newUpCmd() *cobra.Command {
 	var dataDir, listen, logLevel, logFormat string
-	var nodeLost, preemptEvery time.Duration
+	var nodeLost, preemptEvery, simWait, simBeat time.Duration
+	var simOn bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the workspace server (embedded SQLite store, local provider)",
@@ -54,7 +55,8 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				}
 				dataDir = filepath.Join(home, ".paddock")
 			}
-			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery})
+			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
+				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat})
 		},
 	}
 	f := cmd.Flags()
@@ -62,6 +64,9 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.StringVar(&listen, "listen", "127.0.0.1:8765", "address to serve on; port 0 picks a free port")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&simOn, "sim", false, "enable the sim node provider: in-process simulated agents for load and scale tests (never for real work)")
+	f.DurationVar(&simWait, "sim-poll-wait", 25*time.Second, "sim agents: long-poll wait (0: poll every --sim-heartbeat without holding a connection)")
+	f.DurationVar(&simBeat, "sim-heartbeat", 10*time.Second, "sim agents: heartbeat interval when --sim-poll-wait is 0")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	return cmd

@@ -39,7 +39,7 @@ type ClusterStatus struct {
 // Providers a cluster may name; which of them this server can run is the
 // provisioner's business (a cluster on an unavailable provider fails to
 // provision with a clear error rather than failing validation).
-var clusterProviders = []string{"local", "ssh", "slurm", "kubernetes"}
+var clusterProviders = []string{"local", "ssh", "slurm", "kubernetes", "sim"}
 
 // providerSource is the attached target type a provider draws nodes from.
 var providerSource = map[string]string{"slurm": "slurm", "kubernetes": "kubernetes"}

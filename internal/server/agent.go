@@ -33,7 +33,9 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	wait := min(time.Duration(in.WaitMS)*time.Millisecond, maxPollWait)
+	started := time.Now()
 	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions)
+	a.pollTime.Observe(time.Since(started).Seconds())
 	if err != nil {
 		return err
 	}

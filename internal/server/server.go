@@ -58,6 +58,7 @@ type API struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	pollTime prometheus.Histogram
 }
 
 // NewAPI builds the handler tree. Every route is registered here, so this
@@ -72,7 +73,12 @@ func NewAPI(d Deps) *API {
 		Name: "paddock_http_request_duration_seconds", Help: "HTTP request handling time by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "method"})
-	a.registry.MustRegister(a.requests, a.latency, newComputeCollector(d.Store),
+	a.pollTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "paddock_agent_poll_handling_seconds",
+		Help:    "Time to handle an agent's poll (its heartbeat), not counting the long-poll wait.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	})
+	a.registry.MustRegister(a.requests, a.latency, a.pollTime, newComputeCollector(d.Store),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })

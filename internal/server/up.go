@@ -24,6 +24,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/localnode"
 	"github.com/paddock-ml/paddock/internal/provider"
 	localprovider "github.com/paddock-ml/paddock/internal/provider/local"
+	"github.com/paddock-ml/paddock/internal/provider/sim"
 	"github.com/paddock-ml/paddock/internal/provider/sshprov"
 	"github.com/paddock-ml/paddock/internal/provision"
 	"github.com/paddock-ml/paddock/internal/secret"
@@ -49,6 +50,10 @@ type Options struct {
 	// PreemptEvery, when set, makes the local provider preempt a random
 	// low-priority node on average this often (demos, soak tests).
 	PreemptEvery time.Duration
+	// Sim enables the sim node provider (load and scale tests only).
+	Sim bool
+	// SimPollWait and SimHeartbeat tune the simulated agents (see sim.Options).
+	SimPollWait, SimHeartbeat time.Duration
 }
 
 // Files inside the data dir.
@@ -117,6 +122,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	providers.Add(localProvider)
+	if o.Sim {
+		providers.Add(sim.New(loops, sim.Options{PollWait: o.SimPollWait, Heartbeat: o.SimHeartbeat}, log))
+	}
 	var ws *workspace.Service
 	lookupHost := func(ctx context.Context, nodeID string) (sshx.Target, error) {
 		nodes, err := st.Nodes(ctx)
@@ -156,8 +164,10 @@ func Run(ctx context.Context, o Options) error {
 		// Clusters can use the local, ssh (an SSH pool) and slurm (pilot
 		// jobs) providers; kubernetes is not built yet, so such a cluster
 		// fails to provision with a clear error.
-		ProviderAvailable: func(p string) bool { return p == "local" || p == "ssh" || p == "slurm" },
-		ReleaseNodes:      func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
+		ProviderAvailable: func(p string) bool {
+			return p == "local" || p == "ssh" || p == "slurm" || p == "sim" && o.Sim
+		},
+		ReleaseNodes: func(ctx context.Context, ws, name, p string) error { return scaler.ReleaseNodes(ctx, ws, name, p) },
 	}, log, now)
 	arts, err := artifact.New(filepath.Join(dataDir, "artifacts"))
 	if err != nil {

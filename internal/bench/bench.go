@@ -1,0 +1,571 @@
+// Package bench is the benchmark suite behind cmd/paddock-bench: each
+// figure starts from a real `paddock up` and measures through the public
+// API, the way users and agents reach the server.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+)
+
+// Config says what to run.
+type Config struct {
+	Paddock         string
+	Smoke           bool
+	HeartbeatWindow time.Duration
+	Out             io.Writer
+}
+
+// row is one line of the result table.
+type row struct{ figure, result, target, conditions string }
+
+// Run runs every figure and prints the table.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Paddock == "" {
+		dir, err := os.MkdirTemp("", "paddock-bench-bin")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Paddock = filepath.Join(dir, "paddock")
+		build := exec.Command("go", "build", "-o", cfg.Paddock, "./cmd/paddock")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("building paddock: %v\n%s", err, out)
+		}
+	}
+	if cfg.HeartbeatWindow == 0 {
+		cfg.HeartbeatWindow = 2 * time.Minute
+		if cfg.Smoke {
+			cfg.HeartbeatWindow = 5 * time.Second
+		}
+	}
+	started := time.Now()
+	var rows []row
+	for _, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm} {
+		r, err := f(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r...)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	fmt.Fprintf(cfg.Out, "\n| figure | result | target | conditions |\n|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(cfg.Out, "| %s | %s | %s | %s |\n", r.figure, r.result, r.target, r.conditions)
+	}
+	fmt.Fprintf(cfg.Out, "\n%d cores (%s/%s), %s in all", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Since(started).Round(time.Second))
+	if cfg.Smoke {
+		fmt.Fprint(cfg.Out, "; SMOKE sizes: the numbers mean nothing")
+	}
+	fmt.Fprintln(cfg.Out)
+	return nil
+}
+
+// server is a running `paddock up`.
+type server struct {
+	cmd    *exec.Cmd
+	dir    string
+	client *api.Client
+	url    string
+}
+
+var urlRE = regexp.MustCompile(`msg="paddock is serving".* url=(http://\S+)`)
+
+func startServer(ctx context.Context, cfg Config, extra ...string) (*server, error) {
+	dir, err := os.MkdirTemp("", "paddock-bench")
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"up", "--sim", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+	s := &server{cmd: exec.CommandContext(ctx, cfg.Paddock, args...), dir: dir}
+	s.cmd.Env = append(os.Environ(), "PADDOCK_CONFIG="+filepath.Join(dir, "config"), "HOME="+dir)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+				ready <- m[1]
+			}
+		}
+	}()
+	// --log-level warn hides the serving line: poll the config instead.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile(filepath.Join(dir, "config"))
+		if err == nil {
+			var c struct{ Server, Token string }
+			if json.Unmarshal(data, &c) == nil && c.Server != "" {
+				if resp, err := http.Get(c.Server + "/healthz"); err == nil {
+					resp.Body.Close()
+					s.url = c.Server
+					s.client = api.NewClient(c.Server, c.Token, "default")
+					return s, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, errors.New("paddock up did not start in 30 s")
+}
+
+// stop ends the server and every agent it started.
+func (s *server) stop() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			s.cmd.Process.Kill()
+		}
+	}
+	pids, _ := filepath.Glob(filepath.Join(s.dir, "data", "*", "agent.pid"))
+	more, _ := filepath.Glob(filepath.Join(s.dir, "data", "nodes", "*", "agent.pid"))
+	for _, f := range append(pids, more...) {
+		if data, err := os.ReadFile(f); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); pid > 0 {
+				if p, err := os.FindProcess(pid); err == nil {
+					p.Kill()
+				}
+			}
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
+}
+
+func size(cfg Config, full, smoke int) int {
+	if cfg.Smoke {
+		return smoke
+	}
+	return full
+}
+
+// figureLatency: submit → Running on the warm local node.
+func figureLatency(ctx context.Context, cfg Config) ([]row, error) {
+	s, err := startServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	n := size(cfg, 200, 10)
+	var lat []time.Duration
+	for i := range n + 3 {
+		r, err := s.client.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+		if err != nil {
+			return nil, err
+		}
+		done, err := s.client.WaitRun(ctx, r.ID, nil)
+		if err != nil {
+			return nil, err
+		}
+		if done.Status != api.RunCompleted {
+			return nil, fmt.Errorf("run %s ended %s: %s", r.ID, done.Status, done.Error)
+		}
+		if i >= 3 { // the first runs warm the node up
+			lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return []row{{"1. submit → Running, warm local node", "p50 " + ms(percentile(lat, .5)) + ", p99 " + ms(percentile(lat, .99)),
+		"p50 ≤ 20 ms, p99 ≤ 100 ms", fmt.Sprintf("%d sequential runs of `true`; started_at − created_at (server timestamps)", n)}}, nil
+}
+
+// createSimCluster makes a sim cluster of n nodes and waits until all are idle.
+func createSimCluster(ctx context.Context, s *server, name, vmSize string, n int) error {
+	props, _ := json.Marshal(map[string]any{"vm_size": vmSize, "max_nodes": n, "min_nodes": n, "provider": "sim",
+		"idle_seconds_before_scaledown": 3600})
+	if _, err := s.client.CreateCompute(ctx, api.ComputeCreate{Name: name, Type: "cluster", Properties: props}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		c, err := s.client.GetCompute(ctx, name)
+		if err != nil {
+			return err
+		}
+		var st struct {
+			NodeStateCounts map[string]int `json:"node_state_counts"`
+		}
+		json.Unmarshal(c.Status, &st)
+		if st.NodeStateCounts["idle"]+st.NodeStateCounts["running"] >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("cluster %s did not reach %d nodes", name, n)
+}
+
+// submitMany submits n runs from 16 clients and returns the ids in order
+// of submission per client and the last one submitted.
+func submitMany(ctx context.Context, c *api.Client, n int, in api.RunSubmit) (time.Duration, string, error) {
+	start := time.Now()
+	var next atomic.Int64
+	var last atomic.Value
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				r, err := c.SubmitRun(ctx, in, "")
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				last.Store(r.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	if e, ok := firstErr.Load().(error); ok {
+		return 0, "", e
+	}
+	id, _ := last.Load().(string)
+	return time.Since(start), id, nil
+}
+
+// figurePlacements: sustained placements per second with 1,000 sim nodes.
+func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
+	s, err := startServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	nodes, runs := size(cfg, 1000, 20), size(cfg, 50000, 400)
+	if err := createSimCluster(ctx, s, "sim-pool", "STANDARD_D5_V2", nodes); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	submitTime, lastID, err := submitMany(ctx, s.client, runs, api.RunSubmit{Compute: "sim-pool", Command: []string{"sleep", "1"}})
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.client.WaitRun(ctx, lastID, nil)
+	if err != nil {
+		return nil, err
+	}
+	span := last.StartedAt.Sub(start)
+	return []row{
+		{"2. durable placements/s", fmt.Sprintf("%.0f /s", float64(runs)/span.Seconds()), "≥ 2,000 /s",
+			fmt.Sprintf("%d sim nodes of 16 cores (STANDARD_D5_V2), %d one-second runs submitted by 16 API clients (%.0f submits/s), every state change committed; from the first submit to the last run's start (FIFO: it is placed last)", nodes, runs, float64(runs)/submitTime.Seconds())},
+	}, nil
+}
+
+// procStats reads a process's CPU time and resident memory.
+func procStats(pid int) (cpu time.Duration, rss int64) {
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			k, _ := strconv.ParseInt(f[12], 10, 64)
+			cpu = time.Duration(u+k) * 10 * time.Millisecond // USER_HZ = 100 on Linux
+		}
+	}
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	return cpu, rss
+}
+
+// pollQuantile reads the poll-handling histogram from /metrics and returns
+// the q quantile of the observations since base (bucket upper bound).
+func pollHistogram(url string) (map[float64]float64, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[float64]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	re := regexp.MustCompile(`^paddock_agent_poll_handling_seconds_bucket\{le="([^"]+)"\} (\S+)`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			le, _ := strconv.ParseFloat(m[1], 64)
+			if m[1] == "+Inf" {
+				le = 1e9
+			}
+			v, _ := strconv.ParseFloat(m[2], 64)
+			out[le] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+func quantile(before, after map[float64]float64, q float64) (float64, float64) {
+	var les []float64
+	for le := range after {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	total := after[1e9] - before[1e9]
+	for _, le := range les {
+		if after[le]-before[le] >= q*total {
+			return le, total
+		}
+	}
+	return les[len(les)-1], total
+}
+
+// figureHeartbeats: 10,000 sim nodes heartbeating: server CPU, RSS and
+// heartbeat handling time.
+func figureHeartbeats(ctx context.Context, cfg Config) ([]row, error) {
+	heartbeat := 10 * time.Second
+	if cfg.Smoke {
+		heartbeat = time.Second // so that the short smoke window sees polls
+	}
+	s, err := startServer(ctx, cfg, "--sim-poll-wait", "0", "--sim-heartbeat", heartbeat.String())
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	n := size(cfg, 10000, 200)
+	t0 := time.Now()
+	if err := createSimCluster(ctx, s, "sim-fleet", "STANDARD_D2_V2", n); err != nil {
+		return nil, err
+	}
+	ramp := time.Since(t0)
+	pid := s.cmd.Process.Pid
+	before, err := pollHistogram(s.url)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, _ := procStats(pid)
+	var maxRSS int64
+	start := time.Now()
+	for time.Since(start) < cfg.HeartbeatWindow {
+		_, rss := procStats(pid)
+		maxRSS = max(maxRSS, rss)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	cpu1, _ := procStats(pid)
+	after, err := pollHistogram(s.url)
+	if err != nil {
+		return nil, err
+	}
+	p99, count := quantile(before, after, .99)
+	share := (cpu1 - cpu0).Seconds() / time.Since(start).Seconds() * 100
+	return []row{{"3. simulated nodes per server", fmt.Sprintf("%d nodes: %.0f %% of one core, %d MiB RSS, heartbeat handling p99 ≤ %s", n, share, maxRSS>>20, ms(time.Duration(p99*float64(time.Second)))),
+		"10,000 at < 2 GiB RSS, < 50 % of one core",
+		fmt.Sprintf("sim agents in the server's process (counted in its CPU and RSS) heartbeat every %s over loopback HTTP for %s (%.0f polls; the %d nodes took %s to come up); p99 is a histogram bucket bound", heartbeat, cfg.HeartbeatWindow, count, n, ramp.Round(time.Second))}}, nil
+}
+
+// figureScaleFromZero: submit on an empty local-provider cluster → Running.
+func figureScaleFromZero(ctx context.Context, cfg Config) ([]row, error) {
+	s, err := startServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	var lat []time.Duration
+	for i := range size(cfg, 5, 1) {
+		name := fmt.Sprintf("zero-%d-x", i)
+		props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D1_V2", "max_nodes": 1})
+		if _, err := s.client.CreateCompute(ctx, api.ComputeCreate{Name: name, Type: "cluster", Properties: props}); err != nil {
+			return nil, err
+		}
+		s.client.WaitCompute(ctx, name, false, nil)
+		r, err := s.client.SubmitRun(ctx, api.RunSubmit{Compute: name, Command: []string{"true"}}, "")
+		if err != nil {
+			return nil, err
+		}
+		done, err := s.client.WaitRun(ctx, r.ID, nil)
+		if err != nil || done.Status != api.RunCompleted {
+			return nil, fmt.Errorf("scale-from-zero run: %v %v", done, err)
+		}
+		lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return []row{{"4. scale from zero, local provider", "p50 " + ms(percentile(lat, .5)) + ", max " + ms(lat[len(lat)-1]), "< 2 s",
+		fmt.Sprintf("%d new clusters; submit on an empty cluster → the run Running: a real agent process is started, says hello, runs `true`", len(lat))}}, nil
+}
+
+// figureAPI: reads and submissions per second from a Go load generator.
+func figureAPI(ctx context.Context, cfg Config) ([]row, error) {
+	s, err := startServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	if err := createSimCluster(ctx, s, "sim-api", "STANDARD_D5_V2", size(cfg, 50, 5)); err != nil {
+		return nil, err
+	}
+	r, err := s.client.SubmitRun(ctx, api.RunSubmit{Compute: "sim-api", Command: []string{"true"}}, "")
+	if err != nil {
+		return nil, err
+	}
+	window := time.Duration(size(cfg, 10, 1)) * time.Second
+	rate := func(op func() error) (float64, error) {
+		var count atomic.Int64
+		var firstErr atomic.Value
+		deadline := time.Now().Add(window)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					if err := op(); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					count.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if e, ok := firstErr.Load().(error); ok {
+			return 0, e
+		}
+		return float64(count.Load()) / window.Seconds(), nil
+	}
+	list, err := rate(func() error { _, err := s.client.ListComputes(ctx); return err })
+	if err != nil {
+		return nil, err
+	}
+	show, err := rate(func() error { _, err := s.client.GetRun(ctx, r.ID); return err })
+	if err != nil {
+		return nil, err
+	}
+	submit, err := rate(func() error {
+		_, err := s.client.SubmitRun(ctx, api.RunSubmit{Compute: "sim-api", Command: []string{"true"}}, "")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []row{{"5. API throughput", fmt.Sprintf("compute list %.0f/s, run show %.0f/s, run submit %.0f/s", list, show, submit), "reads ≥ 10,000 /s",
+		fmt.Sprintf("16 Go clients on loopback, %s each, keep-alive; the load generator shares the cores", window)}}, nil
+}
+
+// figureSlurm: plain Slurm beside Paddock, when a Slurm cluster is up.
+func figureSlurm(ctx context.Context, cfg Config) ([]row, error) {
+	conf := os.Getenv("SLURM_CONF")
+	if conf == "" {
+		conf = "/tmp/paddock-slurm/etc/slurm.conf"
+	}
+	if exec.Command("env", "SLURM_CONF="+conf, "scontrol", "ping").Run() != nil {
+		return []row{{"6. versus Slurm", "skipped: no Slurm cluster (bash scripts/dev-slurm.sh start)", "≥ 5× its submit rate, ≥ 10× lower submit-to-start", ""}}, nil
+	}
+	n := size(cfg, 200, 5)
+	dir, err := os.MkdirTemp("", "paddock-bench-slurm")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	submitted := make([]time.Time, n)
+	start := time.Now()
+	for i := range n {
+		submitted[i] = time.Now()
+		cmd := exec.CommandContext(ctx, "sbatch", "--parsable", "-o", "/dev/null", "--wrap", "date +%s.%N > "+filepath.Join(dir, strconv.Itoa(i)))
+		cmd.Env = append(os.Environ(), "SLURM_CONF="+conf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("sbatch: %v %s", err, out)
+		}
+	}
+	slurmSubmit := float64(n) / time.Since(start).Seconds()
+	var slurmLat []time.Duration
+	for i := range n {
+		for {
+			data, err := os.ReadFile(filepath.Join(dir, strconv.Itoa(i)))
+			if err == nil && len(strings.TrimSpace(string(data))) > 0 {
+				sec, _ := strconv.ParseFloat(strings.TrimSpace(string(data)), 64)
+				slurmLat = append(slurmLat, time.Unix(0, int64(sec*1e9)).Sub(submitted[i]))
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	sort.Slice(slurmLat, func(i, j int) bool { return slurmLat[i] < slurmLat[j] })
+
+	s, err := startServer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	ids := make([]string, n)
+	start = time.Now()
+	for i := range n {
+		r, err := s.client.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = r.ID
+	}
+	paddockSubmit := float64(n) / time.Since(start).Seconds()
+	var lat []time.Duration
+	for _, id := range ids {
+		r, err := s.client.WaitRun(ctx, id, nil)
+		if err != nil || r.Status != api.RunCompleted {
+			return nil, fmt.Errorf("run %s: %v", id, err)
+		}
+		lat = append(lat, r.StartedAt.Sub(r.CreatedAt))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	cond := fmt.Sprintf("%d trivial jobs, one client submitting one after another; Slurm: `sbatch --wrap`, one node of %d CPUs; Paddock: the local target", n, runtime.NumCPU())
+	return []row{
+		{"6. plain Slurm", fmt.Sprintf("%.0f submits/s; submit → start p50 %s, p99 %s", slurmSubmit, ms(percentile(slurmLat, .5)), ms(percentile(slurmLat, .99))), "—", cond},
+		{"6. Paddock beside it", fmt.Sprintf("%.0f submits/s (%.1f×); submit → Running p50 %s (%.0f× lower), p99 %s", paddockSubmit, paddockSubmit/slurmSubmit,
+			ms(percentile(lat, .5)), float64(percentile(slurmLat, .5))/float64(max(percentile(lat, .5), time.Microsecond)), ms(percentile(lat, .99))),
+			"≥ 5× its submit rate, ≥ 10× lower submit-to-start", cond},
+	}, nil
+}

@@ -1,0 +1,163 @@
+// Package sim is a node provider for load and scale work — a test and demo
+// tool, never a default (`paddock up --sim`). Each node is a lightweight
+// agent inside the server's process that speaks the real agent protocol
+// over loopback HTTP: it says hello with the cores and memory of its
+// vm_size, polls for work, and "runs" an assignment by reporting Running,
+// waiting as long as the run asks (a command `sleep N`, or
+// PADDOCK_SIM_SECONDS in its environment) and reporting Completed.
+package sim
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/provider"
+)
+
+// Options tune the simulated agents.
+type Options struct {
+	// PollWait is how long a poll may be held (long-poll, as real agents
+	// do). Zero makes agents poll without waiting every Heartbeat instead:
+	// no connection is held, so 10,000 agents fit in one process.
+	PollWait  time.Duration
+	Heartbeat time.Duration
+}
+
+// Provider runs simulated nodes.
+type Provider struct {
+	ctx    context.Context
+	opts   Options
+	log    *slog.Logger
+	client *http.Client
+
+	mu    sync.Mutex
+	nodes map[string]context.CancelFunc
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// New returns the provider; its agents stop when ctx ends.
+func New(ctx context.Context, opts Options, log *slog.Logger) *Provider {
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 10 * time.Second
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	return &Provider{ctx: ctx, opts: opts, log: log, client: &http.Client{Transport: t, Timeout: opts.PollWait + 30*time.Second},
+		nodes: map[string]context.CancelFunc{}}
+}
+
+// Name implements provider.Provider.
+func (p *Provider) Name() string { return "sim" }
+
+// Create implements provider.Provider.
+func (p *Provider) Create(_ context.Context, spec provider.NodeSpec) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.nodes[spec.ID]; ok {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.nodes[spec.ID] = cancel
+	c := api.NewClient(spec.ServerURL, spec.Token, "")
+	c.HTTP = p.client
+	go p.run(ctx, c, spec)
+	return nil
+}
+
+// Delete implements provider.Provider.
+func (p *Provider) Delete(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cancel, ok := p.nodes[id]; ok {
+		cancel()
+		delete(p.nodes, id)
+	}
+	return nil
+}
+
+// List implements provider.Provider.
+func (p *Provider) List(context.Context) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.nodes))
+	for id := range p.nodes {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// run is one simulated agent.
+func (p *Provider) run(ctx context.Context, c *api.Client, spec provider.NodeSpec) {
+	hello := api.AgentHello{Hostname: "sim-" + spec.ID, Cores: spec.Cores, MemoryGB: spec.MemoryGB, Version: "sim", Address: spec.ID}
+	for ctx.Err() == nil {
+		if err := c.Do(ctx, http.MethodPost, "/api/v1/agent/hello", hello, nil); err == nil {
+			break
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	var mu sync.Mutex
+	active := map[string]api.AttemptRef{}
+	for ctx.Err() == nil {
+		mu.Lock()
+		refs := make([]api.AttemptRef, 0, len(active))
+		for _, r := range active {
+			refs = append(refs, r)
+		}
+		mu.Unlock()
+		var work api.AgentWork
+		err := c.Do(ctx, http.MethodPost, "/api/v1/agent/poll", api.AgentPoll{Active: refs, WaitMS: int(p.opts.PollWait / time.Millisecond)}, &work)
+		if err != nil {
+			sleep(ctx, time.Second)
+			continue
+		}
+		for _, as := range work.Assignments {
+			ref := api.AttemptRef{RunID: as.RunID, Attempt: as.Attempt}
+			mu.Lock()
+			if _, dup := active[as.RunID]; dup {
+				mu.Unlock()
+				continue
+			}
+			active[as.RunID] = ref
+			mu.Unlock()
+			go func() {
+				defer func() { mu.Lock(); delete(active, as.RunID); mu.Unlock() }()
+				path := "/api/v1/agent/runs/" + as.RunID + "/attempts/" + strconv.Itoa(as.Attempt) + "/status"
+				if c.Do(ctx, http.MethodPost, path, api.AttemptReport{Status: api.RunRunning}, nil) != nil {
+					return
+				}
+				sleep(ctx, duration(as))
+				zero := 0
+				c.Do(ctx, http.MethodPost, path, api.AttemptReport{Status: api.RunCompleted, ExitCode: &zero}, nil)
+			}()
+		}
+		if p.opts.PollWait == 0 && len(work.Assignments) == 0 {
+			sleep(ctx, p.opts.Heartbeat)
+		}
+	}
+}
+
+// duration is how long a simulated run lasts.
+func duration(as api.Assignment) time.Duration {
+	if s, err := strconv.ParseFloat(as.Env["PADDOCK_SIM_SECONDS"], 64); err == nil {
+		return time.Duration(s * float64(time.Second))
+	}
+	if len(as.Command) == 2 && as.Command[0] == "sleep" {
+		if s, err := strconv.ParseFloat(as.Command[1], 64); err == nil {
+			return time.Duration(s * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

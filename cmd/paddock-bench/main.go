@@ -20,6 +20,7 @@ func main() {
 	flag.StringVar(&cfg.Paddock, "paddock", "", "paddock binary (default: build ./cmd/paddock)")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "tiny sizes: check that every figure runs")
 	flag.DurationVar(&cfg.HeartbeatWindow, "heartbeat-window", 0, "how long 10,000 nodes heartbeat (default 2m; smoke 5s)")
+	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the server during figures 2 and 5 here (go tool pprof -top FILE)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

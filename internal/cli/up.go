@@ -17,6 +17,7 @@ func newUpCmd() *cobra.Command {
 	var dataDir, listen, logLevel, logFormat string
 	var nodeLost, preemptEvery, simWait, simBeat time.Duration
 	var simOn bool
+	var pprofListen string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the workspace server (embedded SQLite store, local provider)",
@@ -56,7 +57,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				dataDir = filepath.Join(home, ".paddock")
 			}
 			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
-				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat})
+				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen})
 		},
 	}
 	f := cmd.Flags()
@@ -67,6 +68,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.BoolVar(&simOn, "sim", false, "enable the sim node provider: in-process simulated agents for load and scale tests (never for real work)")
 	f.DurationVar(&simWait, "sim-poll-wait", 25*time.Second, "sim agents: long-poll wait (0: poll every --sim-heartbeat without holding a connection)")
 	f.DurationVar(&simBeat, "sim-heartbeat", 10*time.Second, "sim agents: heartbeat interval when --sim-poll-wait is 0")
+	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go runtime profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060; off by default")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	return cmd

@@ -42,8 +42,11 @@ func (cluster) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) 
 		return err
 	}
 	if !env.ProviderAvailable(p.Provider) {
-		return &ProvisionError{Code: "ProviderNotAvailable",
-			Message: fmt.Sprintf("provider %q is not available on this server yet; use provider local", p.Provider)}
+		msg := fmt.Sprintf("provider %q is not available on this server yet; use provider local", p.Provider)
+		if p.Provider == "sim" {
+			msg = `provider "sim" (simulated nodes, for load tests) is enabled only on a server started with paddock up --sim`
+		}
+		return &ProvisionError{Code: "ProviderNotAvailable", Message: msg}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,9 @@ type Options struct {
 	Sim bool
 	// SimPollWait and SimHeartbeat tune the simulated agents (see sim.Options).
 	SimPollWait, SimHeartbeat time.Duration
+	// PprofListen, when set, serves Go's runtime profiles (net/http/pprof,
+	// unauthenticated) on that address: for profiling, keep it on loopback.
+	PprofListen string
 }
 
 // Files inside the data dir.
@@ -92,6 +96,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer ln.Close()
 	url := "http://" + ln.Addr().String()
+	if o.PprofListen != "" {
+		stop, err := servePprof(o.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	st, err := sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
 	if err != nil {
@@ -324,4 +335,21 @@ func (l *dirLock) describe(url string) error {
 func (l *dirLock) release() {
 	l.f.Truncate(0)
 	l.f.Close()
+}
+
+// servePprof serves the runtime profiles on their own listener, so that
+// they are never reachable through the API's address.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (--pprof-listen): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving runtime profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
 }

@@ -4,7 +4,7 @@
 // over loopback HTTP: it says hello with the cores and memory of its
 // vm_size, polls for work, and "runs" an assignment by reporting Running,
 // waiting as long as the run asks (a command `sleep N`, or
-// PADDOCK_SIM_SECONDS in its environment) and reporting Completed.
+// SIM_SECONDS in its environment) and reporting Completed.
 package sim
 
 import (
@@ -144,7 +144,7 @@ func (p *Provider) run(ctx context.Context, c *api.Client, spec provider.NodeSpe
 
 // duration is how long a simulated run lasts.
 func duration(as api.Assignment) time.Duration {
-	if s, err := strconv.ParseFloat(as.Env["PADDOCK_SIM_SECONDS"], 64); err == nil {
+	if s, err := strconv.ParseFloat(as.Env["SIM_SECONDS"], 64); err == nil {
 		return time.Duration(s * float64(time.Second))
 	}
 	if len(as.Command) == 2 && as.Command[0] == "sleep" {

@@ -21,8 +21,8 @@ import (
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w *sql.DB // the single writer
-	r *sql.DB // readers
+	w *sql.DB   // the single writer
+	r *readerDB // readers, with prepared statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -43,7 +43,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: newReaderDB(r)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrating %s: %w", path, err)

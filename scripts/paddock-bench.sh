@@ -2,7 +2,7 @@
 # The speed-and-scale benchmark from a fresh clone: installs and starts the
 # one-host Slurm cluster (figure 6 compares against it; needs root, else that
 # figure is skipped), then runs cmd/paddock-bench, which builds paddock and
-# starts its own servers on random loopback ports. About 6 minutes on 2 cores.
+# starts its own servers on random loopback ports. About 7 minutes on 2 cores.
 #
 #   bash scripts/paddock-bench.sh            the full table (BENCHMARKS.md)
 #   bash scripts/paddock-bench.sh --smoke    tiny sizes, seconds

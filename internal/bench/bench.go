@@ -290,31 +290,46 @@ func createSimCluster(ctx context.Context, s *server, name, vmSize string, n int
 	return fmt.Errorf("cluster %s did not reach %d nodes", name, n)
 }
 
-// submitMany submits n runs from 16 clients and returns the ids in order
-// of submission per client and the last one submitted.
-func submitMany(ctx context.Context, c *api.Client, n int, in api.RunSubmit) (time.Duration, string, error) {
-	start := time.Now()
-	var next atomic.Int64
-	var last atomic.Value
+// clients is how many API clients a load figure runs at once.
+const clients = 16
+
+// hammer calls op from 16 goroutines for as long as more says so and
+// returns the first error, which stops the goroutine that got it.
+func hammer(more func() bool, op func() error) error {
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
-	for range 16 {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) {
-				r, err := c.SubmitRun(ctx, in, "")
-				if err != nil {
+			for more() {
+				if err := op(); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				last.Store(r.ID)
 			}
 		}()
 	}
 	wg.Wait()
-	if e, ok := firstErr.Load().(error); ok {
-		return 0, "", e
+	err, _ := firstErr.Load().(error)
+	return err
+}
+
+// submitMany submits n runs from 16 clients and returns how long that
+// took and the id of the last run submitted.
+func submitMany(ctx context.Context, c *api.Client, n int, in api.RunSubmit) (time.Duration, string, error) {
+	start := time.Now()
+	var next atomic.Int64
+	var last atomic.Value
+	err := hammer(func() bool { return next.Add(1) <= int64(n) }, func() error {
+		r, err := c.SubmitRun(ctx, in, "")
+		if err == nil {
+			last.Store(r.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, "", err
 	}
 	id, _ := last.Load().(string)
 	return time.Since(start), id, nil
@@ -349,7 +364,7 @@ func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
 	}
 	return []row{
 		{"2. durable placements/s, while submitting", fmt.Sprintf("%.0f /s", float64(runs)/span.Seconds()), "≥ 2,000 /s",
-			fmt.Sprintf("%d sim nodes of 16 cores (STANDARD_D5_V2), %d one-second runs submitted by 16 API clients (%.0f submits/s), every state change committed; from the first submit to the last run's start (FIFO: it is placed last)", nodes, runs, float64(runs)/submitTime.Seconds())},
+			fmt.Sprintf("%d sim nodes of 16 cores (STANDARD_D5_V2), %d one-second runs submitted by %d API clients (%.0f submits/s), every state change committed; from the first submit to the last run's start (FIFO: it is placed last)", nodes, runs, clients, float64(runs)/submitTime.Seconds())},
 		backlog,
 	}, nil
 }
@@ -545,27 +560,15 @@ func figureAPI(ctx context.Context, cfg Config) ([]row, error) {
 	window := time.Duration(size(cfg, 10, 1)) * time.Second
 	rate := func(op func() error) (float64, error) {
 		var count atomic.Int64
-		var firstErr atomic.Value
 		deadline := time.Now().Add(window)
-		var wg sync.WaitGroup
-		for range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(deadline) {
-					if err := op(); err != nil {
-						firstErr.CompareAndSwap(nil, err)
-						return
-					}
-					count.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		if e, ok := firstErr.Load().(error); ok {
-			return 0, e
-		}
-		return float64(count.Load()) / window.Seconds(), nil
+		err := hammer(func() bool { return time.Now().Before(deadline) }, func() error {
+			err := op()
+			if err == nil {
+				count.Add(1)
+			}
+			return err
+		})
+		return float64(count.Load()) / window.Seconds(), err
 	}
 	profiled := s.profile(cfg, "5-api-reads", 2*window)
 	cpu0, _ := procStats(s.cmd.Process.Pid)
@@ -588,7 +591,7 @@ func figureAPI(ctx context.Context, cfg Config) ([]row, error) {
 		return nil, err
 	}
 	return []row{{"5. API throughput", fmt.Sprintf("compute list %.0f/s, run show %.0f/s, run submit %.0f/s", list, show, submit), "reads ≥ 10,000 /s",
-		fmt.Sprintf("16 Go clients on loopback, %s each, keep-alive; the load generator shares the cores: during the reads the server used %.2f of the %d cores", window, serverCores, runtime.NumCPU())}}, nil
+		fmt.Sprintf("%d Go clients on loopback, %s each, keep-alive; the load generator shares the cores: during the reads the server used %.2f of the %d cores", clients, window, serverCores, runtime.NumCPU())}}, nil
 }
 
 // figureSlurm: plain Slurm beside Paddock, when a Slurm cluster is up.

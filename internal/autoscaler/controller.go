@@ -337,11 +337,7 @@ func (c *Controller) createNode(ctx context.Context, prov provider.Provider, rec
 	}
 	var target *sshx.Target
 	if host != nil {
-		secrets, err := c.Secrets(*host)
-		if err != nil {
-			return err
-		}
-		t, _, err := compute.SSHTarget(host.Properties, secrets)
+		t, _, err := c.sshTarget(*host)
 		if err != nil {
 			return err
 		}
@@ -580,4 +576,14 @@ func (c *Controller) removeOrphans(ctx context.Context, ws, name string) error {
 		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
 	}
 	return errors.Join(errs...)
+}
+
+// sshTarget is how to reach an attached machine (a remote target, a pool
+// host, a Slurm login node) with its secrets opened.
+func (c *Controller) sshTarget(rec store.Compute) (sshx.Target, compute.RemoteProperties, error) {
+	secrets, err := c.Secrets(rec)
+	if err != nil {
+		return sshx.Target{}, compute.RemoteProperties{}, err
+	}
+	return compute.SSHTarget(rec.Properties, secrets)
 }

@@ -54,11 +54,7 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 	if err != nil {
 		return err
 	}
-	secrets, err := c.Secrets(rec)
-	if err != nil {
-		return err
-	}
-	target, p, err := compute.SSHTarget(rec.Properties, secrets)
+	target, p, err := c.sshTarget(rec)
 	if err != nil {
 		return err
 	}

@@ -81,11 +81,7 @@ func (c *Controller) reconcileSlurm(ctx context.Context, k string, rec store.Com
 			}
 		}
 	}
-	secrets, err := c.Secrets(rec)
-	if err != nil {
-		return err
-	}
-	target, _, err := compute.SSHTarget(rec.Properties, secrets)
+	target, _, err := c.sshTarget(rec)
 	if err != nil {
 		return err
 	}

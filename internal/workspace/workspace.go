@@ -200,41 +200,55 @@ func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in a
 	if err := s.checkWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
+	// The target's controller writes its status concurrently; a write that
+	// lost that race is redone on the fresh record, so the user never sees
+	// a conflict they did not cause.
+	for attempt := 1; ; attempt++ {
+		c, stale, err := s.updateCompute(ctx, ws, user, name, in)
+		if !stale || attempt == 5 {
+			return c, err
+		}
+	}
+}
+
+// updateCompute is one read-modify-write of UpdateCompute; stale reports
+// that the record changed between the read and the write.
+func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in api.ComputeUpdate) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	kind, ok := compute.Lookup(rec.Type)
 	if !ok {
-		return api.Compute{}, fmt.Errorf("stored target %q has unknown type %q", rec.Name, rec.Type)
+		return api.Compute{}, false, fmt.Errorf("stored target %q has unknown type %q", rec.Name, rec.Type)
 	}
 	if len(kind.UpdatableFields()) == 0 {
-		return api.Compute{}, api.Invalid("name", "the %s target %q has nothing that can be updated", rec.Type, rec.Name)
+		return api.Compute{}, false, api.Invalid("name", "the %s target %q has nothing that can be updated", rec.Type, rec.Name)
 	}
 	next, err := compute.Next(rec.Name, rec.State, compute.EventUpdate)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	props, err := compute.Overlay(kind, rec.Properties, in.Properties)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	secrets, err := s.Box.OpenMap(rec.Secrets, secretsAD(ws, rec.Name))
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user)); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.Now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
 	s.Changed(Key(ws, rec.Name))
-	return ToAPI(rec), nil
+	return ToAPI(rec), false, nil
 }
 
 // DeleteCompute moves a target to Deleting; the controller releases its

@@ -59,9 +59,12 @@ type AgentWork struct {
 
 // Assignment tells an agent to run one attempt of a run.
 type Assignment struct {
-	RunID                 string            `json:"run_id"`
-	Attempt               int               `json:"attempt"`
-	Workspace             string            `json:"workspace"`
+	RunID     string `json:"run_id"`
+	Attempt   int    `json:"attempt"`
+	Workspace string `json:"workspace"`
+	// User is who submitted the run; runs of different users execute as
+	// different OS users where the agent can make them.
+	User                  string            `json:"user,omitempty"`
 	Command               []string          `json:"command"`
 	Env                   map[string]string `json:"env"` // the user's env plus PADDOCK_* (run token included)
 	Source                string            `json:"source,omitempty"`

@@ -66,8 +66,12 @@ func (e *env) environ() []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config)
+	return append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config, "PADDOCK_RUN_USER_PREFIX="+runUserPrefix)
 }
+
+// runUserPrefix names the OS users this test process's agents make for
+// runs (as root), so that they can be told apart and removed at the end.
+var runUserPrefix = fmt.Sprintf("pdkt%d-", os.Getpid())
 
 // server is a running `paddock up`.
 type server struct {

@@ -39,8 +39,15 @@ var (
 	usersCreated []string
 )
 
-// removeTestUsers deletes the users this process created, homes included.
+// removeTestUsers deletes the users this process created, homes included,
+// and those its agents made for runs.
 func removeTestUsers() {
+	passwd, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if name, _, _ := strings.Cut(line, ":"); strings.HasPrefix(name, runUserPrefix) {
+			usersCreated = append(usersCreated, name)
+		}
+	}
 	for _, u := range usersCreated {
 		exec.Command("pkill", "-KILL", "-u", u).Run()
 		exec.Command("userdel", "-r", "-f", u).Run()

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -57,7 +58,20 @@ type Config struct {
 	// Address is the node's address as other nodes of a multi-node run
 	// reach it (default: its hostname).
 	Address string
-	Log     *slog.Logger
+	// Owner is the Paddock user a compute instance belongs to: its home
+	// and SSH sessions are that user's; SSH logins must use that name.
+	Owner string
+	// Hide are more paths runs must not see (the server's data dir, the
+	// directory holding the agent's files); the work dir and the token
+	// file are always hidden.
+	Hide []string
+	// RunUserPrefix starts the names of the OS users runs execute as when
+	// the agent is root (default DefaultRunUserPrefix).
+	RunUserPrefix string
+	// NoIsolation runs every run as the agent's own user, seeing what the
+	// agent sees (trusted single-user setups only).
+	NoIsolation bool
+	Log         *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -68,6 +82,8 @@ type Agent struct {
 	// uploads have no overall timeout; they are bounded by their context.
 	uploads *api.Client
 	node    api.AgentNode
+
+	iso *isolation
 
 	mu       sync.Mutex
 	attempts map[string]*attempt // by run id
@@ -88,10 +104,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	for _, sub := range []string{"runs", "snapshots", "envs", "bin"} {
-		if err := os.MkdirAll(filepath.Join(cfg.WorkDir, sub), 0o700); err != nil {
-			return err
-		}
+	notDumpable()
+	if err := privateDirs(cfg.WorkDir, "runs", "snapshots", "envs", "bin", "homes", "tmp"); err != nil {
+		return err
 	}
 	token := cfg.Token
 	if cfg.TokenFile != "" {
@@ -100,6 +115,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("reading the node token: %w", err)
 		}
 		token = strings.TrimSpace(string(data))
+		if err := os.Chmod(cfg.TokenFile, 0o600); err != nil {
+			return fmt.Errorf("making the node token private: %w", err)
+		}
 	}
 	if token == "" {
 		return errors.New("a node token is required (--token-file or PADDOCK_NODE_TOKEN)")
@@ -110,10 +128,20 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer os.Remove(cfg.PIDFile)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, attempts: map[string]*attempt{}}
+	a := &Agent{cfg: cfg, log: cfg.Log, attempts: map[string]*attempt{}, iso: newIsolation(cfg)}
+	if a.iso.mode == isolateNone {
+		cfg.Log.Warn("runs are not isolated", "isolation", describeIsolation(a.iso))
+	} else {
+		cfg.Log.Info("runs are isolated", "isolation", describeIsolation(a.iso))
+	}
 	a.cleanLeftovers()
+	if cfg.Home != "" {
+		if err := a.prepareHome(); err != nil {
+			return fmt.Errorf("preparing the home directory %s: %w", cfg.Home, err)
+		}
+	}
 	if cfg.SSHListen != "" {
-		s, err := startSSH(cfg.SSHListen, cfg.SSHHostKeyFile, cfg.SSHAuthorizedKeysFile, cfg.Home, cfg.Log)
+		s, err := startSSH(a)
 		if err != nil {
 			return err
 		}
@@ -133,6 +161,47 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
+// privateDirs makes dir and its subdirectories, readable by this agent's
+// user only; existing ones are made so.
+func privateDirs(dir string, subs ...string) error {
+	for _, d := range append([]string{dir}, subs...) {
+		if d != dir {
+			d = filepath.Join(dir, d)
+		}
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareHome gives a compute instance's home to its owner.
+func (a *Agent) prepareHome() error {
+	if err := os.MkdirAll(a.cfg.Home, 0o700); err != nil {
+		return err
+	}
+	if a.iso.mode != isolateRoot {
+		return os.Chmod(a.cfg.Home, 0o700)
+	}
+	u, err := a.iso.user(a.cfg.Owner)
+	if err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(a.cfg.Home, &st); err != nil {
+		return err
+	}
+	if st.Uid != u.id.UID { // first start, or made by an earlier version as root
+		if err := chownTree(a.cfg.Home, u.id); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(a.cfg.Home, 0o700)
+}
+
 // cleanLeftovers kills what attempts of an earlier agent on this work dir
 // left running (the server has failed those attempts with NodeLost) and
 // removes their directories. An attempt's directory and cgroup share its
@@ -147,6 +216,10 @@ func (a *Agent) cleanLeftovers() {
 		}
 		os.RemoveAll(filepath.Join(dir, e.Name()))
 		a.log.Info("cleaned up an attempt left by an earlier agent", "attempt", e.Name())
+	}
+	tmps, _ := os.ReadDir(filepath.Join(a.cfg.WorkDir, "tmp"))
+	for _, e := range tmps {
+		os.RemoveAll(filepath.Join(a.cfg.WorkDir, "tmp", e.Name()))
 	}
 }
 

@@ -140,34 +140,52 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 			return failed("PreparationFailed", "restoring the outputs of the previous attempt: %v", err)
 		}
 	}
+	sb, tmp, err := at.sandbox(dir)
+	if err != nil {
+		return failed("PreparationFailed", "preparing the run's user and file system: %v", err)
+	}
+	if tmp != "" {
+		defer os.RemoveAll(tmp)
+	}
 	env := runEnv(as.Env)
-	if at.a.cfg.Home != "" {
-		env = setEnv(env, "HOME", at.a.cfg.Home)
+	if _, own := as.Env["PATH"]; !own {
+		env = at.a.iso.reachablePath(env, sb)
 	}
 	cmd := as.Command
-	var err error
 	if slow := as.Environment.Requirements != "" || as.Environment.Image != ""; slow {
 		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunPreparing}) {
 			return outcome{}
 		}
 	}
-	env, cmd, err = at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship)
+	prep, err := at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship, sb)
 	if err != nil {
 		return failed("EnvironmentFailed", "%v", err)
 	}
 	if why, _ := at.stopReason(); why != "" {
 		return outcome{status: api.RunCanceled, reason: "Canceled", err: why}
 	}
-	p, err := proc.Start(proc.Spec{
-		Name: at.name(), Path: cmd[0], Args: cmd[1:], Dir: dir, Env: env,
+	spec := proc.Spec{
+		Name: at.name(), Path: prep.cmd[0], Args: prep.cmd[1:], Dir: dir, Env: prep.env,
 		Stdout: ship.writer("stdout"), Stderr: ship.writer("stderr"),
 		Cores: as.Resources.Cores, MemoryBytes: int64(as.Resources.MemoryGB * (1 << 30)),
-	})
+	}
+	if !prep.unsandboxed {
+		sb.withBinds(prep.binds...).apply(&spec, at.a.iso.mode)
+	}
+	p, err := proc.Start(spec)
 	if err != nil {
 		code := 127
-		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", cmd[0], err)}
+		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", prep.cmd[0], err)}
 	}
-	defer p.Cleanup()
+	defer func() {
+		// The tree goes with its main process: daemons it left are killed.
+		if err := p.Stop(0); err != nil {
+			at.a.log.Warn("stopping what the run left running", "run", at.ref.RunID, "err", err)
+		}
+		if err := p.Cleanup(); err != nil {
+			at.a.log.Warn("cleaning up after the run", "run", at.ref.RunID, "err", err)
+		}
+	}()
 	waited := make(chan int, 1)
 	go func() {
 		code, _ := p.Wait()
@@ -207,6 +225,37 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		return outcome{status: api.RunCanceled, exit: &code, reason: "MaxRunDurationExceeded",
 			err: fmt.Sprintf("the run exceeded max_run_duration_seconds (%d s) and was stopped", as.MaxRunDurationSeconds)}
 	}
+}
+
+// sandbox prepares the user, home and file system view of the attempt's
+// processes: its directory (given to its user) and a private /tmp, which
+// it returns so that it is removed at the end ("" without isolation).
+func (at *attempt) sandbox(dir string) (sandbox, string, error) {
+	iso := at.a.iso
+	if iso.mode == isolateNone {
+		home := at.a.cfg.Home
+		return sandbox{home: home}, "", nil
+	}
+	home := ""
+	if at.a.cfg.Home != "" && (at.a.cfg.Owner == "" || at.as.User == at.a.cfg.Owner) {
+		home = at.a.cfg.Home
+	}
+	tmp := filepath.Join(at.a.cfg.WorkDir, "tmp", at.name())
+	sb, err := iso.sandbox(at.as.User, home, proc.Bind{Path: dir}, proc.Bind{Path: "/tmp", From: tmp})
+	if err != nil {
+		return sb, "", err
+	}
+	if err := iso.own(dir, sb.user); err != nil {
+		return sb, "", err
+	}
+	os.RemoveAll(tmp)
+	if err := os.Mkdir(tmp, 0o1777); err != nil {
+		return sb, "", err
+	}
+	if err := os.Chmod(tmp, 0o1777); err != nil { // as /tmp is, whatever the umask
+		return sb, tmp, err
+	}
+	return sb, tmp, nil
 }
 
 // runEnv is the run's environment: this process's, less the agent's own

@@ -15,34 +15,49 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/agent/proc"
 )
+
+// prepared is a run's command, ready to start.
+type prepared struct {
+	env, cmd []string
+	// binds are paths the command needs besides the run's own (an
+	// environment, a python shim), read-only.
+	binds []proc.Bind
+	// unsandboxed commands run as the agent's user: the container engine,
+	// which isolates the run itself.
+	unsandboxed bool
+}
 
 // prepareEnvironment makes the run's environment ready and returns the
 // environment variables and command to run:
 //   - python: an existing interpreter is put first on PATH as python and python3;
-//   - requirements: a venv made once per content hash and reused;
+//   - requirements: a venv made once per content hash and user, and reused;
 //   - image: the command runs in a container with podman or docker;
 //   - none: the node's python3, as it is.
-func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper) ([]string, []string, error) {
+func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper, sb sandbox) (prepared, error) {
 	e := as.Environment
 	switch {
 	case e.Python != "":
 		bin, err := a.pythonShim(e.Python)
 		if err != nil {
-			return nil, nil, err
+			return prepared{}, err
 		}
-		return setEnv(env, "PATH", bin+":"+getEnv(env, "PATH")), cmd, nil
+		return prepared{env: setEnv(env, "PATH", bin+":"+getEnv(env, "PATH")), cmd: cmd,
+			binds: []proc.Bind{{Path: bin, ReadOnly: true}}}, nil
 	case e.Requirements != "":
-		venv, err := a.venv(ctx, e.Requirements, ship)
+		venv, err := a.venv(ctx, e.Requirements, ship, sb)
 		if err != nil {
-			return nil, nil, err
+			return prepared{}, err
 		}
 		env = setEnv(env, "VIRTUAL_ENV", venv)
-		return setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd, nil
+		return prepared{env: setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
+			binds: []proc.Bind{{Path: venv, ReadOnly: true}}}, nil
 	case e.Image != "":
-		return containerCommand(as, dir, env, cmd)
+		env, cmd, err := containerCommand(as, dir, env, cmd, a.iso, sb)
+		return prepared{env: env, cmd: cmd, unsandboxed: true}, err
 	}
-	return env, cmd, nil
+	return prepared{env: env, cmd: cmd}, nil
 }
 
 // pythonShim makes a directory whose python and python3 are the given
@@ -77,14 +92,19 @@ func (a *Agent) pythonShim(python string) (string, error) {
 }
 
 // venv returns a virtual environment with the requirements installed,
-// building it once per content hash. Concurrent runs with the same
-// requirements wait for one build.
-func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper) (string, error) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
+// building it once per content hash and user (a user's build runs that
+// user's code, so no other user's runs load it). The build runs in the
+// run's sandbox. Concurrent runs with the same requirements wait for one
+// build.
+func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper, sb sandbox) (string, error) {
+	// The node's python3 as the run's user finds it (not a tool of the
+	// agent's user that the run's cannot use).
+	env := a.iso.reachablePath(runEnv(nil), sb)
+	python := lookIn("python3", getEnv(env, "PATH"))
+	if python == "" {
 		return "", errors.New("requirements environments need python3 on this node's PATH")
 	}
-	sum := sha256.Sum256([]byte(python + "\x00" + requirements))
+	sum := sha256.Sum256([]byte(python + "\x00" + requirements + "\x00" + sb.user.name))
 	key := hex.EncodeToString(sum[:])[:24]
 	dir := filepath.Join(a.cfg.WorkDir, "envs", key)
 	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
@@ -96,16 +116,23 @@ func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper) (s
 		return dir, nil
 	}
 	os.RemoveAll(dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	if a.iso.mode == isolateRoot {
+		if err := os.Lchown(dir, int(sb.user.id.UID), int(sb.user.id.GID)); err != nil {
+			return "", err
+		}
+	}
 	ship.add("stderr", "[paddock] building environment "+key+" from the requirements")
 	out := ship.writer("stderr")
+	build := sb.withBinds(proc.Bind{Path: dir})
 	run := func(name string, args ...string) error {
-		c := exec.CommandContext(ctx, name, args...)
-		c.Stdout, c.Stderr = out, out
-		err := c.Run()
-		out.flush()
-		return err
+		defer out.flush()
+		return a.runTool(ctx, "env-"+key, build, proc.Spec{Path: name, Args: args, Dir: dir, Env: env, Stdout: out, Stderr: out})
 	}
 	if err := run(python, "-m", "venv", dir); err != nil {
+		os.RemoveAll(dir)
 		return "", fmt.Errorf("creating a venv with %s: %v", python, err)
 	}
 	req := filepath.Join(dir, "requirements.txt")
@@ -119,14 +146,59 @@ func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper) (s
 	return dir, os.WriteFile(ready, nil, 0o644)
 }
 
+// lookIn finds an executable name in a PATH list, or "".
+func lookIn(name, pathList string) string {
+	for _, d := range filepath.SplitList(pathList) {
+		p := filepath.Join(d, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// runTool runs a helper command of a run (an environment build) in the
+// run's sandbox, to its end; it is stopped when ctx ends.
+func (a *Agent) runTool(ctx context.Context, name string, sb sandbox, spec proc.Spec) error {
+	spec.Name = name
+	sb.apply(&spec, a.iso.mode)
+	p, err := proc.Start(spec)
+	if err != nil {
+		return err
+	}
+	defer p.Cleanup()
+	done := make(chan int, 1)
+	go func() {
+		code, _ := p.Wait()
+		done <- code
+	}()
+	var code int
+	select {
+	case code = <-done:
+		p.Stop(0)
+	case <-ctx.Done():
+		p.Stop(a.cfg.KillGrace)
+		return ctx.Err()
+	}
+	if code != 0 {
+		return fmt.Errorf("%s exited with code %d", filepath.Base(spec.Path), code)
+	}
+	return nil
+}
+
 // containerCommand wraps cmd to run in the image with podman or docker,
-// with the working directory mounted at /workdir.
-func containerCommand(as api.Assignment, dir string, env, cmd []string) ([]string, []string, error) {
+// with the working directory mounted at /workdir. The engine runs as the
+// agent's user; with separate OS users, the container's processes run as
+// the run's user.
+func containerCommand(as api.Assignment, dir string, env, cmd []string, iso *isolation, sb sandbox) ([]string, []string, error) {
 	engine, why := containerEngine()
 	if engine == "" {
 		return nil, nil, fmt.Errorf("image %q needs podman or docker on this node: %s", as.Environment.Image, why)
 	}
 	args := []string{engine, "run", "--rm", "--network", "host", "-v", dir + ":/workdir", "-w", "/workdir"}
+	if iso.mode == isolateRoot {
+		args = append(args, "--user", fmt.Sprintf("%d:%d", sb.user.id.UID, sb.user.id.GID))
+	}
 	if as.Resources.Cores > 0 {
 		args = append(args, "--cpus", strconv.FormatFloat(as.Resources.Cores, 'f', -1, 64))
 	}

@@ -80,7 +80,7 @@ func TestSetEnv(t *testing.T) {
 
 func TestPythonShim(t *testing.T) {
 	t.Parallel()
-	a := &Agent{cfg: Config{WorkDir: t.TempDir()}}
+	a := &Agent{cfg: Config{WorkDir: t.TempDir()}, iso: &isolation{}}
 	dir, err := a.pythonShim("/bin/sh")
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestPythonShim(t *testing.T) {
 
 func TestPythonShimRefuses(t *testing.T) {
 	t.Parallel()
-	a := &Agent{cfg: Config{WorkDir: t.TempDir()}}
+	a := &Agent{cfg: Config{WorkDir: t.TempDir()}, iso: &isolation{}}
 	notExec := filepath.Join(t.TempDir(), "python")
 	if err := os.WriteFile(notExec, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -158,12 +158,13 @@ func TestPythonShimRefuses(t *testing.T) {
 
 func TestPrepareEnvironmentPython(t *testing.T) {
 	t.Parallel()
-	a := &Agent{cfg: Config{WorkDir: t.TempDir()}}
+	a := &Agent{cfg: Config{WorkDir: t.TempDir()}, iso: &isolation{}}
 	as := api.Assignment{RunID: "run-1", Attempt: 1, Environment: api.Environment{Python: "/bin/sh"}}
-	env, cmd, err := a.prepareEnvironment(context.Background(), as, t.TempDir(), []string{"PATH=/usr/bin:/bin", "X=1"}, []string{"python", "train.py"}, nil)
+	prep, err := a.prepareEnvironment(context.Background(), as, t.TempDir(), []string{"PATH=/usr/bin:/bin", "X=1"}, []string{"python", "train.py"}, nil, sandbox{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	env, cmd := prep.env, prep.cmd
 	shim, _ := a.pythonShim("/bin/sh")
 	if got := getEnv(env, "PATH"); got != shim+":/usr/bin:/bin" {
 		t.Errorf("PATH = %q, want the shim first", got)
@@ -172,7 +173,8 @@ func TestPrepareEnvironmentPython(t *testing.T) {
 		t.Errorf("cmd = %q", cmd)
 	}
 	// No environment: unchanged.
-	env, cmd, err = a.prepareEnvironment(context.Background(), api.Assignment{}, t.TempDir(), []string{"PATH=/bin"}, []string{"true"}, nil)
+	prep, err = a.prepareEnvironment(context.Background(), api.Assignment{}, t.TempDir(), []string{"PATH=/bin"}, []string{"true"}, nil, sandbox{})
+	env, cmd = prep.env, prep.cmd
 	if err != nil || !slices.Equal(env, []string{"PATH=/bin"}) || !slices.Equal(cmd, []string{"true"}) {
 		t.Errorf("no environment: %q %q %v", env, cmd, err)
 	}
@@ -206,7 +208,7 @@ func TestContainerCommand(t *testing.T) {
 
 	t.Run("podman", func(t *testing.T) {
 		dir := fakeEngines(t, map[string]string{"podman": "exit 0", "docker": "exit 0"})
-		env, args, err := containerCommand(as, "/work/runs/run-1-1", runEnvIn, cmd)
+		env, args, err := containerCommand(as, "/work/runs/run-1-1", runEnvIn, cmd, &isolation{}, sandbox{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +235,7 @@ func TestContainerCommand(t *testing.T) {
 	})
 	t.Run("docker when podman is not usable", func(t *testing.T) {
 		dir := fakeEngines(t, map[string]string{"podman": "echo 'cannot connect to podman'; exit 1", "docker": "exit 0"})
-		_, args, err := containerCommand(as, "/w", nil, cmd)
+		_, args, err := containerCommand(as, "/w", nil, cmd, &isolation{}, sandbox{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +247,7 @@ func TestContainerCommand(t *testing.T) {
 		fakeEngines(t, map[string]string{"docker": "exit 0"})
 		plain := as
 		plain.Resources, plain.Env = api.Resources{}, nil
-		_, args, err := containerCommand(plain, "/w", nil, []string{"true"})
+		_, args, err := containerCommand(plain, "/w", nil, []string{"true"}, &isolation{}, sandbox{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +272,7 @@ func TestContainerCommand(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				fakeEngines(t, tt.scripts)
-				_, _, err := containerCommand(as, "/w", nil, cmd)
+				_, _, err := containerCommand(as, "/w", nil, cmd, &isolation{}, sandbox{})
 				if err == nil || err.Error() != tt.wantErr {
 					t.Errorf("err = %v\nwant  %s", err, tt.wantErr)
 				}
@@ -286,7 +288,7 @@ func TestContainerCommandPassesGPUs(t *testing.T) {
 	as := api.Assignment{RunID: "run-1", Attempt: 1, Environment: api.Environment{Image: "img"},
 		Resources: api.Resources{Cores: 1, GPUs: 2}, GPUIndices: []int{2, 3},
 		Env: map[string]string{"CUDA_VISIBLE_DEVICES": "2,3"}}
-	_, args, err := containerCommand(as, "/w", nil, []string{"true"})
+	_, args, err := containerCommand(as, "/w", nil, []string{"true"}, &isolation{}, sandbox{})
 	if err != nil {
 		t.Fatal(err)
 	}

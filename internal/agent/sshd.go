@@ -11,34 +11,44 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
-	"syscall"
+	"time"
 
+	"github.com/paddock-ml/paddock/internal/agent/proc"
 	"golang.org/x/crypto/ssh"
 )
 
 // sshServer is the SSH endpoint of a compute instance, built into the
-// agent: it accepts the holders of the authorized keys and runs their
-// commands (exec) or a shell with the instance's home directory. Sessions
-// have pipes, not a terminal: a pty request is accepted and ignored.
+// agent: it accepts the instance's owner, logging in under their Paddock
+// user name with an authorized key, and runs their commands (exec) or a
+// shell in the instance's home directory, as the owner's OS user and in
+// the same sandbox as their runs. Sessions have pipes, not a terminal: a
+// pty request is accepted and ignored. Processes a session leaves running
+// go on until the instance stops.
 type sshServer struct {
+	a        *Agent
 	ln       net.Listener
 	cfg      *ssh.ServerConfig
 	home     string
 	log      *slog.Logger
 	sessions atomic.Int32
+	seq      atomic.Int64
+
+	mu    sync.Mutex
+	procs map[*proc.Process]bool // sessions' trees, stopped with the server
 }
 
-// startSSH listens on addr. The host key is kept in hostKeyFile (made on
-// first use) so clients see the same key after a restart.
-func startSSH(addr, hostKeyFile, authorizedKeysFile, home string, log *slog.Logger) (*sshServer, error) {
-	signer, err := loadOrMakeHostKey(hostKeyFile)
+// startSSH listens on the agent's SSH address. The host key is kept in its
+// file (made on first use) so clients see the same key after a restart.
+func startSSH(a *Agent) (*sshServer, error) {
+	cfg := a.cfg
+	signer, err := loadOrMakeHostKey(cfg.SSHHostKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("ssh host key: %w", err)
 	}
-	data, err := os.ReadFile(authorizedKeysFile)
+	data, err := os.ReadFile(cfg.SSHAuthorizedKeysFile)
 	if err != nil {
 		return nil, fmt.Errorf("ssh authorized keys: %w", err)
 	}
@@ -54,8 +64,11 @@ func startSSH(addr, hostKeyFile, authorizedKeysFile, home string, log *slog.Logg
 	if len(allowed) == 0 {
 		return nil, errors.New("no authorized key: SSH access needs admin_user_ssh_key")
 	}
-	cfg := &ssh.ServerConfig{
-		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	sc := &ssh.ServerConfig{
+		PublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			if cfg.Owner != "" && meta.User() != cfg.Owner {
+				return nil, fmt.Errorf("log in as %s, the instance's user", cfg.Owner)
+			}
 			for _, k := range allowed {
 				if string(k) == string(key.Marshal()) {
 					return &ssh.Permissions{}, nil
@@ -64,12 +77,12 @@ func startSSH(addr, hostKeyFile, authorizedKeysFile, home string, log *slog.Logg
 			return nil, errors.New("key not authorized")
 		},
 	}
-	cfg.AddHostKey(signer)
-	ln, err := net.Listen("tcp", addr)
+	sc.AddHostKey(signer)
+	ln, err := net.Listen("tcp", cfg.SSHListen)
 	if err != nil {
 		return nil, err
 	}
-	s := &sshServer{ln: ln, cfg: cfg, home: home, log: log}
+	s := &sshServer{a: a, ln: ln, cfg: sc, home: cfg.Home, log: cfg.Log, procs: map[*proc.Process]bool{}}
 	go s.serve()
 	return s, nil
 }
@@ -98,8 +111,16 @@ func (s *sshServer) Addr() string { return s.ln.Addr().String() }
 // Sessions is how many sessions are open.
 func (s *sshServer) Sessions() int { return int(s.sessions.Load()) }
 
-// Close stops accepting connections.
-func (s *sshServer) Close() { s.ln.Close() }
+// Close stops accepting connections and ends what sessions left running.
+func (s *sshServer) Close() {
+	s.ln.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.procs {
+		p.Stop(time.Second)
+		p.Cleanup()
+	}
+}
 
 func (s *sshServer) serve() {
 	for {
@@ -171,18 +192,35 @@ func (s *sshServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 }
 
 func (s *sshServer) run(ch ssh.Channel, env, args []string) int {
-	cmd := exec.Command("/bin/sh", args...)
-	cmd.Dir, cmd.Env = s.home, env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = ch, ch, ch.Stderr()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return ee.ExitCode()
+	sb, err := s.a.iso.sandbox(s.a.cfg.Owner, s.home)
+	if err == nil {
+		spec := proc.Spec{Name: fmt.Sprintf("ssh-%d-%d", os.Getpid(), s.seq.Add(1)), Path: "/bin/sh", Args: args,
+			Dir: s.home, Env: env, Stdin: ch, Stdout: ch, Stderr: ch.Stderr()}
+		sb.apply(&spec, s.a.iso.mode)
+		var p *proc.Process
+		if p, err = proc.Start(spec); err == nil {
+			s.mu.Lock()
+			s.procs[p] = true
+			s.mu.Unlock()
+			code, _ := p.Wait()
+			s.reap(p)
+			return code
+		}
 	}
 	io.WriteString(ch.Stderr(), "paddock: "+err.Error()+"\n")
 	return 127
+}
+
+// reap cleans up a session's tree once it is gone; one whose processes
+// live on is kept, and stopped with the server.
+func (s *sshServer) reap(p *proc.Process) {
+	if len(p.Alive()) > 0 {
+		return
+	}
+	if err := p.Cleanup(); err != nil {
+		return
+	}
+	s.mu.Lock()
+	delete(s.procs, p)
+	s.mu.Unlock()
 }

@@ -451,10 +451,13 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 		}
 		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
 	}
-	if c.HomesDir != "" && len(errs) == 0 { // an instance's home goes with it
-		errs = append(errs, os.RemoveAll(c.homeDir(ws, name)), os.RemoveAll(c.homeDir(ws, name)+".ssh_host_key"))
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	return errors.Join(errs...)
+	if c.HomesDir != "" { // an instance's home and host key go with it
+		return errors.Join(os.RemoveAll(c.homeDir(ws, name)), os.RemoveAll(c.homeDir(ws, name)+".ssh_host_key"))
+	}
+	return nil
 }
 
 // Preempt injects a preemption of one of a cluster's nodes (tests, demos).

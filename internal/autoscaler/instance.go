@@ -176,7 +176,7 @@ func (c *Controller) createInstanceNode(ctx context.Context, prov provider.Provi
 	}
 	n := store.Node{Cores: float64(size.Cores), MemoryGB: size.MemoryGB, MaxRuns: *p.MaxConcurrentRuns}
 	spec := provider.NodeSpec{Cores: float64(size.Cores), MemoryGB: size.MemoryGB, GPUs: size.GPUs,
-		HomeDir: c.homeDir(rec.Workspace, rec.Name)}
+		HomeDir: c.homeDir(rec.Workspace, rec.Name), Owner: p.AssignedUser}
 	if p.SSHPublicAccess {
 		spec.SSHAuthorizedKey, spec.SSHHostKeyFile = p.AdminUserSSHKey, c.homeDir(rec.Workspace, rec.Name)+".ssh_host_key"
 	}

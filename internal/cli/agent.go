@@ -25,6 +25,13 @@ The server starts it for the local target; node providers start it on the
 nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cfg.NoIsolation {
+				// Not root: go on in a user namespace of the agent's own,
+				// which lets it hide its files from runs.
+				if entered, code := agent.EnterUserNamespace(); entered {
+					return exitError{code: code}
+				}
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return api.Invalid("log-level", "--log-level must be debug, info, warn or error, not %q", logLevel)
@@ -61,6 +68,18 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.StringVar(&cfg.SSHHostKeyFile, "ssh-host-key-file", "", "the SSH host key (made on first use)")
 	f.StringVar(&cfg.SSHAuthorizedKeysFile, "ssh-authorized-keys-file", "", "public keys allowed to log in over SSH")
 	f.StringVar(&cfg.Address, "address", "", "address other nodes reach this one at (default: the hostname)")
+	f.StringVar(&cfg.Owner, "owner", "", "the Paddock user a compute instance belongs to: its home and SSH sessions are theirs")
+	f.StringArrayVar(&cfg.Hide, "hide", nil, "a file or directory runs must not see (repeatable); the work dir and the token file are always hidden")
+	f.StringVar(&cfg.RunUserPrefix, "run-user-prefix", envOr("PADDOCK_RUN_USER_PREFIX", agent.DefaultRunUserPrefix), "when root: runs of Paddock user U execute as the OS user PREFIX+U, made on first use")
+	f.BoolVar(&cfg.NoIsolation, "no-isolation", false, "run every run as the agent's own user, seeing what the agent sees (trusted single-user setups only)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
 	return cmd
+}
+
+// envOr returns an environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

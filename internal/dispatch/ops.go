@@ -349,7 +349,7 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 			d.log.Warn("reading log ack", "run", r.ID, "err", err)
 		}
 	}
-	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, Command: r.Command, Env: env,
+	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, User: r.CreatedBy, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
 		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
 }

@@ -35,7 +35,8 @@ type Supervisor struct {
 	NewToken func() string
 	// Busy reports whether the node has runs, to decide at shutdown.
 	Busy func() bool
-	// ExtraArgs are appended to the agent's command line (tests use them).
+	// ExtraArgs are appended to the agent's command line (the paths runs
+	// must not see; tests add more).
 	ExtraArgs []string
 
 	pid int

@@ -47,6 +47,9 @@ type NodeSpec struct {
 	// HomeDir, when set, is a directory the node uses as HOME for runs and
 	// SSH sessions and that outlives the node (a compute instance's home).
 	HomeDir string
+	// Owner is the Paddock user a compute instance's node belongs to: its
+	// home and SSH sessions are that user's.
+	Owner string
 	// SSHAuthorizedKey, when set, makes the node serve SSH for this OpenSSH
 	// public key, with the host key kept in SSHHostKeyFile.
 	SSHAuthorizedKey string

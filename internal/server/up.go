@@ -74,6 +74,7 @@ const (
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	log := o.Log
+	notDumpable()
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -128,7 +129,13 @@ func Run(ctx context.Context, o Options) error {
 
 	// The node providers this server runs, and the autoscaler that uses them.
 	providers := &provider.Registry{}
-	localProvider, err := localprovider.New(loops, filepath.Join(dataDir, "nodes"), url, log)
+	// Runs never see the server's files: its data dir, and the CLI config
+	// holding the admin token wherever it is.
+	hide := []string{dataDir}
+	if p, err := clientconfig.Path(); err == nil {
+		hide = append(hide, p)
+	}
+	localProvider, err := localprovider.New(loops, filepath.Join(dataDir, "nodes"), url, hide, log)
 	if err != nil {
 		return err
 	}
@@ -234,7 +241,8 @@ func Run(ctx context.Context, o Options) error {
 	local := &localnode.Supervisor{
 		Dir: filepath.Join(dataDir, "local-agent"), Workspace: workspace.DefaultName, Log: log,
 		AddNode: disp.AddNode, TokenHash: TokenHash, NewToken: nodeToken,
-		Busy: func() bool { return disp.NodeBusy(context.Background(), localnode.NodeID) },
+		Busy:      func() bool { return disp.NodeBusy(context.Background(), localnode.NodeID) },
+		ExtraArgs: hideArgs(hide),
 	}
 	if !o.NoLocalAgent {
 		if err := local.Start(loops, url); err != nil {
@@ -273,6 +281,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// hideArgs are the agent flags that hide paths from runs.
+func hideArgs(paths []string) []string {
+	var args []string
+	for _, p := range paths {
+		args = append(args, "--hide", p)
+	}
+	return args
 }
 
 // ensureAdmin makes sure the admin user exists with the token kept in the

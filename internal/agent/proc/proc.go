@@ -40,6 +40,8 @@ type Spec struct {
 	Dir string
 	// Env is the environment; nil means this process's environment.
 	Env []string
+	// Stdin is the process's input; nil means none (/dev/null).
+	Stdin io.Reader
 	// Stdout and Stderr receive the output of the process and of its
 	// descendants. They may be the same writer (then the two streams are
 	// written in order through one pipe) and may be nil (output discarded).
@@ -51,6 +53,42 @@ type Spec struct {
 	// MemoryBytes is the memory limit (swap included where the host can
 	// tell); 0 means none.
 	MemoryBytes int64
+	// User, when set, runs the process as that user; this process must be
+	// root. UserNS, when set instead, runs it in a user namespace of its
+	// own as that user, mapped to this process's user, which must be root
+	// in a user namespace of its own (see Mounts).
+	User, UserNS *User
+	// Mounts, when set, starts the process in a mount namespace of its own.
+	Mounts *Mounts
+}
+
+// User is a numeric identity.
+type User struct {
+	UID, GID uint32
+}
+
+// Mounts is what a process sees of the file system: Hide covers paths
+// (a directory by an empty read-only tmpfs, a file by an empty file), and
+// Bind puts paths back, under hidden ones or elsewhere. Nothing done here
+// is seen outside the process tree; the tree cannot undo it once it runs
+// as a user without privileges (Spec.User or Spec.UserNS).
+type Mounts struct {
+	Hide []string
+	Bind []Bind
+}
+
+// Bind makes From (Path when empty) visible at Path.
+type Bind struct {
+	Path, From string
+	ReadOnly   bool
+}
+
+// Source is the path that is bound.
+func (b Bind) Source() string {
+	if b.From != "" {
+		return b.From
+	}
+	return b.Path
 }
 
 // Process is a started process tree. Its methods are safe for concurrent use.

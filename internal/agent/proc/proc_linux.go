@@ -79,30 +79,49 @@ func startOn(spec Spec, h *host) (*Process, error) {
 		Args:        append([]string{path}, spec.Args...),
 		Dir:         spec.Dir,
 		Env:         spec.Env,
+		Stdin:       spec.Stdin,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if err := setIdentity(cmd.SysProcAttr, spec); err != nil {
+		p.release()
+		return nil, err
+	}
+	var cgroupFD *os.File
 	if p.cg != nil {
-		files := p.cg.procsFiles()
-		args := []string{"/bin/sh", "-c", joinScript, "paddock-join", strconv.Itoa(len(files))}
-		args = append(args, files...)
-		cmd.Path = "/bin/sh"
-		cmd.Args = append(append(args, path), spec.Args...)
+		joined := false
+		if p.cg.v2 && spec.User != nil {
+			// v2 lets a process move itself only with write access to the
+			// common ancestor: the child is cloned straight into its cgroup.
+			if cgroupFD, err = os.Open(p.cg.dirs[0]); err == nil {
+				cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD, joined = true, int(cgroupFD.Fd()), true
+			}
+		} else if spec.User != nil {
+			err = p.cg.delegate(spec.User.UID, spec.User.GID)
+		}
+		if err != nil {
+			p.release()
+			return nil, err
+		}
+		if !joined {
+			files := p.cg.procsFiles()
+			args := []string{"/bin/sh", "-c", joinScript, "paddock-join", strconv.Itoa(len(files))}
+			args = append(args, files...)
+			cmd.Path = "/bin/sh"
+			cmd.Args = append(append(args, path), spec.Args...)
+		}
 	}
 	childEnds, err := p.setupOutput(cmd, spec.Stdout, spec.Stderr)
 	if err == nil {
-		err = cmd.Start()
+		err = inMounts(spec.Mounts, spec.User, cmd.Start)
+	}
+	if cgroupFD != nil {
+		cgroupFD.Close()
 	}
 	for _, f := range childEnds {
 		f.Close()
 	}
 	if err != nil {
-		for _, o := range p.outs {
-			o.r.Close()
-		}
-		if p.cg != nil {
-			p.cg.remove()
-		}
-		names.release(spec.Name)
+		p.release()
 		return nil, fmt.Errorf("proc: start %s: %w", spec.Name, err)
 	}
 	p.cmd = cmd
@@ -112,6 +131,18 @@ func startOn(spec Spec, h *host) (*Process, error) {
 	}
 	go p.waitMain()
 	return p, nil
+}
+
+// release undoes what a failed start made: output pipes, the cgroup, the
+// name.
+func (p *Process) release() {
+	for _, o := range p.outs {
+		o.r.Close()
+	}
+	if p.cg != nil {
+		p.cg.remove()
+	}
+	names.release(p.name)
 }
 
 // setupOutput gives cmd its stdout and stderr: files directly, other writers

@@ -26,7 +26,8 @@ import (
 
 // Provider runs nodes as local processes.
 type Provider struct {
-	dir    string // one AgentDir per node below it
+	dir    string   // one AgentDir per node below it
+	hide   []string // what runs must not see besides their agent's files
 	log    *slog.Logger
 	events chan provider.Event
 
@@ -47,12 +48,13 @@ var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // New returns a provider keeping its nodes under dir. Nodes that survived
 // a restart are told the server's new URL. It watches its agents and
-// reports one that dies on its own as gone.
-func New(ctx context.Context, dir, serverURL string, log *slog.Logger) (*Provider, error) {
+// reports one that dies on its own as gone. Runs on its nodes do not see
+// the paths in hide (the server's data dir, its CLI config).
+func New(ctx context.Context, dir, serverURL string, hide []string, log *slog.Logger) (*Provider, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Provider{dir: dir, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}, lowPri: map[string]bool{}}
+	p := &Provider{dir: dir, hide: hide, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}, lowPri: map[string]bool{}}
 	ids, err := p.List(ctx)
 	if err != nil {
 		return nil, err
@@ -96,11 +98,17 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	args := []string{"--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
 		"--memory-gb", strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64), "--address", addr,
 		"--kill-grace", "5s", "--orphan-timeout", "2m", "--checkpoint-interval", "1s"}
+	for _, h := range p.hide {
+		args = append(args, "--hide", h)
+	}
 	if spec.HomeDir != "" {
-		if err := os.MkdirAll(spec.HomeDir, 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(spec.HomeDir), 0o700); err != nil {
 			return err
 		}
 		args = append(args, "--home", spec.HomeDir)
+	}
+	if spec.Owner != "" {
+		args = append(args, "--owner", spec.Owner)
 	}
 	if spec.SSHAuthorizedKey != "" {
 		keys := filepath.Join(string(d), "authorized_keys")

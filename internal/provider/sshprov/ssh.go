@@ -95,7 +95,9 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	if _, err := sshx.MustRun(c, setup, strings.NewReader(spec.Token+"\n")); err != nil {
 		return fmt.Errorf("preparing node %s on %s: %w", spec.ID, spec.SSH.Address, err)
 	}
-	agent := fmt.Sprintf(`%[1]s/paddock agent --server-file %[2]s/server-url --token-file %[2]s/token --work-dir %[2]s/work --pid-file %[2]s/agent.pid --cores %[3]s --memory-gb %[4]s`,
+	// Runs see none of Paddock's files on the host (other nodes' tokens
+	// included).
+	agent := fmt.Sprintf(`%[1]s/paddock agent --server-file %[2]s/server-url --token-file %[2]s/token --work-dir %[2]s/work --pid-file %[2]s/agent.pid --hide %[1]s --cores %[3]s --memory-gb %[4]s`,
 		base, dir, strconv.FormatFloat(spec.Cores, 'f', -1, 64), strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64))
 	if spec.Slurm != nil {
 		if err := submitPilot(c, dir, agent, spec); err != nil {

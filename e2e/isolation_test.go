@@ -222,3 +222,58 @@ func zombieChildren(pid int) []int {
 	}
 	return out
 }
+
+// The same probe on a cluster node (local provider, as root) and on an
+// attached remote machine whose agent is not root (user namespaces).
+func TestRunIsolationClusterAndRemote(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the isolation tests run the server as root, as CI does")
+	}
+	e := newEnv(t)
+	e.up()
+	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
+	src := filepath.Join(e.home, "probe")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, src, "probe.py", probeScript)
+	probe := func(compute string, paths ...string) string {
+		t.Helper()
+		r := e.run(append([]string{"--token", bob, "run", "submit", "--compute", compute, "--source", src, "--stream", "--",
+			"python3", "probe.py"}, paths...)...)
+		if r.code != 0 {
+			t.Fatalf("probe run on %s: exit %d\n%s\n%s", compute, r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+
+	e.ok("compute", "create", "cluster", "iso-cluster", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1")
+	nodeTokens := filepath.Join(e.dataDir, "nodes")
+	out := probe("iso-cluster", e.config, filepath.Join(e.dataDir, "admin.token"), filepath.Join(e.dataDir, "secret.key"),
+		filepath.Join(e.dataDir, "local-agent", "token"), "/proc/"+strconv.Itoa(e.agentPID())+"/environ")
+	nodes, _ := filepath.Glob(filepath.Join(nodeTokens, "*", "token"))
+	if len(nodes) != 1 {
+		t.Fatalf("want one cluster node's token, found %v", nodes)
+	}
+	checkProbe(t, "cluster node", out+probe("iso-cluster", nodes[0]), secretsOf(t, e), []string{e.dataDir, e.config})
+
+	port := freeLoopbackPort(t)
+	sd := startSSHD(t, t.TempDir(), port, false)
+	agentDir := filepath.Join(homeOf(keyUser), ".paddock-agent")
+	os.RemoveAll(agentDir)
+	e.ok("compute", "attach", "remote", "iso-box", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(port),
+		"--username", keyUser, "--private-key-file", sd.keyFile)
+	t.Cleanup(func() { e.run("compute", "detach", "iso-box") })
+	// The remote's agent runs; probe it with its own token's path.
+	first := probe("iso-box")
+	remoteTokens, _ := filepath.Glob(filepath.Join(agentDir, "*", "token"))
+	if len(remoteTokens) == 0 {
+		t.Fatalf("no agent token under %s", agentDir)
+	}
+	pids, _ := filepath.Glob(filepath.Join(agentDir, "*", "agent.pid"))
+	paths := append([]string{}, remoteTokens...)
+	for _, f := range pids {
+		if b, err := os.ReadFile(f); err == nil {
+			paths = append(paths, "/proc/"+strings.TrimSpace(string(b))+"/environ", "/proc/"+strings.TrimSpace(string(b))+"/mem")
+		}
+	}
+	checkProbe(t, "remote", first+probe("iso-box", paths...), secretsOf(t, e, remoteTokens...), []string{agentDir})
+}

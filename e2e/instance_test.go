@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -152,9 +153,64 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	if out, err := ssh(other, "true"); err == nil || !strings.Contains(string(out), "Permission denied") {
 		t.Errorf("ssh with another key: %v %s", err, out)
 	}
+	// Sessions run as the owner's OS user (not the server's), and see no
+	// credential of the server's.
+	if os.Geteuid() == 0 {
+		out, err := ssh(key, "id -un; cat "+filepath.Join(e.dataDir, "admin.token")+" || echo refused")
+		if err != nil || !strings.Contains(string(out), "\n"+runUserPrefix+"admin\n") || !strings.Contains(string(out), "refused") {
+			t.Errorf("a session's user and view: %v\n%s", err, out)
+		}
+	}
+	// Only the owner's name logs in, even with the owner's key.
+	host := f[len(f)-1][strings.Index(f[len(f)-1], "@")+1:]
+	if out, err := exec.Command("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		"-p", f[2], "-i", key, "root@"+host, "true").CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("ssh as root with the owner's key: %v %s", err, out)
+	}
 	// Idle for 2 s: stopped.
 	eventually(t, 30*time.Second, "idle shutdown", func() bool { return e.instanceState("dev-box") == "Stopped" })
 	if n := e.nodes("dev-box"); len(n) != 0 {
 		t.Errorf("%d nodes after idle shutdown", len(n))
+	}
+}
+
+// A deleted instance takes its home and host key with it: a new instance
+// of the same name, another user's, starts empty with a new host key.
+func TestInstanceDeleteRemovesHome(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	key := filepath.Join(e.home, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	e.ok("compute", "create", "instance", "box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access", "--admin-user-ssh-key", key+".pub")
+	e.ok("run", "submit", "--compute", "box", "--stream", "--", "sh", "-c", "echo admins-notes > $HOME/notes.txt")
+	home := filepath.Join(e.dataDir, "homes", "default", "box")
+	hostKey, err := os.ReadFile(home + ".ssh_host_key")
+	if err != nil {
+		t.Fatalf("the instance's host key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "notes.txt")); err != nil {
+		t.Fatalf("the run did not write to the home: %v", err)
+	}
+	e.ok("compute", "delete", "box")
+	eventually(t, 20*time.Second, "the instance to be gone", func() bool { return e.run("compute", "show", "box").code == 3 })
+	for _, p := range []string{home, home + ".ssh_host_key"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survives the delete (%v)", p, err)
+		}
+	}
+	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
+	if r := e.run("--token", bob, "compute", "create", "instance", "box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
+		"--admin-user-ssh-key", key+".pub"); r.code != 0 {
+		t.Fatalf("bob's instance: exit %d %s", r.code, r.stderr)
+	}
+	r := e.run("--token", bob, "run", "submit", "--compute", "box", "--stream", "--", "sh", "-c", "ls -A $HOME; cat $HOME/notes.txt || echo no-notes")
+	if r.code != 0 || strings.Contains(r.stdout, "admins-notes") || !strings.Contains(r.stdout, "no-notes") {
+		t.Errorf("bob's new instance: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if again, err := os.ReadFile(home + ".ssh_host_key"); err != nil || string(again) == string(hostKey) {
+		t.Errorf("the new instance's host key: same as the deleted one's %v (%v)", string(again) == string(hostKey), err)
 	}
 }

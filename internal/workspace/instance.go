@@ -54,42 +54,48 @@ func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action str
 	if !ok {
 		return api.Compute{}, api.NotFound("compute targets support :start, :stop and :restart, not :%s", action)
 	}
+	return redoStale(func() (api.Compute, bool, error) { return s.instanceAction(ctx, ws, user, name, action, act.from, act.to) })
+}
+
+// instanceAction is one read-modify-write of InstanceAction; stale reports
+// that the record changed between the read and the write.
+func (s *Service) instanceAction(ctx context.Context, ws, user, name, action string, from []string, to string) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if rec.Type != "instance" {
-		return api.Compute{}, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
+		return api.Compute{}, false, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
 	}
 	if err := s.mayUse(ctx, user, rec); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if rec.State != api.StateSucceeded {
-		return api.Compute{}, api.Conflict("compute instance %s is %s; wait until it is Succeeded", rec.Name, rec.State)
+		return api.Compute{}, false, api.Conflict("compute instance %s is %s; wait until it is Succeeded", rec.Name, rec.State)
 	}
 	var st compute.InstanceStatus
 	if err := json.Unmarshal(rec.Status, &st); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	done := map[string][]string{"start": {"Running", "Starting"}, "stop": {"Stopped", "Stopping"}, "restart": {"Restarting"}}
 	for _, s := range done[action] {
 		if st.State == s {
-			return ToAPI(rec), nil
+			return ToAPI(rec), false, nil
 		}
 	}
 	allowed := false
-	for _, f := range act.from {
+	for _, f := range from {
 		allowed = allowed || st.State == f
 	}
 	if !allowed {
-		return api.Compute{}, api.Conflict("compute instance %s is %s and cannot %s now", rec.Name, st.State, action)
+		return api.Compute{}, false, api.Conflict("compute instance %s is %s and cannot %s now", rec.Name, st.State, action)
 	}
-	st.State = act.to
+	st.State = to
 	rec.Status, _ = json.Marshal(st)
 	rec.UpdatedAt = s.Now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
 	s.Changed(Key(ws, rec.Name))
-	return ToAPI(rec), nil
+	return ToAPI(rec), false, nil
 }

@@ -200,11 +200,15 @@ func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in a
 	if err := s.checkWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
-	// The target's controller writes its status concurrently; a write that
-	// lost that race is redone on the fresh record, so the user never sees
-	// a conflict they did not cause.
+	return redoStale(func() (api.Compute, bool, error) { return s.updateCompute(ctx, ws, user, name, in) })
+}
+
+// redoStale runs a read-modify-write of a target again while it lost the
+// race with the target's controller, which writes its status concurrently,
+// so the user never sees a conflict they did not cause.
+func redoStale(rmw func() (_ api.Compute, stale bool, _ error)) (api.Compute, error) {
 	for attempt := 1; ; attempt++ {
-		c, stale, err := s.updateCompute(ctx, ws, user, name, in)
+		c, stale, err := rmw()
 		if !stale || attempt == 5 {
 			return c, err
 		}

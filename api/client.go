@@ -94,7 +94,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 }
 
 func codeForStatus(status int) Code {
-	for _, c := range []Code{CodeInvalid, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeConflict, CodeUnavailable} {
+	for _, c := range []Code{CodeInvalid, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeConflict, CodeUnavailable, CodeInsufficientStorage} {
 		if c.HTTPStatus() == status {
 			return c
 		}

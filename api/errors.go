@@ -22,7 +22,10 @@ const (
 	CodeNotFound        Code = "NotFound"        // HTTP 404, exit 3
 	CodeConflict        Code = "Conflict"        // duplicate or wrong state: HTTP 409, exit 4
 	CodeUnavailable     Code = "Unavailable"     // server or backend cannot serve now: HTTP 503, exit 1
-	CodeInternal        Code = "Internal"        // a bug or an unexpected failure: HTTP 500, exit 1
+	// CodeInsufficientStorage: the server cannot store what was sent (its
+	// disk is full): HTTP 507, exit 1.
+	CodeInsufficientStorage Code = "InsufficientStorage"
+	CodeInternal            Code = "Internal" // a bug or an unexpected failure: HTTP 500, exit 1
 )
 
 // Error is the error every layer of Paddock returns for conditions a user
@@ -51,6 +54,8 @@ var (
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrConflict        = &Error{Code: CodeConflict}
 	ErrUnavailable     = &Error{Code: CodeUnavailable}
+	// ErrInsufficientStorage matches CodeInsufficientStorage.
+	ErrInsufficientStorage = &Error{Code: CodeInsufficientStorage}
 )
 
 // Invalid reports bad input in field; the message should name the field and
@@ -79,6 +84,12 @@ func Unavailable(format string, args ...any) *Error {
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf(format, args...)}
 }
 
+// InsufficientStorage reports that the server could not store something
+// (its disk is full).
+func InsufficientStorage(format string, args ...any) *Error {
+	return &Error{Code: CodeInsufficientStorage, Message: fmt.Sprintf(format, args...)}
+}
+
 // AsError returns err as an *Error; anything else becomes CodeInternal with
 // a generic message so internal details never reach the user.
 func AsError(err error) *Error {
@@ -104,6 +115,8 @@ func (c Code) HTTPStatus() int {
 		return http.StatusConflict
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeInsufficientStorage:
+		return http.StatusInsufficientStorage
 	default:
 		return http.StatusInternalServerError
 	}

@@ -18,6 +18,7 @@ func TestCodesMapToStatusAndExitCode(t *testing.T) {
 		{NotFound("x"), 404, 3},
 		{Conflict("x"), 409, 4},
 		{Unavailable("x"), 503, 1},
+		{InsufficientStorage("x"), 507, 1},
 		{AsError(errors.New("disk on fire")), 500, 1},
 	}
 	for _, tc := range cases {

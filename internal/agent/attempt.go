@@ -28,7 +28,8 @@ type attempt struct {
 	mu       sync.Mutex
 	stopped  chan struct{} // closed by stop
 	why      string
-	silent   bool // stale: report nothing more
+	silent   bool   // stale: report nothing more
+	fail     string // the reason a stopped attempt failed (not canceled)
 	stopOnce sync.Once
 }
 
@@ -44,6 +45,28 @@ func (at *attempt) stop(why string, silent bool) {
 		at.mu.Unlock()
 		close(at.stopped)
 	})
+}
+
+// abort stops the attempt because it cannot go on; it fails with reason.
+func (at *attempt) abort(reason, why string) {
+	at.mu.Lock()
+	if at.fail == "" {
+		at.fail = reason
+	}
+	at.mu.Unlock()
+	at.stop(why, false)
+}
+
+// stoppedOutcome is how a stopped attempt ended: failed when it was
+// aborted, else canceled.
+func (at *attempt) stoppedOutcome(why string, code *int) outcome {
+	at.mu.Lock()
+	reason := at.fail
+	at.mu.Unlock()
+	if reason != "" {
+		return outcome{status: api.RunFailed, exit: code, reason: reason, err: why}
+	}
+	return outcome{status: api.RunCanceled, exit: code, reason: "Canceled", err: why}
 }
 
 func (at *attempt) stopReason() (string, bool) {
@@ -83,6 +106,10 @@ func (at *attempt) run(agentCtx context.Context) {
 	dir := filepath.Join(at.a.cfg.WorkDir, "runs", at.name())
 	os.RemoveAll(dir)
 	ship := newShipper(at.a, at.ref, at.as.LogAck)
+	ship.onFull = func(err error) {
+		log.Warn("the server cannot store this run's log; stopping the run", "err", err)
+		at.abort("LogStorageFull", "the server could not store the run's log ("+err.Error()+"); the run was stopped")
+	}
 	go ship.run(ctx)
 
 	out := at.execute(ctx, dir, ship)
@@ -94,6 +121,11 @@ func (at *attempt) run(agentCtx context.Context) {
 	}
 	if !ship.wait(ctx) {
 		log.Warn("some log lines could not be delivered")
+	}
+	if ship.storageFull() && out.status == api.RunCompleted {
+		// It ended before the agent could stop it, but its log is lost.
+		out.status, out.reason = api.RunFailed, "LogStorageFull"
+		out.err = "the server could not store the run's log: its disk is full"
 	}
 	rep := api.AttemptReport{Status: out.status, ExitCode: out.exit, Reason: out.reason, Error: out.err}
 	var files []api.OutputFile
@@ -162,7 +194,7 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		return failed("EnvironmentFailed", "%v", err)
 	}
 	if why, _ := at.stopReason(); why != "" {
-		return outcome{status: api.RunCanceled, reason: "Canceled", err: why}
+		return at.stoppedOutcome(why, nil)
 	}
 	spec := proc.Spec{
 		Name: at.name(), Path: prep.cmd[0], Args: prep.cmd[1:], Dir: dir, Env: prep.env,
@@ -217,7 +249,7 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		p.Stop(at.a.cfg.KillGrace)
 		code := <-waited
 		ship.flushWriters()
-		return outcome{status: api.RunCanceled, exit: &code, reason: "Canceled", err: why}
+		return at.stoppedOutcome(why, &code)
 	case <-limit:
 		p.Stop(at.a.cfg.KillGrace)
 		code := <-waited
@@ -376,7 +408,8 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 	for {
 		err := at.a.uploads.Do(ctx, http.MethodPut, attemptPath(at.ref, "outputs"),
 			api.Raw{ContentType: "application/gzip", Data: bytes.NewReader(buf.Bytes())}, &files)
-		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) ||
+			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
 			return files, err
 		}
 		select {

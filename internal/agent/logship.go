@@ -15,7 +15,8 @@ import (
 const (
 	maxLineBytes   = 64 << 10 // longer lines are split
 	maxBatchLines  = 2000
-	maxBufferLines = 200000 // unacknowledged lines kept while the server is away
+	maxBatchBytes  = 1 << 20 // of line text; the server takes batches of a few MiB
+	maxBufferLines = 200000  // unacknowledged lines kept while the server is away
 )
 
 // shipper sends an attempt's output lines to the server in order. Lines
@@ -35,7 +36,11 @@ type shipper struct {
 	dropped int64
 	closed  bool
 	gone    bool // the attempt is stale: stop sending
-	kick    chan struct{}
+	// full is set when the server could not store the log (its disk is
+	// full): the shipper stops and onFull is called once.
+	full   bool
+	onFull func(error)
+	kick   chan struct{}
 	done    chan struct{}
 
 	writers []*lineWriter
@@ -72,6 +77,13 @@ func (s *shipper) close() {
 	s.poke()
 }
 
+// storageFull reports whether the server could not store the log.
+func (s *shipper) storageFull() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full
+}
+
 // abandon stops sending (the attempt is stale).
 func (s *shipper) abandon() {
 	s.mu.Lock()
@@ -104,7 +116,7 @@ func (s *shipper) run(ctx context.Context) {
 				Text: "[paddock] log buffer full while the server was unreachable: older lines were dropped"}}, s.lines...)
 			s.dropped = 0
 		}
-		batch := append([]api.AgentLogLine(nil), s.lines[:min(len(s.lines), maxBatchLines)]...)
+		batch := append([]api.AgentLogLine(nil), s.lines[:batchLen(s.lines)]...)
 		closed, gone := s.closed, s.gone
 		s.mu.Unlock()
 		if gone || len(batch) == 0 && closed {
@@ -133,6 +145,15 @@ func (s *shipper) run(ctx context.Context) {
 			s.mu.Unlock()
 		case errors.Is(err, api.ErrConflict), errors.Is(err, api.ErrNotFound), ctx.Err() != nil:
 			return
+		case errors.Is(err, api.ErrInsufficientStorage):
+			s.mu.Lock()
+			s.full, s.lines = true, nil
+			onFull := s.onFull
+			s.mu.Unlock()
+			if onFull != nil {
+				onFull(err)
+			}
+			return
 		default:
 			select {
 			case <-ctx.Done():
@@ -143,6 +164,20 @@ func (s *shipper) run(ctx context.Context) {
 			s.a.refreshServer()
 		}
 	}
+}
+
+// batchLen is how many of the first lines go in one batch: at most
+// maxBatchLines and maxBatchBytes of text (at least one line).
+func batchLen(lines []api.AgentLogLine) int {
+	n, size := 0, 0
+	for n < len(lines) && n < maxBatchLines {
+		size += len(lines[n].Text)
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // writer returns an io.Writer that turns a stream's bytes into lines.

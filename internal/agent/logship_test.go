@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,6 +80,13 @@ func (ls *logServer) handle(w http.ResponseWriter, r *http.Request) {
 	if len(in.Lines) > maxBatchLines {
 		ls.t.Errorf("a batch of %d lines, more than %d", len(in.Lines), maxBatchLines)
 	}
+	size := 0
+	for _, l := range in.Lines {
+		size += len(l.Text)
+	}
+	if len(in.Lines) > 1 && size > maxBatchBytes {
+		ls.t.Errorf("a batch of %d bytes of text, more than %d", size, maxBatchBytes)
+	}
 	if ls.acceptAt > 0 && len(in.Lines) > int(ls.acceptAt) {
 		in.Lines = in.Lines[:ls.acceptAt]
 	}
@@ -98,7 +106,8 @@ func (ls *logServer) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeError(w http.ResponseWriter, status int) {
-	code := map[int]api.Code{http.StatusConflict: api.CodeConflict, http.StatusNotFound: api.CodeNotFound}[status]
+	code := map[int]api.Code{http.StatusConflict: api.CodeConflict, http.StatusNotFound: api.CodeNotFound,
+		http.StatusInsufficientStorage: api.CodeInsufficientStorage}[status]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if code != "" {
@@ -340,4 +349,65 @@ func TestShipperBufferCap(t *testing.T) {
 		t.Errorf("marker line = %+v", l)
 	}
 	ls.mu.Unlock()
+}
+
+// A server that cannot store the log (507) ends the shipping at once and
+// says so once; waiting does not hang.
+func TestShipperStopsWhenTheServerIsFull(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ls := newLogServer(t)
+	ls.status = http.StatusInsufficientStorage
+	full := make(chan error, 2)
+	s := newShipper(testAgent(ls.srv.URL), api.AttemptRef{RunID: "run-1", Attempt: 2}, 0)
+	s.onFull = func(err error) { full <- err }
+	go s.run(ctx)
+	w := s.writer("stdout")
+	fmt.Fprintln(w, "one")
+	select {
+	case err := <-full:
+		if !errors.Is(err, api.ErrInsufficientStorage) {
+			t.Errorf("onFull got %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("onFull was not called")
+	}
+	fmt.Fprintln(w, "two")
+	s.close()
+	waited := make(chan bool, 1)
+	go func() { waited <- s.wait(ctx) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait hangs after the server said its disk is full")
+	}
+	if len(full) != 0 {
+		t.Error("onFull called more than once")
+	}
+}
+
+// Batches stay under maxBatchBytes of text, whatever the line sizes.
+func TestBatchLen(t *testing.T) {
+	line := func(n int) api.AgentLogLine { return api.AgentLogLine{Text: strings.Repeat("x", n)} }
+	var big []api.AgentLogLine
+	for range 100 {
+		big = append(big, line(maxLineBytes))
+	}
+	if n := batchLen(big); n != maxBatchBytes/maxLineBytes {
+		t.Errorf("batchLen of 64 KiB lines = %d, want %d", n, maxBatchBytes/maxLineBytes)
+	}
+	var small []api.AgentLogLine
+	for range 3 * maxBatchLines {
+		small = append(small, line(10))
+	}
+	if n := batchLen(small); n != maxBatchLines {
+		t.Errorf("batchLen of short lines = %d, want %d", n, maxBatchLines)
+	}
+	if n := batchLen([]api.AgentLogLine{line(2 * maxBatchBytes)}); n != 1 {
+		t.Errorf("one huge line: batchLen = %d, want 1", n)
+	}
+	if n := batchLen(nil); n != 0 {
+		t.Errorf("batchLen(nil) = %d", n)
+	}
 }

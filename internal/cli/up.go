@@ -17,6 +17,7 @@ func newUpCmd() *cobra.Command {
 	var dataDir, listen, logLevel, logFormat string
 	var nodeLost, preemptEvery, simWait, simBeat time.Duration
 	var simOn bool
+	var maxLogMB int64
 	var pprofListen string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -49,6 +50,9 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				// Profiling for benchmarks: never on by default.
 				go http.ListenAndServe(addr, nil)
 			}
+			if maxLogMB < 0 || maxLogMB > 1<<30 {
+				return api.Invalid("max-run-log-mb", "--max-run-log-mb must be from 0 (no limit) to %d, not %d", 1<<30, maxLogMB)
+			}
 			if dataDir == "" {
 				home, err := os.UserHomeDir()
 				if err != nil {
@@ -57,7 +61,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				dataDir = filepath.Join(home, ".paddock")
 			}
 			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
-				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen})
+				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20})
 		},
 	}
 	f := cmd.Flags()
@@ -70,6 +74,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.DurationVar(&simBeat, "sim-heartbeat", 10*time.Second, "sim agents: heartbeat interval when --sim-poll-wait is 0")
 	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go runtime profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060; off by default")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
+	f.Int64Var(&maxLogMB, "max-run-log-mb", server.DefaultMaxRunLogBytes>>20, "the most log a run may store, in MiB; later lines are dropped with a marker (0: no limit)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	return cmd
 }

@@ -117,12 +117,25 @@ func (a *API) agentLogs(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	lines := make([]store.LogLine, len(in.Lines))
+	var last int64
 	for i, l := range in.Lines {
 		lines[i] = store.LogLine{ASeq: l.N, Stream: l.Stream, Time: time.Unix(0, l.TimeNS).UTC(), Text: l.Text}
+		last = max(last, l.N)
 	}
-	ack, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, run.Rank(who.Node.ID), lines)
+	kept, reserved, err := a.logLimit.admit(r.Context(), run.ID, lines)
 	if err != nil {
 		return err
+	}
+	ack := last // lines past the run's log limit count as stored
+	if len(kept) > 0 {
+		stored, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, run.Rank(who.Node.ID), kept)
+		if err != nil {
+			a.logLimit.release(run.ID, reserved)
+			return err
+		}
+		if len(kept) == len(lines) {
+			ack = stored
+		}
 	}
 	a.dispatch.NotifyLogs(run.ID)
 	writeJSON(w, http.StatusOK, api.LogAckBody{Ack: ack})

@@ -872,7 +872,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		t.Errorf("ProvisioningState enum = %q, want %q", got, sorted(wantStates))
 	}
 	codes := []api.Code{api.CodeInvalid, api.CodeUnauthenticated, api.CodeForbidden, api.CodeNotFound,
-		api.CodeConflict, api.CodeUnavailable, api.CodeInternal}
+		api.CodeConflict, api.CodeUnavailable, api.CodeInsufficientStorage, api.CodeInternal}
 	var wantCodes []string
 	for _, c := range codes {
 		wantCodes = append(wantCodes, string(c))

@@ -44,6 +44,8 @@ type Deps struct {
 	Artifacts *artifact.Store
 	Scaler    *autoscaler.Controller
 	Log       *slog.Logger
+	// MaxRunLogBytes caps what a run's log may store (0: no cap).
+	MaxRunLogBytes int64
 }
 
 // API serves the REST API.
@@ -54,6 +56,7 @@ type API struct {
 	art      *artifact.Store
 	scaler   *autoscaler.Controller
 	log      *slog.Logger
+	logLimit *logLimit
 	mux      *http.ServeMux
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -65,7 +68,7 @@ type API struct {
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
 	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, scaler: d.Scaler, log: d.Log,
-		mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+		logLimit: newLogLimit(d.MaxRunLogBytes, d.Store), mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})

@@ -58,6 +58,9 @@ type Options struct {
 	// PprofListen, when set, serves Go's runtime profiles (net/http/pprof,
 	// unauthenticated) on that address: for profiling, keep it on loopback.
 	PprofListen string
+	// MaxRunLogBytes caps what a run's log may store; later lines are
+	// dropped with a marker (0: no cap).
+	MaxRunLogBytes int64
 }
 
 // Files inside the data dir.
@@ -230,8 +233,9 @@ func Run(ctx context.Context, o Options) error {
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		Handler:           NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log}),
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
+		Handler: NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log,
+			MaxRunLogBytes: o.MaxRunLogBytes}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -32,6 +32,8 @@ type RunStore interface {
 	// ignored, so resending is safe. It returns the highest agent line
 	// number stored for that rank of the attempt.
 	AppendLogs(ctx context.Context, runID string, attempt, rank int, lines []LogLine) (int64, error)
+	// LogBytes is the size of a run's stored log lines, in bytes.
+	LogBytes(ctx context.Context, runID string) (int64, error)
 	// LogAck is the highest agent line number stored for a rank of an attempt.
 	LogAck(ctx context.Context, runID string, attempt, rank int) (int64, error)
 	// Logs returns up to limit lines after the cursor seq.

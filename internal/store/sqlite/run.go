@@ -20,6 +20,10 @@ type runData struct {
 
 // SaveBatch implements store.Store.
 func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.Node, deleteNodes []string) error {
+	return s.reserve.critical(func() error { return s.saveBatch(ctx, runs, nodes, deleteNodes) })
+}
+
+func (s *Store) saveBatch(ctx context.Context, runs []store.Run, nodes []store.Node, deleteNodes []string) error {
 	if len(runs) == 0 && len(nodes) == 0 && len(deleteNodes) == 0 {
 		return nil
 	}
@@ -156,6 +160,14 @@ func (s *Store) RunByIdempotencyKey(ctx context.Context, workspace, user, key st
 
 // AppendLogs implements store.Store.
 func (s *Store) AppendLogs(ctx context.Context, runID string, attempt, rank int, lines []store.LogLine) (int64, error) {
+	if s.reserve.short() {
+		return 0, errDiskFull
+	}
+	ack, err := s.appendLogs(ctx, runID, attempt, rank, lines)
+	return ack, storageError(err)
+}
+
+func (s *Store) appendLogs(ctx context.Context, runID string, attempt, rank int, lines []store.LogLine) (int64, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -178,6 +190,13 @@ func (s *Store) AppendLogs(ctx context.Context, runID string, attempt, rank int,
 		return 0, err
 	}
 	return ack, tx.Commit()
+}
+
+// LogBytes implements store.Store.
+func (s *Store) LogBytes(ctx context.Context, runID string) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) FROM run_logs WHERE run_id = ?`, runID).Scan(&n)
+	return n, err
 }
 
 // LogAck implements store.Store.
@@ -211,6 +230,13 @@ func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit in
 
 // AddMetrics implements store.Store.
 func (s *Store) AddMetrics(ctx context.Context, runID string, ms []api.Metric) error {
+	if s.reserve.short() {
+		return errDiskFull
+	}
+	return storageError(s.addMetrics(ctx, runID, ms))
+}
+
+func (s *Store) addMetrics(ctx context.Context, runID string, ms []api.Metric) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

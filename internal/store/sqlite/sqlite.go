@@ -11,18 +11,21 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w *sql.DB   // the single writer
-	r *readerDB // readers, with prepared statements
+	w       *sql.DB   // the single writer
+	r       *readerDB // readers, with prepared statements
+	reserve *reserve  // disk space for state writes when the disk is full
 }
 
 var _ store.Store = (*Store)(nil)
@@ -43,11 +46,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: newReaderDB(r)}
+	s := &Store{w: w, r: newReaderDB(r), reserve: &reserve{path: path + ".reserve"}}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrating %s: %w", path, err)
 	}
+	s.reserve.hold()
 	return s, nil
 }
 
@@ -103,6 +107,21 @@ func ts(t time.Time) string { return t.UTC().Format(tsLayout) }
 func parseTS(s string) time.Time {
 	t, _ := time.Parse(tsLayout, s)
 	return t
+}
+
+// errDiskFull is what writes return when the disk is full (HTTP 507).
+var errDiskFull = api.InsufficientStorage("the server's disk is full: it cannot store more until space is freed in its data dir")
+
+// storageError turns "the disk is full" into errDiskFull, keeping
+// SQLite's message for the log.
+func storageError(err error) error {
+	var se *sqlite.Error
+	full := errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL ||
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+	if !full || errors.Is(err, api.ErrInsufficientStorage) {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", errDiskFull, err)
 }
 
 func isUniqueViolation(err error) bool {

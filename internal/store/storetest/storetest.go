@@ -20,6 +20,50 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
 	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
+	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
+}
+
+// testLogs: lines are stored once per (attempt, rank, agent line number),
+// the ack is the highest stored, readers follow a cursor, sizes add up.
+func testLogs(t *testing.T, s store.Store) {
+	if err := s.EnsureWorkspace(ctx(t), "ws"); err != nil {
+		t.Fatal(err)
+	}
+	run := store.Run{Run: api.Run{ID: "run-1", Compute: "local", Status: api.RunRunning, Attempt: 1, CreatedBy: "ana",
+		CreatedAt: time.Now().UTC()}, Workspace: "ws", Seq: 1}
+	if err := s.SaveBatch(ctx(t), []store.Run{run}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	lines := []store.LogLine{{ASeq: 1, Stream: "stdout", Time: now, Text: "héllo"}, {ASeq: 2, Stream: "stderr", Time: now, Text: "world"}}
+	for range 2 { // resending is safe
+		ack, err := s.AppendLogs(ctx(t), "run-1", 1, 0, lines)
+		if err != nil || ack != 2 {
+			t.Fatalf("AppendLogs = %d, %v; want 2", ack, err)
+		}
+	}
+	if ack, err := s.AppendLogs(ctx(t), "run-1", 1, 1, lines[:1]); err != nil || ack != 1 {
+		t.Fatalf("AppendLogs of rank 1 = %d, %v; want 1 (ranks count apart)", ack, err)
+	}
+	if ack, err := s.LogAck(ctx(t), "run-1", 1, 0); err != nil || ack != 2 {
+		t.Fatalf("LogAck = %d, %v", ack, err)
+	}
+	if ack, err := s.LogAck(ctx(t), "run-1", 2, 0); err != nil || ack != 0 {
+		t.Fatalf("LogAck of an attempt without lines = %d, %v", ack, err)
+	}
+	got, err := s.Logs(ctx(t), "run-1", 0, 10)
+	if err != nil || len(got) != 3 || got[0].Text != "héllo" || got[1].Stream != "stderr" {
+		t.Fatalf("Logs = %+v, %v", got, err)
+	}
+	if more, err := s.Logs(ctx(t), "run-1", got[1].Seq, 10); err != nil || len(more) != 1 || more[0].Rank != 1 {
+		t.Fatalf("Logs after a cursor = %+v, %v", more, err)
+	}
+	if n, err := s.LogBytes(ctx(t), "run-1"); err != nil || n != int64(2*len("héllo")+len("world")) {
+		t.Fatalf("LogBytes = %d, %v; want the bytes of the three lines", n, err)
+	}
+	if n, err := s.LogBytes(ctx(t), "run-2"); err != nil || n != 0 {
+		t.Fatalf("LogBytes of a run without lines = %d, %v", n, err)
+	}
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }

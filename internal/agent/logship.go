@@ -41,7 +41,7 @@ type shipper struct {
 	full   bool
 	onFull func(error)
 	kick   chan struct{}
-	done    chan struct{}
+	done   chan struct{}
 
 	writers []*lineWriter
 }

@@ -14,7 +14,9 @@ type sizedStore struct {
 	bytes map[string]int64
 }
 
-func (s sizedStore) LogBytes(_ context.Context, runID string) (int64, error) { return s.bytes[runID], nil }
+func (s sizedStore) LogBytes(_ context.Context, runID string) (int64, error) {
+	return s.bytes[runID], nil
+}
 
 func logLines(texts ...string) []store.LogLine {
 	var out []store.LogLine

@@ -54,7 +54,9 @@ func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action str
 	if !ok {
 		return api.Compute{}, api.NotFound("compute targets support :start, :stop and :restart, not :%s", action)
 	}
-	return redoStale(func() (api.Compute, bool, error) { return s.instanceAction(ctx, ws, user, name, action, act.from, act.to) })
+	return redoStale(func() (api.Compute, bool, error) {
+		return s.instanceAction(ctx, ws, user, name, action, act.from, act.to)
+	})
 }
 
 // instanceAction is one read-modify-write of InstanceAction; stale reports

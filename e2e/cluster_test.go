@@ -296,10 +296,12 @@ func TestQuotas(t *testing.T) {
 		}
 		return false
 	})
-	st := e.clusterStatus("capped")
-	if errs, _ := st["errors"].([]any); len(errs) == 0 || !strings.Contains(fmt.Sprint(errs), "QuotaExceeded") {
-		t.Errorf("cluster errors: %v", st["errors"])
-	}
+	// The reason and the cluster's errors are written by one pass, one
+	// after the other.
+	eventually(t, 10*time.Second, "QuotaExceeded in the cluster's errors", func() bool {
+		errs, _ := e.clusterStatus("capped")["errors"].([]any)
+		return strings.Contains(fmt.Sprint(errs), "QuotaExceeded")
+	})
 	maxNodes := 0
 	for _, id := range ids {
 		for !e.show(id).Status.Terminal() {

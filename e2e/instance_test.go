@@ -126,10 +126,7 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	key := filepath.Join(e.home, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
+	key := e.sshKey("id_ed25519")
 	e.ok("compute", "create", "instance", "dev-box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
 		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", "2s")
 	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
@@ -148,8 +145,7 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 || !strings.Contains(string(out), "logged in to "+filepath.Join(e.dataDir, "homes")) {
 		t.Fatalf("ssh with the admin key: %v\n%s", err, out)
 	}
-	other := filepath.Join(e.home, "other")
-	exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).Run()
+	other := e.sshKey("other")
 	if out, err := ssh(other, "true"); err == nil || !strings.Contains(string(out), "Permission denied") {
 		t.Errorf("ssh with another key: %v %s", err, out)
 	}
@@ -180,10 +176,7 @@ func TestInstanceDeleteRemovesHome(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	key := filepath.Join(e.home, "id_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
-	}
+	key := e.sshKey("id_ed25519")
 	e.ok("compute", "create", "instance", "box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access", "--admin-user-ssh-key", key+".pub")
 	e.ok("run", "submit", "--compute", "box", "--stream", "--", "sh", "-c", "echo admins-notes > $HOME/notes.txt")
 	home := filepath.Join(e.dataDir, "homes", "default", "box")
@@ -213,4 +206,15 @@ func TestInstanceDeleteRemovesHome(t *testing.T) {
 	if again, err := os.ReadFile(home + ".ssh_host_key"); err != nil || string(again) == string(hostKey) {
 		t.Errorf("the new instance's host key: same as the deleted one's %v (%v)", string(again) == string(hostKey), err)
 	}
+}
+
+// sshKey makes an ed25519 key pair in the env's home and returns the
+// private key's path.
+func (e *env) sshKey(name string) string {
+	e.t.Helper()
+	key := filepath.Join(e.home, name)
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		e.t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	return key
 }

@@ -116,11 +116,11 @@ func checkProbe(t *testing.T, where, out string, secrets map[string]string, forb
 	}
 }
 
-// A run on the local target, as a user who is not an admin, cannot read
-// the server's or the agents' credentials, another user's running run's
-// files (its directory, its /tmp), nor any process's environment; and
-// daemons it leaves behind die with it.
-func TestRunIsolationLocal(t *testing.T) {
+// prober starts a server and returns a function that runs the probe as
+// the non-admin user bob on a target, with paths to try, and returns its
+// output.
+func prober(t *testing.T) (*env, func(compute string, paths ...string) string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the isolation tests run the server as root, as CI does (as a user, runs share it: see docs/security.md)")
 	}
@@ -130,6 +130,23 @@ func TestRunIsolationLocal(t *testing.T) {
 	src := filepath.Join(e.home, "probe")
 	os.MkdirAll(src, 0o755)
 	writeFile(t, src, "probe.py", probeScript)
+	return e, func(compute string, paths ...string) string {
+		t.Helper()
+		r := e.run(append([]string{"--token", bob, "run", "submit", "--compute", compute, "--source", src, "--stream", "--",
+			"python3", "probe.py"}, paths...)...)
+		if r.code != 0 {
+			t.Fatalf("probe run on %s: exit %d\n%s\n%s", compute, r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+}
+
+// A run on the local target, as a user who is not an admin, cannot read
+// the server's or the agents' credentials, another user's running run's
+// files (its directory, its /tmp), nor any process's environment; and
+// daemons it leaves behind die with it.
+func TestRunIsolationLocal(t *testing.T) {
+	e, probe := prober(t)
 
 	// The victim: an admin's run holding a secret in its directory and /tmp.
 	victimSecret := fmt.Sprintf("victim-secret-%d", time.Now().UnixNano())
@@ -146,14 +163,10 @@ func TestRunIsolationLocal(t *testing.T) {
 		filepath.Join(e.dataDir, "paddock.db"), filepath.Join(e.dataDir, "local-agent", "token"),
 		filepath.Join(e.dataDir, "local-agent", "agent.log"), filepath.Join(victimDir, "mine.txt"), "/tmp/mine.txt",
 		filepath.Join(e.home, ".paddock", "config"), "/proc/" + strconv.Itoa(e.agentPID()) + "/environ"}
-	r := e.run(append([]string{"--token", bob, "run", "submit", "--compute", "local", "--source", src, "--stream", "--",
-		"python3", "probe.py"}, paths...)...)
-	if r.code != 0 {
-		t.Fatalf("probe run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	checkProbe(t, "local", r.stdout, secrets, []string{e.dataDir, e.config, victimDir, "/tmp/mine.txt"})
-	if !strings.Contains(r.stdout, "DENIED "+filepath.Join(e.dataDir, "admin.token")) {
-		t.Errorf("the probe should have been refused the admin token:\n%s", r.stdout)
+	out := probe("local", paths...)
+	checkProbe(t, "local", out, secrets, []string{e.dataDir, e.config, victimDir, "/tmp/mine.txt"})
+	if !strings.Contains(out, "DENIED "+filepath.Join(e.dataDir, "admin.token")) {
+		t.Errorf("the probe should have been refused the admin token:\n%s", out)
 	}
 	// The victim kept its files: the probe could not touch them either.
 	if b, _ := os.ReadFile(filepath.Join(victimDir, "mine.txt")); !strings.Contains(string(b), victimSecret) {
@@ -162,8 +175,9 @@ func TestRunIsolationLocal(t *testing.T) {
 
 	// Runs of different users run as different OS users; a run of bob's
 	// is bob's OS user, and its HOME is its own.
+	bob := strings.TrimSpace(e.ok("user", "add", "bob2"))
 	who := e.run("--token", bob, "run", "submit", "--compute", "local", "--stream", "--", "sh", "-c", `id -un; echo "home=$HOME"; touch "$HOME/cache" && echo home-writable`)
-	if who.code != 0 || !strings.Contains(who.stdout, runUserPrefix+"bob\n") || !strings.Contains(who.stdout, "home-writable") {
+	if who.code != 0 || !strings.Contains(who.stdout, runUserPrefix+"bob2\n") || !strings.Contains(who.stdout, "home-writable") {
 		t.Errorf("bob's run: exit %d %q %q", who.code, who.stdout, who.stderr)
 	}
 	e.ok("run", "cancel", victim)
@@ -226,25 +240,7 @@ func zombieChildren(pid int) []int {
 // The same probe on a cluster node (local provider, as root) and on an
 // attached remote machine whose agent is not root (user namespaces).
 func TestRunIsolationClusterAndRemote(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the isolation tests run the server as root, as CI does")
-	}
-	e := newEnv(t)
-	e.up()
-	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
-	src := filepath.Join(e.home, "probe")
-	os.MkdirAll(src, 0o755)
-	writeFile(t, src, "probe.py", probeScript)
-	probe := func(compute string, paths ...string) string {
-		t.Helper()
-		r := e.run(append([]string{"--token", bob, "run", "submit", "--compute", compute, "--source", src, "--stream", "--",
-			"python3", "probe.py"}, paths...)...)
-		if r.code != 0 {
-			t.Fatalf("probe run on %s: exit %d\n%s\n%s", compute, r.code, r.stdout, r.stderr)
-		}
-		return r.stdout
-	}
-
+	e, probe := prober(t)
 	e.ok("compute", "create", "cluster", "iso-cluster", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1")
 	nodeTokens := filepath.Join(e.dataDir, "nodes")
 	out := probe("iso-cluster", e.config, filepath.Join(e.dataDir, "admin.token"), filepath.Join(e.dataDir, "secret.key"),

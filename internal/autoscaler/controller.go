@@ -252,6 +252,20 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 		states[n.ID] = n.State
 	}
 	var errs []error
+	// The queue learns why it waits before the nodes are made: starting
+	// one over SSH can take a while (the agent binary is copied).
+	reason := dec.Reason
+	if reason == "" && len(queue) > 0 {
+		for _, n := range nodes {
+			if n.State == NodeStarting {
+				reason = "waiting for starting nodes to be ready"
+				break
+			}
+		}
+	}
+	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
+		errs = append(errs, err)
+	}
 	for _, id := range dec.Delete {
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
@@ -273,18 +287,6 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 			errs = append(errs, err)
 			break
 		}
-	}
-	reason := dec.Reason
-	if reason == "" && len(queue) > 0 {
-		for _, n := range nodes {
-			if n.State == NodeStarting {
-				reason = "waiting for starting nodes to be ready"
-				break
-			}
-		}
-	}
-	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
-		errs = append(errs, err)
 	}
 	if err := c.writeStatus(ctx, ws, rec.Name, dec); err != nil {
 		errs = append(errs, err)

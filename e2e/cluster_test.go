@@ -371,3 +371,32 @@ func TestRandomPreemption(t *testing.T) {
 		t.Error("the server did not log the random preemption")
 	}
 }
+
+// Local nodes' loopback addresses are unique among the live nodes, the
+// ones a restarted server adopted included: a new node never gets an
+// adopted node's address.
+func TestLocalNodeAddressesUniqueAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	ready := func(name string) api.Node {
+		var n []api.Node
+		eventually(t, 20*time.Second, "a ready node in "+name, func() bool {
+			n = e.nodes(name)
+			return len(n) == 1 && n[0].State == "idle" && n[0].Address != ""
+		})
+		return n[0]
+	}
+	e.ok("compute", "create", "cluster", "first", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--min-nodes", "1")
+	adopted := ready("first")
+	s.kill()
+	e.up()
+	e.ok("compute", "create", "cluster", "second", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--min-nodes", "1")
+	fresh := ready("second")
+	if again := e.nodes("first"); len(again) != 1 || again[0].ID != adopted.ID {
+		t.Fatalf("the node of first was not adopted: %+v", again)
+	}
+	if fresh.Address == adopted.Address {
+		t.Errorf("a new node got %s, the address of the adopted node %s", fresh.Address, adopted.ID)
+	}
+}

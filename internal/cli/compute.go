@@ -161,7 +161,7 @@ func failedErr(c *api.Compute) error {
 // it is deleted), printing each state change on a terminal.
 func waitFor(cmd *cobra.Command, c *api.Client, name string, gone bool) (*api.Compute, error) {
 	errw := cmd.ErrOrStderr()
-	tty := isTerminal(errw)
+	tty := showProgress(cmd)
 	start := time.Now()
 	out, err := c.WaitCompute(cmd.Context(), name, gone, func(cur *api.Compute) {
 		if tty {
@@ -468,7 +468,7 @@ func instanceActionCmd(g *globals, action string) *cobra.Command {
 // states it passes on a terminal.
 func waitInstance(cmd *cobra.Command, c *api.Client, name, want string) (*api.Compute, error) {
 	errw := cmd.ErrOrStderr()
-	tty := isTerminal(errw)
+	tty := showProgress(cmd)
 	last := ""
 	deadline := time.Now().Add(5 * time.Minute)
 	for {

@@ -326,11 +326,12 @@ func TestQuotas(t *testing.T) {
 }
 
 // run submit --compute-spec makes a cluster for the run and deletes it
-// when the run ends; a bad spec leaves nothing behind.
+// when the run ends, without a warning in the server log; a bad spec
+// leaves nothing behind.
 func TestRunBasedCluster(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.up()
+	srv := e.up()
 	r := e.run("run", "submit", "--compute-spec", "vm_size=standard_d2_v2,max_nodes=1", "--stream", "--", "sh", "-c", "echo on a cluster of my own")
 	if r.code != 0 || !strings.Contains(r.stdout, "on a cluster of my own") {
 		t.Fatalf("exit %d %q %q", r.code, r.stdout, r.stderr)
@@ -353,6 +354,11 @@ func TestRunBasedCluster(t *testing.T) {
 	eventually(t, 10*time.Second, "refused submissions to leave no target behind", func() bool {
 		return len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))) == 1
 	})
+	for _, line := range strings.Split(srv.Logs(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("server log: %s", line)
+		}
+	}
 }
 
 // With --local-preempt-every the local provider preempts low-priority

@@ -418,14 +418,24 @@ func (c *Controller) writeStatus(ctx context.Context, ws, name string, dec Decis
 	}
 	data, _ := json.Marshal(st)
 	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil // deleted during the pass (a run's own cluster, when its run ends): nothing to show
+	}
 	if err != nil {
 		return err
 	}
-	if string(rec.Status) == string(data) {
+	if string(rec.Status) == string(data) || rec.State == api.StateDeleting {
 		return nil
 	}
 	rec.Status = data
-	return c.Store.UpdateCompute(ctx, &rec)
+	err = c.Store.UpdateCompute(ctx, &rec)
+	if errors.Is(err, api.ErrConflict) {
+		// Changed since it was read (an update, a delete): a new pass
+		// starts from what is true now.
+		c.Enqueue(key(ws, name))
+		return nil
+	}
+	return err
 }
 
 // ReleaseNodes removes every node of a cluster being deleted.

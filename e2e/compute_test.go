@@ -359,7 +359,7 @@ func TestSizesCatalogWithAdminFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, e.dataDir, "sizes.yaml", "sizes:\n  - name: LAB_GPU_BOX\n    cores: 32\n    memory_gb: 256\n    gpus: 4\n")
-	e.up()
+	srv := e.up()
 	sizes := decodeJSON[[]api.Size](t, e.ok("compute", "sizes", "-o", "json"))
 	found := map[string]api.Size{}
 	for _, s := range sizes {
@@ -381,6 +381,37 @@ func TestSizesCatalogWithAdminFile(t *testing.T) {
 	if table := e.ok("compute", "sizes"); !strings.Contains(table, "LAB_GPU_BOX") || !strings.Contains(table, "CORES") {
 		t.Errorf("sizes table:\n%s", table)
 	}
+
+	// A bad edit while the server runs is logged and shown; the last good
+	// catalog stays in use until the file is fixed.
+	cores := func(table string) string { // of LAB_GPU_BOX
+		for _, line := range strings.Split(table, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "LAB_GPU_BOX" {
+				return f[1]
+			}
+		}
+		return ""
+	}
+	edit := func(content string, at time.Time) {
+		p := writeFile(t, e.dataDir, "sizes.yaml", content)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("sizes:\n  - name: LAB_GPU_BOX\n    cores: 0\n    memory_gb: 256\n", time.Now().Add(time.Minute))
+	eventually(t, 10*time.Second, "the server to log the invalid size file", func() bool {
+		return strings.Contains(srv.Logs(), "level=WARN msg=\"the size file is invalid") && strings.Contains(srv.Logs(), "cores must be at least 1")
+	})
+	r := e.run("compute", "sizes")
+	if r.code != 0 || cores(r.stdout) != "32" ||
+		!strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "(LAB_GPU_BOX): cores must be at least 1; the last good catalog is in use") {
+		t.Errorf("compute sizes with an invalid file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	edit("sizes:\n  - name: LAB_GPU_BOX\n    cores: 16\n    memory_gb: 256\n", time.Now().Add(2*time.Minute))
+	eventually(t, 10*time.Second, "the fixed file to be taken", func() bool {
+		r := e.run("compute", "sizes")
+		return r.code == 0 && r.stderr == "" && cores(r.stdout) == "16"
+	})
 }
 
 func TestInvalidSizesFileRefusesToStart(t *testing.T) {

@@ -358,9 +358,12 @@ func sizesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sizes, err := c.ListSizes(cmd.Context())
+			sizes, warning, err := c.ListSizes(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
 			}
 			return emit(cmd.OutOrStdout(), g.output, sizes, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME\tCORES\tMEMORY GiB\tGPUS\tFAMILY")

@@ -243,6 +243,11 @@ func TestMultiNodeRun(t *testing.T) {
 	if len(masters) != 1 || !ranks["0"] || !ranks["1"] {
 		t.Errorf("ranks %v, master addresses %v: want ranks 0 and 1 and one master", ranks, masters)
 	}
+	// In the text log, rank 1's line says it is rank 1's.
+	text := e.ok("run", "logs", id)
+	if !strings.Contains(text, "\n[rank 1] rank=1 ") && !strings.HasPrefix(text, "[rank 1] rank=1 ") || strings.Contains(text, "[rank 0]") {
+		t.Errorf("text log of a 2-node run:\n%s", text)
+	}
 
 	marker := fmt.Sprintf("paddock-gang-%d", time.Now().UnixNano())
 	start := time.Now()
@@ -276,7 +281,13 @@ func TestQuotas(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	e.ok("quota", "set", "--dedicated-cores", "4")
+	// Named as quota show names it.
+	if out := e.ok("quota", "set", "--dedicated-cores", "4"); out != "quota (workspace): dedicated 4, low-priority no limit\n" {
+		t.Errorf("quota set printed %q", out)
+	}
+	if out := e.ok("quota", "show"); !strings.Contains(out, "(workspace)") {
+		t.Errorf("quota show:\n%s", out)
+	}
 	if r := e.run("compute", "create", "cluster", "too-warm", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "4", "--min-nodes", "3"); r.code != 4 || !strings.Contains(r.stderr, "quota exceeded") || !strings.Contains(r.stderr, "dedicated core quota is 4") {
 		t.Fatalf("min_nodes over quota: exit %d %q", r.code, r.stderr)
 	}

@@ -247,7 +247,10 @@ func TestRemoteHostKeyChanged(t *testing.T) {
 		jsonInto(t, c.Status, &st)
 		return !st.Reachable && strings.Contains(st.Error, "host key of 127.0.0.1") && strings.Contains(st.Error, "changed")
 	})
-	e.ok("compute", "detach", "rebuilt")
+	if r := e.run("compute", "detach", "rebuilt"); r.code != 0 || !strings.Contains(r.stderr, "host key of 127.0.0.1") ||
+		!strings.Contains(r.stderr, "detached without cleaning up: stop its `paddock agent` and remove ~/.paddock-agent there by hand") {
+		t.Errorf("detaching a machine that cannot be reached: exit %d %q", r.code, r.stderr)
+	}
 	if r := e.run("compute", "show", "rebuilt"); r.code != 3 {
 		t.Errorf("after detach: exit %d", r.code)
 	}

@@ -396,7 +396,8 @@ func TestEnvironments(t *testing.T) {
 	}
 }
 
-// Logs follow a running run live and end when it ends.
+// Logs follow a running run live and end when it ends; run show shows the
+// command as it was given.
 func TestLogsFollow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -408,6 +409,13 @@ func TestLogsFollow(t *testing.T) {
 	}
 	if run := e.show(id); run.Status != api.RunCompleted {
 		t.Fatalf("logs -f returned before the run ended: %s", run.Status)
+	}
+	// A command is shown as it was given, "&&" included (not "\u0026\u0026").
+	amp := e.submit("--", "sh", "-c", "true && echo a<b")
+	for _, args := range [][]string{{"run", "show", amp}, {"run", "show", amp, "-o", "json"}} {
+		if out := e.ok(args...); !strings.Contains(out, `"true && echo a<b"`) {
+			t.Errorf("%v:\n%s", args, out)
+		}
 	}
 }
 

@@ -19,6 +19,8 @@ func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent (started by the server or a node provider)",
+		// Not a command for people: the server and node providers start it.
+		Hidden: true,
 		Long: `Run the node agent on a node: it connects to the server with a node token,
 reports the node's cores, memory and GPUs, and runs the work assigned to it.
 The server starts it for the local target; node providers start it on the
@@ -62,5 +64,6 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.StringVar(&cfg.SSHAuthorizedKeysFile, "ssh-authorized-keys-file", "", "public keys allowed to log in over SSH")
 	f.StringVar(&cfg.Address, "address", "", "address other nodes reach this one at (default: the hostname)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
+	withoutClientFlags(cmd)
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -514,6 +515,19 @@ func detachCmd(g *globals) *cobra.Command {
 			}
 			if cur.Type == "cluster" || cur.Type == "instance" || cur.Type == "local" {
 				return api.Invalid("name", "%s is a %s target, not an attached one; use `paddock compute delete`", cur.Name, cur.Type)
+			}
+			var st struct {
+				Reachable *bool  `json:"reachable"`
+				Error     string `json:"error"`
+			}
+			if json.Unmarshal(cur.Status, &st) == nil && st.Reachable != nil && !*st.Reachable {
+				// The server lets an unreachable machine go without cleaning
+				// it up; the person detaching it is the one who must know.
+				why := ""
+				if st.Error != "" {
+					why = " (" + st.Error + ")"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s could not be reached%s; if it still cannot, it is detached without cleaning up: stop its `paddock agent` and remove ~/.paddock-agent there by hand\n", cur.Name, why)
 			}
 			if _, err := c.DeleteCompute(cmd.Context(), args[0], false); err != nil {
 				return err

@@ -238,14 +238,19 @@ func followRun(cmd *cobra.Command, c *api.Client, id string, printLogs bool) (*a
 	return e.run, e.err
 }
 
-// logPrinter prints log lines as text, each to the stream it came from.
+// logPrinter prints log lines as text, each to the stream it came from;
+// a multi-node run's lines from ranks other than 0 start with "[rank N] ".
 func logPrinter(out, errw io.Writer) func(api.LogLine) error {
 	return func(l api.LogLine) error {
 		w := out
 		if l.Stream == "stderr" {
 			w = errw
 		}
-		_, err := fmt.Fprintln(w, l.Text)
+		prefix := ""
+		if l.Rank > 0 {
+			prefix = fmt.Sprintf("[rank %d] ", l.Rank)
+		}
+		_, err := fmt.Fprintln(w, prefix+l.Text)
 		return err
 	}
 }
@@ -355,8 +360,7 @@ func showRun(w io.Writer, r *api.Run) {
 	}
 	fmt.Fprintf(w, "Compute:\t%s\n", r.Compute)
 	fmt.Fprintf(w, "Experiment:\t%s\n", r.Experiment)
-	cmdline, _ := json.Marshal(r.Command)
-	fmt.Fprintf(w, "Command:\t%s\n", cmdline)
+	fmt.Fprintf(w, "Command:\t%s\n", jsonText(r.Command))
 	fmt.Fprintf(w, "Created:\t%s by %s\n", r.CreatedAt.Format(time.RFC3339), r.CreatedBy)
 	fmt.Fprintf(w, "Duration:\t%s\n", duration(*r))
 	for _, a := range r.Attempts {

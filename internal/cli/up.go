@@ -11,6 +11,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/server"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newUpCmd() *cobra.Command {
@@ -71,5 +72,16 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go runtime profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060; off by default")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
+	withoutClientFlags(cmd)
 	return cmd
+}
+
+// withoutClientFlags keeps the CLI's global flags (--server, --token,
+// --workspace, --output) out of a command's help: the server and the
+// agent do not use them.
+func withoutClientFlags(cmd *cobra.Command) {
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		c.InheritedFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+		c.Parent().HelpFunc()(c, args)
+	})
 }

@@ -464,7 +464,8 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 		errs = append(errs, c.Dispatch.RemoveNode(ctx, n.ID))
 	}
 	if c.HomesDir != "" && len(errs) == 0 { // an instance's home goes with it
-		errs = append(errs, os.RemoveAll(c.homeDir(ws, name)), os.RemoveAll(c.homeDir(ws, name)+".ssh_host_key"))
+		home := c.homeDir(ws, name)
+		errs = append(errs, os.RemoveAll(home), os.RemoveAll(home+".ssh_host_key"), os.RemoveAll(home+".ssh_host_key.endpoint"))
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,7 +95,17 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	if err := d.SetServer(spec.ServerURL); err != nil {
 		return err
 	}
-	addr, err := p.allocAddress(spec.ID)
+	// A node serving SSH keeps its endpoint beside its host key, so the
+	// next node of the same instance answers at the same address and port
+	// with the same key, and the user's known_hosts still matches.
+	var endpointFile, wantAddr, wantPort string
+	if spec.SSHAuthorizedKey != "" && spec.SSHHostKeyFile != "" {
+		endpointFile = spec.SSHHostKeyFile + ".endpoint"
+		if data, err := os.ReadFile(endpointFile); err == nil {
+			wantAddr, wantPort, _ = net.SplitHostPort(strings.TrimSpace(string(data)))
+		}
+	}
+	addr, err := p.allocAddress(spec.ID, wantAddr)
 	if err != nil {
 		return err
 	}
@@ -112,11 +123,17 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 		if err := os.WriteFile(keys, []byte(spec.SSHAuthorizedKey+"\n"), 0o600); err != nil {
 			return err
 		}
-		port, err := freePort(addr)
+		port, err := freePort(addr, wantPort)
 		if err != nil {
+			p.freeAddress(spec.ID)
 			return err
 		}
-		args = append(args, "--ssh-listen", net.JoinHostPort(addr, strconv.Itoa(port)),
+		endpoint := net.JoinHostPort(addr, strconv.Itoa(port))
+		if err := os.WriteFile(endpointFile, []byte(endpoint+"\n"), 0o600); err != nil {
+			p.freeAddress(spec.ID)
+			return err
+		}
+		args = append(args, "--ssh-listen", endpoint,
 			"--ssh-authorized-keys-file", keys, "--ssh-host-key-file", spec.SSHHostKeyFile)
 	}
 	pid, err := d.Spawn(args...)
@@ -154,15 +171,22 @@ const (
 )
 
 // allocAddress gives a node a loopback address no other live node of this
-// provider has (adopted nodes included), going round the range so a just
-// freed address is the last to be used again.
-func (p *Provider) allocAddress(id string) (string, error) {
+// provider has (adopted nodes included): want when it is one and free,
+// else the next going round the range, so a just freed address is the
+// last to be used again.
+func (p *Provider) allocAddress(id, want string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	used := make(map[string]bool, len(p.addrs))
 	for other, a := range p.addrs {
 		if other != id {
 			used[a] = true
+		}
+	}
+	if ip := net.ParseIP(want); ip != nil && !used[want] {
+		if v4 := ip.To4(); v4 != nil && v4[0] == 127 && v4[1] == 0 && v4[2] == 1 && int(v4[3]) >= firstHost && int(v4[3]) <= lastHost {
+			p.addrs[id] = want
+			return want, nil
 		}
 	}
 	addr, host, ok := nextAddress(used, p.lastIP)
@@ -313,9 +337,12 @@ func (p *Provider) PreemptRandomly(ctx context.Context, mean time.Duration) {
 	}
 }
 
-// freePort finds a free TCP port on addr.
-func freePort(addr string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+// freePort finds a free TCP port on addr: want when it is free, else any.
+func freePort(addr, want string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, want))
+	if err != nil && want != "" {
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -30,8 +30,8 @@ var clusterFlags = append([]propFlag{
 	{"admin-username", "admin_username", kString, "admin account on the nodes"},
 	{"admin-user-password-file", "admin_user_password", kSecretFile, "file holding the admin password (write-only; never shown)"},
 	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the admin's OpenSSH public key"},
-	{"provider", "provider", kString, "where nodes come from: local, ssh, slurm or kubernetes (default local)"},
-	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm/kubernetes: the attached target"},
+	{"provider", "provider", kString, "where nodes come from: local, ssh (an SSH pool), slurm, or sim on a server started with --sim (default local)"},
+	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm: the attached slurm target"},
 }, commonFlags...)
 
 var instanceFlags = append([]propFlag{

@@ -1,5 +1,6 @@
-// Package compute defines the kinds of compute target (cluster, instance,
-// local, and later remote, slurm, spark, kubernetes, databricks): their
+// Package compute defines the kinds of compute target (local, cluster,
+// instance, remote, slurm; spark, kubernetes and databricks are not built
+// yet): their
 // properties, defaults, validation, secret fields and provisioning state
 // machine.
 //

@@ -201,11 +201,12 @@ func (c *Client) SetQuota(ctx context.Context, in QuotaSet) (*Quota, error) {
 	return call[Quota](ctx, c, http.MethodPut, c.wsPath("quotas"), in)
 }
 
-// ListSizes returns the size catalog.
-func (c *Client) ListSizes(ctx context.Context) ([]Size, error) {
+// ListSizes returns the size catalog, and a warning when the admin's
+// sizes file is invalid (the last good catalog is listed then).
+func (c *Client) ListSizes(ctx context.Context) ([]Size, string, error) {
 	var l SizeList
 	err := c.Do(ctx, http.MethodGet, c.wsPath("sizes"), nil, &l)
-	return l.Items, err
+	return l.Items, l.Warning, err
 }
 
 // WaitCompute polls a compute target until its provisioning state is

@@ -80,6 +80,9 @@ type Size struct {
 // SizeList is the body of GET .../sizes.
 type SizeList struct {
 	Items []Size `json:"items"`
+	// Warning says why the admin's sizes file is not in use as it is now
+	// (it is invalid; the last good catalog is listed).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Version is the body of GET /api/v1/version.

@@ -45,12 +45,24 @@ func (c *Client) GetRun(ctx context.Context, id string) (*Run, error) {
 // WatchRun returns the run as soon as its status is not `from` (or after
 // the server's wait limit, unchanged).
 func (c *Client) WatchRun(ctx context.Context, id string, from RunStatus) (*Run, error) {
-	q := url.Values{"watch": {string(from)}, "timeout_ms": {"25000"}}
+	return c.watchRun(ctx, id, url.Values{"watch": {string(from)}})
+}
+
+// WatchRunReason returns the run as soon as its status is not `from` or
+// its status_reason is not `reason` (or after the server's wait limit,
+// unchanged).
+func (c *Client) WatchRunReason(ctx context.Context, id string, from RunStatus, reason string) (*Run, error) {
+	return c.watchRun(ctx, id, url.Values{"watch": {string(from)}, "watch_reason": {reason}})
+}
+
+func (c *Client) watchRun(ctx context.Context, id string, q url.Values) (*Run, error) {
+	q.Set("timeout_ms", "25000")
 	return call[Run](ctx, c, http.MethodGet, c.wsPath("runs", id)+"?"+q.Encode(), nil)
 }
 
-// WaitRun follows a run until it ends, calling progress on each status
-// change, and returns the final run.
+// WaitRun follows a run until it ends and returns the final run. With a
+// progress func it calls it with the run first and at each change of its
+// status or status_reason (why a queued run waits).
 func (c *Client) WaitRun(ctx context.Context, id string, progress func(*Run)) (*Run, error) {
 	r, err := c.GetRun(ctx, id)
 	for err == nil {
@@ -60,9 +72,13 @@ func (c *Client) WaitRun(ctx context.Context, id string, progress func(*Run)) (*
 		if r.Status.Terminal() {
 			return r, nil
 		}
-		prev := r.Status
-		for err == nil && r.Status == prev {
-			r, err = c.WatchRun(ctx, id, prev)
+		prev, why := r.Status, r.StatusReason
+		for err == nil && r.Status == prev && (progress == nil || r.StatusReason == why) {
+			if progress != nil {
+				r, err = c.WatchRunReason(ctx, id, prev, why)
+			} else {
+				r, err = c.WatchRun(ctx, id, prev)
+			}
 		}
 	}
 	return nil, err

@@ -243,6 +243,11 @@ func TestMultiNodeRun(t *testing.T) {
 	if len(masters) != 1 || !ranks["0"] || !ranks["1"] {
 		t.Errorf("ranks %v, master addresses %v: want ranks 0 and 1 and one master", ranks, masters)
 	}
+	// In the text log, rank 1's line says it is rank 1's.
+	text := e.ok("run", "logs", id)
+	if !strings.Contains(text, "\n[rank 1] rank=1 ") && !strings.HasPrefix(text, "[rank 1] rank=1 ") || strings.Contains(text, "[rank 0]") {
+		t.Errorf("text log of a 2-node run:\n%s", text)
+	}
 
 	marker := fmt.Sprintf("paddock-gang-%d", time.Now().UnixNano())
 	start := time.Now()
@@ -276,7 +281,13 @@ func TestQuotas(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	e.ok("quota", "set", "--dedicated-cores", "4")
+	// Named as quota show names it.
+	if out := e.ok("quota", "set", "--dedicated-cores", "4"); out != "quota (workspace): dedicated 4, low-priority no limit\n" {
+		t.Errorf("quota set printed %q", out)
+	}
+	if out := e.ok("quota", "show"); !strings.Contains(out, "(workspace)") {
+		t.Errorf("quota show:\n%s", out)
+	}
 	if r := e.run("compute", "create", "cluster", "too-warm", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "4", "--min-nodes", "3"); r.code != 4 || !strings.Contains(r.stderr, "quota exceeded") || !strings.Contains(r.stderr, "dedicated core quota is 4") {
 		t.Fatalf("min_nodes over quota: exit %d %q", r.code, r.stderr)
 	}
@@ -328,11 +339,12 @@ func TestQuotas(t *testing.T) {
 }
 
 // run submit --compute-spec makes a cluster for the run and deletes it
-// when the run ends; a bad spec leaves nothing behind.
+// when the run ends, without a warning in the server log; a bad spec
+// leaves nothing behind.
 func TestRunBasedCluster(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.up()
+	srv := e.up()
 	r := e.run("run", "submit", "--compute-spec", "vm_size=standard_d2_v2,max_nodes=1", "--stream", "--", "sh", "-c", "echo on a cluster of my own")
 	if r.code != 0 || !strings.Contains(r.stdout, "on a cluster of my own") {
 		t.Fatalf("exit %d %q %q", r.code, r.stdout, r.stderr)
@@ -355,6 +367,11 @@ func TestRunBasedCluster(t *testing.T) {
 	eventually(t, 10*time.Second, "refused submissions to leave no target behind", func() bool {
 		return len(decodeJSON[[]api.Compute](t, e.ok("compute", "list", "-o", "json"))) == 1
 	})
+	for _, line := range strings.Split(srv.Logs(), "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("server log: %s", line)
+		}
+	}
 }
 
 // With --local-preempt-every the local provider preempts low-priority
@@ -371,5 +388,34 @@ func TestRandomPreemption(t *testing.T) {
 	}
 	if !strings.Contains(s.Logs(), "random preemption") {
 		t.Error("the server did not log the random preemption")
+	}
+}
+
+// Local nodes' loopback addresses are unique among the live nodes, the
+// ones a restarted server adopted included: a new node never gets an
+// adopted node's address.
+func TestLocalNodeAddressesUniqueAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.up()
+	ready := func(name string) api.Node {
+		var n []api.Node
+		eventually(t, 20*time.Second, "a ready node in "+name, func() bool {
+			n = e.nodes(name)
+			return len(n) == 1 && n[0].State == "idle" && n[0].Address != ""
+		})
+		return n[0]
+	}
+	e.ok("compute", "create", "cluster", "first", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--min-nodes", "1")
+	adopted := ready("first")
+	s.kill()
+	e.up()
+	e.ok("compute", "create", "cluster", "second", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--min-nodes", "1")
+	fresh := ready("second")
+	if again := e.nodes("first"); len(again) != 1 || again[0].ID != adopted.ID {
+		t.Fatalf("the node of first was not adopted: %+v", again)
+	}
+	if fresh.Address == adopted.Address {
+		t.Errorf("a new node got %s, the address of the adopted node %s", fresh.Address, adopted.ID)
 	}
 }

@@ -154,7 +154,7 @@ func TestValidationErrors(t *testing.T) {
 		{"user identity without id", append(append(cl, "c-one", "--identity-type", "UserAssigned"), ok...), 2, "identity_id must name at least one"},
 		{"bad ssh key", append(append(cl, "c-one", "--admin-username", "az", "--admin-user-ssh-key", badKey), ok...), 2, "admin_user_ssh_key must be one OpenSSH public key line"},
 		{"missing key file", append(append(cl, "c-one", "--admin-user-ssh-key", "/nonexistent/k.pub"), ok...), 2, "--admin-user-ssh-key: cannot read /nonexistent/k.pub"},
-		{"provider unknown", append(append(cl, "c-one", "--provider", "aws"), ok...), 2, "provider must be one of local, ssh, slurm, kubernetes"},
+		{"provider unknown", append(append(cl, "c-one", "--provider", "aws"), ok...), 2, "provider must be one of local, ssh, slurm, sim"},
 		{"slurm without from", append(append(cl, "c-one", "--provider", "slurm"), ok...), 2, "from must name the attached slurm target"},
 		{"from missing target", append(append(cl, "c-one", "--provider", "slurm", "--from", "nope"), ok...), 2, `from names "nope", but there is no compute target`},
 		{"from wrong type", append(append(cl, "c-one", "--provider", "slurm", "--from", "taken"), ok...), 2, "a cluster target; provider slurm needs a slurm target"},
@@ -213,6 +213,14 @@ func TestProviderChecks(t *testing.T) {
 	}
 	if r := e.run("compute", "create", "cluster", "slurm-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "slurm", "--from", "nope-nope"); r.code != 2 || !strings.Contains(r.stderr, "no compute target of that name") {
 		t.Fatalf("provider slurm from a missing target: exit %d %q", r.code, r.stderr)
+	}
+	// Not offered before it exists, and no hint at a command that does not.
+	if r := e.run("compute", "create", "cluster", "kube-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "kubernetes", "--from", "k8s"); r.code != 2 ||
+		!strings.Contains(r.stderr, "provider kubernetes is not built yet") || strings.Contains(r.stderr, "attach kubernetes") {
+		t.Fatalf("provider kubernetes: exit %d %q", r.code, r.stderr)
+	}
+	if out := e.ok("compute", "create", "cluster", "--help"); strings.Contains(out, "kubernetes") {
+		t.Errorf("create cluster --help offers kubernetes:\n%s", out)
 	}
 }
 
@@ -359,7 +367,7 @@ func TestSizesCatalogWithAdminFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, e.dataDir, "sizes.yaml", "sizes:\n  - name: LAB_GPU_BOX\n    cores: 32\n    memory_gb: 256\n    gpus: 4\n")
-	e.up()
+	srv := e.up()
 	sizes := decodeJSON[[]api.Size](t, e.ok("compute", "sizes", "-o", "json"))
 	found := map[string]api.Size{}
 	for _, s := range sizes {
@@ -381,6 +389,37 @@ func TestSizesCatalogWithAdminFile(t *testing.T) {
 	if table := e.ok("compute", "sizes"); !strings.Contains(table, "LAB_GPU_BOX") || !strings.Contains(table, "CORES") {
 		t.Errorf("sizes table:\n%s", table)
 	}
+
+	// A bad edit while the server runs is logged and shown; the last good
+	// catalog stays in use until the file is fixed.
+	cores := func(table string) string { // of LAB_GPU_BOX
+		for _, line := range strings.Split(table, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "LAB_GPU_BOX" {
+				return f[1]
+			}
+		}
+		return ""
+	}
+	edit := func(content string, at time.Time) {
+		p := writeFile(t, e.dataDir, "sizes.yaml", content)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("sizes:\n  - name: LAB_GPU_BOX\n    cores: 0\n    memory_gb: 256\n", time.Now().Add(time.Minute))
+	eventually(t, 10*time.Second, "the server to log the invalid size file", func() bool {
+		return strings.Contains(srv.Logs(), "level=WARN msg=\"the size file is invalid") && strings.Contains(srv.Logs(), "cores must be at least 1")
+	})
+	r := e.run("compute", "sizes")
+	if r.code != 0 || cores(r.stdout) != "32" ||
+		!strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "(LAB_GPU_BOX): cores must be at least 1; the last good catalog is in use") {
+		t.Errorf("compute sizes with an invalid file: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	edit("sizes:\n  - name: LAB_GPU_BOX\n    cores: 16\n    memory_gb: 256\n", time.Now().Add(2*time.Minute))
+	eventually(t, 10*time.Second, "the fixed file to be taken", func() bool {
+		r := e.run("compute", "sizes")
+		return r.code == 0 && r.stderr == "" && cores(r.stdout) == "16"
+	})
 }
 
 func TestInvalidSizesFileRefusesToStart(t *testing.T) {

@@ -137,8 +137,12 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	if len(f) < 4 || f[0] != "ssh" || f[1] != "-p" || !strings.Contains(f[len(f)-1], "admin@") {
 		t.Fatalf("ssh command: %q", st.SSH)
 	}
+	// The user's known_hosts learns the host key on the first login and is
+	// checked strictly after that.
+	knownHosts := filepath.Join(e.home, "known_hosts")
+	strict := "accept-new"
 	ssh := func(keyFile, command string) ([]byte, error) {
-		return exec.Command("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		return exec.Command("ssh", "-o", "StrictHostKeyChecking="+strict, "-o", "UserKnownHostsFile="+knownHosts, "-o", "BatchMode=yes",
 			"-o", "ConnectTimeout=10", "-p", f[2], "-i", keyFile, f[len(f)-1], command).CombinedOutput()
 	}
 	out, err := ssh(key, "echo logged in to $HOME; exit 7")
@@ -153,7 +157,7 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	// credential of the server's.
 	if os.Geteuid() == 0 {
 		out, err := ssh(key, "id -un; cat "+filepath.Join(e.dataDir, "admin.token")+" || echo refused")
-		if err != nil || !strings.Contains(string(out), "\n"+runUserPrefix+"admin\n") || !strings.Contains(string(out), "refused") {
+		if err != nil || !strings.Contains("\n"+string(out), "\n"+runUserPrefix+"admin\n") || !strings.Contains(string(out), "refused") {
 			t.Errorf("a session's user and view: %v\n%s", err, out)
 		}
 	}
@@ -163,10 +167,23 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 		"-p", f[2], "-i", key, "root@"+host, "true").CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
 		t.Errorf("ssh as root with the owner's key: %v %s", err, out)
 	}
+	strict = "yes"
 	// Idle for 2 s: stopped.
 	eventually(t, 30*time.Second, "idle shutdown", func() bool { return e.instanceState("dev-box") == "Stopped" })
 	if n := e.nodes("dev-box"); len(n) != 0 {
 		t.Errorf("%d nodes after idle shutdown", len(n))
+	}
+	// Started again, it answers at the same address and port with the same
+	// host key: the known_hosts entry still matches.
+	e.ok("compute", "start", "dev-box")
+	c = decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
+	var again struct{ SSH string }
+	json.Unmarshal(c.Status, &again)
+	if again.SSH != st.SSH {
+		t.Errorf("the SSH endpoint moved across stop and start: %q, then %q", st.SSH, again.SSH)
+	}
+	if out, err := ssh(key, "true"); err != nil {
+		t.Errorf("ssh after the restart, host key checked: %v\n%s", err, out)
 	}
 }
 

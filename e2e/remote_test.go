@@ -85,6 +85,10 @@ func TestRemoteTarget(t *testing.T) {
 	if r := e.run("run", "submit", "--compute", "key-box", "--stream", "--", "sh", "-c", "id -un"); r.code != 0 || strings.TrimSpace(r.stdout) != keyUser {
 		t.Errorf("run as the key user: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// The agents run detached: no SSH session stays open for them.
+	for _, u := range []string{pwUser, keyUser} {
+		eventually(t, 10*time.Second, "no SSH session left open for "+u, func() bool { return len(pidsWith("sshd: "+u+"@")) == 0 })
+	}
 
 	marker := fmt.Sprintf("paddock-remote-%d", time.Now().UnixNano())
 	id := e.submit2("pw-box", "--", "python3", "-c", "import time; time.sleep(60)", marker)
@@ -132,8 +136,10 @@ func jsonInto(t *testing.T, raw []byte, v any) {
 }
 
 // A cluster with provider ssh takes its nodes from an SSH pool (two real
-// sshd hosts): it scales to both hosts, never puts two nodes on one host,
-// and gives them back, removing what it installed.
+// sshd hosts whose users log in with bash, as real users do): with three
+// runs queued it scales to both hosts, never puts two nodes on one host,
+// keeps its status current and says why the third run waits; every run
+// completes, and it gives the hosts back, removing what it installed.
 func TestSSHPoolCluster(t *testing.T) {
 	e := newEnv(t)
 	e.up()
@@ -156,16 +162,28 @@ func TestSSHPoolCluster(t *testing.T) {
 		"--provider", "ssh", "--from", "lab", "--idle-seconds-before-scaledown", "1")
 	var ids []string
 	for range 3 {
-		ids = append(ids, e.submit2("lab-cluster", "--cores", "2", "--", "sh", "-c", "sleep 1; id -un"))
+		ids = append(ids, e.submit2("lab-cluster", "--cores", "2", "--", "sh", "-c", "sleep 2; id -un"))
 	}
-	maxNodes := 0
+	maxNodes, maxCount := 0, 0.0
+	reasons := map[string]bool{}
+	eventually(t, 90*time.Second, "the three runs to end", func() bool {
+		maxNodes = max(maxNodes, len(e.nodes("lab-cluster")))
+		if n, ok := e.clusterStatus("lab-cluster")["current_node_count"].(float64); ok {
+			maxCount = max(maxCount, n)
+		}
+		done := 0
+		for _, r := range decodeJSON[[]api.Run](t, e.ok("run", "list", "--compute", "lab-cluster", "-o", "json")) {
+			if r.Status == api.RunQueued && r.StatusReason != "" {
+				reasons[r.StatusReason] = true
+			}
+			if r.Status.Terminal() {
+				done++
+			}
+		}
+		return done == len(ids)
+	})
 	users := map[string]bool{}
 	for _, id := range ids {
-		for !e.show(id).Status.Terminal() {
-			nodes := e.nodes("lab-cluster")
-			maxNodes = max(maxNodes, len(nodes))
-			time.Sleep(50 * time.Millisecond)
-		}
 		if r := e.show(id); r.Status != api.RunCompleted {
 			t.Fatalf("run %s: %+v", id, r)
 		}
@@ -174,7 +192,15 @@ func TestSSHPoolCluster(t *testing.T) {
 	if maxNodes != 2 || !users[pwUser] || !users[keyUser] {
 		t.Errorf("peak %d nodes (want 2: one per host), runs ran as %v", maxNodes, users)
 	}
-	eventually(t, 30*time.Second, "the cluster to give its hosts back", func() bool { return len(e.nodes("lab-cluster")) == 0 })
+	if maxCount != 2 {
+		t.Errorf("status.current_node_count peaked at %v, want 2", maxCount)
+	}
+	if !reasons["cluster at max_nodes (2); waiting for a node to free up"] {
+		t.Errorf("the third run never said it waits for a pool host; reasons seen: %v", reasons)
+	}
+	eventually(t, 30*time.Second, "the cluster to give its hosts back", func() bool {
+		return len(e.nodes("lab-cluster")) == 0 && e.clusterStatus("lab-cluster")["current_node_count"] == 0.0
+	})
 	for _, u := range []string{pwUser, keyUser} {
 		eventually(t, 10*time.Second, "~/.paddock-agent to be removed for "+u, func() bool {
 			_, err := os.Stat(filepath.Join(homeOf(u), ".paddock-agent"))
@@ -221,7 +247,10 @@ func TestRemoteHostKeyChanged(t *testing.T) {
 		jsonInto(t, c.Status, &st)
 		return !st.Reachable && strings.Contains(st.Error, "host key of 127.0.0.1") && strings.Contains(st.Error, "changed")
 	})
-	e.ok("compute", "detach", "rebuilt")
+	if r := e.run("compute", "detach", "rebuilt"); r.code != 0 || !strings.Contains(r.stderr, "host key of 127.0.0.1") ||
+		!strings.Contains(r.stderr, "detached without cleaning up: stop its `paddock agent` and remove ~/.paddock-agent there by hand") {
+		t.Errorf("detaching a machine that cannot be reached: exit %d %q", r.code, r.stderr)
+	}
 	if r := e.run("compute", "show", "rebuilt"); r.code != 3 {
 		t.Errorf("after detach: exit %d", r.code)
 	}

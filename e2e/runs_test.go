@@ -389,9 +389,15 @@ func TestEnvironments(t *testing.T) {
 			t.Errorf("image run: %+v", run)
 		}
 	}
+	// An engine that is installed but not usable is named with its problem,
+	// not with the first line of its output (docker's is "Client:").
+	if strings.Contains(run.Error, "not usable (Client:)") || strings.Contains(run.Error, "not usable ()") {
+		t.Errorf("the engine's problem is hidden: %s", run.Error)
+	}
 }
 
-// Logs follow a running run live and end when it ends.
+// Logs follow a running run live and end when it ends; run show shows the
+// command as it was given.
 func TestLogsFollow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -403,6 +409,13 @@ func TestLogsFollow(t *testing.T) {
 	}
 	if run := e.show(id); run.Status != api.RunCompleted {
 		t.Fatalf("logs -f returned before the run ended: %s", run.Status)
+	}
+	// A command is shown as it was given, "&&" included (not "\u0026\u0026").
+	amp := e.submit("--", "sh", "-c", "true && echo a<b")
+	for _, args := range [][]string{{"run", "show", amp}, {"run", "show", amp, "-o", "json"}} {
+		if out := e.ok(args...); !strings.Contains(out, `"true && echo a<b"`) {
+			t.Errorf("%v:\n%s", args, out)
+		}
 	}
 }
 
@@ -416,8 +429,9 @@ func TestResourcesLimitAndQueue(t *testing.T) {
 	e.up()
 	hog := "x = bytearray(400 << 20); print('survived')"
 	small := e.waitRun(e.submit("--memory-gb", "0.1", "--", "python3", "-c", hog))
-	if small.Status != api.RunFailed || small.ExitCode == nil || *small.ExitCode != 137 {
-		t.Errorf("400 MB in a 0.1 GiB run: %+v (want Failed, exit 137: killed by the memory limit)", small)
+	if small.Status != api.RunFailed || small.ExitCode == nil || *small.ExitCode != 137 ||
+		!strings.Contains(small.Error, "killed for using more than its memory limit (0.1 GiB") {
+		t.Errorf("400 MB in a 0.1 GiB run: %+v (want Failed, exit 137, and an error that names the memory limit)", small)
 	}
 	big := e.waitRun(e.submit("--memory-gb", "1", "--", "python3", "-c", hog))
 	if big.Status != api.RunCompleted {

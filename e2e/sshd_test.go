@@ -58,7 +58,8 @@ func ensureTestUsers(t testing.TB) {
 	usersOnce.Do(func() {
 		for _, u := range []string{pwUser, keyUser} {
 			if exec.Command("id", u).Run() != nil {
-				if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", u).CombinedOutput(); err != nil {
+				// bash, the usual login shell: sshd runs commands with it.
+				if out, err := exec.Command("useradd", "-m", "-s", "/bin/bash", u).CombinedOutput(); err != nil {
 					t.Fatalf("useradd %s: %v %s", u, err, out)
 				}
 				usersCreated = append(usersCreated, u)

@@ -243,7 +243,11 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		if code == 0 {
 			return outcome{status: api.RunCompleted, exit: &code}
 		}
-		return outcome{status: api.RunFailed, exit: &code, reason: "NonZeroExit", err: fmt.Sprintf("the command exited with code %d", code)}
+		msg := fmt.Sprintf("the command exited with code %d", code)
+		if p.MemoryLimitHit() {
+			msg = fmt.Sprintf("the command was killed for using more than its memory limit (%g GiB; exit code %d): ask for more with --memory-gb", as.Resources.MemoryGB, code)
+		}
+		return outcome{status: api.RunFailed, exit: &code, reason: "NonZeroExit", err: msg}
 	case <-at.stopped:
 		why, _ := at.stopReason()
 		p.Stop(at.a.cfg.KillGrace)

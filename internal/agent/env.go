@@ -274,8 +274,7 @@ func containerEngine() (string, string) {
 				enginePath = p
 				return
 			}
-			first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-			found = append(found, fmt.Sprintf("%s is installed but not usable (%s)", e, first))
+			found = append(found, fmt.Sprintf("%s is installed but not usable (%s)", e, engineProblem(string(out))))
 		}
 		noEng = "neither is installed"
 		if len(found) > 0 {
@@ -283,6 +282,28 @@ func containerEngine() (string, string) {
 		}
 	})
 	return enginePath, noEng
+}
+
+// engineProblem picks from an engine's failed `info` output the line that
+// says what is wrong: docker prints its client's details first ("Client:",
+// its version...) and the daemon error at the end.
+func engineProblem(out string) string {
+	var last string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		l := strings.ToLower(line)
+		if strings.Contains(l, "error") || strings.Contains(l, "cannot") || strings.Contains(l, "denied") || strings.Contains(l, "not ") {
+			return line
+		}
+		last = line
+	}
+	if last == "" {
+		return "its info command failed without a message"
+	}
+	return last
 }
 
 func joinInts(xs []int) string {

@@ -268,6 +268,10 @@ func TestContainerCommand(t *testing.T) {
 				`image "pytorch/pytorch:2.5" needs podman or docker on this node: ` +
 					`podman is installed but not usable (Error: cannot connect to Podman socket); ` +
 					`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock.)`},
+			{"docker's client details before its error", map[string]string{
+				"docker": "printf 'Client:\\n Version:    28.2.2\\n Context:    default\\n\\nServer:\\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\\n'; exit 1"},
+				`image "pytorch/pytorch:2.5" needs podman or docker on this node: ` +
+					`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?)`},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

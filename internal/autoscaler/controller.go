@@ -252,6 +252,20 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 		states[n.ID] = n.State
 	}
 	var errs []error
+	// The queue learns why it waits before the nodes are made: starting
+	// one over SSH can take a while (the agent binary is copied).
+	reason := dec.Reason
+	if reason == "" && len(queue) > 0 {
+		for _, n := range nodes {
+			if n.State == NodeStarting {
+				reason = "waiting for starting nodes to be ready"
+				break
+			}
+		}
+	}
+	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
+		errs = append(errs, err)
+	}
 	for _, id := range dec.Delete {
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
@@ -273,18 +287,6 @@ func (c *Controller) reconcile(ctx context.Context, k string) error {
 			errs = append(errs, err)
 			break
 		}
-	}
-	reason := dec.Reason
-	if reason == "" && len(queue) > 0 {
-		for _, n := range nodes {
-			if n.State == NodeStarting {
-				reason = "waiting for starting nodes to be ready"
-				break
-			}
-		}
-	}
-	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
-		errs = append(errs, err)
 	}
 	if err := c.writeStatus(ctx, ws, rec.Name, dec); err != nil {
 		errs = append(errs, err)
@@ -416,14 +418,24 @@ func (c *Controller) writeStatus(ctx context.Context, ws, name string, dec Decis
 	}
 	data, _ := json.Marshal(st)
 	rec, err := c.Store.GetCompute(ctx, ws, name)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil // deleted during the pass (a run's own cluster, when its run ends): nothing to show
+	}
 	if err != nil {
 		return err
 	}
-	if string(rec.Status) == string(data) {
+	if string(rec.Status) == string(data) || rec.State == api.StateDeleting {
 		return nil
 	}
 	rec.Status = data
-	return c.Store.UpdateCompute(ctx, &rec)
+	err = c.Store.UpdateCompute(ctx, &rec)
+	if errors.Is(err, api.ErrConflict) {
+		// Changed since it was read (an update, a delete): a new pass
+		// starts from what is true now.
+		c.Enqueue(key(ws, name))
+		return nil
+	}
+	return err
 }
 
 // ReleaseNodes removes every node of a cluster being deleted.
@@ -454,8 +466,9 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if c.HomesDir != "" { // an instance's home and host key go with it
-		return errors.Join(os.RemoveAll(c.homeDir(ws, name)), os.RemoveAll(c.homeDir(ws, name)+".ssh_host_key"))
+	if c.HomesDir != "" { // an instance's home, host key and SSH endpoint go with it
+		home := c.homeDir(ws, name)
+		return errors.Join(os.RemoveAll(home), os.RemoveAll(home+".ssh_host_key"), os.RemoveAll(home+".ssh_host_key.endpoint"))
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent (started by the server or a node provider)",
+		// Not a command for people: the server and node providers start it.
+		Hidden: true,
 		Long: `Run the node agent on a node: it connects to the server with a node token,
 reports the node's cores, memory and GPUs, and runs the work assigned to it.
 The server starts it for the local target; node providers start it on the
@@ -73,6 +75,7 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.StringVar(&cfg.RunUserPrefix, "run-user-prefix", envOr("PADDOCK_RUN_USER_PREFIX", agent.DefaultRunUserPrefix), "when root: runs of Paddock user U execute as the OS user PREFIX+U, made on first use")
 	f.BoolVar(&cfg.NoIsolation, "no-isolation", false, "run every run as the agent's own user, seeing what the agent sees (trusted single-user setups only)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
+	withoutClientFlags(cmd)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -29,8 +30,8 @@ var clusterFlags = append([]propFlag{
 	{"admin-username", "admin_username", kString, "admin account on the nodes"},
 	{"admin-user-password-file", "admin_user_password", kSecretFile, "file holding the admin password (write-only; never shown)"},
 	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the admin's OpenSSH public key"},
-	{"provider", "provider", kString, "where nodes come from: local, ssh, slurm or kubernetes (default local)"},
-	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm/kubernetes: the attached target"},
+	{"provider", "provider", kString, "where nodes come from: local, ssh (an SSH pool), slurm, or sim on a server started with --sim (default local)"},
+	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm: the attached slurm target"},
 }, commonFlags...)
 
 var instanceFlags = append([]propFlag{
@@ -161,7 +162,7 @@ func failedErr(c *api.Compute) error {
 // it is deleted), printing each state change on a terminal.
 func waitFor(cmd *cobra.Command, c *api.Client, name string, gone bool) (*api.Compute, error) {
 	errw := cmd.ErrOrStderr()
-	tty := isTerminal(errw)
+	tty := showProgress(cmd)
 	start := time.Now()
 	out, err := c.WaitCompute(cmd.Context(), name, gone, func(cur *api.Compute) {
 		if tty {
@@ -358,9 +359,12 @@ func sizesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sizes, err := c.ListSizes(cmd.Context())
+			sizes, warning, err := c.ListSizes(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
 			}
 			return emit(cmd.OutOrStdout(), g.output, sizes, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME\tCORES\tMEMORY GiB\tGPUS\tFAMILY")
@@ -468,7 +472,7 @@ func instanceActionCmd(g *globals, action string) *cobra.Command {
 // states it passes on a terminal.
 func waitInstance(cmd *cobra.Command, c *api.Client, name, want string) (*api.Compute, error) {
 	errw := cmd.ErrOrStderr()
-	tty := isTerminal(errw)
+	tty := showProgress(cmd)
 	last := ""
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
@@ -511,6 +515,19 @@ func detachCmd(g *globals) *cobra.Command {
 			}
 			if cur.Type == "cluster" || cur.Type == "instance" || cur.Type == "local" {
 				return api.Invalid("name", "%s is a %s target, not an attached one; use `paddock compute delete`", cur.Name, cur.Type)
+			}
+			var st struct {
+				Reachable *bool  `json:"reachable"`
+				Error     string `json:"error"`
+			}
+			if json.Unmarshal(cur.Status, &st) == nil && st.Reachable != nil && !*st.Reachable {
+				// The server lets an unreachable machine go without cleaning
+				// it up; the person detaching it is the one who must know.
+				why := ""
+				if st.Error != "" {
+					why = " (" + st.Error + ")"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s could not be reached%s; if it still cannot, it is detached without cleaning up: stop its `paddock agent` and remove ~/.paddock-agent there by hand\n", cur.Name, why)
 			}
 			if _, err := c.DeleteCompute(cmd.Context(), args[0], false); err != nil {
 				return err

@@ -17,12 +17,10 @@ import (
 func emit(w io.Writer, format string, v any, table func(w io.Writer)) error {
 	switch format {
 	case "json":
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // a command's "&&" stays "&&", not "\u0026\u0026"
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
 	case "yaml":
 		b, err := yaml.Marshal(v)
 		if err != nil {
@@ -34,6 +32,15 @@ func emit(w io.Writer, format string, v any, table func(w io.Writer)) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
+}
+
+// jsonText is v as one line of JSON, "&", "<" and ">" as they are.
+func jsonText(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func computeTable(items []api.Compute) func(io.Writer) {

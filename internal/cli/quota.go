@@ -26,11 +26,7 @@ func newQuotaCmd(g *globals) *cobra.Command {
 			return emit(cmd.OutOrStdout(), g.output, qs, func(w io.Writer) {
 				fmt.Fprintln(w, "FAMILY\tDEDICATED CORES\tLOW-PRIORITY CORES")
 				for _, q := range qs {
-					fam := q.Family
-					if fam == "" {
-						fam = "(workspace)"
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\n", fam, usedOf(q.DedicatedUsed, q.DedicatedCores), usedOf(q.LowPriorityUsed, q.LowPriorityCores))
+					fmt.Fprintf(w, "%s\t%s\t%s\n", familyName(q.Family), usedOf(q.DedicatedUsed, q.DedicatedCores), usedOf(q.LowPriorityUsed, q.LowPriorityCores))
 				}
 			})
 		},
@@ -59,15 +55,24 @@ func newQuotaCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return emit(cmd.OutOrStdout(), g.output, q, func(w io.Writer) {
-				fmt.Fprintf(w, "quota %s: dedicated %s, low-priority %s\n", orDash(q.Family), limitText(q.DedicatedCores), limitText(q.LowPriorityCores))
+				fmt.Fprintf(w, "quota %s: dedicated %s, low-priority %s\n", familyName(q.Family), limitText(q.DedicatedCores), limitText(q.LowPriorityCores))
 			})
 		},
 	}
 	set.Flags().IntVar(&dedicated, "dedicated-cores", 0, "dedicated cores allowed (-1: no limit)")
 	set.Flags().IntVar(&low, "lowpriority-cores", 0, "low-priority cores allowed (-1: no limit)")
-	set.Flags().StringVar(&family, "family", "", "a size family (see `paddock compute sizes`); default: the whole workspace")
+	set.Flags().StringVar(&family, "family", "", "a size family (see 'paddock compute sizes'); default: the whole workspace")
 	cmd.AddCommand(show, set)
 	return cmd
+}
+
+// familyName is how a quota's family is shown: "(workspace)" for the
+// workspace-wide one.
+func familyName(f string) string {
+	if f == "" {
+		return "(workspace)"
+	}
+	return f
 }
 
 func limitText(n int) string {

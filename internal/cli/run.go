@@ -132,7 +132,10 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 				return emit(cmd.OutOrStdout(), g.output, run, func(w io.Writer) { fmt.Fprintln(w, run.ID) })
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "run "+run.ID+" submitted")
-			return followRun(cmd, c, run.ID, true)
+			if run, err = followRun(cmd, c, run.ID, true); err != nil {
+				return err
+			}
+			return outcomeErr(cmd.ErrOrStderr(), run)
 		},
 	}
 	f := cmd.Flags()
@@ -205,37 +208,51 @@ func uploadSource(ctx context.Context, c *api.Client, dir string) (string, error
 	return ref.Digest, nil
 }
 
-// followRun prints a run's log as it comes and returns its outcome as an
-// error carrying the exit code (nil when it completed).
-func followRun(cmd *cobra.Command, c *api.Client, id string, printLogs bool) error {
-	ctx := cmd.Context()
-	errw := cmd.ErrOrStderr()
-	tty := isTerminal(errw)
+// followRun follows a run until it ends and returns the final run. With
+// printLogs it prints the log as it comes (stdout and stderr lines to
+// their own streams); when a person watches (showProgress) it also shows
+// on stderr the run's status and why it waits, as they change.
+func followRun(cmd *cobra.Command, c *api.Client, id string, printLogs bool) (*api.Run, error) {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	out, errw := cmd.OutOrStdout(), io.Writer(&syncWriter{w: cmd.ErrOrStderr()})
+	var progress func(*api.Run)
+	if showProgress(cmd) {
+		progress = runProgress(errw, id)
+	}
+	type ended struct {
+		run *api.Run
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() {
+		r, err := c.WaitRun(ctx, id, progress)
+		done <- ended{r, err}
+	}()
 	if printLogs {
-		out := cmd.OutOrStdout()
-		err := c.FollowLogs(ctx, id, 0, true, func(l api.LogLine) error {
-			if l.Stream == "stderr" {
-				_, err := fmt.Fprintln(errw, l.Text)
-				return err
-			}
-			_, err := fmt.Fprintln(out, l.Text)
-			return err
-		})
-		if err != nil {
-			return err
+		if err := c.FollowLogs(ctx, id, 0, true, logPrinter(out, errw)); err != nil {
+			return nil, err
 		}
 	}
-	var last api.RunStatus
-	run, err := c.WaitRun(ctx, id, func(r *api.Run) {
-		if tty && r.Status != last {
-			fmt.Fprintf(errw, "%s: %s\n", id, r.Status)
+	e := <-done
+	return e.run, e.err
+}
+
+// logPrinter prints log lines as text, each to the stream it came from;
+// a multi-node run's lines from ranks other than 0 start with "[rank N] ".
+func logPrinter(out, errw io.Writer) func(api.LogLine) error {
+	return func(l api.LogLine) error {
+		w := out
+		if l.Stream == "stderr" {
+			w = errw
 		}
-		last = r.Status
-	})
-	if err != nil {
+		prefix := ""
+		if l.Rank > 0 {
+			prefix = fmt.Sprintf("[rank %d] ", l.Rank)
+		}
+		_, err := fmt.Fprintln(w, prefix+l.Text)
 		return err
 	}
-	return outcomeErr(errw, run)
 }
 
 // outcomeErr maps a finished run to the CLI's exit: 0 when it completed,
@@ -343,8 +360,7 @@ func showRun(w io.Writer, r *api.Run) {
 	}
 	fmt.Fprintf(w, "Compute:\t%s\n", r.Compute)
 	fmt.Fprintf(w, "Experiment:\t%s\n", r.Experiment)
-	cmdline, _ := json.Marshal(r.Command)
-	fmt.Fprintf(w, "Command:\t%s\n", cmdline)
+	fmt.Fprintf(w, "Command:\t%s\n", jsonText(r.Command))
 	fmt.Fprintf(w, "Created:\t%s by %s\n", r.CreatedAt.Format(time.RFC3339), r.CreatedBy)
 	fmt.Fprintf(w, "Duration:\t%s\n", duration(*r))
 	for _, a := range r.Attempts {
@@ -386,19 +402,18 @@ func runLogsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			enc := json.NewEncoder(out)
-			return c.FollowLogs(cmd.Context(), args[0], 0, follow, func(l api.LogLine) error {
-				switch {
-				case g.output != "table":
-					return enc.Encode(l)
-				case l.Stream == "stderr":
-					_, err := fmt.Fprintln(errw, l.Text)
-					return err
-				}
-				_, err := fmt.Fprintln(out, l.Text)
+			out := cmd.OutOrStdout()
+			if g.output != "table" {
+				enc := json.NewEncoder(out)
+				return c.FollowLogs(cmd.Context(), args[0], 0, follow, func(l api.LogLine) error { return enc.Encode(l) })
+			}
+			if follow {
+				// The same as --stream: the log, and on a terminal why the
+				// run waits while it waits.
+				_, err := followRun(cmd, c, args[0], true)
 				return err
-			})
+			}
+			return c.FollowLogs(cmd.Context(), args[0], 0, false, logPrinter(out, cmd.ErrOrStderr()))
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run ends")
@@ -435,21 +450,22 @@ func runCancelCmd(g *globals) *cobra.Command {
 func runWaitCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "wait ID",
-		Short: "Wait for a run to end; exit with its outcome",
+		Short: "Wait for a run to end, say how it ended and exit with its outcome",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			if g.output == "table" {
-				return followRun(cmd, c, args[0], false)
-			}
-			r, err := c.WaitRun(cmd.Context(), args[0], nil)
+			r, err := followRun(cmd, c, args[0], false)
 			if err != nil {
 				return err
 			}
-			if err := emit(cmd.OutOrStdout(), g.output, r, nil); err != nil {
+			if err := emit(cmd.OutOrStdout(), g.output, r, func(w io.Writer) {
+				if r.Status == api.RunCompleted { // outcomeErr says how it ended otherwise
+					fmt.Fprintf(w, "run %s: %s\n", r.ID, r.Status)
+				}
+			}); err != nil {
 				return err
 			}
 			return outcomeErr(cmd.ErrOrStderr(), r)

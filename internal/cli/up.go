@@ -11,6 +11,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/server"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func newUpCmd() *cobra.Command {
@@ -76,5 +77,16 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
 	f.Int64Var(&maxLogMB, "max-run-log-mb", server.DefaultMaxRunLogBytes>>20, "the most log a run may store, in MiB; later lines are dropped with a marker (0: no limit)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
+	withoutClientFlags(cmd)
 	return cmd
+}
+
+// withoutClientFlags keeps the CLI's global flags (--server, --token,
+// --workspace, --output) out of a command's help: the server and the
+// agent do not use them.
+func withoutClientFlags(cmd *cobra.Command) {
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		c.InheritedFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+		c.Parent().HelpFunc()(c, args)
+	})
 }

@@ -1,7 +1,7 @@
-// Package compute defines the kinds of compute target (cluster, instance,
-// local, and later remote, slurm, spark, kubernetes, databricks): their
-// properties, defaults, validation, secret fields and provisioning state
-// machine.
+// Package compute defines the kinds of compute target (local, cluster,
+// instance, remote, slurm; spark, kubernetes and databricks are not built
+// yet): their properties, defaults, validation, secret fields and
+// provisioning state machine.
 //
 // Each kind lives in its own file and registers itself with Register from an
 // init function, so adding a kind never edits a central switch. The generic

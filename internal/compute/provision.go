@@ -42,7 +42,7 @@ func (cluster) Provision(_ context.Context, c *store.Compute, env ProvisionEnv) 
 		return err
 	}
 	if !env.ProviderAvailable(p.Provider) {
-		msg := fmt.Sprintf("provider %q is not available on this server yet; use provider local", p.Provider)
+		msg := fmt.Sprintf("provider %q is not available on this server; use provider local", p.Provider)
 		if p.Provider == "sim" {
 			msg = `provider "sim" (simulated nodes, for load tests) is enabled only on a server started with paddock up --sim`
 		}

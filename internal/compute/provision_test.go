@@ -81,10 +81,10 @@ func TestClusterProvision(t *testing.T) {
 
 func TestClusterProvisionNamesProvider(t *testing.T) {
 	t.Parallel()
-	c := &store.Compute{Properties: normalized(t, "cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"kubernetes","from":"kube-a"}`)}
+	c := &store.Compute{Properties: normalized(t, "cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"slurm","from":"slurm-a"}`)}
 	err := provisioner(t, "cluster").Provision(t.Context(), c, only("local"))
-	if err == nil || !strings.Contains(err.Error(), `"kubernetes"`) {
-		t.Fatalf("err = %v, want one naming provider kubernetes", err)
+	if err == nil || !strings.Contains(err.Error(), `"slurm"`) {
+		t.Fatalf("err = %v, want one naming provider slurm", err)
 	}
 }
 

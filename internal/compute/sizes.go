@@ -1,8 +1,10 @@
 package compute
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -56,9 +58,13 @@ const SizesFile = "sizes.yaml"
 // re-read whenever the file changes. Names match case-insensitively.
 type Catalog struct {
 	path string
+	// Log, when set, hears of each reload of the admin's file: a file that
+	// turned invalid (a warning naming the problem) and one fixed again.
+	Log *slog.Logger
 
 	mu      sync.Mutex
-	modTime time.Time
+	modTime time.Time // of the file the catalog was loaded from
+	badMod  time.Time // of an invalid file already reported
 	sizes   []api.Size
 	loadErr error
 }
@@ -85,18 +91,39 @@ func (c *Catalog) refresh() {
 		c.loadErr = err
 		return
 	}
-	if c.sizes != nil && mod.Equal(c.modTime) {
+	if c.sizes != nil && (mod.Equal(c.modTime) || c.loadErr != nil && mod.Equal(c.badMod)) {
 		return
 	}
 	sizes, err := loadSizes(c.path, !mod.IsZero())
 	if err != nil {
-		c.loadErr = err
+		c.loadErr, c.badMod = err, mod
 		if c.sizes == nil {
 			c.sizes, _ = loadSizes(c.path, false)
+		} else if c.Log != nil {
+			c.Log.Warn("the size file is invalid; the last good catalog stays in use until it is fixed", "err", err)
 		}
 		return
 	}
+	if c.loadErr != nil && c.Log != nil {
+		c.Log.Info("the size file is valid again", "file", c.path, "sizes", len(sizes))
+	}
 	c.sizes, c.modTime, c.loadErr = sizes, mod, nil
+}
+
+// Watch re-reads the admin's file every interval until ctx ends, so an
+// edit is taken up (or, if invalid, reported) without waiting for a
+// request to read the catalog.
+func (c *Catalog) Watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.refresh()
+		}
+	}
 }
 
 func loadSizes(path string, exists bool) ([]api.Size, error) {

@@ -1,6 +1,8 @@
 package compute_test
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,5 +305,33 @@ func TestNewCatalogInvalidFileFallback(t *testing.T) {
 		if s.Source != "builtin" {
 			t.Errorf("size %s has Source %q, want builtin", s.Name, s.Source)
 		}
+	}
+}
+
+// A file that turns invalid while the server runs is reported in the log
+// once (not at every read), and its repair once.
+func TestCatalogLogsAnInvalidEditOnce(t *testing.T) {
+	t.Parallel()
+	c, path := newCatalog(t, "sizes:\n  - name: GPU_BOX\n    cores: 8\n    memory_gb: 64\n")
+	var logs bytes.Buffer
+	c.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	t0 := time.Now().Add(-time.Hour)
+	writeSizes(t, path, "sizes:\n  - name: GPU_BOX\n    cores: 0\n    memory_gb: 64\n", t0.Add(time.Second))
+	for range 5 {
+		if _, ok := c.Find("GPU_BOX"); !ok {
+			t.Fatal("the last good catalog was dropped")
+		}
+	}
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "cores must be at least 1") {
+		t.Errorf("Err() = %v", err)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "cores must be at least 1") {
+		t.Errorf("want one warning naming the problem, got:\n%s", logs.String())
+	}
+	writeSizes(t, path, "sizes:\n  - name: GPU_BOX\n    cores: 4\n    memory_gb: 64\n", t0.Add(2*time.Second))
+	c.All()
+	c.All()
+	if n := strings.Count(logs.String(), "the size file is valid again"); n != 1 || c.Err() != nil {
+		t.Errorf("after the repair: Err %v, log:\n%s", c.Err(), logs.String())
 	}
 }

@@ -76,6 +76,29 @@ func (d AgentDir) AlivePID() int {
 	return pid
 }
 
+// Flag returns the value of a --NAME VALUE flag on the running agent's
+// command line, or "" when the agent is not running or has no such flag.
+func (d AgentDir) Flag(name string) string {
+	pid := d.AlivePID()
+	if pid == 0 {
+		return ""
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	for i, a := range args {
+		if a == "--"+name && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // Spawn starts the agent in its own session, so it outlives the server.
 func (d AgentDir) Spawn(extra ...string) (int, error) {
 	exe, err := os.Executable()

@@ -51,7 +51,9 @@ type NodeSpec struct {
 	// home and SSH sessions are that user's.
 	Owner string
 	// SSHAuthorizedKey, when set, makes the node serve SSH for this OpenSSH
-	// public key, with the host key kept in SSHHostKeyFile.
+	// public key, with the host key kept in SSHHostKeyFile; a provider that
+	// can keeps the endpoint (address and port) beside it, so the next node
+	// made with the same file serves at the same place.
 	SSHAuthorizedKey string
 	SSHHostKeyFile   string
 	// SSH is the host to install the node on (ssh and slurm providers).

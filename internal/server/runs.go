@@ -146,11 +146,13 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 }
 
 // getRun returns a run. With ?watch=STATUS it first waits (up to
-// ?timeout_ms, at most 60 s) while the run's status is still STATUS, so
-// clients follow a run without polling.
+// ?timeout_ms, at most 60 s) while the run's status is still STATUS, and
+// with ?watch_reason=R also while its status_reason is still R, so clients
+// follow a run (and why it waits) without polling.
 func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ caller) error {
 	ws, id := r.PathValue("ws"), r.PathValue("id")
 	watch := api.RunStatus(r.URL.Query().Get("watch"))
+	reason, watchReason := r.URL.Query().Get("watch_reason"), r.URL.Query().Has("watch_reason")
 	timeout := 30 * time.Second
 	if ms, err := strconv.Atoi(r.URL.Query().Get("timeout_ms")); err == nil && ms >= 0 {
 		timeout = min(time.Duration(ms)*time.Millisecond, 60*time.Second)
@@ -162,7 +164,7 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ caller) error {
 		if err != nil {
 			return err
 		}
-		if watch == "" || run.Status != watch {
+		if watch == "" || run.Status != watch || watchReason && run.StatusReason != reason {
 			out, err := a.runToAPI(r.Context(), run, true)
 			if err != nil {
 				return err

@@ -367,7 +367,11 @@ func (a *API) listSizes(w http.ResponseWriter, r *http.Request, _ caller) error 
 	if err := a.checkWS(r); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.SizeList{Items: a.ws.Sizes.All()})
+	out := api.SizeList{Items: a.ws.Sizes.All()}
+	if err := a.ws.Sizes.Err(); err != nil {
+		out.Warning = err.Error() + "; the last good catalog is in use"
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -129,6 +129,8 @@ func Run(ctx context.Context, o Options) error {
 	now := func() time.Time { return time.Now().UTC() }
 	loops, stopLoops := context.WithCancel(context.Background())
 	defer stopLoops()
+	sizes.Log = log
+	go sizes.Watch(loops, 2*time.Second)
 
 	// The node providers this server runs, and the autoscaler that uses them.
 	providers := &provider.Registry{}

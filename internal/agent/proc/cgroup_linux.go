@@ -279,6 +279,27 @@ func (c *cgroup) kill() {
 	}
 }
 
+// oomKills is how many processes of the cgroup the kernel killed for
+// reaching its memory limit: memory.events (v2) or memory.oom_control (v1,
+// Linux 4.13+) count them.
+func (c *cgroup) oomKills() int {
+	for _, d := range c.dirs {
+		for _, f := range []string{"memory.events", "memory.oom_control"} {
+			data, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
 // members returns the pids listed in the cgroup (zombies may be among them).
 func (c *cgroup) members() []int {
 	if c.membersFile == "" {

@@ -143,6 +143,11 @@ func (p *Process) Stop(grace time.Duration) error { return p.stop(grace) }
 // empty), else it returns an error and changes nothing. It is idempotent.
 func (p *Process) Cleanup() error { return p.cleanup() }
 
+// MemoryLimitHit reports whether the kernel killed a process of the tree
+// for reaching the memory limit (the cgroup's OOM-kill count); false
+// without cgroups or a memory limit. Call it before Cleanup.
+func (p *Process) MemoryLimitHit() bool { return p.cg != nil && p.cg.oomKills() > 0 }
+
 // Limits reports what is enforced, for example
 // "cgroup v1: cpu 1.5 cores, memory 512 MiB" or "no cgroups (not running as root)".
 func (p *Process) Limits() string { return p.limits }

@@ -509,6 +509,9 @@ func TestMemoryLimit(t *testing.T) {
 			if code := waitT(t, p); code != tc.want {
 				t.Errorf("exit code %d, want %d; stdout %q, stderr %q", code, tc.want, out.String(), errOut.String())
 			}
+			if hit := p.MemoryLimitHit(); hit != (tc.want != 0) {
+				t.Errorf("MemoryLimitHit() = %v with exit code %d", hit, tc.want)
+			}
 			if tc.want == 0 && out.String() != "allocated 300\n" {
 				t.Errorf("stdout %q", out.String())
 			}

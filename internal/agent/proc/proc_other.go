@@ -21,6 +21,7 @@ func start(Spec) (*Process, error)          { return nil, errUnsupported }
 func (p *Process) stop(time.Duration) error { return errUnsupported }
 func (p *Process) cleanup() error           { return errUnsupported }
 func (p *Process) alive() []int             { return nil }
+func (c *cgroup) oomKills() int             { return 0 }
 func cgroupMode() string                    { return "none: " + errUnsupported.Error() }
 
 // KillLeftover is not supported here.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,10 +33,11 @@ type Provider struct {
 	events chan provider.Event
 
 	mu     sync.Mutex
-	lowPri map[string]bool // low-priority nodes: the ones random preemption picks from
-	nodes  map[string]bool // created and not deleted by us
-	gone   map[string]bool // reported gone or preempted
-	nextIP int
+	lowPri map[string]bool   // low-priority nodes: the ones random preemption picks from
+	nodes  map[string]bool   // created and not deleted by us
+	gone   map[string]bool   // reported gone or preempted
+	addrs  map[string]string // each node's loopback address, adopted nodes' included
+	lastIP int               // the last host number handed out
 }
 
 var (
@@ -54,13 +56,17 @@ func New(ctx context.Context, dir, serverURL string, hide []string, log *slog.Lo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Provider{dir: dir, hide: hide, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{}, lowPri: map[string]bool{}}
+	p := &Provider{dir: dir, hide: hide, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{},
+		lowPri: map[string]bool{}, addrs: map[string]string{}}
 	ids, err := p.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
 		p.nodes[id] = true
+		if addr := p.agent(id).Flag("address"); addr != "" {
+			p.addrs[id] = addr
+		}
 		if err := p.agent(id).SetServer(serverURL); err != nil {
 			return nil, err
 		}
@@ -91,10 +97,20 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	if err := d.SetServer(spec.ServerURL); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.nextIP++
-	addr := fmt.Sprintf("127.0.1.%d", 1+p.nextIP%250)
-	p.mu.Unlock()
+	// A node serving SSH keeps its endpoint beside its host key, so the
+	// next node of the same instance answers at the same address and port
+	// with the same key, and the user's known_hosts still matches.
+	var endpointFile, wantAddr, wantPort string
+	if spec.SSHAuthorizedKey != "" && spec.SSHHostKeyFile != "" {
+		endpointFile = spec.SSHHostKeyFile + ".endpoint"
+		if data, err := os.ReadFile(endpointFile); err == nil {
+			wantAddr, wantPort, _ = net.SplitHostPort(strings.TrimSpace(string(data)))
+		}
+	}
+	addr, err := p.allocAddress(spec.ID, wantAddr)
+	if err != nil {
+		return err
+	}
 	args := []string{"--cores", strconv.FormatFloat(spec.Cores, 'f', -1, 64),
 		"--memory-gb", strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64), "--address", addr,
 		"--kill-grace", "5s", "--orphan-timeout", "2m", "--checkpoint-interval", "1s"}
@@ -115,15 +131,22 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 		if err := os.WriteFile(keys, []byte(spec.SSHAuthorizedKey+"\n"), 0o600); err != nil {
 			return err
 		}
-		port, err := freePort(addr)
+		port, err := freePort(addr, wantPort)
 		if err != nil {
+			p.freeAddress(spec.ID)
 			return err
 		}
-		args = append(args, "--ssh-listen", net.JoinHostPort(addr, strconv.Itoa(port)),
+		endpoint := net.JoinHostPort(addr, strconv.Itoa(port))
+		if err := os.WriteFile(endpointFile, []byte(endpoint+"\n"), 0o600); err != nil {
+			p.freeAddress(spec.ID)
+			return err
+		}
+		args = append(args, "--ssh-listen", endpoint,
 			"--ssh-authorized-keys-file", keys, "--ssh-host-key-file", spec.SSHHostKeyFile)
 	}
 	pid, err := d.Spawn(args...)
 	if err != nil {
+		p.freeAddress(spec.ID)
 		return err
 	}
 	// Watched only once its agent runs, so a creation is not mistaken
@@ -144,7 +167,66 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	p.mu.Unlock()
 	d := p.agent(id)
 	d.Stop(10 * time.Second)
+	p.freeAddress(id)
 	return os.RemoveAll(string(d))
+}
+
+// Nodes get host numbers firstHost..lastHost of 127.0.1.0/24; 127.0.1.1 is
+// left out, since Debian names the machine's own hostname with it.
+const (
+	firstHost = 2
+	lastHost  = 254
+)
+
+// allocAddress gives a node a loopback address no other live node of this
+// provider has (adopted nodes included): want when it is one and free,
+// else the next going round the range, so a just freed address is the
+// last to be used again.
+func (p *Provider) allocAddress(id, want string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	used := make(map[string]bool, len(p.addrs))
+	for other, a := range p.addrs {
+		if other != id {
+			used[a] = true
+		}
+	}
+	if ip := net.ParseIP(want); ip != nil && !used[want] {
+		if v4 := ip.To4(); v4 != nil && v4[0] == 127 && v4[1] == 0 && v4[2] == 1 && int(v4[3]) >= firstHost && int(v4[3]) <= lastHost {
+			p.addrs[id] = want
+			return want, nil
+		}
+	}
+	addr, host, ok := nextAddress(used, p.lastIP)
+	if !ok {
+		return "", fmt.Errorf("local provider: every loopback address 127.0.1.%d-%d is in use by a node; delete nodes or lower max_nodes", firstHost, lastHost)
+	}
+	p.lastIP = host
+	p.addrs[id] = addr
+	return addr, nil
+}
+
+func (p *Provider) freeAddress(id string) {
+	p.mu.Lock()
+	delete(p.addrs, id)
+	p.mu.Unlock()
+}
+
+// nextAddress is the first address 127.0.1.N after host number last (round
+// the range) that is not used; ok is false when all are.
+func nextAddress(used map[string]bool, last int) (addr string, host int, ok bool) {
+	if last < firstHost || last > lastHost {
+		last = firstHost - 1 // none handed out yet
+	}
+	n := lastHost - firstHost + 1
+	for i := 1; i <= n; i++ {
+		host = firstHost + (last-firstHost+i)%n
+		addr = fmt.Sprintf("127.0.1.%d", host)
+		if !used[addr] {
+			return addr, host, true
+		}
+	}
+	return "", 0, false
 }
 
 // List implements provider.Provider: the nodes whose agent is alive.
@@ -263,9 +345,12 @@ func (p *Provider) PreemptRandomly(ctx context.Context, mean time.Duration) {
 	}
 }
 
-// freePort finds a free TCP port on addr.
-func freePort(addr string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+// freePort finds a free TCP port on addr: want when it is free, else any.
+func freePort(addr, want string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, want))
+	if err != nil && want != "" {
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -104,7 +104,14 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 			return err
 		}
 	} else {
-		start := fmt.Sprintf(`cd "$HOME" && setsid nohup %s --address %s > %s/agent.log 2>&1 < /dev/null &`, agent, sshx.Quote(spec.SSH.Address), dir)
+		// The agent is detached from the SSH session entirely: a new
+		// session (setsid), and the subshell that starts it has its own
+		// stdin, stdout and stderr redirected too. A login shell such as
+		// bash runs `a && b &` in a subshell that waits for b; were that
+		// subshell left holding the session's output, sshd would keep the
+		// channel open as long as the agent runs and this call would never
+		// return.
+		start := fmt.Sprintf(`(cd "$HOME" && exec setsid nohup %s --address %s) > %s/agent.log 2>&1 < /dev/null &`, agent, sshx.Quote(spec.SSH.Address), dir)
 		if _, err := sshx.MustRun(c, start, nil); err != nil {
 			return fmt.Errorf("starting the agent on %s: %w", spec.SSH.Address, err)
 		}

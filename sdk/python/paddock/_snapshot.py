@@ -70,7 +70,7 @@ def _check_link(rel: str, target: str) -> None:
 
 def pack(source_dir: str, include_sdk: bool = True) -> Tuple[bytes, str]:
     """Returns (tar.gz bytes, hex sha256 digest)."""
-    root = os.path.abspath(source_dir)
+    root = os.path.abspath(os.path.expanduser(source_dir))
     if not os.path.isdir(root):
         raise SnapshotException("source_directory %s is not a directory" % source_dir)
     ign_path = os.path.join(root, ".paddockignore")

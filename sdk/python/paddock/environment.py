@@ -38,7 +38,7 @@ class Environment:
     @classmethod
     def from_pip_requirements(cls, name: str, file_path: str, pip_version: Optional[str] = None) -> "Environment":
         try:
-            with open(file_path, "r", encoding="utf-8") as f:
+            with open(os.path.expanduser(file_path), "r", encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
             raise UserErrorException("cannot read requirements file %s: %s" % (file_path, e.strerror or e)) from None

@@ -143,7 +143,7 @@ class Run:
                        append_prefix: bool = True, timeout_seconds: Optional[int] = None) -> List[str]:
         """Downloads the run's outputs as ``<output_directory>/outputs/<path>`` (``append_prefix=False``: without
         ``outputs/``). ``prefix`` (e.g. ``outputs/models``) limits what is fetched. Returns the local paths."""
-        dest_root = os.path.abspath(output_directory or os.getcwd())
+        dest_root = os.path.abspath(os.path.expanduser(output_directory or os.getcwd()))
         want = (prefix or "").strip("/")
         written: List[str] = []
         with self._outputs_tar() as tf:
@@ -224,7 +224,9 @@ class Run:
         out = sys.stdout
         if show_output:
             out.write("RunId: %s\n" % self._id)
-            out.write("Web View: %s\n\nStreaming log:\n" % self._client.url(self._path()))
+            # No "Web View" link: the API's URL needs a token a browser does not send, and the
+            # server has no web page for a run yet. The CLI shows the same details.
+            out.write("Details: paddock run show %s\n\nStreaming log:\n" % self._id)
             out.flush()
             self._stream_logs(out, deadline)
         while self.status not in TERMINAL:

@@ -66,9 +66,11 @@ def sshd(tmp_path):
     proc.wait(timeout=10)
 
 
-def test_remote_attach_and_detach(ws, sshd):
+def test_remote_attach_and_detach(ws, sshd, monkeypatch):
+    # the README's form: a key file named from the home directory
+    monkeypatch.setenv("HOME", os.path.dirname(sshd["key"]))
     attach_config = RemoteCompute.attach_configuration(address="127.0.0.1", ssh_port=sshd["port"], username=USER,
-                                                       private_key_file=sshd["key"])
+                                                       private_key_file="~/" + os.path.basename(sshd["key"]))
     compute = ComputeTarget.attach(ws, "attach-dsvm", attach_config)
     try:
         assert isinstance(compute, RemoteCompute)

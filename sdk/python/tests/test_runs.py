@@ -14,6 +14,8 @@ def test_run_on_local_logs_metric_and_outputs(ws, src, tmp_path, capsys):
     details = run.wait_for_completion(show_output=True, timeout_seconds=90)
     out = capsys.readouterr().out
     assert "hello from train --lr 0.1" in out and "Status: Completed" in out
+    # nothing that points a browser at the API, which answers 401 without a token
+    assert "Web View" not in out and "/api/" not in out and "paddock run show " + run.id in out
     assert details["status"] == "Completed" and run.get_status() == "Completed"
     assert run.get_metrics() == {"accuracy": 0.9}
     files = run.download_files(output_directory=str(tmp_path / "dl"))

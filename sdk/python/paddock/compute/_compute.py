@@ -1,4 +1,5 @@
 """Compute targets: clusters (AmlCompute), instances, attached machines."""
+import os
 import time
 from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 from urllib.parse import quote
@@ -15,6 +16,7 @@ _TERMINAL = ("Succeeded", "Failed", "Canceled")
 def _read_file(path: Optional[str], what: str) -> Optional[str]:
     if not path:
         return None
+    path = os.path.expanduser(path)  # '~/.ssh/id_ed25519', as a shell would
     try:
         with open(path, "r", encoding="utf-8") as f:
             return f.read()

@@ -375,16 +375,26 @@ func TestRunBasedCluster(t *testing.T) {
 }
 
 // With --local-preempt-every the local provider preempts low-priority
-// nodes at random; runs on them see attempts end with reason Preempted.
+// nodes at random; runs on them see attempts end with reason Preempted,
+// and a run preempted more than 3 times ends Failed saying so. (A minute
+// of work with a preemption every 300 ms on average never finishes.)
 func TestRandomPreemption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	s := e.up("--local-preempt-every", "300ms")
 	e.ok("compute", "create", "cluster", "spot", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--vm-priority", "lowpriority")
-	id := e.submit2("spot", "--", "sleep", "3")
+	id := e.submit2("spot", "--", "sleep", "60")
 	run := e.waitRun(id)
-	if len(run.Attempts) < 2 || run.Attempts[0].Reason != "Preempted" {
-		t.Fatalf("no preemption seen: %+v", run)
+	if run.Status != api.RunFailed || run.StatusReason != "Preempted" || !strings.Contains(run.Error, "preempted 4 times, the limit") {
+		t.Fatalf("a run preempted past the limit: %s %q %q, want Failed, Preempted and an error that says 4 times", run.Status, run.StatusReason, run.Error)
+	}
+	if len(run.Attempts) != 4 {
+		t.Fatalf("%d attempts, want 4 (the first and 3 restarts): %+v", len(run.Attempts), run.Attempts)
+	}
+	for i, a := range run.Attempts {
+		if a.Reason != "Preempted" || a.Status != api.RunFailed {
+			t.Errorf("attempt %d ended %s %q, want Failed Preempted", i+1, a.Status, a.Reason)
+		}
 	}
 	if !strings.Contains(s.Logs(), "random preemption") {
 		t.Error("the server did not log the random preemption")

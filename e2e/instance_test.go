@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -82,10 +84,10 @@ func TestInstanceQueueStopStartAndPrivacy(t *testing.T) {
 		t.Fatalf("a stopped instance has %d nodes", len(n))
 	}
 	queued := e.submit2("my-box", "--", "sh", "-c", "cat $HOME/notes.txt")
-	time.Sleep(300 * time.Millisecond)
-	if r := e.show(queued); r.Status != api.RunQueued || !strings.Contains(r.StatusReason, "is stopped") {
-		t.Fatalf("a run on a stopped instance: %s %q", r.Status, r.StatusReason)
-	}
+	eventually(t, 10*time.Second, "a run on a stopped instance to say it waits for the instance", func() bool {
+		r := e.show(queued)
+		return r.Status == api.RunQueued && strings.Contains(r.StatusReason, "is stopped")
+	})
 	e.ok("compute", "start", "my-box")
 	if r := e.waitRun(queued); r.Status != api.RunCompleted || strings.TrimSpace(e.ok("run", "logs", queued)) != "kept" {
 		t.Fatalf("after start: %+v", r)
@@ -234,4 +236,111 @@ func (e *env) sshKey(name string) string {
 		e.t.Fatalf("ssh-keygen: %v %s", err, out)
 	}
 	return key
+}
+
+// compute status counts an instance's queued and running runs; compute
+// restart replaces its node and runs again what it ran; run submit
+// --start starts a stopped instance first.
+func TestInstanceCountsRestartAndSubmitStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	e.ok("compute", "create", "instance", "box", "--vm-size", "STANDARD_D2_V2", "--max-concurrent-runs", "1")
+	marker := fmt.Sprintf("paddock-restart-%d", time.Now().UnixNano())
+	first := e.submit2("box", "--", "python3", "-c", "import time; time.sleep(120)", marker)
+	second := e.submit2("box", "--", "true")
+	third := e.submit2("box", "--", "true")
+	counts := func() (queued, running float64) {
+		st := e.clusterStatus("box")
+		q, _ := st["queued_runs"].(float64)
+		r, _ := st["running_runs"].(float64)
+		return q, r
+	}
+	eventually(t, 20*time.Second, "compute status to count 1 running and 2 queued runs", func() bool {
+		q, r := counts()
+		return q == 2 && r == 1 && e.show(first).Status == api.RunRunning
+	})
+	if out := e.ok("compute", "status", "box"); !regexp.MustCompile(`(?m)^queued_runs:\s+2$`).MatchString(out) || !regexp.MustCompile(`(?m)^running_runs:\s+1$`).MatchString(out) {
+		t.Errorf("compute status as a table:\n%s", out)
+	}
+	before := e.nodes("box")
+	if len(before) != 1 {
+		t.Fatalf("a running instance has nodes %+v", before)
+	}
+
+	if out := e.ok("compute", "restart", "box"); out != "compute instance box: Running\n" {
+		t.Errorf("compute restart printed %q", out)
+	}
+	after := e.nodes("box")
+	if len(after) != 1 || after[0].ID == before[0].ID {
+		t.Fatalf("nodes after the restart: %+v, before: %+v; want one new node", after, before)
+	}
+	// The run it was running is stopped and runs again as a new attempt.
+	eventually(t, 20*time.Second, "the interrupted run to run again", func() bool {
+		r := e.show(first)
+		return r.Status == api.RunRunning && r.Attempt == 2
+	})
+	if r := e.show(first); r.Attempts[0].Reason != "InstanceStopped" || r.Attempts[0].Node != before[0].ID {
+		t.Errorf("the first attempt: %+v, want it ended InstanceStopped on %s", r.Attempts[0], before[0].ID)
+	}
+	e.ok("run", "cancel", first)
+	for _, id := range []string{second, third} {
+		if r := e.waitRun(id); r.Status != api.RunCompleted {
+			t.Fatalf("a queued run after the restart: %+v", r)
+		}
+	}
+	eventually(t, 20*time.Second, "compute status to count nothing", func() bool {
+		q, r := counts()
+		return q == 0 && r == 0
+	})
+
+	e.ok("compute", "stop", "box")
+	id := e.submit2("box", "--start", "--", "sh", "-c", "echo started for me")
+	if st := e.instanceState("box"); st != "Starting" && st != "Running" {
+		t.Fatalf("right after run submit --start the instance is %s, want Starting or Running", st)
+	}
+	if r := e.waitRun(id); r.Status != api.RunCompleted || strings.TrimSpace(e.ok("run", "logs", id)) != "started for me" {
+		t.Fatalf("the run submitted with --start: %+v", r)
+	}
+	// Without --start, a run waits for someone to start the instance.
+	e.ok("compute", "stop", "box")
+	id = e.submit2("box", "--", "true")
+	eventually(t, 20*time.Second, "the run to say it waits for a stopped instance", func() bool {
+		r := e.show(id)
+		return r.Status == api.RunQueued && strings.Contains(r.StatusReason, "is stopped")
+	})
+	if st := e.instanceState("box"); st != "Stopped" {
+		t.Errorf("a submit without --start started the instance: %s", st)
+	}
+}
+
+// An open SSH session keeps an idle instance from being shut down: a
+// session longer than idle_time_before_shutdown survives, and the instance
+// stops only after the session ended and the idle time passed.
+func TestInstanceSSHSessionDelaysIdleShutdown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	key := e.sshKey("id_ed25519")
+	// The agent reports sessions at least every 5 s: an idle time of 10 s
+	// leaves it time to report the session before the instance would stop.
+	e.ok("compute", "create", "instance", "dev-box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
+		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", "10s")
+	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
+	var st struct{ SSH string }
+	json.Unmarshal(c.Status, &st)
+	f := strings.Fields(st.SSH)
+	if len(f) < 4 {
+		t.Fatalf("ssh command: %q", st.SSH)
+	}
+	start := time.Now()
+	out, err := exec.Command("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+		"-o", "ConnectTimeout=10", "-p", f[2], "-i", key, f[len(f)-1], "sleep 14; echo still here").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "still here") {
+		t.Fatalf("a 14 s session on an instance idle after 10 s: %v\n%s", err, out)
+	}
+	if st := e.instanceState("dev-box"); st != "Running" {
+		t.Fatalf("right after a %s session the instance is %s, want Running", time.Since(start).Round(time.Second), st)
+	}
+	eventually(t, 40*time.Second, "idle shutdown once the session ended", func() bool { return e.instanceState("dev-box") == "Stopped" })
 }

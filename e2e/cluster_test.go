@@ -38,18 +38,15 @@ func TestClusterScalesUpToMaxAndBackToZero(t *testing.T) {
 		ids = append(ids, e.submit2("cpu-cluster", "--cores", "2", "--", "sh", "-c", fmt.Sprintf("sleep 1; echo run %d on $(hostname)", i)))
 	}
 	maxSeen := 0
-	done := 0
-	deadline := time.Now().Add(60 * time.Second)
-	for done < len(ids) && time.Now().Before(deadline) {
+	eventually(t, 60*time.Second, "the 5 runs to end", func() bool {
 		maxSeen = max(maxSeen, len(e.nodes("cpu-cluster")))
-		done = 0
 		for _, id := range ids {
-			if e.show(id).Status.Terminal() {
-				done++
+			if !e.show(id).Status.Terminal() {
+				return false
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 	for _, id := range ids {
 		if r := e.show(id); r.Status != api.RunCompleted {
 			t.Errorf("run %s: %s %s", id, r.Status, r.Error)
@@ -88,14 +85,12 @@ func TestClusterMinNodesUpdateAndDelete(t *testing.T) {
 	e.up()
 	e.ok("compute", "create", "cluster", "warm", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--min-nodes", "1",
 		"--idle-seconds-before-scaledown", "1")
+	// (That an idle node is kept past its idle time because of min_nodes is
+	// TestControllerKeepsMinNodes's, with a fake clock.)
 	eventually(t, 20*time.Second, "one warm node", func() bool {
 		n := e.nodes("warm")
 		return len(n) == 1 && n[0].State == "idle"
 	})
-	time.Sleep(1500 * time.Millisecond) // past the idle time: min_nodes keeps it
-	if n := e.nodes("warm"); len(n) != 1 {
-		t.Fatalf("min_nodes 1 not kept: %d nodes", len(n))
-	}
 	e.ok("compute", "update", "warm", "--min-nodes", "2")
 	eventually(t, 20*time.Second, "two nodes after the update", func() bool { return len(e.nodes("warm")) == 2 })
 	e.ok("compute", "update", "warm", "--min-nodes", "0")
@@ -315,10 +310,10 @@ func TestQuotas(t *testing.T) {
 	})
 	maxNodes := 0
 	for _, id := range ids {
-		for !e.show(id).Status.Terminal() {
+		eventually(t, 60*time.Second, "run "+id+" to end", func() bool {
 			maxNodes = max(maxNodes, len(e.nodes("capped")))
-			time.Sleep(50 * time.Millisecond)
-		}
+			return e.show(id).Status.Terminal()
+		})
 		if r := e.show(id); r.Status != api.RunCompleted {
 			t.Errorf("run %s: %s", id, r.Status)
 		}

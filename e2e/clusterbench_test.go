@@ -73,6 +73,7 @@ func BenchmarkIdleToGone(b *testing.B) {
 			b.Fatalf("%+v %v", done, err)
 		}
 		deadline := done.EndedAt.Add(time.Second)
+		giveUp := time.Now().Add(30 * time.Second)
 		for {
 			nodes, err := c.ListNodes(ctx, "idle-bench")
 			if err != nil {
@@ -80,6 +81,9 @@ func BenchmarkIdleToGone(b *testing.B) {
 			}
 			if len(nodes) == 0 {
 				break
+			}
+			if time.Now().After(giveUp) {
+				b.Fatalf("the idle node was not removed within 30 s: %+v", nodes)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

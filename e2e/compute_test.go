@@ -249,9 +249,6 @@ func TestRestartKeepsTargetsAndSecondUpRefuses(t *testing.T) {
 	}
 
 	s2 := e.up()
-	if s2.url == s.url {
-		t.Log("restarted on the same port")
-	}
 	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "cpu-cluster", "-o", "json"))
 	if c.ProvisioningState != api.StateSucceeded || props(t, c)["max_nodes"] != 4.0 {
 		t.Fatalf("after restart: %+v", c)

@@ -247,12 +247,14 @@ func TestServerCrashMidRunLosesNothing(t *testing.T) {
 	e := newEnv(t)
 	s := e.up()
 	script := `for i in $(seq 1 40); do echo "line $i"; sleep 0.05; done; mkdir -p outputs; echo done > outputs/result.txt`
-	id := e.submit("--", "sh", "-c", script)
+	marker := fmt.Sprintf("paddock-crash-%d", time.Now().UnixNano())
+	id := e.submit("--", "sh", "-c", script, marker) // the marker is the script's $0
 	eventually(t, 20*time.Second, "some log lines", func() bool {
 		return strings.Count(e.run("run", "logs", id).stdout, "line ") >= 5
 	})
 	s.kill()
-	time.Sleep(500 * time.Millisecond) // the run goes on without a server
+	// The run goes on without a server, to its end.
+	eventually(t, 20*time.Second, "the run to end while the server is down", func() bool { return len(pidsWith(marker)) == 0 })
 	e.up()
 	run := e.waitRun(id)
 	if run.Status != api.RunCompleted || len(run.Outputs) != 1 {

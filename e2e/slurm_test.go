@@ -122,10 +122,10 @@ func TestSlurmProviderCluster(t *testing.T) {
 	}
 	maxNodes := 0
 	for _, id := range ids {
-		for !e.show(id).Status.Terminal() {
+		eventually(t, 90*time.Second, "run "+id+" to end", func() bool {
 			maxNodes = max(maxNodes, len(e.nodes("on-slurm")))
-			time.Sleep(50 * time.Millisecond)
-		}
+			return e.show(id).Status.Terminal()
+		})
 		if r := e.show(id); r.Status != api.RunCompleted || !strings.HasPrefix(strings.TrimSpace(e.ok("run", "logs", id)), "job ") {
 			t.Fatalf("run %s: %+v", id, r)
 		}

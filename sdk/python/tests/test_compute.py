@@ -25,18 +25,21 @@ def test_version_cli():
 def test_cluster_create_or_reuse(ws, cluster, capsys):
     assert isinstance(cluster, AmlCompute)
     assert cluster.provisioning_state == "Succeeded"
-    again = ComputeTarget(workspace=ws, name="cpu-cluster")  # second time: found
-    assert isinstance(again, AmlCompute) and again == cluster
+    again = ComputeTarget(workspace=ws, name="cpu-cluster")  # second time: found, read back from the server
+    assert isinstance(again, AmlCompute) and again.vm_size == "STANDARD_D2_V2"
+    s = again.scale_settings
+    assert (s.minimum_node_count, s.maximum_node_count, s.idle_seconds_before_scaledown) == (0, 4, 5)
+    assert again.created_by == "admin"
+    # A new cluster with min_nodes 0 that has had no run: no node, none coming.
     st = again.get_status()
-    assert st.allocation_state in ("Steady", "Resizing")
-    assert st.current_node_count >= 0 and st.provisioning_state == "Succeeded"
-    assert "allocation_state" in st.serialize()
-    assert cluster.vm_size == "STANDARD_D2_V2"
-    assert any(t.name == "cpu-cluster" for t in ComputeTarget.list(ws))
+    assert st.allocation_state == "Steady" and st.provisioning_state == "Succeeded"
+    assert (st.current_node_count, st.target_node_count) == (0, 0)
+    assert st.serialize()["allocation_state"] == "Steady"
+    assert cluster.list_nodes() == []
+    assert [t.vm_size for t in ComputeTarget.list(ws) if t.name == "cpu-cluster"] == ["STANDARD_D2_V2"]
     assert "cpu-cluster" in ws.compute_targets
     ser = cluster.serialize()
     assert ser["properties"]["computeType"] == "AmlCompute"
-    assert isinstance(cluster.list_nodes(), list)
 
 
 def test_missing_target_raises_with_server_message(ws):

@@ -14,6 +14,7 @@ package localnode
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/store"
@@ -39,7 +40,9 @@ type Supervisor struct {
 	// must not see; tests add more).
 	ExtraArgs []string
 
-	pid int
+	// pid is the agent's; the watch goroutine changes it when it restarts
+	// the agent while Stop may read it.
+	pid atomic.Int64
 }
 
 // Start makes sure the node exists and its agent runs, then supervises it
@@ -58,7 +61,7 @@ func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
 		return err
 	}
 	if pid := dir.AlivePID(); pid != 0 {
-		s.pid = pid
+		s.pid.Store(int64(pid))
 		s.Log.Info("adopted the running local agent", "pid", pid)
 	} else if err := s.spawn(); err != nil {
 		return err
@@ -72,7 +75,7 @@ func (s *Supervisor) spawn() error {
 	if err != nil {
 		return err
 	}
-	s.pid = pid
+	s.pid.Store(int64(pid))
 	s.Log.Info("started the local agent", "pid", pid, "log", AgentDir(s.Dir).Log())
 	return nil
 }
@@ -86,11 +89,12 @@ func (s *Supervisor) watch(ctx context.Context) {
 			return
 		case <-time.After(250 * time.Millisecond):
 		}
-		if alive(s.pid) {
+		pid := int(s.pid.Load())
+		if alive(pid) {
 			backoff = 100 * time.Millisecond
 			continue
 		}
-		s.Log.Warn("the local agent exited; restarting it", "pid", s.pid, "after", backoff)
+		s.Log.Warn("the local agent exited; restarting it", "pid", pid, "after", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -106,11 +110,12 @@ func (s *Supervisor) watch(ctx context.Context) {
 // Stop is called at a clean server shutdown: an idle agent is stopped, a
 // busy one keeps its runs going until the server is back.
 func (s *Supervisor) Stop() {
-	if s.pid == 0 {
+	pid := s.pid.Load()
+	if pid == 0 {
 		return
 	}
 	if s.Busy() {
-		s.Log.Info("the local agent has runs; it keeps them running until paddock is back", "pid", s.pid)
+		s.Log.Info("the local agent has runs; it keeps them running until paddock is back", "pid", pid)
 		return
 	}
 	AgentDir(s.Dir).Stop(time.Second)

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -93,7 +94,17 @@ type node struct {
 type op struct {
 	fn   func(tx *txn) error
 	done chan error
+	// state is opQueued until the loop takes the op (opTaken) or its
+	// caller gives up waiting first (opAbandoned); an abandoned op is not
+	// run, so fn never writes to a caller that has returned.
+	state atomic.Int32
 }
+
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
 
 // txn collects what a batch changed.
 type txn struct {
@@ -306,6 +317,9 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 	tx := &txn{d: d, runs: map[string]*store.Run{}, nodes: map[string]*node{}, wake: map[string]bool{}, clusters: map[string]bool{}}
 	errs := make([]error, len(batch))
 	for i, o := range batch {
+		if o.done != nil && !o.state.CompareAndSwap(opQueued, opTaken) {
+			continue // its caller has gone: it returned ctx.Err() for it
+		}
 		errs[i] = o.fn(tx)
 	}
 	if tx.schedule {
@@ -366,7 +380,9 @@ func (d *Dispatcher) commit(ctx context.Context, tx *txn) error {
 	return d.st.SaveBatch(ctx, runs, nodes, tx.delNodes)
 }
 
-// do runs fn in the loop and waits for its commit.
+// do runs fn in the loop and waits for its commit. When ctx ends first,
+// fn is not run, unless the loop has already taken it: then do waits for
+// it, since fn writes its results into the caller's variables.
 func (d *Dispatcher) do(ctx context.Context, fn func(tx *txn) error) error {
 	o := &op{fn: fn, done: make(chan error, 1)}
 	select {
@@ -378,7 +394,10 @@ func (d *Dispatcher) do(ctx context.Context, fn func(tx *txn) error) error {
 	case err := <-o.done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return ctx.Err()
+		}
+		return <-o.done
 	}
 }
 

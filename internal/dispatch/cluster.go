@@ -249,7 +249,7 @@ func (d *Dispatcher) QueuedRuns(ctx context.Context, ws, compute string) ([]stor
 	var out []store.Run
 	err := d.do(ctx, func(*txn) error {
 		for _, r := range d.queues[queueKey(ws, compute)] {
-			out = append(out, *r)
+			out = append(out, clone(r))
 		}
 		return nil
 	})

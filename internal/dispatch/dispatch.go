@@ -23,6 +23,8 @@ package dispatch
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -196,6 +198,15 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// clone copies a run for a caller outside the loop: the attempts and parts,
+// which the loop changes in place, are the copy's own.
+func clone(r *store.Run) store.Run {
+	c := *r
+	c.Attempts = slices.Clone(r.Attempts)
+	c.Parts = maps.Clone(r.Parts)
+	return c
 }
 
 func queueKey(ws, compute string) string { return ws + "/" + strings.ToLower(compute) }

@@ -52,7 +52,7 @@ func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error)
 		if r.IdempotencyKey != "" {
 			for _, x := range tx.runs {
 				if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
-					out = *x
+					out = clone(x)
 					return nil
 				}
 			}
@@ -127,7 +127,7 @@ func (d *Dispatcher) current(ctx context.Context, id string) (store.Run, bool) {
 	var ok bool
 	d.do(ctx, func(*txn) error {
 		if r := d.runs[id]; r != nil {
-			out, ok = *r, true
+			out, ok = clone(r), true
 		}
 		return nil
 	})
@@ -164,7 +164,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run,
 				tx.wakeNode(id)
 			}
 		}
-		out = *r
+		out = clone(r)
 		return nil
 	})
 	if err != nil || found {

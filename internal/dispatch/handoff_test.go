@@ -48,3 +48,33 @@ func TestAbandonedOperationDoesNotRun(t *testing.T) {
 		t.Fatalf("a normal operation: ran %v, %v", ran.Load(), err)
 	}
 }
+
+// A run handed out of the loop (Submit's answer, which the server encodes
+// while the run goes on) shares nothing the loop changes: the e2e tests'
+// race-built server caught the first attempt's start being written while
+// the submit's answer was encoded.
+func TestRunsHandedOutAreCopies(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	a := h.addNode("n1", 4, 0)
+	run := h.submit(1) // placed at once: its first attempt exists
+	if len(run.Attempts) != 1 {
+		t.Fatalf("submitted to a free node: %d attempts, want 1 (placed)", len(run.Attempts))
+	}
+	read := make(chan *time.Time)
+	go func() {
+		var last *time.Time
+		for range 1000 {
+			last = run.Attempts[0].StartedAt // what encoding the answer reads
+		}
+		read <- last
+	}()
+	a.poll()
+	a.running(run.ID)
+	if started := <-read; started != nil {
+		t.Errorf("the copy handed out saw the loop's later change: started at %v", started)
+	}
+	if cur := h.get(run.ID); cur.Attempts[0].StartedAt == nil {
+		t.Error("the run itself did not record its start")
+	}
+}

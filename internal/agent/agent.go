@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,12 +77,14 @@ type Config struct {
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	client *api.Client
-	// uploads have no overall timeout; they are bounded by their context.
-	uploads *api.Client
-	node    api.AgentNode
+	cfg Config
+	log *slog.Logger
+	// client and uploads talk to the server; uploads have no overall
+	// timeout (their context bounds them). Every attempt's goroutines use
+	// them while refreshServer points them at a new URL, so a change
+	// replaces a client whole instead of writing to one in use.
+	client, uploads atomic.Pointer[api.Client]
+	node            api.AgentNode
 
 	iso *isolation
 
@@ -151,10 +154,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
-	a.client = api.NewClient(a.serverURL(), token, "")
-	a.client.HTTP = &http.Client{Timeout: 90 * time.Second}
-	a.uploads = api.NewClient(a.serverURL(), token, "")
-	a.uploads.HTTP = &http.Client{}
+	client := api.NewClient(a.serverURL(), token, "")
+	client.HTTP = &http.Client{Timeout: 90 * time.Second}
+	a.client.Store(client)
+	uploads := api.NewClient(a.serverURL(), token, "")
+	uploads.HTTP = &http.Client{}
+	a.uploads.Store(uploads)
 	err := a.loop(ctx)
 	a.stopAll("the node agent is stopping")
 	a.wg.Wait()
@@ -235,10 +240,22 @@ func (a *Agent) serverURL() string {
 // refreshServer re-reads the server URL after a failed call.
 func (a *Agent) refreshServer() {
 	u := a.serverURL()
-	if u != a.client.Server {
-		a.log.Info("server URL changed", "url", u)
+	for _, p := range []*atomic.Pointer[api.Client]{&a.client, &a.uploads} {
+		for {
+			old := p.Load()
+			if old.Server == u {
+				break
+			}
+			c := *old
+			c.Server = u
+			if p.CompareAndSwap(old, &c) {
+				if p == &a.client {
+					a.log.Info("server URL changed", "url", u)
+				}
+				break
+			}
+		}
 	}
-	a.client.Server, a.uploads.Server = u, u
 }
 
 func (a *Agent) active() []api.AttemptRef {
@@ -268,7 +285,7 @@ func (a *Agent) loop(ctx context.Context) error {
 				poll.SSHSessions = a.ssh.Sessions()
 				poll.WaitMS = 5000 // report session activity often enough for idle shutdown
 			}
-			err = a.client.Do(ctx, http.MethodPost, "/api/v1/agent/poll", poll, &work)
+			err = a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/poll", poll, &work)
 			if err == nil {
 				a.handle(ctx, work)
 			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
@@ -306,11 +323,11 @@ func (a *Agent) hello(ctx context.Context) error {
 		h.SSH = a.ssh.Addr()
 	}
 	var node api.AgentNode
-	if err := a.client.Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
+	if err := a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
 		return err
 	}
 	if a.node.NodeID == "" {
-		a.log.Info("registered", "node", node.NodeID, "compute", node.Compute, "server", a.client.Server,
+		a.log.Info("registered", "node", node.NodeID, "compute", node.Compute, "server", a.client.Load().Server,
 			"cores", h.Cores, "memory_gb", h.MemoryGB, "gpus", len(h.GPUs), "version", version.Version)
 	}
 	a.node = node
@@ -382,7 +399,7 @@ func attemptPath(ref api.AttemptRef, what string) string {
 func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptReport) bool {
 	backoff := 50 * time.Millisecond
 	for {
-		err := a.client.Do(ctx, http.MethodPost, attemptPath(ref, "status"), rep, nil)
+		err := a.client.Load().Do(ctx, http.MethodPost, attemptPath(ref, "status"), rep, nil)
 		switch {
 		case err == nil:
 			return true

@@ -356,12 +356,12 @@ func (at *attempt) fetchSource(ctx context.Context, digest, dir string) error {
 
 // download fetches path into file, checking its sha256.
 func (a *Agent) download(ctx context.Context, path, file, digest string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.uploads.Server+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.uploads.Load().Server+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.uploads.Token)
-	resp, err := a.uploads.HTTP.Do(req)
+	req.Header.Set("Authorization", "Bearer "+a.uploads.Load().Token)
+	resp, err := a.uploads.Load().HTTP.Do(req)
 	if err != nil {
 		return err
 	}
@@ -410,7 +410,7 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 	var files []api.OutputFile
 	backoff := 100 * time.Millisecond
 	for {
-		err := at.a.uploads.Do(ctx, http.MethodPut, attemptPath(at.ref, "outputs"),
+		err := at.a.uploads.Load().Do(ctx, http.MethodPut, attemptPath(at.ref, "outputs"),
 			api.Raw{ContentType: "application/gzip", Data: bytes.NewReader(buf.Bytes())}, &files)
 		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) ||
 			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
@@ -482,12 +482,12 @@ func treeSignature(dir string) string {
 // restoreOutputs puts the run's stored outputs (the previous attempt's
 // checkpoints) into ./outputs.
 func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at.a.uploads.Server+attemptPath(at.ref, "outputs"), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at.a.uploads.Load().Server+attemptPath(at.ref, "outputs"), nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+at.a.uploads.Token)
-	resp, err := at.a.uploads.HTTP.Do(req)
+	req.Header.Set("Authorization", "Bearer "+at.a.uploads.Load().Token)
+	resp, err := at.a.uploads.Load().HTTP.Do(req)
 	if err != nil {
 		return err
 	}

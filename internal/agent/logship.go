@@ -131,7 +131,7 @@ func (s *shipper) run(ctx context.Context) {
 			continue
 		}
 		var ack api.LogAckBody
-		err := s.a.client.Do(ctx, http.MethodPost, attemptPath(s.ref, "logs"), api.AgentLogs{Lines: batch}, &ack)
+		err := s.a.client.Load().Do(ctx, http.MethodPost, attemptPath(s.ref, "logs"), api.AgentLogs{Lines: batch}, &ack)
 		switch {
 		case err == nil:
 			backoff = 50 * time.Millisecond

@@ -144,12 +144,10 @@ func (ls *logServer) checkStored(t *testing.T, first, last int64, text func(n in
 }
 
 func testAgent(url string) *Agent {
-	return &Agent{
-		cfg:     Config{Server: url},
-		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		client:  api.NewClient(url, "pdn_x", ""),
-		uploads: api.NewClient(url, "pdn_x", ""), // refreshServer sets both after a failure
-	}
+	a := &Agent{cfg: Config{Server: url}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a.client.Store(api.NewClient(url, "pdn_x", ""))
+	a.uploads.Store(api.NewClient(url, "pdn_x", "")) // refreshServer sets both after a failure
+	return a
 }
 
 // ship writes the lines through a stdout writer of a running shipper.

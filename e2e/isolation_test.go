@@ -122,7 +122,7 @@ func checkProbe(t *testing.T, where, out string, secrets map[string]string, forb
 func prober(t *testing.T) (*env, func(compute string, paths ...string) string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("the isolation tests run the server as root, as CI does (as a user, runs share it: see docs/security.md)")
+		t.Skip("the isolation tests run the server as root, as CI does (as a user, runs share it: see docs/security.md): `sudo bash scripts/test.sh`")
 	}
 	e := newEnv(t)
 	e.up()
@@ -187,7 +187,7 @@ func TestRunIsolationLocal(t *testing.T) {
 // and no cgroup behind, and its main process is reaped.
 func TestRunLeavesNothingBehind(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("cgroups need root (as in CI)")
+		t.Skip("cgroups need root: `sudo bash scripts/test.sh`")
 	}
 	e := newEnv(t)
 	e.up()

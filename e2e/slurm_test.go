@@ -27,7 +27,7 @@ func slurmConf(t *testing.T) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("no Slurm cluster at %s (.ci/run starts one with scripts/dev-slurm.sh): %v %s", conf, err, out)
 		}
-		t.Skip("no Slurm cluster: run `bash scripts/dev-slurm.sh start`")
+		t.Skip("no Slurm cluster: as root, `bash scripts/test.sh` starts one (or `bash scripts/dev-slurm.sh start`)")
 	}
 	return conf
 }

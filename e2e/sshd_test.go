@@ -90,10 +90,10 @@ func startSSHD(t testing.TB, dir string, port int, newHostKey bool) *sshd {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is missing; .ci/run installs openssh-server", sshdPath)
 		}
-		t.Skip("openssh-server is not installed (apt-get install openssh-server)")
+		t.Skip("openssh-server is not installed: as root, `bash scripts/deps.sh ssh` (or scripts/test.sh) installs it")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the remote-target tests create users and run sshd as root")
+		t.Skip("the remote-target tests create users and run sshd, which needs root: `sudo bash scripts/test.sh`")
 	}
 	ensureTestUsers(t)
 	os.MkdirAll("/run/sshd", 0o755)

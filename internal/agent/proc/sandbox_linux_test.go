@@ -17,7 +17,7 @@ var nobody = &User{UID: 65534, GID: 65534}
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("switching users and mount namespaces needs root")
+		t.Skip("switching users and mount namespaces needs root: `sudo bash scripts/test.sh`")
 	}
 }
 
@@ -191,7 +191,7 @@ func TestUserNamespaceMode(t *testing.T) {
 // TestUserNamespaceMode, as an agent that is not root does.
 func TestUserNamespaceStage(t *testing.T) {
 	if os.Getenv("PADDOCK_PROC_USERNS_CHILD") == "" || os.Getuid() == 0 {
-		t.Skip("run by TestUserNamespaceMode")
+		t.Skip("helper stage: TestUserNamespaceMode runs it in a child process")
 	}
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe, "-test.run=^TestUserNamespaceChild$", "-test.v")
@@ -213,7 +213,7 @@ func TestUserNamespaceStage(t *testing.T) {
 func TestUserNamespaceChild(t *testing.T) {
 	arg := os.Getenv("PADDOCK_PROC_USERNS_CHILD")
 	if arg == "" || os.Getuid() != 0 {
-		t.Skip("run by TestUserNamespaceMode")
+		t.Skip("helper stage: TestUserNamespaceMode runs it in a child process")
 	}
 	parts := strings.Split(arg, ":")
 	private, secret, work := parts[0], parts[1], parts[2]

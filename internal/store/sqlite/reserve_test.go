@@ -18,7 +18,7 @@ import (
 func tinyDisk(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (as in CI)")
+		t.Skip("mounting a tmpfs needs root: `sudo bash scripts/test.sh`")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {

@@ -1,6 +1,8 @@
 // Package e2e drives the real paddock binary the way a user does: it builds
-// it once (CGO_ENABLED=0, as shipped), starts `paddock up` on a random
-// loopback port with its own data dir and config, and runs CLI commands.
+// it once (CGO_ENABLED=0, as shipped; with the race detector when the tests
+// run with -race, and then a data race in the server, an agent or the CLI
+// fails the test that ran it), starts `paddock up` on a random loopback
+// port with its own data dir and config, and runs CLI commands.
 package e2e
 
 import (
@@ -34,6 +36,12 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "paddock")
 	build := exec.Command("go", "build", "-o", binary, "../cmd/paddock")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if raceBinary {
+		// The race detector needs cgo; scripts/test.sh keeps checking the
+		// static build.
+		build = exec.Command("go", "build", "-race", "-o", binary, "../cmd/paddock")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building paddock:", err)
@@ -66,7 +74,13 @@ func (e *env) environ() []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config, "PADDOCK_RUN_USER_PREFIX="+runUserPrefix)
+	out = append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config, "PADDOCK_RUN_USER_PREFIX="+runUserPrefix)
+	if raceBinary {
+		// A race-built program sleeps 1 s at exit by default; the tests run
+		// hundreds of CLI commands.
+		out = append(out, "GORACE=atexit_sleep_ms=0")
+	}
+	return out
 }
 
 // runUserPrefix names the OS users this test process's agents make for
@@ -123,6 +137,12 @@ func (e *env) up(extra ...string) *server {
 	e.t.Cleanup(func() {
 		s.kill()
 		e.stopAgent()
+		e.noDataRaces("the server", s.Logs())
+		logs, _ := filepath.Glob(filepath.Join(e.dataDir, "nodes", "*", "agent.log"))
+		for _, f := range append(logs, filepath.Join(e.dataDir, "local-agent", "agent.log")) {
+			data, _ := os.ReadFile(f)
+			e.noDataRaces("the agent logging to "+f, string(data))
+		}
 	})
 	select {
 	case s.url = <-urlCh:
@@ -178,7 +198,17 @@ func (e *env) run(args ...string) result {
 	} else if err != nil {
 		e.t.Fatalf("running paddock %v: %v", args, err)
 	}
+	e.noDataRaces(fmt.Sprintf("paddock %v", args), errb.String())
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// noDataRaces fails the test if a race-built paddock reported a data race
+// in what it wrote.
+func (e *env) noDataRaces(who, output string) {
+	e.t.Helper()
+	if i := strings.Index(output, "WARNING: DATA RACE"); i >= 0 {
+		e.t.Errorf("%s reported a data race:\n%s", who, output[i:min(len(output), i+8000)])
+	}
 }
 
 // ok runs the CLI and fails the test unless it exits 0.

@@ -29,11 +29,7 @@ case "${1:-start}" in
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
 esac
 
-if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    slurm-wlm munge slurm-client >/dev/null
-fi
+bash "$(dirname "$0")/deps.sh" slurm
 mkdir -p "$BASE/run"
 stop_all
 

@@ -1,9 +1,88 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, staticcheck, then every Go package
-# with the race detector, then the Python SDK's tests. The end-to-end tests build the real binary and start real
-# servers on random loopback ports, so this needs nothing else running.
+# with the race detector, then the Python SDK's tests against a real server,
+# then the benchmark at tiny sizes. The end-to-end tests build the real
+# binary and start real servers on random loopback ports, so this needs
+# nothing else running.
+#
+# Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
+# (the Slurm tests), root (run isolation, cgroups, a full disk). As root on
+# Debian or Ubuntu this script installs what is missing (scripts/deps.sh)
+# and starts a one-host Slurm cluster (scripts/dev-slurm.sh), stopping it
+# at the end if it started it. Where it cannot, those tests skip; either
+# way its last lines name every test that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+started_slurm=0
+
+# summary is the end of every run, passed or not: what did not run.
+summary() {
+  local code=$?
+  if [ $started_slurm = 1 ]; then
+    bash scripts/dev-slurm.sh stop || true
+  fi
+  local go_skips py_skips bench_skips
+  go_skips=$( [ -f "$work/skips.tsv" ] && cat "$work/skips.tsv" || true)
+  py_skips=$( [ -f "$work/pytest.txt" ] && sed -n 's/^SKIPPED \[[0-9]*\] //p' "$work/pytest.txt" || true)
+  bench_skips=$( [ -f "$work/bench.txt" ] && sed -n 's/^| \([^|]*\) | skipped: \([^|]*\) |.*/\1: \2/p' "$work/bench.txt" || true)
+  echo
+  if [ -z "$go_skips$py_skips$bench_skips" ]; then
+    [ $code = 0 ] && echo "test.sh: every test ran; nothing was skipped."
+  else
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    echo "!! NOT EVERYTHING RAN: these tests were skipped, grouped by the reason they gave"
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    if [ -n "$go_skips" ]; then
+      # One block per reason: the reason, then its tests by package.
+      printf '%s\n' "$go_skips" | sort | awk -F'\t' '
+        $1 != last { if (last != "") print ""; print "* " $1; last = $1 }
+        { pkg = $2; sub(/^github.com\/paddock-ml\/paddock\//, "", pkg); printf "    %s %s\n", pkg, $3 }'
+    fi
+    if [ -n "$py_skips" ]; then
+      echo; echo "* Python SDK tests (sdk/python/run_tests.sh):"
+      printf '    %s\n' "$py_skips"
+    fi
+    if [ -n "$bench_skips" ]; then
+      echo; echo "* benchmark figures (go run ./cmd/paddock-bench --smoke):"
+      printf '    %s\n' "$bench_skips"
+    fi
+    echo
+    echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
+    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) itself."
+    if [ "$(id -u)" != 0 ]; then
+      echo "This run was not root: \`sudo bash scripts/test.sh\`."
+    elif ! command -v apt-get >/dev/null; then
+      echo "This machine has no apt-get: install what \`bash scripts/deps.sh --missing\` lists by hand."
+    fi
+  fi
+  if [ $code = 0 ]; then
+    echo "test.sh: passed"
+  else
+    echo "test.sh: FAILED (exit $code); the failures are above"
+  fi
+  rm -rf "$work"
+  exit $code
+}
+trap summary EXIT
+
+# What the tests need, when this machine can install it.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  bash scripts/deps.sh || echo "test.sh: not everything could be installed; those tests will skip" >&2
+fi
+# A Slurm cluster: one given by SLURM_CONF, a dev cluster already up, or
+# one started now (root with Slurm installed) and stopped at the end.
+export SLURM_CONF=${SLURM_CONF:-${PADDOCK_SLURM_DIR:-/tmp/paddock-slurm}/etc/slurm.conf}
+if ! { command -v scontrol >/dev/null && scontrol ping 2>/dev/null | grep -q UP; } &&
+  [ "$(id -u)" = 0 ] && command -v slurmctld >/dev/null &&
+  [ "$SLURM_CONF" = "${PADDOCK_SLURM_DIR:-/tmp/paddock-slurm}/etc/slurm.conf" ]; then
+  if bash scripts/dev-slurm.sh start; then
+    started_slurm=1
+  else
+    echo "test.sh: the dev Slurm cluster did not start; the Slurm tests will skip" >&2
+  fi
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
@@ -15,10 +94,11 @@ go vet ./...
 go tool staticcheck ./...
 # The static build must keep working: paddock is copied onto remote hosts.
 CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
-go test -race -count=1 -timeout 20m ./... "$@"
+go build -o "$work/testreport" ./scripts/testreport
+go test -race -count=1 -timeout 20m -json ./... "$@" 2>&1 | "$work/testreport" -skips "$work/skips.tsv"
 # The Python SDK against a real server.
-bash sdk/python/run_tests.sh
+bash sdk/python/run_tests.sh -rs 2>&1 | tee "$work/pytest.txt"
 # The benchmark at tiny sizes: checks every figure still runs (the numbers
 # it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
-# Figure 6 needs the dev Slurm cluster (.ci/run starts it) and is skipped without.
-timeout 300 go run ./cmd/paddock-bench --smoke
+# Figure 6 needs a Slurm cluster and is skipped without.
+timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"

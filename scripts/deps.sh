@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# What the tests need beyond Go, installed on Debian/Ubuntu when missing.
+# Idempotent: a group already present costs a check, nothing else. Installing
+# needs root and apt-get; without them it installs nothing and says so.
+#
+#   bash scripts/deps.sh            every group
+#   bash scripts/deps.sh slurm ...  only these groups
+#   bash scripts/deps.sh --missing  install nothing; print the missing groups, one a line
+#
+# Groups:
+#   cc      gcc and libc headers: the race detector (go test -race)
+#   ssh     OpenSSH client and server: instance logins, remote targets
+#   venv    python3-venv: runs with --requirements build venvs
+#   pytest  pytest: the Python SDK's tests
+#   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
+set -euo pipefail
+
+all=(cc ssh venv pytest slurm)
+
+# present GROUP: is what GROUP needs here?
+present() {
+  case $1 in
+    cc) command -v gcc >/dev/null ;;
+    ssh) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && [ -x /usr/sbin/sshd ] ;;
+    venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
+    pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
+    slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
+    *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
+  esac
+}
+
+# packages GROUP: the Debian packages that provide it.
+packages() {
+  case $1 in
+    cc) echo gcc libc6-dev ;;
+    ssh) echo openssh-client openssh-server ;;
+    venv) echo python3-venv ;;
+    pytest) echo python3-pytest ;;
+    slurm) echo slurm-wlm slurm-client munge ;;
+  esac
+}
+
+missing_only=0
+groups=()
+for a in "$@"; do
+  case $a in
+    --missing) missing_only=1 ;;
+    *) groups+=("$a") ;;
+  esac
+done
+[ ${#groups[@]} -gt 0 ] || groups=("${all[@]}")
+
+missing=()
+for g in "${groups[@]}"; do
+  present "$g" || missing+=("$g")
+done
+if [ $missing_only = 1 ]; then
+  [ ${#missing[@]} -eq 0 ] || printf '%s\n' "${missing[@]}"
+  exit 0
+fi
+[ ${#missing[@]} -gt 0 ] || exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "deps.sh: missing ${missing[*]}; installing needs root and apt-get (run: sudo bash scripts/deps.sh)" >&2
+  exit 1
+fi
+pkgs=()
+for g in "${missing[@]}"; do
+  # shellcheck disable=SC2207
+  pkgs+=($(packages "$g"))
+done
+echo "deps.sh: installing ${pkgs[*]} (for ${missing[*]})" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+# pytest for a python3 that is not Debian's (pyenv and the like) comes from pip.
+if [[ " ${missing[*]} " == *" pytest "* ]] && ! present pytest; then
+  python3 -m pip install -q pytest
+fi
+still=()
+for g in "${missing[@]}"; do
+  present "$g" || still+=("$g")
+done
+if [ ${#still[@]} -gt 0 ]; then
+  echo "deps.sh: still missing after the install: ${still[*]}" >&2
+  exit 1
+fi

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,7 +17,7 @@ import (
 // started. Each iteration uses a new cluster.
 func BenchmarkScaleFromZero(b *testing.B) {
 	c := benchClient(b)
-	ctx := context.Background()
+	ctx := benchContext(b)
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {
@@ -56,7 +55,7 @@ func BenchmarkScaleFromZero(b *testing.B) {
 // polling `compute nodes` every 5 ms.
 func BenchmarkIdleToGone(b *testing.B) {
 	c := benchClient(b)
-	ctx := context.Background()
+	ctx := benchContext(b)
 	props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1, "idle_seconds_before_scaledown": 1})
 	if _, err := c.CreateCompute(ctx, api.ComputeCreate{Name: "idle-bench", Type: "cluster", Properties: props}); err != nil {
 		b.Fatal(err)
@@ -108,7 +107,7 @@ func BenchmarkRemoteSubmitToRunning(b *testing.B) {
 		var cfg struct{ Server, Token, Workspace string }
 		json.Unmarshal(cfgData, &cfg)
 		c := api.NewClient(cfg.Server, cfg.Token, cfg.Workspace)
-		ctx := context.Background()
+		ctx := benchContext(b)
 		key, _ := os.ReadFile(sd.keyFile)
 		props, _ := json.Marshal(map[string]any{"address": "127.0.0.1", "ssh_port": port, "username": keyUser, "private_key": string(key)})
 		if _, err := c.CreateCompute(ctx, api.ComputeCreate{Name: "bench-box", Type: "remote", Properties: props}); err != nil {

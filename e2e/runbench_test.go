@@ -24,17 +24,26 @@ func benchClient(b *testing.B) *api.Client {
 	var cfg struct{ Server, Token, Workspace string }
 	json.Unmarshal(data, &cfg)
 	c := api.NewClient(cfg.Server, cfg.Token, cfg.Workspace)
+	ctx := benchContext(b)
 	// Warm up: the node registers and the first run pays one-off costs.
 	for range 3 {
-		r, err := c.SubmitRun(context.Background(), api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+		r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := c.WaitRun(context.Background(), r.ID, nil); err != nil {
+		if _, err := c.WaitRun(ctx, r.ID, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return c
+}
+
+// benchContext bounds what a benchmark waits for (WaitRun, WaitCompute): a
+// run that never ends fails the benchmark instead of hanging it.
+func benchContext(b testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	b.Cleanup(cancel)
+	return ctx
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
@@ -47,7 +56,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // agent's Running report, which it sends once the process has started).
 func BenchmarkSubmitToRunning(b *testing.B) {
 	c := benchClient(b)
-	ctx := context.Background()
+	ctx := benchContext(b)
 	for b.Loop() {
 		var lat []time.Duration
 		for range 200 {
@@ -72,7 +81,7 @@ func BenchmarkSubmitToRunning(b *testing.B) {
 // to the last run's end.
 func BenchmarkQueuedThroughput(b *testing.B) {
 	c := benchClient(b)
-	ctx := context.Background()
+	ctx := benchContext(b)
 	for b.Loop() {
 		const n = 1000
 		ids := make(chan string, n)

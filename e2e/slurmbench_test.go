@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -77,7 +76,7 @@ func BenchmarkVersusSlurm(b *testing.B) {
 
 		// Paddock, local target, the same number of trivial runs.
 		c := benchClient(b)
-		ctx := context.Background()
+		ctx := benchContext(b)
 		ids := make([]string, n)
 		start = time.Now()
 		var wg sync.WaitGroup

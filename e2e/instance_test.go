@@ -128,17 +128,8 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	key := e.sshKey("id_ed25519")
-	e.ok("compute", "create", "instance", "dev-box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
-		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", "2s")
-	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
-	var st struct{ SSH string }
-	json.Unmarshal(c.Status, &st)
-	// "ssh -p PORT -i <your private key> USER@HOST"
-	f := strings.Fields(st.SSH)
-	if len(f) < 4 || f[0] != "ssh" || f[1] != "-p" || !strings.Contains(f[len(f)-1], "admin@") {
-		t.Fatalf("ssh command: %q", st.SSH)
-	}
+	key, st := e.sshInstance("dev-box", "2s")
+	f := st.fields
 	// The user's known_hosts learns the host key on the first login and is
 	// checked strictly after that.
 	knownHosts := filepath.Join(e.home, "known_hosts")
@@ -178,10 +169,7 @@ func TestInstanceSSHAndIdleShutdown(t *testing.T) {
 	// Started again, it answers at the same address and port with the same
 	// host key: the known_hosts entry still matches.
 	e.ok("compute", "start", "dev-box")
-	c = decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
-	var again struct{ SSH string }
-	json.Unmarshal(c.Status, &again)
-	if again.SSH != st.SSH {
+	if again := e.sshEndpoint("dev-box"); again.SSH != st.SSH {
 		t.Errorf("the SSH endpoint moved across stop and start: %q, then %q", st.SSH, again.SSH)
 	}
 	if out, err := ssh(key, "true"); err != nil {
@@ -225,6 +213,37 @@ func TestInstanceDeleteRemovesHome(t *testing.T) {
 	if again, err := os.ReadFile(home + ".ssh_host_key"); err != nil || string(again) == string(hostKey) {
 		t.Errorf("the new instance's host key: same as the deleted one's %v (%v)", string(again) == string(hostKey), err)
 	}
+}
+
+// sshInstance makes an admin's instance that serves SSH for a new key and
+// stops after idle; it returns the private key's path and the endpoint.
+func (e *env) sshInstance(name, idle string) (string, sshStatus) {
+	e.t.Helper()
+	key := e.sshKey("id_ed25519")
+	e.ok("compute", "create", "instance", name, "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
+		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", idle)
+	return key, e.sshEndpoint(name)
+}
+
+// sshStatus is an instance's status.ssh, "ssh -p PORT -i <your private
+// key> USER@HOST", and its fields.
+type sshStatus struct {
+	SSH    string
+	fields []string
+}
+
+// sshEndpoint reads an instance's SSH command from its status and checks
+// its form; fields[2] is the port, the last field USER@HOST.
+func (e *env) sshEndpoint(name string) sshStatus {
+	e.t.Helper()
+	c := decodeJSON[api.Compute](e.t.(*testing.T), e.ok("compute", "show", name, "-o", "json"))
+	var st sshStatus
+	json.Unmarshal(c.Status, &st)
+	st.fields = strings.Fields(st.SSH)
+	if f := st.fields; len(f) < 4 || f[0] != "ssh" || f[1] != "-p" || !strings.Contains(f[len(f)-1], "admin@") {
+		e.t.Fatalf("ssh command of %s: %q", name, st.SSH)
+	}
+	return st
 }
 
 // sshKey makes an ed25519 key pair in the env's home and returns the
@@ -321,18 +340,10 @@ func TestInstanceSSHSessionDelaysIdleShutdown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.up()
-	key := e.sshKey("id_ed25519")
 	// The agent reports sessions at least every 5 s: an idle time of 10 s
 	// leaves it time to report the session before the instance would stop.
-	e.ok("compute", "create", "instance", "dev-box", "--vm-size", "STANDARD_D2_V2", "--ssh-public-access",
-		"--admin-user-ssh-key", key+".pub", "--idle-time-before-shutdown", "10s")
-	c := decodeJSON[api.Compute](t, e.ok("compute", "show", "dev-box", "-o", "json"))
-	var st struct{ SSH string }
-	json.Unmarshal(c.Status, &st)
-	f := strings.Fields(st.SSH)
-	if len(f) < 4 {
-		t.Fatalf("ssh command: %q", st.SSH)
-	}
+	key, st := e.sshInstance("dev-box", "10s")
+	f := st.fields
 	start := time.Now()
 	out, err := exec.Command("ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
 		"-o", "ConnectTimeout=10", "-p", f[2], "-i", key, f[len(f)-1], "sleep 14; echo still here").CombinedOutput()

@@ -14,32 +14,13 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/autoscaler"
-	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/provider"
-	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/testenv"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
-
-// clock is a time source tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeProvider makes nodes by recording them; the test plays their agents.
 type fakeProvider struct {
@@ -93,7 +74,7 @@ type fixture struct {
 	t     *testing.T
 	ctx   context.Context
 	st    *sqlite.Store
-	clock *clock
+	clock *testenv.Clock
 	prov  *fakeProvider
 	disp  *dispatch.Dispatcher
 	ws    *workspace.Service
@@ -104,23 +85,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "paddock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, err := secret.NewBox(make([]byte, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizes, err := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, box, sizes := testenv.Store(t), testenv.Box(t), testenv.Sizes(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fixture{t: t, ctx: ctx, st: st, clock: &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)},
-		prov: &fakeProvider{live: map[string]provider.NodeSpec{}}}
+	f := &fixture{t: t, ctx: ctx, st: st, clock: testenv.NewClock(), prov: &fakeProvider{live: map[string]provider.NodeSpec{}}}
 	f.disp = dispatch.New(st, box, log, f.clock.Now, dispatch.Options{APIURL: "http://paddock.test",
 		// The loop checks heartbeats on a real ticker against the fake clock:
 		// the tests play agents that poll only when they say so.
@@ -128,16 +95,13 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.disp.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	loop, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { f.disp.Run(loop); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	testenv.Go(t, f.disp.Run)
 
 	providers := &provider.Registry{}
 	providers.Add(f.prov)
 	n := 0
 	f.ctrl = &autoscaler.Controller{Store: st, Dispatch: f.disp, Providers: providers, Sizes: sizes, Log: log,
-		Now: f.clock.Now, ServerURL: "http://paddock.test", HomesDir: filepath.Join(dir, "homes"),
+		Now: f.clock.Now, ServerURL: "http://paddock.test", HomesDir: filepath.Join(t.TempDir(), "homes"),
 		NewToken:  func() string { n++; return "pdn_test" + strings.Repeat("x", n) },
 		TokenHash: func(s string) string { return "hash-" + s }}
 	f.ctrl.Init()
@@ -161,14 +125,7 @@ func (f *fixture) create(name, typ string, props map[string]any) {
 	if _, err := f.ws.CreateCompute(f.ctx, "default", "admin", api.ComputeCreate{Name: name, Type: typ, Properties: raw}); err != nil {
 		f.t.Fatalf("creating %s: %v", name, err)
 	}
-	rec, err := f.st.GetCompute(f.ctx, "default", name)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	rec.State = api.StateSucceeded
-	if err := f.st.UpdateCompute(f.ctx, &rec); err != nil {
-		f.t.Fatal(err)
-	}
+	testenv.Provisioned(f.t, f.st, "default", name)
 }
 
 // cluster makes a cluster of vmSize with 0..max nodes and the given idle

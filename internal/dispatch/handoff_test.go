@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // An operation whose caller stopped waiting before the loop took it is
@@ -21,22 +23,13 @@ func TestAbandonedOperationDoesNotRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- h.d.do(ctx, func(*txn) error { ran.Store(true); return nil }) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(h.d.ops) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the operation was never queued")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "the operation to be queued", func() bool { return len(h.d.ops) > 0 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("do after its caller gave up: %v, want context.Canceled", err)
 	}
 
-	loop, stop := context.WithCancel(h.ctx)
-	done := make(chan struct{})
-	go func() { h.d.Run(loop); close(done) }()
-	h.stopLoop = func() { stop(); <-done }
+	testenv.Go(t, h.d.Run)
 	if err := h.d.do(h.ctx, func(*txn) error { return nil }); err != nil { // the loop is past the abandoned one
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,25 +12,8 @@ import (
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // harness is a dispatcher on a real SQLite store, with its loop running.
 type harness struct {
@@ -39,7 +21,7 @@ type harness struct {
 	ctx   context.Context
 	st    *sqlite.Store
 	box   *secret.Box
-	clock *fakeClock
+	clock *testenv.Clock
 	opts  Options
 	d     *Dispatcher
 
@@ -65,8 +47,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 	if opts.APIURL == "" {
 		opts.APIURL = "http://paddock.test:8765"
 	}
-	h := &harness{t: t, ctx: ctx, st: st, box: box, opts: opts,
-		clock: &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	h := &harness{t: t, ctx: ctx, st: st, box: box, opts: opts, clock: testenv.NewClock()}
 	h.start()
 	t.Cleanup(func() { h.stopLoop() })
 	return h

@@ -1,7 +1,6 @@
 package localnode
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // TestMain doubles as the agent: Spawn starts os.Executable() (this test
@@ -66,23 +66,11 @@ func spawned(t *testing.T, extra ...string) (AgentDir, int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	waitFor(t, 10*time.Second, "the agent to be ready", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the agent to be ready", func() bool {
 		_, err := os.Stat(filepath.Join(string(d), "agent.pid.ready"))
 		return err == nil
 	})
 	return d, pid
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestToken(t *testing.T) {
@@ -185,31 +173,13 @@ func TestStopAndKill(t *testing.T) {
 	d.Stop(time.Second) // nothing to stop: returns at once
 }
 
-// syncBuffer is a log sink the supervisor's goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The supervisor records the local node with its token's hash, starts the
 // agent, adopts a live one after a server restart instead of starting a
 // second, restarts one that dies, and at shutdown stops it only when idle.
 func TestSupervisor(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs testenv.Buffer // the supervisor's goroutine logs to it too
 	var mu sync.Mutex
 	var added []store.Node
 	busy := false
@@ -267,7 +237,7 @@ func TestSupervisor(t *testing.T) {
 	// One that dies is restarted.
 	syscall.Kill(first, syscall.SIGKILL)
 	var second int
-	waitFor(t, 10*time.Second, "the agent to be restarted", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the agent to be restarted", func() bool {
 		second = d.AlivePID()
 		return second != 0 && second != first
 	})

@@ -6,17 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
-	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
-	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/testenv"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
@@ -33,17 +30,10 @@ func newTokenServer(t *testing.T) *tokenServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, _ := secret.NewBox(make([]byte, secret.KeySize))
-	sizes, _ := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
+	st, box := testenv.Store(t), testenv.Box(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return time.Now().UTC() }
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Changed: func(string) {}, Now: now}
+	ws := &workspace.Service{Store: st, Box: box, Sizes: testenv.Sizes(t), Changed: func(string) {}, Now: now}
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +41,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 	if err := disp.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	loop, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { disp.Run(loop); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	testenv.Go(t, disp.Run)
 
 	s := &tokenServer{disp: disp, admin: NewToken(), nodeToken: nodeTokenPrefix + "test-node-token"}
 	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: TokenHash(s.admin)}); err != nil {

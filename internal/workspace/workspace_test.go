@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
-	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/testenv"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
@@ -38,22 +37,9 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "paddock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, err := secret.NewBox(make([]byte, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizes, err := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testenv.Store(t)
 	f := &fixture{t: t, ctx: ctx, st: st, active: map[string][]string{}}
-	f.svc = &workspace.Service{Store: st, Box: box, Sizes: sizes,
+	f.svc = &workspace.Service{Store: st, Box: testenv.Box(t), Sizes: testenv.Sizes(t),
 		Now: func() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) },
 		Changed: func(key string) {
 			f.mu.Lock()
@@ -94,8 +80,8 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// create creates a target as user; provisioned marks it Succeeded, as
-// the provisioning controller would.
+// create creates a target as user; mustCreate creates it as admin and
+// marks it Succeeded, as the provisioning controller would.
 func (f *fixture) create(user, name, typ string, props map[string]any) (api.Compute, error) {
 	f.t.Helper()
 	raw, _ := json.Marshal(props)
@@ -107,19 +93,7 @@ func (f *fixture) mustCreate(name, typ string, props map[string]any) {
 	if _, err := f.create("admin", name, typ, props); err != nil {
 		f.t.Fatalf("creating %s: %v", name, err)
 	}
-	f.provisioned(name)
-}
-
-func (f *fixture) provisioned(name string) {
-	f.t.Helper()
-	rec, err := f.st.GetCompute(f.ctx, "default", name)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	rec.State = api.StateSucceeded
-	if err := f.st.UpdateCompute(f.ctx, &rec); err != nil {
-		f.t.Fatal(err)
-	}
+	testenv.Provisioned(f.t, f.st, "default", name)
 }
 
 // addNodes records n live nodes of a target with cores each.
@@ -211,7 +185,7 @@ func TestUpdateChecksQuota(t *testing.T) {
 	update := func(minNodes int) error {
 		_, err := f.svc.UpdateCompute(f.ctx, "default", "admin", "cpu", api.ComputeUpdate{Properties: json.RawMessage(fmt.Sprintf(`{"min_nodes":%d}`, minNodes))})
 		if err == nil {
-			f.provisioned("cpu")
+			testenv.Provisioned(f.t, f.st, "default", "cpu")
 		}
 		return err
 	}

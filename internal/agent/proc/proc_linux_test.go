@@ -16,27 +16,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 const python = "/usr/bin/python3"
 
-// syncBuffer is a bytes.Buffer safe for the copy goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for the copy goroutines and the test.
+type syncBuffer = testenv.Buffer
 
 var nameSeq atomic.Int64
 

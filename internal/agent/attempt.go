@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -31,6 +32,14 @@ type attempt struct {
 	silent   bool   // stale: report nothing more
 	fail     string // the reason a stopped attempt failed (not canceled)
 	stopOnce sync.Once
+
+	// running is closed once the Running report is through (nil until the
+	// process starts); the final report waits for it, so the two arrive
+	// in order and the first is never cut off.
+	running chan struct{}
+	// ended is set once the server has the final report: a poll answered
+	// after that calls the attempt stale, which is expected.
+	ended atomic.Bool
 }
 
 func newAttempt(a *Agent, as api.Assignment) *attempt {
@@ -143,7 +152,14 @@ func (at *attempt) run(agentCtx context.Context) {
 		}
 	}
 	rep.Outputs = files
+	if at.running != nil {
+		select {
+		case <-at.running:
+		case <-ctx.Done():
+		}
+	}
 	if at.a.report(ctx, at.ref, rep) {
+		at.ended.Store(true)
 		log.Info("attempt ended", "status", rep.Status, "exit_code", derefInt(out.exit), "reason", rep.Reason)
 	}
 	os.RemoveAll(dir)
@@ -224,7 +240,9 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		waited <- code
 	}()
 	// Running is reported after the process started, so started_at is true.
+	at.running = make(chan struct{})
 	go func() {
+		defer close(at.running)
 		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunRunning}) {
 			at.stop("stale", true)
 		}

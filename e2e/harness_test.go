@@ -40,10 +40,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
 	removeTestUsers()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// atExit are cleanups of things shared by the tests of this process.
+var atExit []func()
 
 // env is one user's machine: a home, a config path and a data dir.
 type env struct {
@@ -51,6 +57,7 @@ type env struct {
 	home    string
 	config  string
 	dataDir string
+	extra   []string // more environment for the server and the CLI
 }
 
 func newEnv(t testing.TB) *env {
@@ -66,7 +73,8 @@ func (e *env) environ() []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config, "PADDOCK_RUN_USER_PREFIX="+runUserPrefix)
+	out = append(out, "HOME="+e.home, "PADDOCK_CONFIG="+e.config, "PADDOCK_RUN_USER_PREFIX="+runUserPrefix)
+	return append(out, e.extra...)
 }
 
 // runUserPrefix names the OS users this test process's agents make for

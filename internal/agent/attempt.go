@@ -206,7 +206,11 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		}
 	}
 	prep, err := at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship, sb)
-	if err != nil {
+	var noImage errImage
+	switch {
+	case errors.As(err, &noImage):
+		return failed("ImageUnavailable", "%v", err)
+	case err != nil:
 		return failed("EnvironmentFailed", "%v", err)
 	}
 	if why, _ := at.stopReason(); why != "" {
@@ -225,7 +229,16 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		code := 127
 		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", prep.cmd[0], err)}
 	}
+	stop := func(grace time.Duration) {
+		if prep.stop != nil {
+			prep.stop(grace)
+		}
+		p.Stop(grace)
+	}
 	defer func() {
+		if prep.stop != nil {
+			prep.stop(0)
+		}
 		// The tree goes with its main process: daemons it left are killed.
 		if err := p.Stop(0); err != nil {
 			at.a.log.Warn("stopping what the run left running", "run", at.ref.RunID, "err", err)
@@ -268,12 +281,12 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		return outcome{status: api.RunFailed, exit: &code, reason: "NonZeroExit", err: msg}
 	case <-at.stopped:
 		why, _ := at.stopReason()
-		p.Stop(at.a.cfg.KillGrace)
+		stop(at.a.cfg.KillGrace)
 		code := <-waited
 		ship.flushWriters()
 		return at.stoppedOutcome(why, &code)
 	case <-limit:
-		p.Stop(at.a.cfg.KillGrace)
+		stop(at.a.cfg.KillGrace)
 		code := <-waited
 		ship.flushWriters()
 		return outcome{status: api.RunCanceled, exit: &code, reason: "MaxRunDurationExceeded",
@@ -517,9 +530,12 @@ func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
 	return err
 }
 
-// name names the attempt's directory and its cgroup. It holds the rank:
-// the nodes of a multi-node run may share a host (local provider), and
-// their cgroups must not collide.
-func (at *attempt) name() string {
-	return fmt.Sprintf("%s-%d-r%d", at.as.RunID, at.as.Attempt, at.as.NodeRank)
+// name names the attempt's directory and its cgroup.
+func (at *attempt) name() string { return attemptName(at.as) }
+
+// attemptName names an attempt's directory, cgroup and container. It holds
+// the rank: the nodes of a multi-node run may share a host (local
+// provider), and their cgroups must not collide.
+func attemptName(as api.Assignment) string {
+	return fmt.Sprintf("%s-%d-r%d", as.RunID, as.Attempt, as.NodeRank)
 }

@@ -50,10 +50,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
 	removeTestUsers()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// atExit are cleanups of things shared by the tests of this process.
+var atExit []func()
 
 // env is one user's machine: a home, a config path and a data dir.
 type env struct {
@@ -61,6 +67,7 @@ type env struct {
 	home    string
 	config  string
 	dataDir string
+	extra   []string // more environment for the server and the CLI
 }
 
 func newEnv(t testing.TB) *env {
@@ -82,7 +89,7 @@ func (e *env) environ() []string {
 		// hundreds of CLI commands.
 		out = append(out, "GORACE=atexit_sleep_ms=0")
 	}
-	return out
+	return append(out, e.extra...)
 }
 
 // runUserPrefix names the OS users this test process's agents make for

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -458,5 +459,68 @@ func TestResourcesLimitAndQueue(t *testing.T) {
 			t.Errorf("run %d started at %s, before run %d ended at %s", i, r.StartedAt, i-1, prevEnd)
 		}
 		prevEnd = *r.EndedAt
+	}
+}
+
+// apiClient is an API client for the env's server, as its CLI config says.
+func (e *env) apiClient() *api.Client {
+	e.t.Helper()
+	data, err := os.ReadFile(e.config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var cfg struct{ Server, Token, Workspace string }
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	return api.NewClient(cfg.Server, cfg.Token, cfg.Workspace)
+}
+
+// A burst of trivial runs from several clients all complete, and nothing
+// in it is worth a warning: no attempt is called stale, no report is cut
+// off, in the server's log or the agent's.
+func TestBurstIsClean(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.up()
+	c := e.apiClient()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	ids := make(chan string, 200)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
+				if err != nil {
+					t.Errorf("submit: %v", err)
+					return
+				}
+				ids <- r.ID
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	n := 0
+	for id := range ids {
+		r, err := c.WaitRun(ctx, id, nil)
+		if err != nil || r.Status != api.RunCompleted {
+			t.Fatalf("run %s: %v %+v", id, err, r)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("%d runs, want 200", n)
+	}
+	agentLog, _ := os.ReadFile(filepath.Join(e.dataDir, "local-agent", "agent.log"))
+	for name, log := range map[string]string{"server": srv.Logs(), "agent": string(agentLog)} {
+		for _, line := range strings.Split(log, "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Errorf("%s log: %s", name, line)
+			}
+		}
 	}
 }

@@ -338,7 +338,7 @@ func (a *Agent) hello(ctx context.Context) error {
 // longer recognises.
 func (a *Agent) handle(ctx context.Context, w api.AgentWork) {
 	for _, s := range w.Stale {
-		if at := a.get(s.RunID); at != nil && at.ref.Attempt == s.Attempt {
+		if at := a.get(s.RunID); at != nil && at.ref.Attempt == s.Attempt && !at.ended.Load() {
 			a.log.Warn("the server says this attempt is no longer current; stopping it", "run", s.RunID, "attempt", s.Attempt)
 			at.stop("stale", true)
 		}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -31,6 +32,14 @@ type attempt struct {
 	silent   bool   // stale: report nothing more
 	fail     string // the reason a stopped attempt failed (not canceled)
 	stopOnce sync.Once
+
+	// running is closed once the Running report is through (nil until the
+	// process starts); the final report waits for it, so the two arrive
+	// in order and the first is never cut off.
+	running chan struct{}
+	// ended is set once the server has the final report: a poll answered
+	// after that calls the attempt stale, which is expected.
+	ended atomic.Bool
 }
 
 func newAttempt(a *Agent, as api.Assignment) *attempt {
@@ -143,7 +152,14 @@ func (at *attempt) run(agentCtx context.Context) {
 		}
 	}
 	rep.Outputs = files
+	if at.running != nil {
+		select {
+		case <-at.running:
+		case <-ctx.Done():
+		}
+	}
 	if at.a.report(ctx, at.ref, rep) {
+		at.ended.Store(true)
 		log.Info("attempt ended", "status", rep.Status, "exit_code", derefInt(out.exit), "reason", rep.Reason)
 	}
 	os.RemoveAll(dir)
@@ -190,7 +206,11 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		}
 	}
 	prep, err := at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship, sb)
-	if err != nil {
+	var noImage errImage
+	switch {
+	case errors.As(err, &noImage):
+		return failed("ImageUnavailable", "%v", err)
+	case err != nil:
 		return failed("EnvironmentFailed", "%v", err)
 	}
 	if why, _ := at.stopReason(); why != "" {
@@ -209,7 +229,16 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		code := 127
 		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", prep.cmd[0], err)}
 	}
+	stop := func(grace time.Duration) {
+		if prep.stop != nil {
+			prep.stop(grace)
+		}
+		p.Stop(grace)
+	}
 	defer func() {
+		if prep.stop != nil {
+			prep.stop(0)
+		}
 		// The tree goes with its main process: daemons it left are killed.
 		if err := p.Stop(0); err != nil {
 			at.a.log.Warn("stopping what the run left running", "run", at.ref.RunID, "err", err)
@@ -224,7 +253,9 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		waited <- code
 	}()
 	// Running is reported after the process started, so started_at is true.
+	at.running = make(chan struct{})
 	go func() {
+		defer close(at.running)
 		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunRunning}) {
 			at.stop("stale", true)
 		}
@@ -250,12 +281,12 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		return outcome{status: api.RunFailed, exit: &code, reason: "NonZeroExit", err: msg}
 	case <-at.stopped:
 		why, _ := at.stopReason()
-		p.Stop(at.a.cfg.KillGrace)
+		stop(at.a.cfg.KillGrace)
 		code := <-waited
 		ship.flushWriters()
 		return at.stoppedOutcome(why, &code)
 	case <-limit:
-		p.Stop(at.a.cfg.KillGrace)
+		stop(at.a.cfg.KillGrace)
 		code := <-waited
 		ship.flushWriters()
 		return outcome{status: api.RunCanceled, exit: &code, reason: "MaxRunDurationExceeded",
@@ -499,9 +530,12 @@ func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
 	return err
 }
 
-// name names the attempt's directory and its cgroup. It holds the rank:
-// the nodes of a multi-node run may share a host (local provider), and
-// their cgroups must not collide.
-func (at *attempt) name() string {
-	return fmt.Sprintf("%s-%d-r%d", at.as.RunID, at.as.Attempt, at.as.NodeRank)
+// name names the attempt's directory and its cgroup.
+func (at *attempt) name() string { return attemptName(at.as) }
+
+// attemptName names an attempt's directory, cgroup and container. It holds
+// the rank: the nodes of a multi-node run may share a host (local
+// provider), and their cgroups must not collide.
+func attemptName(as api.Assignment) string {
+	return fmt.Sprintf("%s-%d-r%d", as.RunID, as.Attempt, as.NodeRank)
 }

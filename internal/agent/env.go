@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,17 @@ type prepared struct {
 	// unsandboxed commands run as the agent's user: the container engine,
 	// which isolates the run itself.
 	unsandboxed bool
+	// stop, when set, stops what the command started outside its process
+	// tree (a container, which lives under the engine's monitor), giving it
+	// grace to exit; the agent calls it before it stops the tree, and once
+	// more when the command has ended.
+	stop func(grace time.Duration)
 }
+
+// errImage says a run's image is not on the node and could not be pulled.
+type errImage struct{ msg string }
+
+func (e errImage) Error() string { return e.msg }
 
 // prepareEnvironment makes the run's environment ready and returns the
 // environment variables and command to run:
@@ -54,8 +65,18 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 		return prepared{env: setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
 			binds: []proc.Bind{{Path: venv, ReadOnly: true}}}, nil
 	case e.Image != "":
-		env, cmd, err := containerCommand(as, dir, env, cmd, a.iso, sb)
-		return prepared{env: env, cmd: cmd, unsandboxed: true}, err
+		engine, why := containerEngine()
+		if engine == "" {
+			return prepared{}, fmt.Errorf("image %q needs podman or docker on this node: %s", e.Image, why)
+		}
+		if err := ensureImage(ctx, engine, e.Image, ship); err != nil {
+			return prepared{}, err
+		}
+		name := "paddock-" + attemptName(as)
+		cmd := containerCommand(engine, name, as, dir, cmd, a.iso, sb)
+		return prepared{env: env, cmd: cmd, unsandboxed: true, stop: func(grace time.Duration) {
+			stopContainer(engine, name, grace)
+		}}, nil
 	}
 	return prepared{env: env, cmd: cmd}, nil
 }
@@ -187,15 +208,14 @@ func (a *Agent) runTool(ctx context.Context, name string, sb sandbox, spec proc.
 }
 
 // containerCommand wraps cmd to run in the image with podman or docker,
-// with the working directory mounted at /workdir. The engine runs as the
+// as the container name, with the working directory mounted at /workdir
+// (the image is on the node: see ensureImage). The engine runs as the
 // agent's user; with separate OS users, the container's processes run as
-// the run's user.
-func containerCommand(as api.Assignment, dir string, env, cmd []string, iso *isolation, sb sandbox) ([]string, []string, error) {
-	engine, why := containerEngine()
-	if engine == "" {
-		return nil, nil, fmt.Errorf("image %q needs podman or docker on this node: %s", as.Environment.Image, why)
-	}
-	args := []string{engine, "run", "--rm", "--network", "host", "-v", dir + ":/workdir", "-w", "/workdir"}
+// the run's user. Cores and memory become the container's limits.
+func containerCommand(engine, name string, as api.Assignment, dir string, cmd []string, iso *isolation, sb sandbox) []string {
+	// --init: the command is not PID 1, so SIGTERM reaches it.
+	args := []string{engine, "run", "--rm", "--init", "--name", name, "--pull", "never", "--network", "host",
+		"-v", dir + ":/workdir", "-w", "/workdir"}
 	if iso.mode == isolateRoot {
 		args = append(args, "--user", fmt.Sprintf("%d:%d", sb.user.id.UID, sb.user.id.GID))
 	}
@@ -203,7 +223,8 @@ func containerCommand(as api.Assignment, dir string, env, cmd []string, iso *iso
 		args = append(args, "--cpus", strconv.FormatFloat(as.Resources.Cores, 'f', -1, 64))
 	}
 	if as.Resources.MemoryGB > 0 {
-		args = append(args, "--memory", strconv.FormatInt(int64(as.Resources.MemoryGB*(1<<30)), 10))
+		mem := strconv.FormatInt(int64(as.Resources.MemoryGB*(1<<30)), 10)
+		args = append(args, "--memory", mem, "--memory-swap", mem)
 	}
 	if len(as.GPUIndices) > 0 {
 		if filepath.Base(engine) == "docker" {
@@ -214,11 +235,46 @@ func containerCommand(as api.Assignment, dir string, env, cmd []string, iso *iso
 			}
 		}
 	}
+	keys := make([]string, 0, len(as.Env))
 	for k := range as.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
 		args = append(args, "-e", k)
 	}
 	args = append(args, as.Environment.Image)
-	return env, append(args, cmd...), nil
+	return append(args, cmd...)
+}
+
+// ensureImage makes sure the image is on the node, pulling it (with the
+// engine's output in the run's log) when it is not.
+func ensureImage(ctx context.Context, engine, image string, ship *shipper) error {
+	if exec.CommandContext(ctx, engine, "image", "inspect", image).Run() == nil {
+		return nil
+	}
+	ship.add("stderr", "[paddock] pulling image "+image)
+	out, err := exec.CommandContext(ctx, engine, "pull", image).CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, l := range lines {
+		if l != "" {
+			ship.add("stderr", l)
+		}
+	}
+	if err != nil {
+		return errImage{fmt.Sprintf("image %q is not on this node and could not be pulled: %s", image, lines[len(lines)-1])}
+	}
+	return nil
+}
+
+// stopContainer stops a run's container (SIGTERM, SIGKILL after grace)
+// and removes it; one that is gone already is fine.
+func stopContainer(engine, name string, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace+30*time.Second)
+	defer cancel()
+	secs := strconv.Itoa(int(grace.Round(time.Second) / time.Second))
+	exec.CommandContext(ctx, engine, "stop", "--time", secs, name).Run()
+	exec.CommandContext(ctx, engine, "rm", "--force", name).Run()
 }
 
 // detect reports this node's resources.

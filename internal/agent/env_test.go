@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/agent/proc"
 )
 
 func envMap(t *testing.T, env []string) map[string]string {
@@ -203,86 +204,69 @@ func TestContainerCommand(t *testing.T) {
 		Environment: api.Environment{Image: "pytorch/pytorch:2.5"},
 		Resources:   api.Resources{Cores: 1.5, MemoryGB: 2},
 		Env:         map[string]string{"PADDOCK_RUN_ID": "run-1", "FOO": "bar"}}
-	runEnvIn := []string{"PATH=/bin", "PADDOCK_RUN_ID=run-1", "FOO=bar"}
 	cmd := []string{"python", "train.py", "--lr", "0.1"}
 
-	t.Run("podman", func(t *testing.T) {
-		dir := fakeEngines(t, map[string]string{"podman": "exit 0", "docker": "exit 0"})
-		env, args, err := containerCommand(as, "/work/runs/run-1-1", runEnvIn, cmd, &isolation{}, sandbox{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(env, runEnvIn) {
-			t.Errorf("env = %q, want the run's env for the engine to pass on", env)
-		}
-		want := []string{filepath.Join(dir, "podman"), "run", "--rm", "--network", "host",
-			"-v", "/work/runs/run-1-1:/workdir", "-w", "/workdir", "--cpus", "1.5", "--memory", "2147483648"}
-		if len(args) < len(want) || !slices.Equal(args[:len(want)], want) {
-			t.Fatalf("args = %q, want them to start %q", args, want)
-		}
-		rest := args[len(want):]
-		var passed []string
-		for len(rest) >= 2 && rest[0] == "-e" {
-			passed, rest = append(passed, rest[1]), rest[2:]
-		}
-		slices.Sort(passed)
-		if !slices.Equal(passed, []string{"FOO", "PADDOCK_RUN_ID"}) {
-			t.Errorf("-e %q, want the run's variables by name", passed)
-		}
-		if !slices.Equal(rest, append([]string{"pytorch/pytorch:2.5"}, cmd...)) {
-			t.Errorf("args end %q, want the image and the command", rest)
+	t.Run("args", func(t *testing.T) {
+		args := containerCommand("/usr/bin/podman", "paddock-run-1-1-r0", as, "/work/runs/run-1-1", cmd, &isolation{}, sandbox{})
+		want := []string{"/usr/bin/podman", "run", "--rm", "--init", "--name", "paddock-run-1-1-r0", "--pull", "never", "--network", "host",
+			"-v", "/work/runs/run-1-1:/workdir", "-w", "/workdir", "--cpus", "1.5", "--memory", "2147483648", "--memory-swap", "2147483648",
+			"-e", "FOO", "-e", "PADDOCK_RUN_ID", "pytorch/pytorch:2.5"}
+		if !slices.Equal(args, append(want, cmd...)) {
+			t.Errorf("args = %q\nwant   %q", args, append(want, cmd...))
 		}
 	})
-	t.Run("docker when podman is not usable", func(t *testing.T) {
-		dir := fakeEngines(t, map[string]string{"podman": "echo 'cannot connect to podman'; exit 1", "docker": "exit 0"})
-		_, args, err := containerCommand(as, "/w", nil, cmd, &isolation{}, sandbox{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if args[0] != filepath.Join(dir, "docker") {
-			t.Errorf("engine %s, want docker", args[0])
+	t.Run("as the run's user", func(t *testing.T) {
+		sb := sandbox{user: runUser{name: "pdk-ana", id: proc.User{UID: 1234, GID: 1235}}}
+		args := containerCommand("podman", "c", as, "/w", cmd, &isolation{mode: isolateRoot}, sb)
+		if i := slices.Index(args, "--user"); i < 0 || args[i+1] != "1234:1235" {
+			t.Errorf("args %q, want --user 1234:1235", args)
 		}
 	})
 	t.Run("no limits asked", func(t *testing.T) {
-		fakeEngines(t, map[string]string{"docker": "exit 0"})
 		plain := as
 		plain.Resources, plain.Env = api.Resources{}, nil
-		_, args, err := containerCommand(plain, "/w", nil, []string{"true"}, &isolation{}, sandbox{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		args := containerCommand("docker", "c", plain, "/w", []string{"true"}, &isolation{}, sandbox{})
 		if slices.Contains(args, "--cpus") || slices.Contains(args, "--memory") || slices.Contains(args, "-e") {
 			t.Errorf("args %q, want no --cpus, --memory or -e", args)
 		}
 	})
-	t.Run("no engine", func(t *testing.T) {
-		tests := []struct {
-			name    string
-			scripts map[string]string
-			wantErr string
-		}{
-			{"none installed", nil, `image "pytorch/pytorch:2.5" needs podman or docker on this node: neither is installed`},
-			{"none usable", map[string]string{
-				"podman": "echo 'Error: cannot connect to Podman socket'; echo more; exit 125",
-				"docker": "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2; exit 1"},
-				`image "pytorch/pytorch:2.5" needs podman or docker on this node: ` +
-					`podman is installed but not usable (Error: cannot connect to Podman socket); ` +
-					`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock.)`},
-			{"docker's client details before its error", map[string]string{
-				"docker": "printf 'Client:\\n Version:    28.2.2\\n Context:    default\\n\\nServer:\\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\\n'; exit 1"},
-				`image "pytorch/pytorch:2.5" needs podman or docker on this node: ` +
-					`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?)`},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				fakeEngines(t, tt.scripts)
-				_, _, err := containerCommand(as, "/w", nil, cmd, &isolation{}, sandbox{})
-				if err == nil || err.Error() != tt.wantErr {
-					t.Errorf("err = %v\nwant  %s", err, tt.wantErr)
-				}
-			})
+}
+
+func TestContainerEngine(t *testing.T) {
+	t.Run("podman first", func(t *testing.T) {
+		dir := fakeEngines(t, map[string]string{"podman": "exit 0", "docker": "exit 0"})
+		if engine, _ := containerEngine(); engine != filepath.Join(dir, "podman") {
+			t.Errorf("engine %s, want podman", engine)
 		}
 	})
+	t.Run("docker when podman is not usable", func(t *testing.T) {
+		dir := fakeEngines(t, map[string]string{"podman": "echo 'cannot connect to podman'; exit 1", "docker": "exit 0"})
+		if engine, _ := containerEngine(); engine != filepath.Join(dir, "docker") {
+			t.Errorf("engine %s, want docker", engine)
+		}
+	})
+	for _, tt := range []struct {
+		name    string
+		scripts map[string]string
+		wantWhy string
+	}{
+		{"none installed", nil, `neither is installed`},
+		{"none usable", map[string]string{
+			"podman": "echo 'Error: cannot connect to Podman socket'; echo more; exit 125",
+			"docker": "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2; exit 1"},
+			`podman is installed but not usable (Error: cannot connect to Podman socket); ` +
+				`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock.)`},
+		{"docker's client details before its error", map[string]string{
+			"docker": "printf 'Client:\\n Version:    28.2.2\\n Context:    default\\n\\nServer:\\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\\n'; exit 1"},
+			`docker is installed but not usable (Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fakeEngines(t, tt.scripts)
+			if engine, why := containerEngine(); engine != "" || why != tt.wantWhy {
+				t.Errorf("engine %q, why %q\nwant why %s", engine, why, tt.wantWhy)
+			}
+		})
+	}
 }
 
 // A run that asks for GPUs and an image gets CUDA_VISIBLE_DEVICES passed
@@ -292,10 +276,7 @@ func TestContainerCommandPassesGPUs(t *testing.T) {
 	as := api.Assignment{RunID: "run-1", Attempt: 1, Environment: api.Environment{Image: "img"},
 		Resources: api.Resources{Cores: 1, GPUs: 2}, GPUIndices: []int{2, 3},
 		Env: map[string]string{"CUDA_VISIBLE_DEVICES": "2,3"}}
-	_, args, err := containerCommand(as, "/w", nil, []string{"true"}, &isolation{}, sandbox{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	args := containerCommand("docker", "c", as, "/w", []string{"true"}, &isolation{}, sandbox{})
 	joined := strings.Join(args, " ")
 	if !strings.Contains(joined, "--gpus") && !strings.Contains(joined, "--device") {
 		t.Errorf("args %q give the container no GPU", args)

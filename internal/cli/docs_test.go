@@ -44,6 +44,7 @@ var otherTools = map[string]string{
 	"master-addr": "torchrun, in the multi-node example (clusters.md)",
 	"master-port": "torchrun, in the multi-node example (clusters.md)",
 	"network":     "podman/docker: how a run's container is started (runs.md)",
+	"init":        "podman/docker: how a run's container is started (runs.md)",
 	"mem":         "sbatch: how a pilot job is sized (slurm.md)",
 	"gres":        "sbatch: how a pilot job is sized (slurm.md)",
 	"time":        "sbatch: how a pilot job is sized (slurm.md)",

@@ -91,6 +91,11 @@ type node struct {
 	wake               chan struct{}         // closed when there is something to deliver
 	lastSeen           time.Time
 	idleSince          time.Time // when it last became idle
+	// reportedEnd holds the attempts whose end this node's agent reported:
+	// a poll sent (or held) before the agent heard its report was stored
+	// still lists them as active, which is no reason to call them stale.
+	// A poll that no longer lists one forgets it.
+	reportedEnd map[api.AttemptRef]bool
 }
 
 type op struct {

@@ -428,6 +428,35 @@ func TestPollFencing(t *testing.T) {
 	}
 }
 
+// A poll sent before the agent heard that its final report was stored
+// still lists the attempt: that is not stale. An attempt the server ended
+// itself (a cancel of an unreachable node, NodeLost) still is.
+func TestPollAfterTheFinalReport(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	a := h.addNode("n1", 4, 0)
+	r := h.submit(1)
+	a.poll()
+	a.running(r.ID)
+	before := a.refs() // the snapshot a long poll in flight carries
+	a.exit(r.ID, 0)
+	w, _, err := h.d.Poll(h.ctx, "n1", before, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Stale) != 0 {
+		t.Errorf("stale %v: the attempt ended by the agent's own report", w.Stale)
+	}
+	// The same attempt listed again after a poll without it is stale: the
+	// agent had forgotten it, so another listing is something else.
+	if _, _, err := h.d.Poll(h.ctx, "n1", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if w, _, _ := h.d.Poll(h.ctx, "n1", before, 0); len(w.Stale) != 1 {
+		t.Errorf("stale %v, want the forgotten attempt", w.Stale)
+	}
+}
+
 func TestPollWakesOnAssignment(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})

@@ -256,7 +256,15 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			return api.Conflict("node %q must say hello before polling", nodeID)
 		}
 		reported := map[string]bool{}
+		var stillEnding map[api.AttemptRef]bool
 		for _, ref := range active {
+			if nd.reportedEnd[ref] {
+				if stillEnding == nil {
+					stillEnding = map[api.AttemptRef]bool{}
+				}
+				stillEnding[ref] = true
+				continue
+			}
 			r := d.runs[ref.RunID]
 			if r == nil || r.Rank(nodeID) < 0 || r.Attempt != ref.Attempt {
 				work.Stale = append(work.Stale, ref)
@@ -264,6 +272,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			}
 			reported[ref.RunID] = true
 		}
+		nd.reportedEnd = stillEnding
 		pending := map[string]bool{}
 		kept := nd.pending[:0]
 		for _, id := range nd.pending {
@@ -373,6 +382,14 @@ func (d *Dispatcher) Report(ctx context.Context, nodeID string, ref api.AttemptR
 		}
 		if nd := d.nodes[nodeID]; nd != nil {
 			nd.lastSeen = d.now()
+		}
+		if rep.Status.Terminal() {
+			if nd := d.nodes[nodeID]; nd != nil {
+				if nd.reportedEnd == nil {
+					nd.reportedEnd = map[api.AttemptRef]bool{}
+				}
+				nd.reportedEnd[ref] = true
+			}
 		}
 		if len(r.Nodes()) > 1 {
 			return d.reportPart(tx, r, nodeID, rep)

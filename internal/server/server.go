@@ -206,6 +206,9 @@ func (a *API) handle(pattern string, acc access, h handlerFunc) {
 			err = h(w, r, who)
 		}
 		if err != nil {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away: nobody to answer, nothing went wrong here
+			}
 			e := api.AsError(err)
 			if e.Code == api.CodeInternal {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

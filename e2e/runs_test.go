@@ -387,12 +387,15 @@ func TestEnvironments(t *testing.T) {
 	}
 	id := e.submit("--image", "localhost/does-not-matter:1", "--", "true")
 	run := e.waitRun(id)
-	if run.Status != api.RunFailed || run.StatusReason != "EnvironmentFailed" || !strings.Contains(run.Error, "needs podman or docker") {
-		// Where a container engine works, the image does not exist: still Failed.
-		t.Logf("image run: %+v", run)
-		if run.Status != api.RunFailed {
-			t.Errorf("image run: %+v", run)
+	switch {
+	case run.Status != api.RunFailed:
+		t.Errorf("a run whose image does not exist: %s %q %q, want Failed", run.Status, run.StatusReason, run.Error)
+	case run.StatusReason == "ImageUnavailable": // an engine works; the image does not exist
+		if !strings.Contains(run.Error, "localhost/does-not-matter:1") {
+			t.Errorf("ImageUnavailable without the image's name: %q", run.Error)
 		}
+	case run.StatusReason != "EnvironmentFailed" || !strings.Contains(run.Error, "needs podman or docker"):
+		t.Errorf("a run with an image on a node without a working engine: %q %q, want EnvironmentFailed saying it needs podman or docker", run.StatusReason, run.Error)
 	}
 	// An engine that is installed but not usable is named with its problem,
 	// not with the first line of its output (docker's is "Client:").

@@ -13,7 +13,7 @@
 #   venv    python3-venv: runs with --requirements build venvs
 #   pytest  pytest: the Python SDK's tests
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
-#   podman  podman and runc: the container (--image) tests
+#   podman  podman, runc and catatonit (--init): the container (--image) tests
 set -euo pipefail
 
 all=(cc ssh venv pytest slurm podman)
@@ -26,7 +26,7 @@ present() {
     venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
-    podman) command -v podman >/dev/null && command -v runc >/dev/null ;;
+    podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
 }
@@ -39,7 +39,7 @@ packages() {
     venv) echo python3-venv ;;
     pytest) echo python3-pytest ;;
     slurm) echo slurm-wlm slurm-client munge ;;
-    podman) echo podman runc ;;
+    podman) echo podman runc catatonit ;;
   esac
 }
 

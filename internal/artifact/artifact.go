@@ -59,6 +59,15 @@ func (s *Store) HasSnapshot(digest string) bool {
 	return err == nil
 }
 
+// CheckSnapshotSize refuses a snapshot of n compressed bytes if it is over
+// SnapshotLimit, with 413 TooLarge.
+func (s *Store) CheckSnapshotSize(n int64) error {
+	if n > s.SnapshotLimit {
+		return api.TooLarge("source", "the source snapshot is larger than the %d MiB limit; exclude files with a .paddockignore", s.SnapshotLimit>>20)
+	}
+	return nil
+}
+
 // PutSnapshot stores an uploaded snapshot and returns its digest. It refuses
 // uploads larger than SnapshotLimit.
 func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
@@ -73,9 +82,9 @@ func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
 		tmp.Close()
 		return api.SnapshotRef{}, err
 	}
-	if n > s.SnapshotLimit {
+	if err := s.CheckSnapshotSize(n); err != nil {
 		tmp.Close()
-		return api.SnapshotRef{}, api.Invalid("source", "the source snapshot is larger than the %d MiB limit; exclude files with a .paddockignore", s.SnapshotLimit>>20)
+		return api.SnapshotRef{}, err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()

@@ -121,8 +121,8 @@ const (
 
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
-	"users": users, "usersOrRun": usersOrRun, "uploads": uploads,
-	"agents": agents, "agentUploads": agentUploads,
+	"users": users, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
+	"agents": agents, "agentLogs": agentLogs, "agentUploads": agentUploads,
 }
 
 // wantSecurity is the security requirement an operation with access acc
@@ -311,6 +311,9 @@ func TestOpenAPIOperations(t *testing.T) {
 				codes := []string{"401", "403", "500"}
 				if ws {
 					codes = append(codes, "404") // the workspace may not exist
+				}
+				if _, body := op["requestBody"]; body {
+					codes = append(codes, "413") // every route bounds its body
 				}
 				for _, code := range codes {
 					if _, ok := resp[code]; !ok {

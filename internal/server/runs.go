@@ -40,6 +40,9 @@ func (a *API) putSnapshot(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err := a.checkWS(r); err != nil {
 		return err
 	}
+	if err := a.art.CheckSnapshotSize(r.ContentLength); err != nil {
+		return err // before reading it
+	}
 	ref, err := a.art.PutSnapshot(r.Body)
 	if err != nil {
 		return err
@@ -280,12 +283,12 @@ func (a *API) getMetrics(w http.ResponseWriter, r *http.Request, _ caller) error
 // posts for a run.
 func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) error {
 	ws, id := r.PathValue("ws"), r.PathValue("id")
-	var in api.MetricPost
-	if err := decode(r, &in); err != nil {
+	run, err := a.store.GetRun(r.Context(), ws, id) // before reading the body
+	if err != nil {
 		return err
 	}
-	run, err := a.store.GetRun(r.Context(), ws, id)
-	if err != nil {
+	var in api.MetricPost
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	items := in.Metrics

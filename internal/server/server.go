@@ -376,6 +376,14 @@ func decodeBody(body io.Reader, v any) error {
 		}
 		return api.Invalid("body", "the request body is not valid JSON: %v", err)
 	}
+	// Nothing but white space may follow the value: a second value or junk
+	// after it is a client bug that would otherwise pass unseen.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return err
+		}
+		return api.Invalid("body", "the request body must be one JSON value with nothing after it")
+	}
 	return nil
 }
 

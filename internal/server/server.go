@@ -165,9 +165,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if _, p, ok := strings.Cut(route, " "); ok {
 		route = p
 	}
-	a.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
-	a.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	method := methodLabel(r.Method)
+	a.requests.WithLabelValues(route, method, strconv.Itoa(rec.code)).Inc()
+	a.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start))
+}
+
+// methodLabel is the method label of a request's metrics: the method for
+// those HTTP defines, "other" for any other, so that clients cannot add
+// series by inventing methods. Routes are labelled by their registered
+// pattern, or "unmatched".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 type statusRecorder struct {

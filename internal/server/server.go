@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -384,6 +385,8 @@ func decodeBody(body io.Reader, v any) error {
 			return err // handle answers 413
 		case errors.Is(err, io.EOF):
 			return api.Invalid("body", "the request body must be a JSON object")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return api.Invalid("body", "the request body was not sent within %s", jsonBodyTimeout)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return api.Invalid(f, "unknown field %q in the request body", f)

@@ -222,12 +222,8 @@ func Run(ctx context.Context, o Options) error {
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := &http.Server{
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
-		Handler:           NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log}),
+		reqCtx, log, defaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -273,6 +269,30 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// timeouts bound how long a client may hold a connection without doing
+// its part.
+type timeouts struct {
+	header time.Duration // to send a request's headers
+	body   time.Duration // to send a body, at most (the API sets shorter ones per route)
+	idle   time.Duration // between requests on a kept-alive connection
+}
+
+var defaultTimeouts = timeouts{header: 10 * time.Second, body: uploadBodyTimeout, idle: 2 * time.Minute}
+
+// newHTTPServer is the API's HTTP server. No write timeout: long polls and
+// log follows hold responses open, and end with the request's context.
+func newHTTPServer(h http.Handler, base context.Context, log *slog.Logger, t timeouts) *http.Server {
+	return &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.body,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // ensureAdmin makes sure the admin user exists with the token kept in the

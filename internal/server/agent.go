@@ -33,7 +33,7 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	wait := min(time.Duration(in.WaitMS)*time.Millisecond, maxPollWait)
+	wait := time.Duration(min(max(int64(in.WaitMS), 0), maxPollWait.Milliseconds())) * time.Millisecond // no overflow
 	started := time.Now()
 	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions)
 	a.pollTime.Observe(time.Since(started).Seconds())

@@ -155,8 +155,8 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ caller) error {
 	ws, id := r.PathValue("ws"), r.PathValue("id")
 	watch := api.RunStatus(r.URL.Query().Get("watch"))
 	timeout := 30 * time.Second
-	if ms, err := strconv.Atoi(r.URL.Query().Get("timeout_ms")); err == nil && ms >= 0 {
-		timeout = min(time.Duration(ms)*time.Millisecond, 60*time.Second)
+	if ms, err := strconv.ParseInt(r.URL.Query().Get("timeout_ms"), 10, 64); err == nil && ms >= 0 {
+		timeout = time.Duration(min(ms, 60000)) * time.Millisecond // at most 60 s, without overflow
 	}
 	deadline := time.After(timeout)
 	for {
@@ -279,6 +279,10 @@ func (a *API) getMetrics(w http.ResponseWriter, r *http.Request, _ caller) error
 	return nil
 }
 
+// maxMetricStep bounds a metric's step: 2^53, so that clients which read
+// JSON numbers as floats (JavaScript, most tools) see the step exactly.
+const maxMetricStep = 1 << 53
+
 // postMetrics stores metrics a run logs (with its run token) or a user
 // posts for a run.
 func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) error {
@@ -315,6 +319,9 @@ func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) er
 		}
 		m := api.Metric{Name: it.Name, Value: it.Value, Time: now}
 		if it.Step != nil {
+			if *it.Step < -maxMetricStep || *it.Step > maxMetricStep {
+				return api.Invalid("step", "metric %q: step must be between -2^53 and 2^53, whole numbers a float holds exactly", it.Name)
+			}
 			m.Step = *it.Step
 		}
 		ms = append(ms, m)

@@ -21,13 +21,18 @@ var (
 	experimentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
 )
 
-// Limits of a submission.
+// Limits of a submission (documented in docs/runs.md).
 const (
 	maxCommandArgs   = 4096
 	maxRequirements  = 1 << 20
 	maxEnvVars       = 256
 	defaultCores     = 1
 	defaultExperient = "default"
+	// MaxRunDurationSeconds bounds max_run_duration_seconds: a year.
+	MaxRunDurationSeconds = 365 * 24 * 60 * 60
+	maxCores              = 1024
+	maxMemoryGB           = 64 << 10 // 64 TiB
+	maxGPUs               = 64
 )
 
 // ValidateRun checks a submission and returns the run to queue (without id
@@ -115,12 +120,12 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 		}
 	}
 	switch {
-	case res.Cores < 0:
-		return store.Run{}, api.Invalid("resources.cores", "resources.cores must not be negative")
-	case res.MemoryGB < 0:
-		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must not be negative")
-	case res.GPUs < 0:
-		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must not be negative")
+	case res.Cores < 0 || res.Cores > maxCores:
+		return store.Run{}, api.Invalid("resources.cores", "resources.cores must be 0 to %d, not %g", maxCores, res.Cores)
+	case res.MemoryGB < 0 || res.MemoryGB > maxMemoryGB:
+		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must be 0 to %d, not %g", maxMemoryGB, res.MemoryGB)
+	case res.GPUs < 0 || res.GPUs > maxGPUs:
+		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must be 0 to %d, not %d", maxGPUs, res.GPUs)
 	}
 	if in.NodeCount == 0 {
 		in.NodeCount = 1
@@ -144,8 +149,8 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.Distribution != "none" && in.Distribution != "pytorch" && in.Distribution != "mpi" {
 		return store.Run{}, api.Invalid("distribution", "distribution must be none, pytorch or mpi, not %q", in.Distribution)
 	}
-	if in.MaxRunDurationSeconds < 0 {
-		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must not be negative")
+	if in.MaxRunDurationSeconds < 0 || in.MaxRunDurationSeconds > MaxRunDurationSeconds {
+		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must be 0 (no limit) to %d (a year), not %d", MaxRunDurationSeconds, in.MaxRunDurationSeconds)
 	}
 	return store.Run{
 		Workspace: ws,

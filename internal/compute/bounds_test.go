@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
 )
 
@@ -70,4 +71,39 @@ func TestNumbersAndDurationsHaveUpperBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A NUL byte in any string property (they end up in commands, paths and
+// SSH sessions) or secret is refused at create, naming the property.
+func TestNULBytesInPropertiesAreRefused(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	pw := map[string]secret.Value{"password": secret.New("pw")}
+	tests := []struct {
+		typ, props, field string
+	}{
+		{"remote", `{"address":"box\u0000.example","username":"u"}`, "address"},
+		{"remote", `{"address":"box","username":"u\u0000"}`, "username"},
+		{"slurm", `{"address":"login","username":"u","partition":"gpu\u0000"}`, "partition"},
+		{"slurm", `{"address":"login","username":"u","slurm_conf":"/etc/slurm\u0000.conf"}`, "slurm_conf"},
+		{"cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":1,"description":"a\u0000b"}`, "description"},
+		{"cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":1,"tags":{"team":"ml\u0000"}}`, "tags.team"},
+		{"cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":1,"tags":{"te\u0000am":"ml"}}`, "tags"},
+		{"cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":1,"identity_type":"UserAssigned","identity_id":["a","b\u0000"]}`, "identity_id"},
+		{"cluster", `{"vm_size":"STANDARD_D2_V2","max_nodes":1,"admin_username":"root\u0000"}`, "admin_username"},
+		{"instance", `{"vm_size":"STANDARD_D2_V2","assigned_user":"alice\u0000"}`, "assigned_user"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ+" "+tc.field, func(t *testing.T) {
+			got, err := mustKind(t, tc.typ).Normalize(t.Context(), []byte(tc.props), pw, env)
+			if ae := wantInvalid(t, err, tc.field); !strings.Contains(ae.Message, "NUL") {
+				t.Errorf("message %q does not say NUL", ae.Message)
+			}
+			if got != nil {
+				t.Errorf("got %s with an error", got)
+			}
+		})
+	}
+	_, _, err := compute.SplitSecrets(mustKind(t, "remote"), []byte(`{"address":"box","password":"p\u0000w"}`))
+	wantInvalid(t, err, "password")
 }

@@ -311,8 +311,8 @@ func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) er
 	now := time.Now().UTC()
 	ms := make([]api.Metric, 0, len(items))
 	for i, it := range items {
-		if it.Name == "" || len(it.Name) > 255 {
-			return api.Invalid("name", "metric %d: name must be 1 to 255 characters", i)
+		if it.Name == "" || len(it.Name) > 255 || strings.ContainsRune(it.Name, 0) {
+			return api.Invalid("name", "metric %d: name must be 1 to 255 characters, without NUL bytes", i)
 		}
 		if math.IsNaN(it.Value) || math.IsInf(it.Value, 0) {
 			return api.Invalid("value", "metric %q: value must be a finite number", it.Name)

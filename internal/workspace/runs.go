@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -19,6 +20,9 @@ var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true,
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	experimentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+	// imageRef is a container image reference (registry/name:tag@digest):
+	// never an option to podman or docker, never white space.
+	imageRef = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$`)
 )
 
 // Limits of a submission (documented in docs/runs.md).
@@ -33,6 +37,7 @@ const (
 	maxCores              = 1024
 	maxMemoryGB           = 64 << 10 // 64 TiB
 	maxGPUs               = 64
+	maxPath               = 4096
 )
 
 // ValidateRun checks a submission and returns the run to queue (without id
@@ -94,6 +99,9 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	}
 	if len(env.Requirements) > maxRequirements {
 		return store.Run{}, api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
+	}
+	if err := checkStrings(in.Command, in.Env, env); err != nil {
+		return store.Run{}, err
 	}
 	if len(in.Env) > maxEnvVars {
 		return store.Run{}, api.Invalid("env", "at most %d environment variables are allowed", maxEnvVars)
@@ -161,6 +169,31 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 			CreatedBy: user, Attempts: []api.Attempt{},
 		},
 	}, nil
+}
+
+// checkStrings refuses what would reach a run's argv, environment or file
+// system and cannot: a NUL byte ends a C string, so the run would fail
+// later with a confusing error, or run something else than asked.
+func checkStrings(command []string, vars map[string]string, env api.Environment) error {
+	for i, arg := range command {
+		if strings.ContainsRune(arg, 0) {
+			return api.Invalid("command", "command argument %d contains a NUL byte, which no program can receive", i)
+		}
+	}
+	for k, v := range vars {
+		if strings.ContainsRune(v, 0) {
+			return api.Invalid("env", "the value of environment variable %s contains a NUL byte", k)
+		}
+	}
+	switch {
+	case strings.ContainsFunc(env.Python, unicode.IsControl) || len(env.Python) > maxPath:
+		return api.Invalid("environment.python", "python must be a path or command name of at most %d bytes without control characters", maxPath)
+	case strings.ContainsRune(env.Requirements, 0):
+		return api.Invalid("environment.requirements", "requirements contains a NUL byte; give the text of a requirements file")
+	case env.Image != "" && !imageRef.MatchString(env.Image):
+		return api.Invalid("environment.image", "image %q must be an image reference such as python:3.12 or ghcr.io/org/img@sha256:…, starting with a letter or digit", env.Image)
+	}
+	return nil
 }
 
 func runnableTypes() []string {

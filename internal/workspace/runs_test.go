@@ -105,3 +105,39 @@ func TestSetQuotaBoundsCores(t *testing.T) {
 		wantField(t, err, tc.field)
 	}
 }
+
+// A NUL byte cannot reach argv, the environment or a path: it is refused
+// at submission naming the field, not left to fail the run later. An image
+// cannot be an option to podman or docker.
+func TestValidateRunRefusesWhatCannotReachArgvEnvOrPaths(t *testing.T) {
+	s := newTestService(t)
+	tests := []struct {
+		name  string
+		edit  func(*api.RunSubmit)
+		field string
+	}{
+		{"NUL in the command", func(in *api.RunSubmit) { in.Command = []string{"python3\x00", "x"} }, "command"},
+		{"NUL in an argument", func(in *api.RunSubmit) { in.Command = []string{"python3", "train.py", "--lr\x000.1"} }, "command"},
+		{"NUL in an env value", func(in *api.RunSubmit) { in.Env = map[string]string{"A": "b\x00c"} }, "env"},
+		{"NUL in an env name", func(in *api.RunSubmit) { in.Env = map[string]string{"A\x00": "b"} }, "env"},
+		{"NUL in the experiment", func(in *api.RunSubmit) { in.Experiment = "exp\x00" }, "experiment"},
+		{"NUL in python", func(in *api.RunSubmit) { in.Environment.Python = "/usr/bin/python3\x00" }, "environment.python"},
+		{"newline in python", func(in *api.RunSubmit) { in.Environment.Python = "/usr/bin/python3\n" }, "environment.python"},
+		{"NUL in the requirements", func(in *api.RunSubmit) { in.Environment.Requirements = "numpy\x00" }, "environment.requirements"},
+		{"NUL in the image", func(in *api.RunSubmit) { in.Environment.Image = "python:3\x00" }, "environment.image"},
+		{"an image that is an option", func(in *api.RunSubmit) { in.Environment.Image = "--privileged" }, "environment.image"},
+		{"an image with a space", func(in *api.RunSubmit) { in.Environment.Image = "python -v /:/host" }, "environment.image"},
+		{"an image", func(in *api.RunSubmit) { in.Environment.Image = "ghcr.io/org/img:1.2@sha256:0123abcd" }, ""},
+		{"a python path", func(in *api.RunSubmit) { in.Environment.Python = "/opt/conda/bin/python3.12" }, ""},
+		{"requirements", func(in *api.RunSubmit) { in.Environment.Requirements = "numpy==2.0\n# comment\n" }, ""},
+		{"unicode arguments", func(in *api.RunSubmit) { in.Command = []string{"echo", "héllo wörld", ""} }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := api.RunSubmit{Compute: "local", Command: []string{"python3", "train.py"}}
+			tc.edit(&in)
+			_, err := s.ValidateRun(t.Context(), "default", "admin", in, func(string) bool { return true })
+			wantField(t, err, tc.field)
+		})
+	}
+}

@@ -1,6 +1,6 @@
 // Package artifact keeps the files runs bring and produce on the server's
 // disk: source snapshots (content-addressed tar.gz) and each run's outputs
-// (an extracted tree). Every write goes to a temporary name first and is
+// (an extracted tree), readable by the server's user only. Every write goes to a temporary name first and is
 // renamed into place on success, so a crash never leaves half a file where
 // a reader looks.
 package artifact
@@ -111,22 +111,52 @@ func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) 
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := snapshot.Extract(r, filepath.Join(tmp, "tree"), s.OutputLimits); err != nil {
+	tree := filepath.Join(tmp, "tree")
+	if _, err := snapshot.Extract(r, tree, s.OutputLimits); err != nil {
 		var le *snapshot.LimitError
 		if errors.As(err, &le) {
 			return nil, api.Invalid("outputs", "%v", err)
 		}
 		return nil, api.Invalid("outputs", "the outputs archive was refused: %v", err)
 	}
+	if _, err := makePrivate(tree); err != nil {
+		return nil, err
+	}
 	dst := s.OutputsDir(runID)
 	old := filepath.Join(tmp, "old")
 	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := os.Rename(filepath.Join(tmp, "tree"), dst); err != nil {
+	if err := os.Rename(tree, dst); err != nil {
 		return nil, err
 	}
 	return ListOutputs(dst)
+}
+
+// MakePrivate takes group and other permissions off everything in the
+// store (earlier versions kept outputs with the modes runs gave them) and
+// reports how many entries it changed.
+func (s *Store) MakePrivate() (int, error) { return makePrivate(s.dir) }
+
+// makePrivate takes group and other permissions off dir and everything in
+// it, symlinks aside; outputs keep the owner's bits a run gave them.
+func makePrivate(dir string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			n++
+			return os.Chmod(p, perm&^0o077)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // ListOutputs lists the regular files under dir with their sizes.

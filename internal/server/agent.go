@@ -59,10 +59,16 @@ func empty(w api.AgentWork) bool {
 	return len(w.Assignments) == 0 && len(w.Cancel) == 0 && len(w.Stale) == 0
 }
 
-func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, _ caller) error {
+// agentSnapshot sends a source snapshot to the agent of a node that runs a
+// run made from it, and to no other: a node token is not a key to every
+// workspace's sources. Others get 404, as if it did not exist.
+func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, who caller) error {
 	digest := r.PathValue("digest")
 	if !artifact.ValidDigest(digest) {
 		return api.Invalid("digest", "not a snapshot digest")
+	}
+	if !a.dispatch.NodeHasSource(r.Context(), who.Node.ID, digest) {
+		return api.NotFound("snapshot %s is not the source of a run on this node", digest)
 	}
 	f, err := os.Open(a.art.SnapshotPath(digest))
 	if err != nil {

@@ -112,7 +112,7 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 			}
 			ctx := cmd.Context()
 			if source != "" {
-				if in.Source, err = uploadSource(ctx, c, source); err != nil {
+				if in.Source, err = uploadSource(ctx, c, source, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 			}
@@ -180,14 +180,19 @@ func submitWithRetry(ctx context.Context, c *api.Client, in api.RunSubmit, key s
 	return nil, err
 }
 
-// uploadSource snapshots dir and uploads it unless the server has it.
-func uploadSource(ctx context.Context, c *api.Client, dir string) (string, error) {
+// uploadSource snapshots dir and uploads it unless the server has it; what
+// the snapshot leaves out (bad symlinks) is a warning on warn.
+func uploadSource(ctx context.Context, c *api.Client, dir string, warn io.Writer) (string, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return "", api.Invalid("source", "--source %s is not a directory", dir)
 	}
 	var buf bytes.Buffer
-	if _, err := snapshot.Create(dir, &buf, snapshot.DefaultLimits); err != nil {
+	info, err := snapshot.Create(dir, &buf, snapshot.DefaultLimits)
+	if err != nil {
 		return "", api.Invalid("source", "%v", err)
+	}
+	for _, s := range info.Skipped {
+		fmt.Fprintf(warn, "warning: --source %s: %s\n", dir, s)
 	}
 	digest, _, err := snapshot.Digest(bytes.NewReader(buf.Bytes()))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"syscall"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/snapshot"
@@ -69,8 +70,10 @@ func (s *Store) CheckSnapshotSize(n int64) error {
 }
 
 // PutSnapshot stores an uploaded snapshot and returns its digest. It refuses
-// uploads larger than SnapshotLimit.
-func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
+// uploads larger than SnapshotLimit, and those the disk has no room for
+// (507 InsufficientStorage); either way nothing is left behind.
+func (s *Store) PutSnapshot(r io.Reader) (ref api.SnapshotRef, err error) {
+	defer func() { err = storageError(err, "the snapshot") }()
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "snapshot-*")
 	if err != nil {
 		return api.SnapshotRef{}, err
@@ -105,7 +108,10 @@ func (s *Store) OutputsDir(runID string) string { return filepath.Join(s.dir, "o
 
 // PutOutputs unpacks an attempt's outputs archive and makes it the run's
 // outputs, replacing those of an earlier attempt. It returns the file list.
-func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) {
+// Outputs the disk has no room for are refused (507 InsufficientStorage)
+// and leave nothing behind; the earlier outputs stay.
+func (s *Store) PutOutputs(runID string, r io.Reader) (files []api.OutputFile, err error) {
+	defer func() { err = storageError(err, "the outputs") }()
 	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "outputs-*")
 	if err != nil {
 		return nil, err
@@ -114,7 +120,10 @@ func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) 
 	tree := filepath.Join(tmp, "tree")
 	if _, err := snapshot.Extract(r, tree, s.OutputLimits); err != nil {
 		var le *snapshot.LimitError
-		if errors.As(err, &le) {
+		switch {
+		case isStorageFull(err):
+			return nil, err
+		case errors.As(err, &le):
 			return nil, api.Invalid("outputs", "%v", err)
 		}
 		return nil, api.Invalid("outputs", "the outputs archive was refused: %v", err)
@@ -131,6 +140,21 @@ func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) 
 		return nil, err
 	}
 	return ListOutputs(dst)
+}
+
+// isStorageFull reports whether err is a full disk or an exhausted quota.
+func isStorageFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// storageError turns a full disk or quota met while storing what into 507
+// InsufficientStorage (the *api.Error the user sees wraps the cause, for
+// the server log); other errors pass unchanged.
+func storageError(err error, what string) error {
+	if err == nil || !isStorageFull(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", api.InsufficientStorage("the server has no disk space left to store %s; ask its admin to free some and try again", what), err)
 }
 
 // MakePrivate takes group and other permissions off everything in the

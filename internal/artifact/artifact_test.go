@@ -2,11 +2,16 @@ package artifact
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/snapshot"
 )
 
@@ -56,4 +61,24 @@ func TestOutputsAreKeptPrivate(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A full disk and an exhausted quota are 507 InsufficientStorage with the
+// cause kept for the log; other errors pass unchanged.
+func TestStorageError(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT} {
+		cause := fmt.Errorf("extracting %q: %w", "model.bin", &fs.PathError{Op: "write", Path: "/data/x", Err: errno})
+		err := storageError(cause, "the outputs")
+		var e *api.Error
+		if !errors.As(err, &e) || e.Code != api.CodeInsufficientStorage || !errors.Is(err, errno) {
+			t.Errorf("%v: %v", errno, err)
+		}
+		if strings.Contains(e.Message, "/data/x") {
+			t.Errorf("the user's message names a server path: %s", e.Message)
+		}
+	}
+	other := errors.New("disk on fire")
+	if err := storageError(other, "the outputs"); err != other {
+		t.Errorf("another error became %v", err)
+	}
 }

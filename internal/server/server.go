@@ -289,7 +289,7 @@ func (a *API) handle(pattern string, acc access, h handlerFunc) {
 		}
 		if err != nil {
 			e := api.AsError(err)
-			if e.Code == api.CodeInternal {
+			if e.Code == api.CodeInternal || e.Code == api.CodeInsufficientStorage {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, e)

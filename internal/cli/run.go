@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -464,10 +463,15 @@ func runWaitCmd(g *globals) *cobra.Command {
 
 func runDownloadCmd(g *globals) *cobra.Command {
 	var to string
+	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "download ID",
 		Short: "Download a run's outputs (what it wrote under ./outputs)",
-		Args:  exactArgs("ID"),
+		Long: `Download a run's outputs into a directory (default ./ID). Local files are
+never deleted, and never replaced unless --overwrite is given: a path the
+outputs contain that exists locally stops the download (exit 4) before
+anything is written.`,
+		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -495,13 +499,8 @@ func runDownloadCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("downloading outputs: %w", err)
 			}
-			entries, _ := os.ReadDir(tmp)
-			for _, e := range entries {
-				dst := filepath.Join(to, e.Name())
-				os.RemoveAll(dst)
-				if err := os.Rename(filepath.Join(tmp, e.Name()), dst); err != nil {
-					return err
-				}
+			if err := placeDownload(tmp, to, overwrite); err != nil {
+				return err
 			}
 			return emit(cmd.OutOrStdout(), g.output, map[string]any{"to": to, "files": info.Files, "bytes": info.Bytes}, func(w io.Writer) {
 				fmt.Fprintf(w, "downloaded %d entries (%d bytes) to %s\n", info.Files, info.Bytes, to)
@@ -509,6 +508,7 @@ func runDownloadCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "directory to put the files in (default ./ID)")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace local files the outputs contain (others are never touched)")
 	return cmd
 }
 

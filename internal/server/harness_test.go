@@ -26,7 +26,7 @@ import (
 // artifact store, served in-process; nodes are added by hand, without
 // agents, so a test plays the agent.
 type testServer struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	api   *API
 	st    *sqlite.Store
@@ -36,7 +36,7 @@ type testServer struct {
 	token string // the admin's
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()

@@ -16,6 +16,17 @@ go tool staticcheck ./...
 # The static build must keep working: paddock is copied onto remote hosts.
 CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
 go test -race -count=1 -timeout 20m ./... "$@"
+# A short pass of each fuzz target (their seed corpora in testdata/fuzz ran
+# with the tests above); a crasher is written to testdata/fuzz and fails here.
+while read -r target pkg; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 8s "$pkg" </dev/null
+done <<'TARGETS'
+FuzzComputeCreate ./internal/server
+FuzzRunSubmit ./internal/server
+FuzzAgentLogs ./internal/server
+FuzzExtract ./internal/snapshot
+FuzzValidateName ./internal/compute
+TARGETS
 # The Python SDK against a real server.
 bash sdk/python/run_tests.sh
 # The benchmark at tiny sizes: checks every figure still runs (the numbers

@@ -50,16 +50,32 @@ func wantField(t *testing.T, err error, field string) {
 	}
 }
 
+// runEdit changes a valid submission to local; field is what ValidateRun
+// must then refuse ("" when it must accept it).
+type runEdit struct {
+	name  string
+	edit  func(*api.RunSubmit)
+	field string
+}
+
+func validateEdits(t *testing.T, s *Service, tests []runEdit) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := api.RunSubmit{Compute: "local", Command: []string{"python3", "train.py"}}
+			tc.edit(&in)
+			_, err := s.ValidateRun(t.Context(), "default", "admin", in, func(string) bool { return true })
+			wantField(t, err, tc.field)
+		})
+	}
+}
+
 func TestValidateRunBoundsNumbers(t *testing.T) {
 	s := newTestService(t)
 	res := func(cores, mem float64, gpus int) *api.Resources {
 		return &api.Resources{Cores: cores, MemoryGB: mem, GPUs: gpus}
 	}
-	tests := []struct {
-		name  string
-		edit  func(*api.RunSubmit)
-		field string
-	}{
+	tests := []runEdit{
 		{"a year", func(in *api.RunSubmit) { in.MaxRunDurationSeconds = 365 * 24 * 3600 }, ""},
 		{"a year and a second", func(in *api.RunSubmit) { in.MaxRunDurationSeconds = 365*24*3600 + 1 }, "max_run_duration_seconds"},
 		{"duration near 2^63", func(in *api.RunSubmit) { in.MaxRunDurationSeconds = 1<<63 - 1 }, "max_run_duration_seconds"},
@@ -78,14 +94,7 @@ func TestValidateRunBoundsNumbers(t *testing.T) {
 		{"negative node_count", func(in *api.RunSubmit) { in.NodeCount = -1 }, "node_count"},
 		{"process_count_per_node", func(in *api.RunSubmit) { in.ProcessCountPerNode = 1<<63 - 1 }, "process_count_per_node"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			in := api.RunSubmit{Compute: "local", Command: []string{"python3", "train.py"}}
-			tc.edit(&in)
-			_, err := s.ValidateRun(t.Context(), "default", "admin", in, func(string) bool { return true })
-			wantField(t, err, tc.field)
-		})
-	}
+	validateEdits(t, s, tests)
 }
 
 func TestSetQuotaBoundsCores(t *testing.T) {
@@ -111,11 +120,7 @@ func TestSetQuotaBoundsCores(t *testing.T) {
 // cannot be an option to podman or docker.
 func TestValidateRunRefusesWhatCannotReachArgvEnvOrPaths(t *testing.T) {
 	s := newTestService(t)
-	tests := []struct {
-		name  string
-		edit  func(*api.RunSubmit)
-		field string
-	}{
+	tests := []runEdit{
 		{"NUL in the command", func(in *api.RunSubmit) { in.Command = []string{"python3\x00", "x"} }, "command"},
 		{"NUL in an argument", func(in *api.RunSubmit) { in.Command = []string{"python3", "train.py", "--lr\x000.1"} }, "command"},
 		{"NUL in an env value", func(in *api.RunSubmit) { in.Env = map[string]string{"A": "b\x00c"} }, "env"},
@@ -132,12 +137,5 @@ func TestValidateRunRefusesWhatCannotReachArgvEnvOrPaths(t *testing.T) {
 		{"requirements", func(in *api.RunSubmit) { in.Environment.Requirements = "numpy==2.0\n# comment\n" }, ""},
 		{"unicode arguments", func(in *api.RunSubmit) { in.Command = []string{"echo", "héllo wörld", ""} }, ""},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			in := api.RunSubmit{Compute: "local", Command: []string{"python3", "train.py"}}
-			tc.edit(&in)
-			_, err := s.ValidateRun(t.Context(), "default", "admin", in, func(string) bool { return true })
-			wantField(t, err, tc.field)
-		})
-	}
+	validateEdits(t, s, tests)
 }

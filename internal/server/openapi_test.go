@@ -122,7 +122,7 @@ const (
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
 	"users": users, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
-	"agents": agents, "agentLogs": agentLogs, "agentUploads": agentUploads,
+	"agents": agents, "agentReports": agentReports, "agentLogs": agentLogs, "agentUploads": agentUploads,
 }
 
 // wantSecurity is the security requirement an operation with access acc

@@ -39,10 +39,11 @@ var openAPIDoc []byte
 // limit is refused with 413 TooLarge: from its Content-Length before any
 // of it is read, or as soon as a body without one goes over.
 const (
-	maxJSONBody     = 1 << 20 // properties, polls, reports, users
-	maxSubmitBody   = 4 << 20 // a run: up to 1 MiB of requirements and 4096 command arguments
-	maxSnapshotBody = 1 << 30 // a source snapshot; the artifact store applies the snapshot limit
-	maxOutputsBody  = 2 << 30 // an attempt's outputs archive
+	maxJSONBody     = 1 << 20  // properties, polls, reports, users
+	maxSubmitBody   = 4 << 20  // a run: up to 1 MiB of requirements and 4096 command arguments
+	maxReportBody   = 16 << 20 // an agent's final report carries the outputs list (up to 100,000 files)
+	maxSnapshotBody = 1 << 30  // a source snapshot; the artifact store applies the snapshot limit
+	maxOutputsBody  = 2 << 30  // an attempt's outputs archive
 )
 
 // How long a client has to send a request body once its headers are in:
@@ -140,7 +141,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
 	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, a.agentSnapshot)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agents, a.agentStatus)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, a.agentStatus)
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
 	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
@@ -235,6 +236,7 @@ var (
 	submits      = access{users: true, maxBody: maxSubmitBody}
 	uploads      = access{users: true, maxBody: maxSnapshotBody, upload: true}
 	agents       = access{agents: true, maxBody: maxJSONBody}
+	agentReports = access{agents: true, maxBody: maxReportBody}
 	agentLogs    = access{agents: true, maxBody: api.MaxLogBatchBytes}
 	agentUploads = access{agents: true, maxBody: maxOutputsBody, upload: true}
 )

@@ -39,7 +39,7 @@ var openAPIDoc []byte
 // limit is refused with 413 TooLarge: from its Content-Length before any
 // of it is read, or as soon as a body without one goes over.
 const (
-	maxJSONBody     = 1 << 20  // properties, polls, reports, users
+	maxJSONBody     = 1 << 20  // properties, polls, metrics, users
 	maxSubmitBody   = 4 << 20  // a run: up to 1 MiB of requirements and 4096 command arguments
 	maxReportBody   = 16 << 20 // an agent's final report carries the outputs list (up to 100,000 files)
 	maxSnapshotBody = 1 << 30  // a source snapshot; the artifact store applies the snapshot limit

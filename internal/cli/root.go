@@ -91,6 +91,17 @@ command finds it with no flags.`,
 	root.AddCommand(newUpCmd(), newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newAgentCmd())
 	// cobra adds these when it executes; add them now so that they get the
 	// same treatment as every other command.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return api.Invalid("command", "unknown help topic %q; see 'paddock --help'", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	rejectUnknownCommands(root)

@@ -52,6 +52,9 @@ func TestUnknownSubcommandOfEveryGroupExits2(t *testing.T) {
 }
 
 func TestUnknownCommandSuggestsTheNearest(t *testing.T) {
+	if code, stdout, _ := runMain("help", "compute", "create"); code != 0 || !strings.Contains(stdout, "paddock compute create") {
+		t.Errorf("paddock help compute create: exit %d, %q", code, stdout)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -60,6 +63,7 @@ func TestUnknownCommandSuggestsTheNearest(t *testing.T) {
 		{[]string{"compute", "attach", "adla", "lake"}, `unknown command "adla" for "paddock compute attach"; see 'paddock compute attach --help'`},
 		{[]string{"runn"}, `unknown command "runn" for "paddock"; did you mean "run"?`},
 		{[]string{"run", "downlod", "x"}, `did you mean "download"?`},
+		{[]string{"help", "compute", "frobnicate"}, `unknown help topic "compute frobnicate"`},
 	} {
 		code, _, stderr := runMain(tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -1,5 +1,7 @@
 package api
 
+import "unicode/utf8"
+
 // The node agent's protocol. An agent connects out to the server, so it
 // works behind NAT, in a Slurm allocation or in a pod: it registers, then
 // long-polls for work (each poll is also its heartbeat and tells the server
@@ -102,6 +104,63 @@ type AttemptReport struct {
 // AgentLogs is a batch of log lines of one attempt.
 type AgentLogs struct {
 	Lines []AgentLogLine `json:"lines"`
+}
+
+// Limits of one log batch. The server refuses a larger batch body with 413
+// TooLarge before reading it, so an agent takes LogBatchLen lines at a time.
+const (
+	MaxLogBatchBytes = 4 << 20  // the JSON body of one batch
+	MaxLogBatchLines = 10000    // lines in one batch
+	MaxLogLineBytes  = 64 << 10 // the text of one line; agents split longer lines
+)
+
+// LogBatchLen returns how many of lines, from the first, fit in one batch:
+// at most MaxLogBatchLines, and a JSON body (as encoding/json writes it) of
+// at most MaxLogBatchBytes. It counts an upper bound of each line's encoded
+// size without encoding it. It returns 0 only for no lines or a first line
+// that alone is too large, which cannot happen with lines of at most
+// MaxLogLineBytes.
+func LogBatchLen(lines []AgentLogLine) int {
+	size := len(`{"lines":[]}`)
+	for i, l := range lines {
+		// {"n":N,"stream":S,"t":T,"text":X}, with a comma before all but the first.
+		size += len(`,{"n":,"stream":,"t":,"text":}`) + 2*20 + jsonStringBound(l.Stream) + jsonStringBound(l.Text)
+		if i == MaxLogBatchLines || size > MaxLogBatchBytes {
+			return i
+		}
+	}
+	return len(lines)
+}
+
+// jsonStringBound is at least the length of s encoded as a JSON string by
+// encoding/json: quotes, escapes (at most 6 bytes: \u00XX, and \ufffd for
+// each byte of invalid UTF-8, \u2028 and \u2029 included) and UTF-8.
+func jsonStringBound(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			case c == '"' || c == '\\':
+				n += 2
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && w == 1, r == '\u2028', r == '\u2029':
+			n += 6
+		default:
+			n += w
+		}
+		i += w
+	}
+	return n
 }
 
 // AgentLogLine is one line with the agent's line number within the attempt.

@@ -94,8 +94,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 }
 
 func codeForStatus(status int) Code {
-	for _, c := range []Code{CodeInvalid, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeConflict, CodeUnavailable, CodeInsufficientStorage} {
-		if c.HTTPStatus() == status {
+	for _, c := range Codes {
+		if c != CodeInternal && c.HTTPStatus() == status {
 			return c
 		}
 	}

@@ -16,17 +16,21 @@ type Code string
 
 // The error codes Paddock returns.
 const (
-	CodeInvalid         Code = "Invalid"         // bad input: HTTP 400, exit 2
-	CodeUnauthenticated Code = "Unauthenticated" // missing or wrong token: HTTP 401, exit 1
-	CodeForbidden       Code = "Forbidden"       // not allowed: HTTP 403, exit 1
-	CodeNotFound        Code = "NotFound"        // HTTP 404, exit 3
-	CodeConflict        Code = "Conflict"        // duplicate or wrong state: HTTP 409, exit 4
-	CodeUnavailable     Code = "Unavailable"     // server or backend cannot serve now: HTTP 503, exit 1
-	// CodeInsufficientStorage: the server cannot store what was sent (its
-	// disk is full): HTTP 507, exit 1.
-	CodeInsufficientStorage Code = "InsufficientStorage"
-	CodeInternal            Code = "Internal" // a bug or an unexpected failure: HTTP 500, exit 1
+	CodeInvalid             Code = "Invalid"             // bad input: HTTP 400, exit 2
+	CodeUnauthenticated     Code = "Unauthenticated"     // missing or wrong token: HTTP 401, exit 1
+	CodeForbidden           Code = "Forbidden"           // not allowed: HTTP 403, exit 1
+	CodeNotFound            Code = "NotFound"            // HTTP 404, exit 3
+	CodeConflict            Code = "Conflict"            // duplicate or wrong state: HTTP 409, exit 4
+	CodeTooLarge            Code = "TooLarge"            // a request body over its route's limit: HTTP 413, exit 2
+	CodeUnavailable         Code = "Unavailable"         // server or backend cannot serve now: HTTP 503, exit 1
+	CodeInsufficientStorage Code = "InsufficientStorage" // the server's disk is full: HTTP 507, exit 1
+	CodeInternal            Code = "Internal"            // a bug or an unexpected failure: HTTP 500, exit 1
 )
+
+// Codes lists every code, so that tests and documents can check that each
+// is handled.
+var Codes = []Code{CodeInvalid, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeConflict,
+	CodeTooLarge, CodeUnavailable, CodeInsufficientStorage, CodeInternal}
 
 // Error is the error every layer of Paddock returns for conditions a user
 // can act on. Message is one sentence written for the user; Field names the
@@ -54,6 +58,7 @@ var (
 	ErrNotFound        = &Error{Code: CodeNotFound}
 	ErrConflict        = &Error{Code: CodeConflict}
 	ErrUnavailable     = &Error{Code: CodeUnavailable}
+	ErrTooLarge        = &Error{Code: CodeTooLarge}
 	// ErrInsufficientStorage matches CodeInsufficientStorage.
 	ErrInsufficientStorage = &Error{Code: CodeInsufficientStorage}
 )
@@ -79,15 +84,20 @@ func Forbidden(format string, args ...any) *Error {
 	return &Error{Code: CodeForbidden, Message: fmt.Sprintf(format, args...)}
 }
 
+// TooLarge reports a request body over the limit of its route; the message
+// should say the limit.
+func TooLarge(field, format string, args ...any) *Error {
+	return &Error{Code: CodeTooLarge, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// InsufficientStorage reports an upload the server has no disk space for.
+func InsufficientStorage(format string, args ...any) *Error {
+	return &Error{Code: CodeInsufficientStorage, Message: fmt.Sprintf(format, args...)}
+}
+
 // Unavailable reports a backend that cannot serve the request now.
 func Unavailable(format string, args ...any) *Error {
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf(format, args...)}
-}
-
-// InsufficientStorage reports that the server could not store something
-// (its disk is full).
-func InsufficientStorage(format string, args ...any) *Error {
-	return &Error{Code: CodeInsufficientStorage, Message: fmt.Sprintf(format, args...)}
 }
 
 // AsError returns err as an *Error; anything else becomes CodeInternal with
@@ -113,20 +123,22 @@ func (c Code) HTTPStatus() int {
 		return http.StatusNotFound
 	case CodeConflict:
 		return http.StatusConflict
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
 	case CodeInsufficientStorage:
 		return http.StatusInsufficientStorage
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
 }
 
-// ExitCode is the CLI exit code for code: 2 invalid input, 3 not found,
-// 4 conflict, 1 anything else.
+// ExitCode is the CLI exit code for code: 2 invalid input (a body too
+// large included), 3 not found, 4 conflict, 1 anything else.
 func (c Code) ExitCode() int {
 	switch c {
-	case CodeInvalid:
+	case CodeInvalid, CodeTooLarge:
 		return 2
 	case CodeNotFound:
 		return 3

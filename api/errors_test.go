@@ -17,9 +17,13 @@ func TestCodesMapToStatusAndExitCode(t *testing.T) {
 		{Forbidden("x"), 403, 1},
 		{NotFound("x"), 404, 3},
 		{Conflict("x"), 409, 4},
+		{TooLarge("body", "x"), 413, 2},
 		{Unavailable("x"), 503, 1},
 		{InsufficientStorage("x"), 507, 1},
 		{AsError(errors.New("disk on fire")), 500, 1},
+	}
+	if len(cases) != len(Codes) {
+		t.Errorf("%d cases for %d codes: give every code a case", len(cases), len(Codes))
 	}
 	for _, tc := range cases {
 		if got := tc.err.Code.HTTPStatus(); got != tc.status {

@@ -96,6 +96,17 @@ go tool staticcheck ./...
 CGO_ENABLED=0 go build -o /dev/null ./cmd/paddock
 go build -o "$work/testreport" ./scripts/testreport
 go test -race -count=1 -timeout 20m -json ./... "$@" 2>&1 | "$work/testreport" -skips "$work/skips.tsv"
+# A short pass of each fuzz target (their seed corpora in testdata/fuzz ran
+# with the tests above); a crasher is written to testdata/fuzz and fails here.
+while read -r target pkg; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 8s "$pkg" </dev/null
+done <<'TARGETS'
+FuzzComputeCreate ./internal/server
+FuzzRunSubmit ./internal/server
+FuzzAgentLogs ./internal/server
+FuzzExtract ./internal/snapshot
+FuzzValidateName ./internal/compute
+TARGETS
 # The Python SDK against a real server.
 bash sdk/python/run_tests.sh -rs 2>&1 | tee "$work/pytest.txt"
 # The benchmark at tiny sizes: checks every figure still runs (the numbers

@@ -11,12 +11,11 @@ import (
 	"github.com/paddock-ml/paddock/api"
 )
 
-// Log shipping limits.
+// Log shipping limits: lines and batches as the server takes them
+// (api.MaxLogLineBytes, api.LogBatchLen).
 const (
-	maxLineBytes   = 64 << 10 // longer lines are split
-	maxBatchLines  = 2000
-	maxBatchBytes  = 1 << 20 // of line text; the server takes batches of a few MiB
-	maxBufferLines = 200000  // unacknowledged lines kept while the server is away
+	maxLineBytes   = api.MaxLogLineBytes // longer lines are split
+	maxBufferLines = 200000              // unacknowledged lines kept while the server is away
 )
 
 // shipper sends an attempt's output lines to the server in order. Lines
@@ -116,7 +115,7 @@ func (s *shipper) run(ctx context.Context) {
 				Text: "[paddock] log buffer full while the server was unreachable: older lines were dropped"}}, s.lines...)
 			s.dropped = 0
 		}
-		batch := append([]api.AgentLogLine(nil), s.lines[:batchLen(s.lines)]...)
+		batch := append([]api.AgentLogLine(nil), s.lines[:api.LogBatchLen(s.lines)]...)
 		closed, gone := s.closed, s.gone
 		s.mu.Unlock()
 		if gone || len(batch) == 0 && closed {
@@ -164,20 +163,6 @@ func (s *shipper) run(ctx context.Context) {
 			s.a.refreshServer()
 		}
 	}
-}
-
-// batchLen is how many of the first lines go in one batch: at most
-// maxBatchLines and maxBatchBytes of text (at least one line).
-func batchLen(lines []api.AgentLogLine) int {
-	n, size := 0, 0
-	for n < len(lines) && n < maxBatchLines {
-		size += len(lines[n].Text)
-		if n > 0 && size > maxBatchBytes {
-			break
-		}
-		n++
-	}
-	return n
 }
 
 // writer returns an io.Writer that turns a stream's bytes into lines.

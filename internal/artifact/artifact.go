@@ -1,6 +1,6 @@
 // Package artifact keeps the files runs bring and produce on the server's
 // disk: source snapshots (content-addressed tar.gz) and each run's outputs
-// (an extracted tree). Every write goes to a temporary name first and is
+// (an extracted tree), readable by the server's user only. Every write goes to a temporary name first and is
 // renamed into place on success, so a crash never leaves half a file where
 // a reader looks.
 package artifact
@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"syscall"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/snapshot"
@@ -59,9 +60,20 @@ func (s *Store) HasSnapshot(digest string) bool {
 	return err == nil
 }
 
+// CheckSnapshotSize refuses a snapshot of n compressed bytes if it is over
+// SnapshotLimit, with 413 TooLarge.
+func (s *Store) CheckSnapshotSize(n int64) error {
+	if n > s.SnapshotLimit {
+		return api.TooLarge("source", "the source snapshot is larger than the %d MiB limit; exclude files with a .paddockignore", s.SnapshotLimit>>20)
+	}
+	return nil
+}
+
 // PutSnapshot stores an uploaded snapshot and returns its digest. It refuses
-// uploads larger than SnapshotLimit.
-func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
+// uploads larger than SnapshotLimit, and those the disk has no room for
+// (507 InsufficientStorage); either way nothing is left behind.
+func (s *Store) PutSnapshot(r io.Reader) (ref api.SnapshotRef, err error) {
+	defer func() { err = storageError(err, "the snapshot") }()
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "snapshot-*")
 	if err != nil {
 		return api.SnapshotRef{}, err
@@ -73,9 +85,9 @@ func (s *Store) PutSnapshot(r io.Reader) (api.SnapshotRef, error) {
 		tmp.Close()
 		return api.SnapshotRef{}, err
 	}
-	if n > s.SnapshotLimit {
+	if err := s.CheckSnapshotSize(n); err != nil {
 		tmp.Close()
-		return api.SnapshotRef{}, api.Invalid("source", "the source snapshot is larger than the %d MiB limit; exclude files with a .paddockignore", s.SnapshotLimit>>20)
+		return api.SnapshotRef{}, err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -96,28 +108,79 @@ func (s *Store) OutputsDir(runID string) string { return filepath.Join(s.dir, "o
 
 // PutOutputs unpacks an attempt's outputs archive and makes it the run's
 // outputs, replacing those of an earlier attempt. It returns the file list.
-func (s *Store) PutOutputs(runID string, r io.Reader) ([]api.OutputFile, error) {
+// Outputs the disk has no room for are refused (507 InsufficientStorage)
+// and leave nothing behind; the earlier outputs stay.
+func (s *Store) PutOutputs(runID string, r io.Reader) (files []api.OutputFile, err error) {
+	defer func() { err = storageError(err, "the outputs") }()
 	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "outputs-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	if _, err := snapshot.Extract(r, filepath.Join(tmp, "tree"), s.OutputLimits); err != nil {
+	tree := filepath.Join(tmp, "tree")
+	if _, err := snapshot.Extract(r, tree, s.OutputLimits); err != nil {
 		var le *snapshot.LimitError
-		if errors.As(err, &le) {
+		switch {
+		case isStorageFull(err):
+			return nil, err
+		case errors.As(err, &le):
 			return nil, api.Invalid("outputs", "%v", err)
 		}
 		return nil, api.Invalid("outputs", "the outputs archive was refused: %v", err)
+	}
+	if _, err := makePrivate(tree); err != nil {
+		return nil, err
 	}
 	dst := s.OutputsDir(runID)
 	old := filepath.Join(tmp, "old")
 	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := os.Rename(filepath.Join(tmp, "tree"), dst); err != nil {
+	if err := os.Rename(tree, dst); err != nil {
 		return nil, err
 	}
 	return ListOutputs(dst)
+}
+
+// isStorageFull reports whether err is a full disk or an exhausted quota.
+func isStorageFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// storageError turns a full disk or quota met while storing what into 507
+// InsufficientStorage (the *api.Error the user sees wraps the cause, for
+// the server log); other errors pass unchanged.
+func storageError(err error, what string) error {
+	if err == nil || !isStorageFull(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", api.InsufficientStorage("the server has no disk space left to store %s; ask its admin to free some and try again", what), err)
+}
+
+// MakePrivate takes group and other permissions off everything in the
+// store (earlier versions kept outputs with the modes runs gave them) and
+// reports how many entries it changed.
+func (s *Store) MakePrivate() (int, error) { return makePrivate(s.dir) }
+
+// makePrivate takes group and other permissions off dir and everything in
+// it, symlinks aside; outputs keep the owner's bits a run gave them.
+func makePrivate(dir string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			n++
+			return os.Chmod(p, perm&^0o077)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // ListOutputs lists the regular files under dir with their sizes.

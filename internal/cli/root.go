@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/paddock-ml/paddock/api"
@@ -88,7 +89,54 @@ command finds it with no flags.`,
 		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
 	}
 	root.AddCommand(newUpCmd(), newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newAgentCmd())
+	// cobra adds these when it executes; add them now so that they get the
+	// same treatment as every other command.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return api.Invalid("command", "unknown help topic %q; see 'paddock --help'", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	rejectUnknownCommands(root)
 	return root
+}
+
+// rejectUnknownCommands makes every command group (a command with
+// subcommands), the root included, refuse an unknown subcommand with exit 2
+// instead of printing its help and exiting 0, so a typo in a script fails.
+// A group given no subcommand still prints its help.
+func rejectUnknownCommands(c *cobra.Command) {
+	if c.HasSubCommands() {
+		c.Args = unknownCommand
+		c.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+		if c.Run == nil && c.RunE == nil {
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+	}
+	for _, sub := range c.Commands() {
+		rejectUnknownCommands(sub)
+	}
+}
+
+// unknownCommand is the Args of a command group: any argument is a
+// subcommand it does not have. The error names it and suggests the nearest
+// one (cobra's SuggestionsFor), or the group's help.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := fmt.Sprintf("see '%s --help'", cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = fmt.Sprintf("did you mean %q?", strings.Join(s, `" or "`))
+	}
+	return api.Invalid("command", "unknown command %q for %q; %s", args[0], cmd.CommandPath(), hint)
 }
 
 // client builds an API client from flags, environment and the config file,

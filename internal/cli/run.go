@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,7 +111,7 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 			}
 			ctx := cmd.Context()
 			if source != "" {
-				if in.Source, err = uploadSource(ctx, c, source); err != nil {
+				if in.Source, err = uploadSource(ctx, c, source, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 			}
@@ -183,14 +182,19 @@ func submitWithRetry(ctx context.Context, c *api.Client, in api.RunSubmit, key s
 	return nil, err
 }
 
-// uploadSource snapshots dir and uploads it unless the server has it.
-func uploadSource(ctx context.Context, c *api.Client, dir string) (string, error) {
+// uploadSource snapshots dir and uploads it unless the server has it; what
+// the snapshot leaves out (bad symlinks) is a warning on warn.
+func uploadSource(ctx context.Context, c *api.Client, dir string, warn io.Writer) (string, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return "", api.Invalid("source", "--source %s is not a directory", dir)
 	}
 	var buf bytes.Buffer
-	if _, err := snapshot.Create(dir, &buf, snapshot.DefaultLimits); err != nil {
+	info, err := snapshot.Create(dir, &buf, snapshot.DefaultLimits)
+	if err != nil {
 		return "", api.Invalid("source", "%v", err)
+	}
+	for _, s := range info.Skipped {
+		fmt.Fprintf(warn, "warning: --source %s: %s\n", dir, s)
 	}
 	digest, _, err := snapshot.Digest(bytes.NewReader(buf.Bytes()))
 	if err != nil {
@@ -475,10 +479,15 @@ func runWaitCmd(g *globals) *cobra.Command {
 
 func runDownloadCmd(g *globals) *cobra.Command {
 	var to string
+	var overwrite bool
 	cmd := &cobra.Command{
 		Use:   "download ID",
 		Short: "Download a run's outputs (what it wrote under ./outputs)",
-		Args:  exactArgs("ID"),
+		Long: `Download a run's outputs into a directory (default ./ID). Local files are
+never deleted, and never replaced unless --overwrite is given: a path the
+outputs contain that exists locally stops the download (exit 4) before
+anything is written.`,
+		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -506,13 +515,8 @@ func runDownloadCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("downloading outputs: %w", err)
 			}
-			entries, _ := os.ReadDir(tmp)
-			for _, e := range entries {
-				dst := filepath.Join(to, e.Name())
-				os.RemoveAll(dst)
-				if err := os.Rename(filepath.Join(tmp, e.Name()), dst); err != nil {
-					return err
-				}
+			if err := placeDownload(tmp, to, overwrite); err != nil {
+				return err
 			}
 			return emit(cmd.OutOrStdout(), g.output, map[string]any{"to": to, "files": info.Files, "bytes": info.Bytes}, func(w io.Writer) {
 				fmt.Fprintf(w, "downloaded %d entries (%d bytes) to %s\n", info.Files, info.Bytes, to)
@@ -520,6 +524,7 @@ func runDownloadCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "directory to put the files in (default ./ID)")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace local files the outputs contain (others are never touched)")
 	return cmd
 }
 

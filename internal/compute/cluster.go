@@ -73,18 +73,18 @@ func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[s
 	if p.MaxNodes == nil {
 		return nil, api.Invalid("max_nodes", "max_nodes is required and must be at least 1")
 	}
-	maxN, err := intField("max_nodes", p.MaxNodes, 0, 1)
+	maxN, err := intField("max_nodes", p.MaxNodes, 0, 1, MaxClusterNodes)
 	if err != nil {
 		return nil, err
 	}
-	minN, err := intField("min_nodes", p.MinNodes, 0, 0)
+	minN, err := intField("min_nodes", p.MinNodes, 0, 0, MaxClusterNodes)
 	if err != nil {
 		return nil, err
 	}
 	if minN > maxN {
 		return nil, api.Invalid("min_nodes", "min_nodes (%d) must not be more than max_nodes (%d)", minN, maxN)
 	}
-	idle, err := intField("idle_seconds_before_scaledown", p.IdleSecondsBeforeScaledown, 1800, 0)
+	idle, err := intField("idle_seconds_before_scaledown", p.IdleSecondsBeforeScaledown, 1800, 0, maxIdleSeconds)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +100,9 @@ func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[s
 		return nil, api.Invalid("identity_id", "identity_id must name at least one identity when identity_type is UserAssigned")
 	case p.IdentityType != "UserAssigned" && len(p.IdentityID) > 0:
 		return nil, api.Invalid("identity_id", "identity_id is only allowed when identity_type is UserAssigned")
+	}
+	if len(p.IdentityID) > maxIdentityIDs {
+		return nil, api.Invalid("identity_id", "identity_id may name at most %d identities", maxIdentityIDs)
 	}
 	for _, id := range p.IdentityID {
 		if id == "" {

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/paddock-ml/paddock/api"
@@ -53,15 +54,40 @@ func enum(field, value, def string, allowed ...string) (string, error) {
 	return "", api.Invalid(field, "%s must be one of %s, not %q", field, strings.Join(allowed, ", "), value)
 }
 
-// intField returns *p or def, checking the minimum.
-func intField(field string, p *int, def, min int) (int, error) {
+// Upper bounds of numbers and durations (documented in docs/compute.md):
+// each is far beyond real use, and keeps arithmetic on the value far from
+// overflowing (2^63 seconds would be a negative duration).
+const (
+	// MaxClusterNodes bounds a cluster's max_nodes, and so a run's node_count.
+	MaxClusterNodes   = 10000
+	maxIdleSeconds    = 30 * 24 * 60 * 60 // idle_seconds_before_scaledown: 30 days
+	maxIdleShutdown   = 30 * 24 * time.Hour
+	maxConcurrentRuns = 1000
+	maxIdentityIDs    = 50
+	maxSSHPort        = 65535
+	defaultSSHPort    = 22
+)
+
+// intField returns *p or def, checking that it is within [min, max].
+func intField(field string, p *int, def, min, max int) (int, error) {
 	if p == nil {
 		return def, nil
 	}
 	if *p < min {
 		return 0, api.Invalid(field, "%s must be at least %d, not %d", field, min, *p)
 	}
+	if *p > max {
+		return 0, api.Invalid(field, "%s must be at most %d, not %d", field, max, *p)
+	}
 	return *p, nil
+}
+
+// sshPort defaults a target's ssh_port to 22 and checks its range.
+func sshPort(port int) (int, error) {
+	if port == 0 {
+		return defaultSSHPort, nil
+	}
+	return intField("ssh_port", &port, defaultSSHPort, 1, maxSSHPort)
 }
 
 // sshPublicKey checks an OpenSSH public key (one authorized_keys line).

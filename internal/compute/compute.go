@@ -10,6 +10,7 @@
 package compute
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,6 +149,9 @@ func SplitSecrets(k Kind, props json.RawMessage) (json.RawMessage, map[string]se
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return nil, nil, api.Invalid(f, "%s must be a string", f)
 		}
+		if strings.ContainsRune(s, 0) {
+			return nil, nil, api.Invalid(f, "%s contains a NUL byte", f)
+		}
 		if s != "" {
 			secrets[f] = secret.New(s)
 		}
@@ -205,11 +209,17 @@ func object(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	return obj, nil
 }
 
-// decodeStrict decodes props into v, rejecting unknown fields and wrong
-// types with an error that names the field.
+// decodeStrict decodes props into v, rejecting unknown fields, wrong types
+// and NUL bytes in strings with an error that names the field.
 func decodeStrict(props json.RawMessage, v any) error {
 	if len(props) == 0 {
 		props = json.RawMessage("{}")
+	}
+	var generic any
+	if json.Unmarshal(props, &generic) == nil {
+		if f, ok := nulString(generic, ""); ok {
+			return api.Invalid(f, "%s contains a NUL byte", f)
+		}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(props)))
 	dec.DisallowUnknownFields()
@@ -227,6 +237,41 @@ func decodeStrict(props json.RawMessage, v any) error {
 		return api.Invalid(f, "unknown property %q", f)
 	}
 	return api.Invalid("properties", "properties must be a JSON object: %v", err)
+}
+
+// nulString finds a string or object key holding a NUL byte in a decoded
+// JSON value and returns its path (at, when it is v itself). Properties end
+// up in commands, paths and SSH sessions, where a NUL cuts them short.
+func nulString(v any, at string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return at, strings.ContainsRune(v, 0)
+	case []any:
+		for _, e := range v {
+			if f, ok := nulString(e, at); ok {
+				return f, true
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sub := k
+			if at != "" {
+				sub = at + "." + k
+			}
+			if strings.ContainsRune(k, 0) {
+				return cmp.Or(at, "properties"), true
+			}
+			if f, ok := nulString(v[k], sub); ok {
+				return f, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jsonFieldPath drops the names of embedded Go structs (e.g. "Common.")

@@ -72,13 +72,16 @@ func (instance) Normalize(ctx context.Context, raw json.RawMessage, _ map[string
 		if err != nil || d < 0 {
 			return nil, api.Invalid("idle_time_before_shutdown", "idle_time_before_shutdown must be a duration such as 30m or 2h, not %q", p.IdleTimeBeforeShutdown)
 		}
+		if d > maxIdleShutdown {
+			return nil, api.Invalid("idle_time_before_shutdown", "idle_time_before_shutdown must be at most %s (30 days), not %q", maxIdleShutdown, p.IdleTimeBeforeShutdown)
+		}
 		if d == 0 {
 			p.IdleTimeBeforeShutdown = ""
 		} else {
 			p.IdleTimeBeforeShutdown = d.String()
 		}
 	}
-	maxRuns, err := intField("max_concurrent_runs", p.MaxConcurrentRuns, size.Cores, 1)
+	maxRuns, err := intField("max_concurrent_runs", p.MaxConcurrentRuns, min(size.Cores, maxConcurrentRuns), 1, maxConcurrentRuns)
 	if err != nil {
 		return nil, err
 	}

@@ -64,3 +64,39 @@ func TestValidateName(t *testing.T) {
 		})
 	}
 }
+
+// nameRule is the documented name rule written out by hand, to check
+// ValidateName's regular expressions against: 3 to 24 ASCII letters,
+// digits and '-', a letter first, not ending in '-' followed only by
+// digits (or in '-'), and not "local" in any case.
+func nameRule(name string) bool {
+	if len(name) < 3 || len(name) > 24 || strings.EqualFold(name, compute.LocalName) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		switch {
+		case i == 0 && !letter:
+			return false
+		case !letter && !('0' <= c && c <= '9') && c != '-':
+			return false
+		}
+	}
+	return !strings.HasSuffix(strings.TrimRight(name, "0123456789"), "-")
+}
+
+// FuzzValidateName checks ValidateName against the rule written out by
+// hand, and that a refusal is an Invalid error naming the name field.
+// Seeds are in testdata/fuzz/FuzzValidateName/.
+func FuzzValidateName(f *testing.F) {
+	f.Fuzz(func(t *testing.T, name string) {
+		err := compute.ValidateName(name)
+		if ok := nameRule(name); ok != (err == nil) {
+			t.Fatalf("ValidateName(%q) = %v, but the rule says valid = %v", name, err, ok)
+		}
+		if err != nil {
+			wantInvalid(t, err, "name")
+		}
+	})
+}

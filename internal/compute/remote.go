@@ -82,11 +82,9 @@ func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[stri
 	if p.Pool != "" && !poolName.MatchString(p.Pool) {
 		return nil, api.Invalid("pool", "pool %q must be 1 to 63 lower-case letters, digits and '-', starting with a letter", p.Pool)
 	}
-	if p.SSHPort == 0 {
-		p.SSHPort = 22
-	}
-	if p.SSHPort < 1 || p.SSHPort > 65535 {
-		return nil, api.Invalid("ssh_port", "ssh_port must be 1 to 65535, not %d", p.SSHPort)
+	var err error
+	if p.SSHPort, err = sshPort(p.SSHPort); err != nil {
+		return nil, err
 	}
 	pw, key, pass := secrets["password"].IsSet(), secrets["private_key"].IsSet(), secrets["private_key_passphrase"].IsSet()
 	switch {

@@ -77,11 +77,9 @@ func (slurm) Normalize(_ context.Context, raw json.RawMessage, secrets map[strin
 	case p.Username == "":
 		return nil, api.Invalid("username", "username is required")
 	}
-	if p.SSHPort == 0 {
-		p.SSHPort = 22
-	}
-	if p.SSHPort < 1 || p.SSHPort > 65535 {
-		return nil, api.Invalid("ssh_port", "ssh_port must be 1 to 65535, not %d", p.SSHPort)
+	var err error
+	if p.SSHPort, err = sshPort(p.SSHPort); err != nil {
+		return nil, err
 	}
 	for field, v := range map[string]string{"partition": p.Partition, "account": p.Account, "qos": p.QoS, "lowpriority_qos": p.LowPriorityQoS, "slurm_conf": p.SlurmConf} {
 		if strings.ContainsAny(v, " '\"\\$`;|&") {

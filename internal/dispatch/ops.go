@@ -563,6 +563,21 @@ func (d *Dispatcher) NodeByID(ctx context.Context, id string) (store.Node, bool)
 	return out, ok
 }
 
+// NodeHasSource reports whether a run placed on a node has the snapshot
+// digest as its source: a node's agent may fetch those snapshots only.
+func (d *Dispatcher) NodeHasSource(ctx context.Context, nodeID, digest string) bool {
+	found := false
+	d.do(ctx, func(*txn) error {
+		if nd := d.nodes[nodeID]; nd != nil {
+			for _, r := range nd.placed {
+				found = found || r.Source == digest
+			}
+		}
+		return nil
+	})
+	return found
+}
+
 // NodeBusy reports whether runs are placed on a node.
 func (d *Dispatcher) NodeBusy(ctx context.Context, id string) bool {
 	busy := false

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -32,7 +33,7 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	wait := min(time.Duration(in.WaitMS)*time.Millisecond, maxPollWait)
+	wait := time.Duration(min(max(int64(in.WaitMS), 0), maxPollWait.Milliseconds())) * time.Millisecond // no overflow
 	started := time.Now()
 	work, wake, err := a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions)
 	a.pollTime.Observe(time.Since(started).Seconds())
@@ -58,10 +59,16 @@ func empty(w api.AgentWork) bool {
 	return len(w.Assignments) == 0 && len(w.Cancel) == 0 && len(w.Stale) == 0
 }
 
-func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, _ caller) error {
+// agentSnapshot sends a source snapshot to the agent of a node that runs a
+// run made from it, and to no other: a node token is not a key to every
+// workspace's sources. Others get 404, as if it did not exist.
+func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, who caller) error {
 	digest := r.PathValue("digest")
 	if !artifact.ValidDigest(digest) {
 		return api.Invalid("digest", "not a snapshot digest")
+	}
+	if !a.dispatch.NodeHasSource(r.Context(), who.Node.ID, digest) {
+		return api.NotFound("snapshot %s is not the source of a run on this node", digest)
 	}
 	f, err := os.Open(a.art.SnapshotPath(digest))
 	if err != nil {
@@ -92,15 +99,15 @@ func (a *API) attemptOf(r *http.Request, who caller) (api.AttemptRef, store.Run,
 }
 
 func (a *API) agentStatus(w http.ResponseWriter, r *http.Request, who caller) error {
+	ref, _, err := a.attemptOf(r, who) // before reading the body
+	if err != nil {
+		return err
+	}
 	var in api.AttemptReport
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil {
-		return api.Invalid("attempt", "attempt must be a number")
-	}
-	if err := a.dispatch.Report(r.Context(), who.Node.ID, api.AttemptRef{RunID: r.PathValue("id"), Attempt: n}, in); err != nil {
+	if err := a.dispatch.Report(r.Context(), who.Node.ID, ref, in); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -108,19 +115,17 @@ func (a *API) agentStatus(w http.ResponseWriter, r *http.Request, who caller) er
 }
 
 func (a *API) agentLogs(w http.ResponseWriter, r *http.Request, who caller) error {
-	var in api.AgentLogs
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	ref, run, err := a.attemptOf(r, who)
+	ref, run, err := a.attemptOf(r, who) // before reading the body
 	if err != nil {
 		return err
 	}
-	lines := make([]store.LogLine, len(in.Lines))
+	lines, err := logBatch(r.Body)
+	if err != nil {
+		return err
+	}
 	var last int64
-	for i, l := range in.Lines {
-		lines[i] = store.LogLine{ASeq: l.N, Stream: l.Stream, Time: time.Unix(0, l.TimeNS).UTC(), Text: l.Text}
-		last = max(last, l.N)
+	for _, l := range lines {
+		last = max(last, l.ASeq)
 	}
 	kept, reserved, err := a.logLimit.admit(r.Context(), run.ID, lines)
 	if err != nil {
@@ -173,4 +178,30 @@ func (a *API) agentRestoreOutputs(w http.ResponseWriter, r *http.Request, who ca
 		a.log.Error("writing outputs for a restore", "run", run.ID, "err", err)
 	}
 	return nil
+}
+
+// logBatch decodes and checks an agent's log batch (api.AgentLogs): at most
+// api.MaxLogBatchLines lines, each numbered from 1, on stdout or stderr,
+// with at most api.MaxLogLineBytes of text.
+func logBatch(body io.Reader) ([]store.LogLine, error) {
+	var in api.AgentLogs
+	if err := decodeBody(body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Lines) > api.MaxLogBatchLines {
+		return nil, api.Invalid("lines", "a log batch has at most %d lines, not %d", api.MaxLogBatchLines, len(in.Lines))
+	}
+	lines := make([]store.LogLine, len(in.Lines))
+	for i, l := range in.Lines {
+		switch {
+		case l.N < 1:
+			return nil, api.Invalid("lines.n", "line %d: n must be at least 1, not %d", i, l.N)
+		case l.Stream != "stdout" && l.Stream != "stderr":
+			return nil, api.Invalid("lines.stream", "line %d: stream must be stdout or stderr, not %q", i, l.Stream)
+		case len(l.Text) > api.MaxLogLineBytes:
+			return nil, api.Invalid("lines.text", "line %d: text must be at most %d bytes; split longer lines", i, api.MaxLogLineBytes)
+		}
+		lines[i] = store.LogLine{ASeq: l.N, Stream: l.Stream, Time: time.Unix(0, l.TimeNS).UTC(), Text: l.Text}
+	}
+	return lines, nil
 }

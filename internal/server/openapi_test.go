@@ -121,8 +121,8 @@ const (
 
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
-	"users": users, "usersOrRun": usersOrRun, "uploads": uploads,
-	"agents": agents, "agentUploads": agentUploads,
+	"users": users, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
+	"agents": agents, "agentReports": agentReports, "agentLogs": agentLogs, "agentUploads": agentUploads,
 }
 
 // wantSecurity is the security requirement an operation with access acc
@@ -312,6 +312,9 @@ func TestOpenAPIOperations(t *testing.T) {
 				if ws {
 					codes = append(codes, "404") // the workspace may not exist
 				}
+				if _, body := op["requestBody"]; body {
+					codes = append(codes, "413") // every route bounds its body
+				}
 				for _, code := range codes {
 					if _, ok := resp[code]; !ok {
 						t.Errorf("%s: response %s not documented", where, code)
@@ -351,7 +354,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /api/v1/workspaces/{ws}/sizes":                         {"200"},
 		"GET /api/v1/workspaces/{ws}/quotas":                        {"200"},
 		"PUT /api/v1/workspaces/{ws}/quotas":                        {"200", "400", "403"},
-		"PUT /api/v1/workspaces/{ws}/snapshots":                     {"201", "400"},
+		"PUT /api/v1/workspaces/{ws}/snapshots":                     {"201", "400", "413", "507"},
 		"HEAD /api/v1/workspaces/{ws}/snapshots/{digest}":           {"200", "404"},
 		"GET /api/v1/workspaces/{ws}/runs":                          {"200"},
 		"POST /api/v1/workspaces/{ws}/runs":                         {"201", "400", "403", "409", "503"},
@@ -367,8 +370,8 @@ func TestOpenAPIOperations(t *testing.T) {
 		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
 		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
 		"POST /api/v1/agent/runs/{id}/attempts/{n}/status":          {"204", "400", "409"},
-		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":            {"200", "400", "404", "409"},
-		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":            {"200", "400", "404", "409", "413"},
+		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409", "413", "507"},
 		"GET /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409"},
 		"GET /api/v1/version":                                       {"200"},
 		"GET /api/v1/openapi.json":                                  {"200"},
@@ -871,10 +874,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	if got := enum("components", "schemas", "ProvisioningState"); !slices.Equal(got, sorted(wantStates)) {
 		t.Errorf("ProvisioningState enum = %q, want %q", got, sorted(wantStates))
 	}
-	codes := []api.Code{api.CodeInvalid, api.CodeUnauthenticated, api.CodeForbidden, api.CodeNotFound,
-		api.CodeConflict, api.CodeUnavailable, api.CodeInsufficientStorage, api.CodeInternal}
 	var wantCodes []string
-	for _, c := range codes {
+	for _, c := range api.Codes {
 		wantCodes = append(wantCodes, string(c))
 	}
 	if got := enum("components", "schemas", "ErrorCode"); !slices.Equal(got, sorted(wantCodes)) {

@@ -40,6 +40,9 @@ func (a *API) putSnapshot(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err := a.checkWS(r); err != nil {
 		return err
 	}
+	if err := a.art.CheckSnapshotSize(r.ContentLength); err != nil {
+		return err // before reading it
+	}
 	ref, err := a.art.PutSnapshot(r.Body)
 	if err != nil {
 		return err
@@ -154,8 +157,8 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ caller) error {
 	watch := api.RunStatus(r.URL.Query().Get("watch"))
 	reason, watchReason := r.URL.Query().Get("watch_reason"), r.URL.Query().Has("watch_reason")
 	timeout := 30 * time.Second
-	if ms, err := strconv.Atoi(r.URL.Query().Get("timeout_ms")); err == nil && ms >= 0 {
-		timeout = min(time.Duration(ms)*time.Millisecond, 60*time.Second)
+	if ms, err := strconv.ParseInt(r.URL.Query().Get("timeout_ms"), 10, 64); err == nil && ms >= 0 {
+		timeout = time.Duration(min(ms, 60000)) * time.Millisecond // at most 60 s, without overflow
 	}
 	deadline := time.After(timeout)
 	for {
@@ -278,16 +281,20 @@ func (a *API) getMetrics(w http.ResponseWriter, r *http.Request, _ caller) error
 	return nil
 }
 
+// maxMetricStep bounds a metric's step: 2^53, so that clients which read
+// JSON numbers as floats (JavaScript, most tools) see the step exactly.
+const maxMetricStep = 1 << 53
+
 // postMetrics stores metrics a run logs (with its run token) or a user
 // posts for a run.
 func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) error {
 	ws, id := r.PathValue("ws"), r.PathValue("id")
-	var in api.MetricPost
-	if err := decode(r, &in); err != nil {
+	run, err := a.store.GetRun(r.Context(), ws, id) // before reading the body
+	if err != nil {
 		return err
 	}
-	run, err := a.store.GetRun(r.Context(), ws, id)
-	if err != nil {
+	var in api.MetricPost
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	items := in.Metrics
@@ -306,14 +313,17 @@ func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) er
 	now := time.Now().UTC()
 	ms := make([]api.Metric, 0, len(items))
 	for i, it := range items {
-		if it.Name == "" || len(it.Name) > 255 {
-			return api.Invalid("name", "metric %d: name must be 1 to 255 characters", i)
+		if it.Name == "" || len(it.Name) > 255 || strings.ContainsRune(it.Name, 0) {
+			return api.Invalid("name", "metric %d: name must be 1 to 255 characters, without NUL bytes", i)
 		}
 		if math.IsNaN(it.Value) || math.IsInf(it.Value, 0) {
 			return api.Invalid("value", "metric %q: value must be a finite number", it.Name)
 		}
 		m := api.Metric{Name: it.Name, Value: it.Value, Time: now}
 		if it.Step != nil {
+			if *it.Step < -maxMetricStep || *it.Step > maxMetricStep {
+				return api.Invalid("step", "metric %q: step must be between -2^53 and 2^53, whole numbers a float holds exactly", it.Name)
+			}
 			m.Step = *it.Step
 		}
 		ms = append(ms, m)

@@ -11,9 +11,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +35,25 @@ import (
 //go:embed openapi.json
 var openAPIDoc []byte
 
-// maxBody bounds request bodies; properties are small.
-const maxBody = 1 << 20
+// Request body limits, by route (see access). A body over its route's
+// limit is refused with 413 TooLarge: from its Content-Length before any
+// of it is read, or as soon as a body without one goes over.
+const (
+	maxJSONBody     = 1 << 20  // properties, polls, metrics, users
+	maxSubmitBody   = 4 << 20  // a run: up to 1 MiB of requirements and 4096 command arguments
+	maxReportBody   = 16 << 20 // an agent's final report carries the outputs list (up to 100,000 files)
+	maxSnapshotBody = 1 << 30  // a source snapshot; the artifact store applies the snapshot limit
+	maxOutputsBody  = 2 << 30  // an attempt's outputs archive
+)
+
+// How long a client has to send a request body once its headers are in:
+// JSON bodies are small, archives may be large and the link slow. Long
+// polls and log follows are not limited: the limit ends when the body has
+// been read.
+const (
+	jsonBodyTimeout   = 30 * time.Second
+	uploadBodyTimeout = time.Hour
+)
 
 // Deps are what the API serves from.
 type Deps struct {
@@ -62,13 +81,17 @@ type API struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	pollTime prometheus.Histogram
+	// bodyTimeout and uploadTimeout bound the time to send a request body
+	// (jsonBodyTimeout and uploadBodyTimeout; tests shorten them).
+	bodyTimeout, uploadTimeout time.Duration
 }
 
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
 	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, scaler: d.Scaler, log: d.Log,
-		logLimit: newLogLimit(d.MaxRunLogBytes, d.Store), mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+		logLimit: newLogLimit(d.MaxRunLogBytes, d.Store), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
+		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
@@ -108,7 +131,7 @@ func NewAPI(d Deps) *API {
 	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
 	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", users, a.headSnapshot)
 	a.handle("GET /api/v1/workspaces/{ws}/runs", users, a.listRuns)
-	a.handle("POST /api/v1/workspaces/{ws}/runs", users, a.submitRun)
+	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, a.submitRun)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", users, a.getRun)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", users, a.runAction) // {id}:cancel
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", users, a.runLogs)
@@ -121,8 +144,8 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
 	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, a.agentSnapshot)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agents, a.agentStatus)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentUploads, a.agentLogs)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, a.agentStatus)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
 	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +157,11 @@ func NewAPI(d Deps) *API {
 // ServeHTTP records metrics and serves.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if r.ContentLength != 0 {
+		// A request with a body has bodyTimeout to send it (an upload route
+		// extends this); reading it to the end lifts the deadline.
+		http.NewResponseController(w).SetReadDeadline(start.Add(a.bodyTimeout))
+	}
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	a.mux.ServeHTTP(rec, r)
 	route := r.Pattern
@@ -142,9 +170,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if _, p, ok := strings.Cut(route, " "); ok {
 		route = p
 	}
-	a.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
-	a.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	method := methodLabel(r.Method)
+	a.requests.WithLabelValues(route, method, strconv.Itoa(rec.code)).Inc()
+	a.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start))
+}
+
+// methodLabel is the method label of a request's metrics: the method for
+// those HTTP defines, "other" for any other, so that clients cannot add
+// series by inventing methods. Routes are labelled by their registered
+// pattern, or "unmatched".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 type statusRecorder struct {
@@ -156,6 +198,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
@@ -180,19 +225,56 @@ func (c caller) name() string {
 	return ""
 }
 
-// access says who may call a route and how large its body may be.
+// access says who may call a route, how large its body may be and whether
+// it is an upload (with uploadTimeout to send it).
 type access struct {
 	users, agents, runs bool
 	maxBody             int64
+	upload              bool
 }
 
 var (
-	users        = access{users: true, maxBody: maxBody}
-	usersOrRun   = access{users: true, runs: true, maxBody: maxBody}
-	uploads      = access{users: true, maxBody: 1 << 30} // the snapshot store applies its own limit
-	agents       = access{agents: true, maxBody: maxBody}
-	agentUploads = access{agents: true, maxBody: 2 << 30}
+	users        = access{users: true, maxBody: maxJSONBody}
+	usersOrRun   = access{users: true, runs: true, maxBody: maxJSONBody}
+	submits      = access{users: true, maxBody: maxSubmitBody}
+	uploads      = access{users: true, maxBody: maxSnapshotBody, upload: true}
+	agents       = access{agents: true, maxBody: maxJSONBody}
+	agentReports = access{agents: true, maxBody: maxReportBody}
+	agentLogs    = access{agents: true, maxBody: api.MaxLogBatchBytes}
+	agentUploads = access{agents: true, maxBody: maxOutputsBody, upload: true}
 )
+
+// limitBody applies a route's body limits once the caller is known and
+// before the handler reads anything: a declared length over the limit is
+// refused at once, and the body is cut off where it goes over.
+func (a *API) limitBody(w http.ResponseWriter, r *http.Request, acc access) error {
+	if r.ContentLength > acc.maxBody {
+		return tooLarge(acc.maxBody)
+	}
+	if acc.upload && r.ContentLength != 0 {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.uploadTimeout))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, acc.maxBody)
+	return nil
+}
+
+// tooLarge is the error for a body over a route's limit.
+func tooLarge(limit int64) error {
+	return api.TooLarge("body", "the request body is larger than the %s this route takes", sizeText(limit))
+}
+
+// sizeText writes a limit in the largest whole binary unit.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // handlerFunc is an authenticated handler that returns its error instead
 // of writing it, so errors are mapped in one place.
@@ -202,15 +284,20 @@ func (a *API) handle(pattern string, acc access, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.authenticate(r, acc)
 		if err == nil {
-			r.Body = http.MaxBytesReader(w, r.Body, acc.maxBody)
+			err = a.limitBody(w, r, acc)
+		}
+		if err == nil {
 			err = h(w, r, who)
+		}
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			err = tooLarge(mbe.Limit)
 		}
 		if err != nil {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away: nobody to answer, nothing went wrong here
 			}
 			e := api.AsError(err)
-			if e.Code == api.CodeInternal {
+			if e.Code == api.CodeInternal || e.Code == api.CodeInsufficientStorage {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, e)
@@ -293,21 +380,34 @@ func writeError(w http.ResponseWriter, e *api.Error) {
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
 // errors that name the problem.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+func decode(r *http.Request, v any) error { return decodeBody(r.Body, v) }
+
+// decodeBody is decode for any reader.
+func decodeBody(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return api.Invalid("body", "the request body must be at most %d bytes", mbe.Limit)
+			return err // handle answers 413
 		case errors.Is(err, io.EOF):
 			return api.Invalid("body", "the request body must be a JSON object")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return api.Invalid("body", "the request body was not sent within %s", jsonBodyTimeout)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return api.Invalid(f, "unknown field %q in the request body", f)
 		}
 		return api.Invalid("body", "the request body is not valid JSON: %v", err)
+	}
+	// Nothing but white space may follow the value: a second value or junk
+	// after it is a client bug that would otherwise pass unseen.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return err
+		}
+		return api.Invalid("body", "the request body must be one JSON value with nothing after it")
 	}
 	return nil
 }

@@ -85,6 +85,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir %s: %w", dataDir, err)
 	}
+	if err := privateDataDir(dataDir, log); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return err
@@ -196,6 +199,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if n, err := arts.MakePrivate(); err != nil {
+		return fmt.Errorf("making the artifacts private: %w", err)
+	} else if n > 0 {
+		log.Warn("tightened the permissions of artifacts an earlier version left readable by others", "dir", filepath.Join(dataDir, "artifacts"), "entries", n)
+	}
 	disp := dispatch.New(st, box, log, now, dispatch.Options{NodeLostAfter: o.NodeLostAfter, APIURL: url, OnChange: onChange,
 		OnRunEnded: func(wsName, name string) { deleteIfEphemeral(ws, st, log, wsName, name) }})
 	if err := disp.Load(ctx); err != nil {
@@ -234,13 +242,8 @@ func Run(ctx context.Context, o Options) error {
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := &http.Server{
-		BaseContext: func(net.Listener) context.Context { return reqCtx },
-		Handler: NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log,
-			MaxRunLogBytes: o.MaxRunLogBytes}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: arts, Scaler: scaler, Log: log,
+		MaxRunLogBytes: o.MaxRunLogBytes}), reqCtx, log, defaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -296,6 +299,67 @@ func hideArgs(paths []string) []string {
 		args = append(args, "--hide", p)
 	}
 	return args
+}
+
+// privateDataDir makes the data dir readable by its owner only (0700) and
+// the database 0600, fixing what earlier versions made, and saying so. The
+// database file is made before SQLite opens it, because SQLite gives its
+// -wal and -shm files the mode of the database.
+func privateDataDir(dir string, log *slog.Logger) error {
+	tighten := func(path string, perm os.FileMode) error {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) || err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm()&^perm == 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Chmod(path, fi.Mode().Perm()&perm); err != nil {
+			return fmt.Errorf("making %s private: %w", path, err)
+		}
+		log.Warn("tightened the permissions of a file an earlier version left readable by others", "path", path,
+			"was", fmt.Sprintf("%04o", fi.Mode().Perm()), "now", fmt.Sprintf("%04o", fi.Mode().Perm()&perm))
+		return nil
+	}
+	if err := tighten(dir, 0o700); err != nil {
+		return err
+	}
+	db := filepath.Join(dir, dbFile)
+	if f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	} else {
+		return fmt.Errorf("creating %s: %w", db, err)
+	}
+	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile} {
+		if err := tighten(filepath.Join(dir, name), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeouts bound how long a client may hold a connection without doing
+// its part.
+type timeouts struct {
+	header time.Duration // to send a request's headers
+	body   time.Duration // to send a body, at most (the API sets shorter ones per route)
+	idle   time.Duration // between requests on a kept-alive connection
+}
+
+var defaultTimeouts = timeouts{header: 10 * time.Second, body: uploadBodyTimeout, idle: 2 * time.Minute}
+
+// newHTTPServer is the API's HTTP server. No write timeout: long polls and
+// log follows hold responses open, and end with the request's context.
+func newHTTPServer(h http.Handler, base context.Context, log *slog.Logger, t timeouts) *http.Server {
+	return &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.body,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // ensureAdmin makes sure the admin user exists with the token kept in the

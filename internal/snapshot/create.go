@@ -32,8 +32,10 @@ import (
 // Regular files, directories and symlinks are stored with their permission
 // bits (not setuid, setgid or sticky) and their modification times truncated
 // to the second; owners are not stored. Symlinks are stored as symlinks, never
-// followed; one whose target is absolute or leads outside dir is an error,
-// because Extract would refuse it. Devices, sockets and fifos are skipped.
+// followed. A symlink whose target is absolute, leads outside dir (Extract
+// would refuse it) or does not exist is left out and listed in
+// Info.Skipped, so that one bad link does not cost the rest of the tree.
+// Devices, sockets and fifos are skipped silently.
 // Entries are written in sorted order without any per-run data, so the same
 // tree gives the same bytes.
 //
@@ -79,6 +81,7 @@ func Create(dir string, w io.Writer, lim Limits) (Info, error) {
 		return Info{}, err
 	}
 	info, err := writeArchive(root, p.entries, w)
+	info.Skipped = p.skipped
 	if err != nil {
 		return info, fmt.Errorf("directory %s: %w", shown, err)
 	}
@@ -107,6 +110,7 @@ type planner struct {
 	hasIgnore bool
 
 	entries  []entry
+	skipped  []Skipped
 	count    int
 	bytes    int64
 	over     bool
@@ -154,8 +158,9 @@ func (p *planner) walk(rel string) error {
 			if e.link, err = p.root.Readlink(filepath.FromSlash(child)); err != nil {
 				return err
 			}
-			if err := checkLinkTarget(child, e.link); err != nil {
-				return fmt.Errorf("%s; exclude it with a %s", err, IgnoreFile)
+			if err := p.checkLink(child, e.link); err != nil {
+				p.skipped = append(p.skipped, Skipped{Path: child, Reason: err.Error()})
+				continue
 			}
 		}
 		p.count++
@@ -176,6 +181,20 @@ func (p *planner) walk(rel string) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkLink says why the symlink at name (slash-separated) with the given
+// target cannot be archived: it could resolve outside the root (see
+// checkLinkTarget), or it does not resolve to anything inside it, directly
+// or through other links.
+func (p *planner) checkLink(name, target string) error {
+	if err := checkLinkTarget(name, target); err != nil {
+		return err
+	}
+	if _, err := p.root.Stat(filepath.FromSlash(name)); err != nil {
+		return fmt.Errorf("symlink %s points to %s, which does not exist inside the directory", name, target)
 	}
 	return nil
 }

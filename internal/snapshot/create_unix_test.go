@@ -32,7 +32,7 @@ func TestCreateSkipsSpecialFiles(t *testing.T) {
 	if diff := cmp.Diff([]string{"a.txt"}, archiveNames(t, buf.Bytes())); diff != "" {
 		t.Errorf("archived names (-want +got):\n%s", diff)
 	}
-	if info != (Info{Files: 1, Bytes: 1}) {
-		t.Errorf("info = %+v", info)
+	if diff := cmp.Diff(Info{Files: 1, Bytes: 1}, info); diff != "" {
+		t.Errorf("info (-want +got):\n%s", diff)
 	}
 }

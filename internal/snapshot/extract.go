@@ -104,6 +104,13 @@ func refused(hdr *tar.Header, format string, args ...any) error {
 	return fmt.Errorf("archive entry %q refused: %s", hdr.Name, fmt.Sprintf(format, args...))
 }
 
+// refusedBy is refused for an entry the file system would not make; it
+// wraps err, so that callers can tell a full disk (syscall.ENOSPC) from a
+// hostile archive.
+func refusedBy(hdr *tar.Header, err error) error {
+	return fmt.Errorf("archive entry %q refused: %w", hdr.Name, err)
+}
+
 func (x *extractor) extract(hdr *tar.Header, tr io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink:
@@ -154,7 +161,7 @@ func (x *extractor) extract(hdr *tar.Header, tr io.Reader) error {
 			return refused(hdr, "%v", err)
 		}
 		if err := x.root.Symlink(hdr.Linkname, native); err != nil {
-			return refused(hdr, "%v", err)
+			return refusedBy(hdr, err)
 		}
 
 	case tar.TypeReg:
@@ -183,7 +190,7 @@ func (x *extractor) extract(hdr *tar.Header, tr io.Reader) error {
 func (x *extractor) writeFile(hdr *tar.Header, native string, perm fs.FileMode, tr io.Reader) error {
 	f, err := x.root.OpenFile(native, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return refused(hdr, "%v", err)
+		return refusedBy(hdr, err)
 	}
 	_, err = io.CopyN(f, tr, hdr.Size)
 	if err == nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // rawEntry is one hand-made tar entry. data may be shorter than hdr.Size
@@ -246,8 +248,8 @@ func TestExtractAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Extract: %v", err)
 			}
-			if got != tc.want {
-				t.Errorf("Extract = %+v, want %+v", got, tc.want)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Extract (-want +got):\n%s", diff)
 			}
 		})
 	}

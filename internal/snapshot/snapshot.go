@@ -47,7 +47,20 @@ func (l Limits) withDefaults() Limits {
 type Info struct {
 	Files int
 	Bytes int64
+	// Skipped lists what Create left out of the archive, in walk order:
+	// symlinks that dangle or lead outside the directory. Callers show
+	// them as warnings (the CLI on stderr, the agent in the run's log).
+	Skipped []Skipped
 }
+
+// Skipped is an entry Create left out of an archive.
+type Skipped struct {
+	Path   string // slash-separated, relative to the directory
+	Reason string // one sentence naming the entry and the problem
+}
+
+// String is the warning to show: "skipped PATH: REASON".
+func (s Skipped) String() string { return "skipped " + s.Path + ": " + s.Reason }
 
 // LimitError is returned when a directory or an archive exceeds a Limits
 // field. Its message is one sentence meant for the user: it names the limit,

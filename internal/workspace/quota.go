@@ -61,6 +61,9 @@ func (s *Service) checkQuota(ctx context.Context, ws, name, typ string, props js
 	return nil
 }
 
+// MaxQuotaCores bounds a quota: a million cores.
+const MaxQuotaCores = 1000000
+
 // Quotas returns the workspace's quotas with what is in use, the
 // workspace-wide row first.
 func (s *Service) Quotas(ctx context.Context, ws string) ([]api.Quota, error) {
@@ -131,9 +134,12 @@ func (s *Service) SetQuota(ctx context.Context, ws string, in api.QuotaSet) (api
 			q = old
 		}
 	}
-	for field, v := range map[string]*int{"dedicated_cores": in.DedicatedCores, "lowpriority_cores": in.LowPriorityCores} {
-		if v != nil && *v < store.Unlimited {
-			return api.Quota{}, api.Invalid(field, "%s must be at least 0, or -1 for no limit", field)
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"dedicated_cores", in.DedicatedCores}, {"lowpriority_cores", in.LowPriorityCores}} {
+		if f.v != nil && (*f.v < store.Unlimited || *f.v > MaxQuotaCores) {
+			return api.Quota{}, api.Invalid(f.name, "%s must be 0 to %d, or -1 for no limit, not %d", f.name, MaxQuotaCores, *f.v)
 		}
 	}
 	if in.DedicatedCores != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -19,15 +20,24 @@ var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true,
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	experimentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+	// imageRef is a container image reference (registry/name:tag@digest):
+	// never an option to podman or docker, never white space.
+	imageRef = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$`)
 )
 
-// Limits of a submission.
+// Limits of a submission (documented in docs/runs.md).
 const (
 	maxCommandArgs   = 4096
 	maxRequirements  = 1 << 20
 	maxEnvVars       = 256
 	defaultCores     = 1
 	defaultExperient = "default"
+	// MaxRunDurationSeconds bounds max_run_duration_seconds: a year.
+	MaxRunDurationSeconds = 365 * 24 * 60 * 60
+	maxCores              = 1024
+	maxMemoryGB           = 64 << 10 // 64 TiB
+	maxGPUs               = 64
+	maxPath               = 4096
 )
 
 // ValidateRun checks a submission and returns the run to queue (without id
@@ -90,6 +100,9 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if len(env.Requirements) > maxRequirements {
 		return store.Run{}, api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
 	}
+	if err := checkStrings(in.Command, in.Env, env); err != nil {
+		return store.Run{}, err
+	}
 	if len(in.Env) > maxEnvVars {
 		return store.Run{}, api.Invalid("env", "at most %d environment variables are allowed", maxEnvVars)
 	}
@@ -115,12 +128,12 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 		}
 	}
 	switch {
-	case res.Cores < 0:
-		return store.Run{}, api.Invalid("resources.cores", "resources.cores must not be negative")
-	case res.MemoryGB < 0:
-		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must not be negative")
-	case res.GPUs < 0:
-		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must not be negative")
+	case res.Cores < 0 || res.Cores > maxCores:
+		return store.Run{}, api.Invalid("resources.cores", "resources.cores must be 0 to %d, not %g", maxCores, res.Cores)
+	case res.MemoryGB < 0 || res.MemoryGB > maxMemoryGB:
+		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must be 0 to %d, not %g", maxMemoryGB, res.MemoryGB)
+	case res.GPUs < 0 || res.GPUs > maxGPUs:
+		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must be 0 to %d, not %d", maxGPUs, res.GPUs)
 	}
 	if in.NodeCount == 0 {
 		in.NodeCount = 1
@@ -144,8 +157,8 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.Distribution != "none" && in.Distribution != "pytorch" && in.Distribution != "mpi" {
 		return store.Run{}, api.Invalid("distribution", "distribution must be none, pytorch or mpi, not %q", in.Distribution)
 	}
-	if in.MaxRunDurationSeconds < 0 {
-		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must not be negative")
+	if in.MaxRunDurationSeconds < 0 || in.MaxRunDurationSeconds > MaxRunDurationSeconds {
+		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must be 0 (no limit) to %d (a year), not %d", MaxRunDurationSeconds, in.MaxRunDurationSeconds)
 	}
 	return store.Run{
 		Workspace: ws,
@@ -156,6 +169,31 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 			CreatedBy: user, Attempts: []api.Attempt{},
 		},
 	}, nil
+}
+
+// checkStrings refuses what would reach a run's argv, environment or file
+// system and cannot: a NUL byte ends a C string, so the run would fail
+// later with a confusing error, or run something else than asked.
+func checkStrings(command []string, vars map[string]string, env api.Environment) error {
+	for i, arg := range command {
+		if strings.ContainsRune(arg, 0) {
+			return api.Invalid("command", "command argument %d contains a NUL byte, which no program can receive", i)
+		}
+	}
+	for k, v := range vars {
+		if strings.ContainsRune(v, 0) {
+			return api.Invalid("env", "the value of environment variable %s contains a NUL byte", k)
+		}
+	}
+	switch {
+	case strings.ContainsFunc(env.Python, unicode.IsControl) || len(env.Python) > maxPath:
+		return api.Invalid("environment.python", "python must be a path or command name of at most %d bytes without control characters", maxPath)
+	case strings.ContainsRune(env.Requirements, 0):
+		return api.Invalid("environment.requirements", "requirements contains a NUL byte; give the text of a requirements file")
+	case env.Image != "" && !imageRef.MatchString(env.Image):
+		return api.Invalid("environment.image", "image %q must be an image reference such as python:3.12 or ghcr.io/org/img@sha256:…, starting with a letter or digit", env.Image)
+	}
+	return nil
 }
 
 func runnableTypes() []string {

@@ -6,6 +6,7 @@ package workspace
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -99,30 +100,41 @@ func (s *Service) env(ws, user string) compute.Env {
 
 func secretsAD(ws, name string) []byte { return []byte("compute/" + Key(ws, name)) }
 
-// CreateCompute validates and stores a new target in state Creating and
-// hands it to the provisioning controller.
-func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.ComputeCreate) (api.Compute, error) {
+// PrepareCompute checks a request to create a target: its type, name and
+// properties, which it returns normalised, with the secrets split off. It
+// stores nothing and reaches no machine (CreateCompute attaches after).
+func (s *Service) PrepareCompute(ctx context.Context, ws, user string, in api.ComputeCreate) (compute.Kind, json.RawMessage, map[string]secret.Value, error) {
 	if err := s.checkWorkspace(ctx, ws); err != nil {
-		return api.Compute{}, err
+		return nil, nil, nil, err
 	}
 	if in.Type == "" {
-		return api.Compute{}, api.Invalid("type", "type is required: one of %s", strings.Join(compute.Types(compute.Created), ", "))
+		return nil, nil, nil, api.Invalid("type", "type is required: one of %s", strings.Join(compute.Types(compute.Created), ", "))
 	}
 	kind, ok := compute.Lookup(in.Type)
 	switch {
 	case !ok:
-		return api.Compute{}, api.Invalid("type", "type %q is not a compute type; create one of %s", in.Type, strings.Join(compute.Types(compute.Created), ", "))
+		return nil, nil, nil, api.Invalid("type", "type %q is not a compute type; create one of %s", in.Type, strings.Join(compute.Types(compute.Created), ", "))
 	case kind.Origin() == compute.BuiltIn:
-		return api.Compute{}, api.Invalid("type", "the %s target is built in and cannot be created", in.Type)
+		return nil, nil, nil, api.Invalid("type", "the %s target is built in and cannot be created", in.Type)
 	}
 	if err := compute.ValidateName(in.Name); err != nil {
-		return api.Compute{}, err
+		return nil, nil, nil, err
 	}
 	props, secrets, err := compute.SplitSecrets(kind, in.Properties)
 	if err != nil {
-		return api.Compute{}, err
+		return nil, nil, nil, err
 	}
 	props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return kind, props, secrets, nil
+}
+
+// CreateCompute validates and stores a new target in state Creating and
+// hands it to the provisioning controller.
+func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.ComputeCreate) (api.Compute, error) {
+	kind, props, secrets, err := s.PrepareCompute(ctx, ws, user, in)
 	if err != nil {
 		return api.Compute{}, err
 	}

@@ -108,7 +108,12 @@ func TestSlurmTarget(t *testing.T) {
 func TestSlurmProviderCluster(t *testing.T) {
 	conf := slurmConf(t)
 	e := newEnv(t)
-	e.up()
+	srv := e.up()
+	defer func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	}()
 	port := freeLoopbackPort(t)
 	sd := startSSHD(t, t.TempDir(), port, false)
 	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))

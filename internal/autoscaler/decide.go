@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
-)
 
-// eps absorbs float rounding when fractional cores or memory are added up
-// (ten runs of 0.1 cores fill a 1-core node).
-const eps = 1e-9
+	"github.com/paddock-ml/paddock/internal/scheduler"
+)
 
 // slot is the free capacity of one node in the placement simulation: an
 // existing usable node, or a virtual node the cluster would have to create.
@@ -20,7 +18,7 @@ type slot struct {
 }
 
 func (s *slot) fits(r *Run) bool {
-	return s.cores+eps >= r.Cores && s.mem+eps >= r.MemoryGB && s.gpus >= r.GPUs
+	return scheduler.FitsIn(r.Cores, r.MemoryGB, r.GPUs, s.cores, s.mem, s.gpus)
 }
 
 func (s *slot) take(r *Run) {
@@ -163,7 +161,7 @@ func Decide(c Cluster, nodes []Node, queue []Run, now time.Time) Decision {
 	for i := range queue {
 		r := &queue[i]
 		n := max(r.Nodes, 1)
-		if r.Cores > c.NodeCores+eps || r.MemoryGB > c.NodeMemGB+eps || r.GPUs > c.NodeGPUs {
+		if !scheduler.FitsIn(r.Cores, r.MemoryGB, r.GPUs, c.NodeCores, c.NodeMemGB, c.NodeGPUs) {
 			allFit = false
 			if tooBig == nil {
 				tooBig = r

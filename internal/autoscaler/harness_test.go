@@ -88,9 +88,9 @@ func newFixture(t *testing.T) *fixture {
 	st, box, sizes := testenv.Store(t), testenv.Box(t), testenv.Sizes(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f := &fixture{t: t, ctx: ctx, st: st, clock: testenv.NewClock(), prov: &fakeProvider{live: map[string]provider.NodeSpec{}}}
-	f.disp = dispatch.New(st, box, log, f.clock.Now, dispatch.Options{APIURL: "http://paddock.test",
-		// The loop checks heartbeats on a real ticker against the fake clock:
-		// the tests play agents that poll only when they say so.
+	f.disp = dispatch.New(st, box, log, f.clock, dispatch.Options{APIURL: "http://paddock.test",
+		// The loop checks heartbeats when the fake clock moves: the tests
+		// play agents that poll only when they say so.
 		NodeLostAfter: 1000 * time.Hour})
 	if err := f.disp.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -101,11 +101,11 @@ func newFixture(t *testing.T) *fixture {
 	providers.Add(f.prov)
 	n := 0
 	f.ctrl = &autoscaler.Controller{Store: st, Dispatch: f.disp, Providers: providers, Sizes: sizes, Log: log,
-		Now: f.clock.Now, ServerURL: "http://paddock.test", HomesDir: filepath.Join(t.TempDir(), "homes"),
+		Clock: f.clock, ServerURL: "http://paddock.test", HomesDir: filepath.Join(t.TempDir(), "homes"),
 		NewToken:  func() string { n++; return "pdn_test" + strings.Repeat("x", n) },
 		TokenHash: func(s string) string { return "hash-" + s }}
 	f.ctrl.Init()
-	f.ws = &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: f.clock.Now, Changed: func(string) {},
+	f.ws = &workspace.Service{Store: st, Box: box, Sizes: sizes, Clock: f.clock,
 		ActiveRuns: f.disp.ActiveRuns, CancelRun: f.disp.CancelRun, Nodes: f.disp.Nodes}
 	if err := f.ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func (f *fixture) quota(family string, dedicated, lowPriority int) {
 // pass runs one reconcile pass over a target.
 func (f *fixture) pass(name string) {
 	f.t.Helper()
-	if err := f.ctrl.Reconcile(f.ctx, "default/"+strings.ToLower(name)); err != nil {
+	if _, err := f.ctrl.Reconcile(f.ctx, "default/"+strings.ToLower(name)); err != nil {
 		f.t.Fatalf("pass over %s: %v", name, err)
 	}
 }

@@ -3,15 +3,13 @@ package autoscaler
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -26,53 +24,49 @@ const (
 	InstanceFailed     = "Failed"
 )
 
-func (c *Controller) homeDir(ws, name string) string {
-	return filepath.Join(c.HomesDir, ws, strings.ToLower(name))
-}
+func init() { Register("instance", reconcileInstance) }
 
 // reconcileInstance drives a compute instance: one node while it is
 // Running, none while Stopped; Starting, Stopping and Restarting are the
 // requests a user made, which this pass carries out. A Running instance
 // with no run, no queued run and no SSH session for its
 // idle_time_before_shutdown is stopped.
-func (c *Controller) reconcileInstance(ctx context.Context, k string, rec store.Compute) error {
+func reconcileInstance(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
 	ws := rec.Workspace
-	var p compute.InstanceProperties
-	if err := json.Unmarshal(rec.Properties, &p); err != nil {
-		return err
+	p, err := compute.Props[compute.InstanceProperties](rec)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	var st compute.InstanceStatus
-	if err := json.Unmarshal(rec.Status, &st); err != nil {
-		return err
+	st, err := compute.Status[compute.InstanceStatus](rec)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	prov, ok := c.Providers.Get("local")
+	prov, ok := c.provider(rec)
 	if !ok {
-		return nil
+		return reconcile.Result{}, nil
 	}
 	nodes, err := c.Dispatch.Nodes(ctx, ws, rec.Name)
 	if err != nil {
-		return err
+		return reconcile.Result{}, err
+	}
+	if nodes, err = c.deleteDead(ctx, prov, nodes); err != nil {
+		return reconcile.Result{}, err
 	}
 	var live []store.Node
 	ready := false
 	for _, n := range nodes {
-		switch n.State {
-		case NodeUnusable, NodePreempted:
-			if err := c.deleteNode(ctx, prov, n.ID, n.State); err != nil {
-				return err
-			}
-		case NodeLeaving:
-		default:
+		if n.State != NodeLeaving {
 			live = append(live, n)
 			ready = ready || n.State == NodeIdle || n.State == NodeRunning
 		}
 	}
+	var res reconcile.Result
 	next := st.State
 	switch st.State {
 	case InstanceCreating, InstanceStarting, InstanceRunning:
 		if len(live) == 0 {
 			if err := c.createInstanceNode(ctx, prov, rec, p); err != nil {
-				return err
+				return reconcile.Result{}, err
 			}
 		}
 		if ready {
@@ -83,28 +77,27 @@ func (c *Controller) reconcileInstance(ctx context.Context, k string, rec store.
 				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", p.IdleTimeBeforeShutdown)
 				next = InstanceStopping
 			} else if wait > 0 {
-				c.queue.AddAfter(k, wait)
+				res = reconcile.After(wait)
 			}
 		}
 	case InstanceStopping, InstanceRestarting:
 		for _, n := range live {
 			if err := c.Dispatch.Evict(ctx, n.ID, "InstanceStopped", "instance "+rec.Name+" was stopped"); err != nil {
-				return err
+				return reconcile.Result{}, err
 			}
 			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
-				return err
+				return reconcile.Result{}, err
 			}
 		}
 		live = nil
 		next = InstanceStopped
 		if st.State == InstanceRestarting {
 			next = InstanceStarting
-			c.queue.AddAfter(k, 10*time.Millisecond)
 		}
 	case InstanceStopped:
 		for _, n := range live {
 			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
-				return err
+				return reconcile.Result{}, err
 			}
 		}
 		live = nil
@@ -120,11 +113,11 @@ func (c *Controller) reconcileInstance(ctx context.Context, k string, rec store.
 		reason = fmt.Sprintf("waiting for a free slot (max_concurrent_runs %d)", *p.MaxConcurrentRuns)
 	}
 	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
-		return err
+		return reconcile.Result{}, err
 	}
 	queued, placed, err := c.Dispatch.TargetLoad(ctx, ws, rec.Name)
 	if err != nil {
-		return err
+		return reconcile.Result{}, err
 	}
 	ns := compute.InstanceStatus{State: next, QueuedRuns: queued, RunningRuns: placed}
 	for _, n := range live {
@@ -133,13 +126,20 @@ func (c *Controller) reconcileInstance(ctx context.Context, k string, rec store.
 			ns.SSH = fmt.Sprintf("ssh -p %s -i <your private key> %s@%s", port, p.AssignedUser, host)
 		}
 	}
-	if err := c.writeInstanceStatus(ctx, ws, rec.Name, st.State, ns); err != nil {
-		return err
+	// A user's start, stop or restart since this pass read the instance
+	// wins: the next pass carries it out.
+	data, _ := json.Marshal(ns)
+	wrote, err := c.updateStatus(ctx, ws, rec.Name, data, func(cur store.Compute) bool {
+		now, err := compute.Status[compute.InstanceStatus](cur)
+		return err == nil && now.State == st.State
+	})
+	if err != nil || wrote.Requeue {
+		return wrote, err
 	}
 	if next != st.State {
-		c.Enqueue(k) // carry the new state out (e.g. Stopping → Stopped)
+		return reconcile.Again, nil // carry the new state out (e.g. Stopping → Stopped)
 	}
-	return nil
+	return res, nil
 }
 
 // idleExpired says whether the instance has been idle long enough to be
@@ -160,7 +160,7 @@ func (c *Controller) idleExpired(ctx context.Context, ws, name string, p compute
 	if n.SSHSessions > 0 || n.State != NodeIdle {
 		return false, time.Second
 	}
-	since := c.Now().Sub(n.LastActivity)
+	since := c.now().Sub(n.LastActivity)
 	if since >= idle {
 		return true, 0
 	}
@@ -181,31 +181,4 @@ func (c *Controller) createInstanceNode(ctx context.Context, prov provider.Provi
 		spec.SSHAuthorizedKey, spec.SSHHostKeyFile = p.AdminUserSSHKey, c.homeDir(rec.Workspace, rec.Name)+".ssh_host_key"
 	}
 	return c.launch(ctx, prov, rec, n, spec)
-}
-
-// writeInstanceStatus stores the instance's status unless a user changed
-// its state (start, stop, restart) since this pass read it; then the next
-// pass carries that request out.
-func (c *Controller) writeInstanceStatus(ctx context.Context, ws, name, readState string, st compute.InstanceStatus) error {
-	rec, err := c.Store.GetCompute(ctx, ws, name)
-	if err != nil {
-		return err
-	}
-	var cur compute.InstanceStatus
-	json.Unmarshal(rec.Status, &cur)
-	if cur.State != readState {
-		c.Enqueue(key(ws, name))
-		return nil
-	}
-	data, _ := json.Marshal(st)
-	if string(data) == string(rec.Status) {
-		return nil
-	}
-	rec.Status = data
-	err = c.Store.UpdateCompute(ctx, &rec)
-	if errors.Is(err, api.ErrConflict) {
-		c.Enqueue(key(ws, name)) // changed under us: look again
-		return nil
-	}
-	return err
 }

@@ -5,7 +5,12 @@
 // provider and the dispatcher.
 package autoscaler
 
-import "time"
+import (
+	"time"
+
+	"github.com/paddock-ml/paddock/internal/scheduler"
+	"github.com/paddock-ml/paddock/internal/store"
+)
 
 // Cluster is what the autoscaler knows of one cluster's settings.
 type Cluster struct {
@@ -21,34 +26,21 @@ type Cluster struct {
 	QuotaNodes int
 }
 
-// Node states as the dispatcher reports them.
+// Node states, as the dispatcher reports them (store.Node.State).
 const (
-	NodeStarting  = "starting"  // created, agent not ready yet: counts as capacity
-	NodeIdle      = "idle"      // ready, nothing placed
-	NodeRunning   = "running"   // ready, runs placed
-	NodeLeaving   = "leaving"   // being removed: not capacity
-	NodeUnusable  = "unusable"  // lost: to be replaced
-	NodePreempted = "preempted" // taken back by the provider: to be replaced
+	NodeStarting  = store.NodeStarting
+	NodeIdle      = store.NodeIdle
+	NodeRunning   = store.NodeRunning
+	NodeLeaving   = store.NodeLeaving
+	NodeUnusable  = store.NodeUnusable
+	NodePreempted = store.NodePreempted
 )
 
-// Node is one observed node of the cluster.
-type Node struct {
-	ID    string
-	State string
-	// Free capacity now (for starting nodes: the whole node).
-	FreeCores, FreeMemGB float64
-	FreeGPUs             int
-	// IdleSince is when the node last became idle (zero unless idle).
-	IdleSince time.Time
-}
+// Node is one observed node of the cluster (the scheduler's view).
+type Node = scheduler.NodeView
 
 // Run is one queued run's request, in queue order.
-type Run struct {
-	Nodes    int // gang size, ≥ 1
-	Cores    float64
-	MemoryGB float64
-	GPUs     int
-}
+type Run = scheduler.Demand
 
 // Decision is what to do now.
 type Decision struct {

@@ -25,12 +25,13 @@ type globals struct {
 	server, token, workspace, output string
 }
 
-// Main runs the CLI with args and returns the process exit code.
-func Main(args []string, stdout, stderr io.Writer) int {
+// Main runs the CLI with args and returns the process exit code. more are
+// commands the binary adds that this package knows nothing of (the
+// server's `up` and the node's `agent`, which the main package builds).
+func Main(args []string, stdout, stderr io.Writer, more ...*cobra.Command) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	g := &globals{}
-	root := newRoot(g)
+	root := Root(more...)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -57,6 +58,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// Exit is an error that ends the program with code, saying nothing more
+// (the command printed what there was to say).
+func Exit(code int) error { return exitError{code: code} }
+
+// NoArgs refuses positional arguments with an error that exits 2.
+func NoArgs() cobra.PositionalArgs { return exactArgs() }
+
+// Root is the whole command tree, with the binary's own commands added
+// (the docs test walks it).
+func Root(more ...*cobra.Command) *cobra.Command {
+	root := newRoot(&globals{})
+	root.AddCommand(more...)
+	return root
+}
 
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -88,7 +104,7 @@ command finds it with no flags.`,
 		}
 		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
 	}
-	root.AddCommand(newUpCmd(), newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newAgentCmd())
+	root.AddCommand(newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g))
 	// cobra adds these when it executes; add them now so that they get the
 	// same treatment as every other command.
 	root.SetHelpCommand(&cobra.Command{

@@ -169,3 +169,45 @@ func (cluster) InitialStatus(json.RawMessage) json.RawMessage {
 		Errors:          []api.ProvisioningError{},
 	})
 }
+
+var (
+	_ NodeKind    = cluster{}
+	_ RunTarget   = cluster{}
+	_ QuotaHolder = cluster{}
+	_ Preemptible = cluster{}
+)
+
+// Provider implements NodeKind: the cluster's provider property.
+func (cluster) Provider(props json.RawMessage) string {
+	p := ClusterProperties{Provider: "local"}
+	json.Unmarshal(props, &p)
+	return p.Provider
+}
+
+// RunRules implements RunTarget: a run must fit a node of the cluster's
+// size; it may ask for several.
+func (cluster) RunRules(props json.RawMessage, sizes *Catalog) (RunRules, error) {
+	var p ClusterProperties
+	if err := json.Unmarshal(props, &p); err != nil {
+		return RunRules{}, err
+	}
+	size, ok := sizes.Find(p.VMSize)
+	if !ok {
+		return RunRules{}, api.Conflict("the cluster's size %s is no longer in the size catalog", p.VMSize)
+	}
+	return RunRules{DefaultCores: 1, NodeSize: &size, MaxNodes: *p.MaxNodes}, nil
+}
+
+// Quota implements QuotaHolder: min_nodes nodes of vm_size.
+func (cluster) Quota(props json.RawMessage) (string, int, bool) {
+	var p ClusterProperties
+	json.Unmarshal(props, &p)
+	minNodes := 0
+	if p.MinNodes != nil {
+		minNodes = *p.MinNodes
+	}
+	return p.VMSize, minNodes, p.VMPriority == "lowpriority"
+}
+
+// PreemptibleNodes implements Preemptible.
+func (cluster) PreemptibleNodes() {}

@@ -92,3 +92,37 @@ func (instance) Normalize(ctx context.Context, raw json.RawMessage, _ map[string
 func (instance) InitialStatus(json.RawMessage) json.RawMessage {
 	return mustJSON(InstanceStatus{State: "Creating"})
 }
+
+var (
+	_ NodeKind    = instance{}
+	_ RunTarget   = instance{}
+	_ QuotaHolder = instance{}
+	_ Private     = instance{}
+	_ Startable   = instance{}
+)
+
+// Provider implements NodeKind: an instance's node is a local one.
+func (instance) Provider(json.RawMessage) string { return "local" }
+
+// RunRules implements RunTarget: runs share the instance's cores unless
+// they ask for some.
+func (instance) RunRules(json.RawMessage, *Catalog) (RunRules, error) {
+	return RunRules{DefaultCores: 0}, nil
+}
+
+// Quota implements QuotaHolder: one dedicated node while it runs.
+func (instance) Quota(props json.RawMessage) (string, int, bool) {
+	var p InstanceProperties
+	json.Unmarshal(props, &p)
+	return p.VMSize, 1, false
+}
+
+// AssignedUser implements Private.
+func (instance) AssignedUser(props json.RawMessage) string {
+	var p InstanceProperties
+	json.Unmarshal(props, &p)
+	return p.AssignedUser
+}
+
+// StartStop implements Startable.
+func (instance) StartStop() {}

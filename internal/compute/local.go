@@ -31,3 +31,10 @@ func (local) Normalize(context.Context, json.RawMessage, map[string]secret.Value
 func (local) InitialStatus(json.RawMessage) json.RawMessage {
 	return mustJSON(LocalStatus{Reachable: true})
 }
+
+var _ RunTarget = local{}
+
+// RunRules implements RunTarget.
+func (local) RunRules(json.RawMessage, *Catalog) (RunRules, error) {
+	return RunRules{DefaultCores: 1}, nil
+}

@@ -3,6 +3,7 @@ package compute
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -155,3 +156,25 @@ var (
 	_ Attacher    = remote{}
 	_ Provisioner = remote{}
 )
+
+var (
+	_ NodeKind  = remote{}
+	_ RunTarget = remote{}
+)
+
+// Provider implements NodeKind: the machine's agent is installed over SSH.
+func (remote) Provider(json.RawMessage) string { return "ssh" }
+
+// RunRules implements RunTarget: a host of an SSH pool runs no runs of its
+// own.
+func (remote) RunRules(props json.RawMessage, _ *Catalog) (RunRules, error) {
+	var p RemoteProperties
+	if err := json.Unmarshal(props, &p); err != nil {
+		return RunRules{}, err
+	}
+	r := RunRules{DefaultCores: 1}
+	if p.Pool != "" {
+		r.Refuse = fmt.Sprintf("this machine is a host of SSH pool %s and runs no runs of its own; submit to a cluster with --provider ssh --from %s", p.Pool, p.Pool)
+	}
+	return r, nil
+}

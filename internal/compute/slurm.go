@@ -177,3 +177,16 @@ var (
 	_ Attacher    = slurm{}
 	_ Provisioner = slurm{}
 )
+
+var (
+	_ NodeKind  = slurm{}
+	_ RunTarget = slurm{}
+)
+
+// Provider implements NodeKind: nodes are Slurm pilot jobs.
+func (slurm) Provider(json.RawMessage) string { return "slurm" }
+
+// RunRules implements RunTarget.
+func (slurm) RunRules(json.RawMessage, *Catalog) (RunRules, error) {
+	return RunRules{DefaultCores: 1}, nil
+}

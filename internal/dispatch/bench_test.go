@@ -34,7 +34,7 @@ func BenchmarkPlacements1000Nodes(b *testing.B) {
 		}
 		st.EnsureWorkspace(ctx, "default")
 		box, _ := secret.NewBox(make([]byte, secret.KeySize))
-		d := New(st, box, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return time.Now().UTC() }, Options{})
+		d := New(st, box, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, Options{})
 		if err := d.Load(ctx); err != nil {
 			b.Fatal(err)
 		}

@@ -6,22 +6,22 @@ import (
 	"sort"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/scheduler"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // ClusterView is what the autoscaler needs of one target: its nodes and
 // its queued runs, in queue order.
-func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]autoscaler.Node, []autoscaler.Run, error) {
-	var nodes []autoscaler.Node
-	var queue []autoscaler.Run
-	key := queueKey(ws, compute)
+func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]scheduler.NodeView, []scheduler.Demand, error) {
+	var nodes []scheduler.NodeView
+	var queue []scheduler.Demand
+	key := store.Key(ws, compute)
 	err := d.do(ctx, func(*txn) error {
 		for _, nd := range d.nodes {
-			if queueKey(nd.Workspace, nd.Compute) != key {
+			if store.Key(nd.Workspace, nd.Compute) != key {
 				continue
 			}
-			n := autoscaler.Node{ID: nd.ID, State: nd.State, FreeCores: nd.freeCores, FreeMemGB: nd.freeMem,
+			n := scheduler.NodeView{ID: nd.ID, State: nd.State, FreeCores: nd.freeCores, FreeMemGB: nd.freeMem,
 				FreeGPUs: len(nd.freeGPUs), IdleSince: nd.idleSince}
 			if nd.State == nodeStarting {
 				n.FreeCores, n.FreeMemGB, n.FreeGPUs = nd.Cores, nd.MemoryGB, len(nd.GPUs)
@@ -29,7 +29,7 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]aut
 			nodes = append(nodes, n)
 		}
 		for _, r := range d.queues[key] {
-			queue = append(queue, autoscaler.Run{Nodes: max(r.NodeCount, 1), Cores: r.Resources.Cores,
+			queue = append(queue, scheduler.Demand{Nodes: max(r.NodeCount, 1), Cores: r.Resources.Cores,
 				MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs})
 		}
 		return nil
@@ -42,7 +42,7 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]aut
 // status_reason); only runs whose reason changes are written.
 func (d *Dispatcher) SetQueueReason(ctx context.Context, ws, compute, reason string) error {
 	return d.do(ctx, func(tx *txn) error {
-		for _, r := range d.queues[queueKey(ws, compute)] {
+		for _, r := range d.queues[store.Key(ws, compute)] {
 			if r.StatusReason != reason {
 				r.StatusReason = reason
 				tx.touchRun(r)
@@ -157,7 +157,7 @@ func (d *Dispatcher) Nodes(ctx context.Context, ws, compute string) ([]store.Nod
 	var out []store.Node
 	err := d.do(ctx, func(*txn) error {
 		for _, nd := range d.nodes {
-			if nd.Workspace == ws && (compute == "" || queueKey(ws, nd.Compute) == queueKey(ws, compute)) {
+			if nd.Workspace == ws && (compute == "" || store.Key(ws, nd.Compute) == store.Key(ws, compute)) {
 				n := nd.Node
 				n.LastSeen = nd.lastSeen
 				out = append(out, n)
@@ -172,10 +172,10 @@ func (d *Dispatcher) Nodes(ctx context.Context, ws, compute string) ([]store.Nod
 // ActiveRuns lists the ids of a target's runs that have not ended.
 func (d *Dispatcher) ActiveRuns(ctx context.Context, ws, compute string) ([]string, error) {
 	var ids []string
-	key := queueKey(ws, compute)
+	key := store.Key(ws, compute)
 	err := d.do(ctx, func(*txn) error {
 		for _, r := range d.runs {
-			if queueKey(r.Workspace, r.Compute) == key {
+			if store.Key(r.Workspace, r.Compute) == key {
 				ids = append(ids, r.ID)
 			}
 		}
@@ -227,10 +227,10 @@ func (d *Dispatcher) Evict(ctx context.Context, id, reason, msg string) error {
 
 // TargetLoad is how many of a target's runs are queued and placed.
 func (d *Dispatcher) TargetLoad(ctx context.Context, ws, compute string) (queued, placed int, err error) {
-	key := queueKey(ws, compute)
+	key := store.Key(ws, compute)
 	err = d.do(ctx, func(*txn) error {
 		for _, r := range d.runs {
-			if queueKey(r.Workspace, r.Compute) != key {
+			if store.Key(r.Workspace, r.Compute) != key {
 				continue
 			}
 			if r.Status == api.RunQueued {
@@ -248,7 +248,7 @@ func (d *Dispatcher) TargetLoad(ctx context.Context, ws, compute string) (queued
 func (d *Dispatcher) QueuedRuns(ctx context.Context, ws, compute string) ([]store.Run, error) {
 	var out []store.Run
 	err := d.do(ctx, func(*txn) error {
-		for _, r := range d.queues[queueKey(ws, compute)] {
+		for _, r := range d.queues[store.Key(ws, compute)] {
 			out = append(out, clone(r))
 		}
 		return nil

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clock"
+	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/scheduler"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -45,12 +47,10 @@ type Options struct {
 	NodeLostAfter time.Duration
 	// APIURL is given to runs as PADDOCK_API_URL.
 	APIURL string
-	// OnChange is told (after the commit, outside the loop) the queue key
-	// "workspace/target" of every target whose queue or nodes changed.
-	OnChange func(key string)
-	// OnRunEnded is told (after the commit, in its own goroutine) the
-	// workspace and target of every run that ended.
-	OnRunEnded func(ws, compute string)
+	// Notifier is told (after the commit, outside the loop) the key of
+	// every target whose queue or nodes changed (notify.Demand) and of
+	// every target where a run ended (notify.RunEnded).
+	Notifier *notify.Notifier
 	// MaxPreemptions is how many times a run is restarted after its node
 	// was preempted before it fails (default 3).
 	MaxPreemptions int
@@ -58,11 +58,11 @@ type Options struct {
 
 // Dispatcher is the run and node state machine.
 type Dispatcher struct {
-	st   store.Store
-	box  *secret.Box
-	log  *slog.Logger
-	now  func() time.Time
-	opts Options
+	st    store.Store
+	box   *secret.Box
+	log   *slog.Logger
+	clock clock.Clock
+	opts  Options
 
 	ops chan *op
 
@@ -127,24 +127,28 @@ type txn struct {
 
 // changed notes that a target's queue or nodes changed, so its autoscaler
 // looks again.
-func (tx *txn) changed(ws, compute string) { tx.clusters[queueKey(ws, compute)] = true }
+func (tx *txn) changed(ws, compute string) { tx.clusters[store.Key(ws, compute)] = true }
 
 func (tx *txn) touchRun(r *store.Run) { tx.runs[r.ID] = r }
 func (tx *txn) touchNode(n *node)     { tx.nodes[n.ID] = n }
 func (tx *txn) wakeNode(id string)    { tx.wake[id] = true }
 func (tx *txn) timeNow() *time.Time   { t := tx.d.now(); return &t }
 
-// New returns a dispatcher; Run loads state and starts the loop.
-func New(st store.Store, box *secret.Box, log *slog.Logger, now func() time.Time, opts Options) *Dispatcher {
+// New returns a dispatcher; Run loads state and starts the loop. clk
+// times the loop's node checks and stamps every change (nil: clock.Real).
+func New(st store.Store, box *secret.Box, log *slog.Logger, clk clock.Clock, opts Options) *Dispatcher {
 	if opts.NodeLostAfter == 0 {
 		opts.NodeLostAfter = 60 * time.Second
 	}
 	if opts.MaxPreemptions == 0 {
 		opts.MaxPreemptions = 3
 	}
-	return &Dispatcher{st: st, box: box, log: log, now: now, opts: opts,
+	return &Dispatcher{st: st, box: box, log: log, clock: clock.Or(clk), opts: opts,
 		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
 }
+
+// now is the time of a change.
+func (d *Dispatcher) now() time.Time { return d.clock.Now() }
 
 // SetAPIURL sets the URL runs reach the server at (known once listening).
 func (d *Dispatcher) SetAPIURL(u string) {
@@ -214,17 +218,15 @@ func clone(r *store.Run) store.Run {
 	return c
 }
 
-func queueKey(ws, compute string) string { return ws + "/" + strings.ToLower(compute) }
-
 func (d *Dispatcher) enqueue(r *store.Run) {
-	k := queueKey(r.Workspace, r.Compute)
+	k := store.Key(r.Workspace, r.Compute)
 	q := append(d.queues[k], r)
 	sort.SliceStable(q, func(i, j int) bool { return q[i].Seq < q[j].Seq })
 	d.queues[k] = q
 }
 
 func (d *Dispatcher) dequeue(r *store.Run) {
-	k := queueKey(r.Workspace, r.Compute)
+	k := store.Key(r.Workspace, r.Compute)
 	q := d.queues[k]
 	for i, x := range q {
 		if x.ID == r.ID {
@@ -304,7 +306,7 @@ func (d *Dispatcher) release(nd *node, r *store.Run) {
 
 // Run processes operations until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
+	tick := d.clock.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		var first *op
@@ -312,7 +314,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case first = <-d.ops:
-		case <-tick.C:
+		case <-tick.C():
 			first = &op{fn: d.checkNodes}
 		}
 		batch := []*op{first}
@@ -361,15 +363,11 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 		for id := range tx.runs {
 			d.notify(id)
 		}
-		if d.opts.OnChange != nil {
-			for key := range tx.clusters {
-				d.opts.OnChange(key)
-			}
+		for key := range tx.clusters {
+			d.opts.Notifier.Publish(notify.Demand, key)
 		}
-		if d.opts.OnRunEnded != nil {
-			for _, e := range tx.ended {
-				go d.opts.OnRunEnded(e[0], e[1])
-			}
+		for _, e := range tx.ended {
+			d.opts.Notifier.Publish(notify.RunEnded, store.Key(e[0], e[1]))
 		}
 	}
 	for i, o := range batch {
@@ -482,7 +480,7 @@ func (d *Dispatcher) schedule(tx *txn) {
 		if nd.State != nodeIdle && nd.State != nodeRunning {
 			continue
 		}
-		target := queueKey(nd.Workspace, nd.Compute)
+		target := store.Key(nd.Workspace, nd.Compute)
 		if _, queued := d.queues[target]; !queued {
 			continue
 		}
@@ -536,12 +534,12 @@ func joinInts(xs []int) string {
 
 // Node states.
 const (
-	nodeStarting = "starting"
-	nodeIdle     = "idle"
-	nodeRunning  = "running"
-	nodeUnusable = "unusable"
-	nodeLeaving  = "leaving"
-	nodePreempt  = "preempted"
+	nodeStarting = store.NodeStarting
+	nodeIdle     = store.NodeIdle
+	nodeRunning  = store.NodeRunning
+	nodeUnusable = store.NodeUnusable
+	nodeLeaving  = store.NodeLeaving
+	nodePreempt  = store.NodePreempted
 )
 
 // setNodeBusy recomputes idle/running from the node's allocations.

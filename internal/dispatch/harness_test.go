@@ -56,7 +56,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 // start builds a new dispatcher on the store, loads it and runs its loop.
 func (h *harness) start() {
 	h.t.Helper()
-	d := New(h.st, h.box, slog.New(slog.NewTextHandler(io.Discard, nil)), h.clock.Now, h.opts)
+	d := New(h.st, h.box, slog.New(slog.NewTextHandler(io.Discard, nil)), h.clock, h.opts)
 	if err := d.Load(h.ctx); err != nil {
 		h.t.Fatal(err)
 	}

@@ -97,12 +97,12 @@ func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error)
 
 // checkFits refuses a run larger than every node its target has.
 func (d *Dispatcher) checkFits(r *store.Run) error {
-	key := queueKey(r.Workspace, r.Compute)
+	key := store.Key(r.Workspace, r.Compute)
 	req := scheduler.Request{Nodes: 1, Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs}
 	var count int
 	var biggest store.Node
 	for _, nd := range d.nodes {
-		if queueKey(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting || nd.Pin != "" {
+		if store.Key(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting || nd.Pin != "" {
 			continue // a pilot sized for another run says nothing of the target
 		}
 		count++

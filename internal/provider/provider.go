@@ -19,7 +19,13 @@
 //     nodes it does not know, and replaces known nodes that are not listed.
 //  4. Optional extras are separate interfaces found by type assertion:
 //     Preempter (inject a preemption), Watcher (report nodes that vanish or
-//     are preempted without the server asking).
+//     are preempted without the server asking), Pooled (one node per host
+//     of a pool of attached machines), JobStates (nodes are batch jobs the
+//     scheduler may end), NodeConfigurer (settings of its own per node).
+//
+// A provider package registers a Factory under the provider's name from
+// an init function; the server builds every registered provider at start
+// (Build), so a new provider is a new package and an import.
 //
 // Methods may be called concurrently for different nodes; calls for one
 // node are serialised by the server.
@@ -27,23 +33,33 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
-	"github.com/paddock-ml/paddock/internal/sshx"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // NodeSpec is what a provider needs to make a node.
 type NodeSpec struct {
 	ID        string // unique node id, chosen by the server
 	Workspace string
-	Compute   string // the cluster's name
+	Compute   string // the target's name
 	Cores     float64
 	MemoryGB  float64
 	GPUs      int
 	// LowPriority nodes may be preempted.
 	LowPriority bool
+	// Host, when set, is the attached target (a remote machine, an SSH
+	// pool host, a Slurm login node) the node is made on or through.
+	Host string
+	// Config is the provider's own settings for this node, kept raw until
+	// the provider decodes it (see NodeConfigurer).
+	Config json.RawMessage
 	// HomeDir, when set, is a directory the node uses as HOME for runs and
 	// SSH sessions and that outlives the node (a compute instance's home).
 	HomeDir string
@@ -51,32 +67,12 @@ type NodeSpec struct {
 	// home and SSH sessions are that user's.
 	Owner string
 	// SSHAuthorizedKey, when set, makes the node serve SSH for this OpenSSH
-	// public key, with the host key kept in SSHHostKeyFile; a provider that
-	// can keeps the endpoint (address and port) beside it, so the next node
-	// made with the same file serves at the same place.
+	// public key, with the host key kept in SSHHostKeyFile.
 	SSHAuthorizedKey string
 	SSHHostKeyFile   string
-	// SSH is the host to install the node on (ssh and slurm providers).
-	SSH *sshx.Target
-	// Slurm, when set, starts the agent as a Slurm batch job submitted on
-	// the SSH host (a login node) instead of directly.
-	Slurm *SlurmJob
 	// Token is the node's bearer token; ServerURL where its agent connects.
 	Token     string
 	ServerURL string
-}
-
-// SlurmJob is how to submit a node's pilot job.
-type SlurmJob struct {
-	Env         string // prefix for Slurm commands, e.g. "SLURM_CONF=/etc/x.conf "
-	Partition   string
-	Account     string
-	QoS         string
-	CPUs        int
-	MemoryMB    int
-	GPUs        int
-	TimeMinutes int  // 0: the partition's default
-	OneRun      bool // the agent exits after one run (a pilot per run)
 }
 
 // Provider realises nodes.
@@ -93,6 +89,44 @@ type Preempter interface {
 	Preempt(ctx context.Context, nodeID string) error
 }
 
+// Pooled is a provider whose nodes each take one host of a pool of
+// attached machines (the cluster's from): a cluster has at most as many
+// nodes as the pool has free hosts, and each node's spec names its host.
+type Pooled interface {
+	PoolHosts()
+}
+
+// JobStates is a provider whose nodes are batch jobs of a scheduler that
+// may end them on its own (time limit, preemption, node failure).
+type JobStates interface {
+	// JobState is the job's state (PENDING, RUNNING, COMPLETED, CANCELLED,
+	// TIMEOUT, PREEMPTED, NODE_FAIL, ...) and the scheduler's reason.
+	JobState(ctx context.Context, nodeID string) (state, reason string, err error)
+}
+
+// NodeRequest is what a node is for, from which a provider makes its own
+// settings (NodeConfigurer).
+type NodeRequest struct {
+	Workspace string
+	// Host is the attached target nodes are made through (a Slurm login
+	// node), when the provider needs one.
+	Host        string
+	Cores       float64
+	MemoryGB    float64
+	GPUs        int
+	LowPriority bool
+	// TimeMinutes limits the node's life (0: the provider's default).
+	TimeMinutes int
+	// OneRun nodes exist for one run and end with it.
+	OneRun bool
+}
+
+// NodeConfigurer is a provider with settings of its own per node: the
+// server asks for them (NodeSpec.Config) before it creates the node.
+type NodeConfigurer interface {
+	NodeConfig(ctx context.Context, req NodeRequest) (json.RawMessage, error)
+}
+
 // Event is something that happened to a node without the server asking.
 type Event struct {
 	NodeID string
@@ -102,6 +136,73 @@ type Event struct {
 // Watcher reports node events as they happen.
 type Watcher interface {
 	Events() <-chan Event
+}
+
+// Env is what providers are made from: the server's settings and the
+// ways to reach what they need of it.
+type Env struct {
+	// DataDir is the server's data dir (providers keep their files below).
+	DataDir   string
+	ServerURL string
+	Log       *slog.Logger
+	// Hide are paths runs on this host must not see (the server's data dir
+	// and CLI config).
+	Hide []string
+	// PreemptEvery, when set, makes the local provider preempt a random
+	// low-priority node on average this often (demos, soak tests).
+	PreemptEvery time.Duration
+	// Sim enables the sim provider; SimPollWait and SimHeartbeat tune its
+	// agents.
+	Sim                       bool
+	SimPollWait, SimHeartbeat time.Duration
+	// Target opens an attached target of a workspace: its record and
+	// secrets.
+	Target func(ctx context.Context, ws, name string) (store.Compute, map[string]secret.Value, error)
+	// NodeHost names the workspace and attached target a node was made on
+	// or through (its Host, else its own target).
+	NodeHost func(ctx context.Context, nodeID string) (ws, name string, err error)
+}
+
+// Factory makes a provider; it returns nil when the server's settings do
+// not enable it (sim without --sim). ctx ends when the server stops.
+type Factory func(ctx context.Context, env Env) (Provider, error)
+
+var (
+	factoriesMu sync.Mutex
+	factories   = map[string]Factory{}
+)
+
+// Register makes a provider known by name; each provider package calls it
+// from init. A duplicate name is a bug.
+func Register(name string, f Factory) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic(fmt.Sprintf("provider %q registered twice", name))
+	}
+	factories[name] = f
+}
+
+// Build makes every registered provider the settings enable.
+func Build(ctx context.Context, env Env) (*Registry, error) {
+	factoriesMu.Lock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	factoriesMu.Unlock()
+	sort.Strings(names)
+	r := &Registry{}
+	for _, n := range names {
+		p, err := factories[n](ctx, env)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", n, err)
+		}
+		if p != nil {
+			r.Add(p)
+		}
+	}
+	return r, nil
 }
 
 // Registry holds the providers this server can use, by name.

@@ -9,33 +9,39 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/store"
-	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
 // Controller reconciles compute targets.
 type Controller struct {
-	store store.Store
-	env   compute.ProvisionEnv
-	log   *slog.Logger
-	queue *reconcile.Queue
-	now   func() time.Time
-	// OnTransition, when set, is told the key of every target whose
-	// provisioning state changed (e.g. so the autoscaler sizes a cluster
-	// that just became Succeeded).
-	OnTransition func(key string)
+	store    store.Store
+	env      compute.ProvisionEnv
+	log      *slog.Logger
+	queue    *reconcile.Queue
+	clock    clock.Clock
+	notifier *notify.Notifier
 }
 
-// New returns a controller; call Run to start it and Enqueue to wake it.
-func New(st store.Store, env compute.ProvisionEnv, log *slog.Logger, now func() time.Time) *Controller {
-	c := &Controller{store: st, env: env, log: log, now: now}
+// New returns a controller; call Watch to connect it, Run to start it. It
+// publishes every provisioning transition on notify.Provisioned (so the node
+// controller sizes a cluster that just became Succeeded).
+func New(st store.Store, env compute.ProvisionEnv, log *slog.Logger, clk clock.Clock, n *notify.Notifier) *Controller {
+	c := &Controller{store: st, env: env, log: log, clock: clock.Or(clk), notifier: n}
 	c.queue = reconcile.New("provision", c.reconcile, log)
+	c.queue.Clock = c.clock
 	return c
+}
+
+// Watch subscribes the controller to what starts its passes: a user's
+// change to a target.
+func (c *Controller) Watch(n *notify.Notifier) {
+	n.Subscribe(notify.Targets, c.Enqueue)
 }
 
 // Enqueue asks for the target with this key to be reconciled.
@@ -49,14 +55,19 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	for _, t := range pending {
-		c.Enqueue(workspace.Key(t.Workspace, t.Name))
+		c.Enqueue(store.Key(t.Workspace, t.Name))
 	}
 	c.queue.Run(ctx, 2)
 	return nil
 }
 
-func (c *Controller) reconcile(ctx context.Context, key string) error {
-	ws, name := workspace.SplitKey(key)
+func (c *Controller) reconcile(ctx context.Context, key string) (reconcile.Result, error) {
+	return reconcile.Result{}, c.pass(ctx, key)
+}
+
+// pass does what the target's provisioning state asks.
+func (c *Controller) pass(ctx context.Context, key string) error {
+	ws, name := store.SplitKey(key)
 	rec, err := c.store.GetCompute(ctx, ws, name)
 	if errors.Is(err, api.ErrNotFound) {
 		return nil
@@ -100,9 +111,7 @@ func (c *Controller) reconcile(ctx context.Context, key string) error {
 			return err
 		}
 		log.Info("compute target deleted")
-		if c.OnTransition != nil {
-			c.OnTransition(key) // so nothing of it is left behind elsewhere
-		}
+		c.notifier.Publish(notify.Provisioned, key) // so nothing of it is left behind elsewhere
 	}
 	return nil
 }
@@ -113,15 +122,13 @@ func (c *Controller) transition(ctx context.Context, rec *store.Compute, ev comp
 		return reconcile.Terminal(err)
 	}
 	from := rec.State
-	rec.State, rec.UpdatedAt = next, c.now()
+	rec.State, rec.UpdatedAt = next, c.clock.Now()
 	// A concurrent user change makes this a version conflict; the queue
 	// retries and the next pass sees the new desired state.
 	if err := c.store.UpdateCompute(ctx, rec); err != nil {
 		return err
 	}
 	log.Info("provisioning state changed", "from", from, "to", next)
-	if c.OnTransition != nil {
-		c.OnTransition(workspace.Key(rec.Workspace, rec.Name))
-	}
+	c.notifier.Publish(notify.Provisioned, store.Key(rec.Workspace, rec.Name))
 	return nil
 }

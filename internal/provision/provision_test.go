@@ -14,7 +14,6 @@ import (
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
-	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
 func openStore(t *testing.T) store.Store {
@@ -67,7 +66,7 @@ func TestRunPicksUpUnfinishedTransitions(t *testing.T) {
 	put(t, s, "steady", "local", api.StateSucceeded)
 
 	c := New(s, compute.ProvisionEnv{ProviderAvailable: func(p string) bool { return p == "local" }},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return time.Now().UTC() })
+		slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
@@ -90,7 +89,7 @@ func TestRunPicksUpUnfinishedTransitions(t *testing.T) {
 	if err := s.UpdateCompute(t.Context(), &rec); err != nil {
 		t.Fatal(err)
 	}
-	c.Enqueue(workspace.Key("default", "late"))
+	c.Enqueue(store.Key("default", "late"))
 	waitState(t, s, "late", "")
 
 	cancel()

@@ -6,7 +6,6 @@ package quota
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -99,16 +98,12 @@ func Measure(ctx context.Context, st store.Store, sizes *compute.Catalog, ws str
 	}
 	clusters := map[string]kind{}
 	for _, r := range recs {
-		if r.Type != "cluster" && r.Type != "instance" {
+		vmSize, _, low, holds := compute.QuotaOf(r)
+		if !holds {
 			continue
 		}
-		// Clusters and instances both have a vm_size; instances are dedicated.
-		var p compute.ClusterProperties
-		if json.Unmarshal(r.Properties, &p) != nil {
-			continue
-		}
-		size, _ := sizes.Find(p.VMSize)
-		clusters[strings.ToLower(r.Name)] = kind{size.Family, p.VMPriority == "lowpriority"}
+		size, _ := sizes.Find(vmSize)
+		clusters[strings.ToLower(r.Name)] = kind{size.Family, low}
 	}
 	for _, n := range nodes {
 		if k, ok := clusters[strings.ToLower(n.Compute)]; ok && n.State != "leaving" {

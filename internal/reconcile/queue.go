@@ -5,7 +5,10 @@
 // The queue never runs the same key twice at once; a key added while it is
 // being reconciled runs once more afterwards; a key added many times while
 // waiting runs once. A failed reconcile is retried with exponential backoff
-// unless the error is marked Terminal.
+// unless the error is marked Terminal; a reconcile that wants to look again
+// later (a timer of its own: an idle deadline, a backend to poll) says so
+// in its Result instead of arming a timer itself. Time is the queue's
+// Clock, so tests drive backoff and requeues without sleeping.
 package reconcile
 
 import (
@@ -14,10 +17,26 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/clock"
 )
 
 // Func reconciles one key.
-type Func func(ctx context.Context, key string) error
+type Func func(ctx context.Context, key string) (Result, error)
+
+// Result says when to reconcile a key again without being asked: at once
+// (Requeue: the pass changed what the next one acts on), or after
+// RequeueAfter (0: only when asked).
+type Result struct {
+	Requeue      bool
+	RequeueAfter time.Duration
+}
+
+// Again is a Result that reconciles the key once more at once.
+var Again = Result{Requeue: true}
+
+// After is a Result that looks again after d.
+func After(d time.Duration) Result { return Result{RequeueAfter: d} }
 
 type terminalError struct{ error }
 
@@ -43,6 +62,8 @@ type Queue struct {
 
 	// MinBackoff and MaxBackoff bound the retry delay after failures.
 	MinBackoff, MaxBackoff time.Duration
+	// Clock times backoff and requeues (default clock.Real).
+	Clock clock.Clock
 }
 
 // New returns a queue that calls fn; start it with Run.
@@ -73,7 +94,7 @@ func (q *Queue) Add(key string) {
 
 // AddAfter schedules key after d.
 func (q *Queue) AddAfter(key string, d time.Duration) {
-	time.AfterFunc(d, func() { q.Add(key) })
+	clock.Or(q.Clock).AfterFunc(d, func() { q.Add(key) })
 }
 
 func (q *Queue) get() (string, bool) {
@@ -129,11 +150,18 @@ func (q *Queue) Run(ctx context.Context, workers int) {
 				if !ok {
 					return
 				}
-				err := q.fn(ctx, key)
+				res, err := q.fn(ctx, key)
 				if err != nil && ctx.Err() == nil {
 					q.log.Warn("reconcile failed", "loop", q.name, "key", key, "err", err)
 				}
-				if retry := q.done(key, err); retry > 0 && ctx.Err() == nil {
+				retry := q.done(key, err)
+				switch {
+				case ctx.Err() != nil:
+				case err == nil && res.Requeue:
+					q.Add(key)
+				case err == nil && res.RequeueAfter > 0:
+					q.AddAfter(key, res.RequeueAfter)
+				case retry > 0:
 					q.AddAfter(key, retry)
 				}
 			}

@@ -13,7 +13,10 @@
 //     fit), which keeps other nodes empty so they can be scaled down.
 package scheduler
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // Request is a queued run as the scheduler sees it.
 type Request struct {
@@ -124,11 +127,19 @@ func pick(r Request, free []Node, candidates []int) []int {
 	return fit[:need]
 }
 
-// eps absorbs float rounding in fractional cores.
+// eps absorbs float rounding when fractional cores or memory are added up
+// (ten runs of 0.1 cores fill a 1-core node).
 const eps = 1e-9
 
+// FitsIn is the one rule for whether a run's share of one node (cores,
+// memory, GPUs) fits in what a node has free. Placement and the node
+// controller's scaling decisions both use it.
+func FitsIn(cores, memGB float64, gpus int, freeCores, freeMemGB float64, freeGPUs int) bool {
+	return cores <= freeCores+eps && memGB <= freeMemGB+eps && gpus <= freeGPUs
+}
+
 func fits(r Request, n Node) bool {
-	return r.Cores <= n.FreeCores+eps && r.MemoryGB <= n.FreeMemGB+eps && r.GPUs <= len(n.FreeGPUs) &&
+	return FitsIn(r.Cores, r.MemoryGB, r.GPUs, n.FreeCores, n.FreeMemGB, len(n.FreeGPUs)) &&
 		(!n.Limited || n.FreeSlots > 0) && (n.Pin == "" || n.Pin == r.RunID)
 }
 
@@ -138,4 +149,24 @@ func fits(r Request, n Node) bool {
 func Fits(r Request, capacity Node) bool {
 	capacity.Limited = false
 	return fits(r, capacity)
+}
+
+// NodeView is one node of a target as its node controller sees it: its
+// state and what it has free.
+type NodeView struct {
+	ID    string
+	State string // a store.Node state
+	// Free capacity now (for starting nodes: the whole node).
+	FreeCores, FreeMemGB float64
+	FreeGPUs             int
+	// IdleSince is when the node last became idle (zero unless idle).
+	IdleSince time.Time
+}
+
+// Demand is one queued run's need, in queue order.
+type Demand struct {
+	Nodes    int // gang size, ≥ 1
+	Cores    float64
+	MemoryGB float64
+	GPUs     int
 }

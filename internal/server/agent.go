@@ -41,12 +41,15 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	if empty(work) && wait > 0 {
+		timer := a.clock.NewTimer(wait)
 		select {
 		case <-wake:
-		case <-time.After(wait):
+		case <-timer.C():
 		case <-r.Context().Done():
+			timer.Stop()
 			return nil
 		}
+		timer.Stop()
 		if work, _, err = a.dispatch.Poll(r.Context(), who.Node.ID, in.Active, in.SSHSessions); err != nil {
 			return err
 		}
@@ -123,26 +126,10 @@ func (a *API) agentLogs(w http.ResponseWriter, r *http.Request, who caller) erro
 	if err != nil {
 		return err
 	}
-	var last int64
-	for _, l := range lines {
-		last = max(last, l.ASeq)
-	}
-	kept, reserved, err := a.logLimit.admit(r.Context(), run.ID, lines)
+	ack, err := a.runs.AppendLogs(r.Context(), run, ref.Attempt, run.Rank(who.Node.ID), lines)
 	if err != nil {
 		return err
 	}
-	ack := last // lines past the run's log limit count as stored
-	if len(kept) > 0 {
-		stored, err := a.store.AppendLogs(r.Context(), run.ID, ref.Attempt, run.Rank(who.Node.ID), kept)
-		if err != nil {
-			a.logLimit.release(run.ID, reserved)
-			return err
-		}
-		if len(kept) == len(lines) {
-			ack = stored
-		}
-	}
-	a.dispatch.NotifyLogs(run.ID)
 	writeJSON(w, http.StatusOK, api.LogAckBody{Ack: ack})
 	return nil
 }

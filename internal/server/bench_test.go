@@ -9,13 +9,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
@@ -29,13 +29,13 @@ func newBenchServer(b *testing.B, n int) *api.Client {
 	b.Cleanup(func() { st.Close() })
 	box, _ := secret.NewBox(make([]byte, secret.KeySize))
 	sizes, _ := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Changed: func(string) {}, Now: func() time.Time { return time.Now().UTC() }}
+	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes}
 	ctx := context.Background()
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		b.Fatal(err)
 	}
-	token := NewToken()
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: TokenHash(token)}); err != nil {
+	token := tokens.New()
+	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(token)}); err != nil {
 		b.Fatal(err)
 	}
 	for i := range n {

@@ -16,9 +16,11 @@ import (
 	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
@@ -55,7 +57,7 @@ func newTestServer(t testing.TB) *testServer {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return time.Now().UTC() }
-	disp := dispatch.New(st, box, log, now, dispatch.Options{APIURL: "http://paddock.test"})
+	disp := dispatch.New(st, box, log, nil, dispatch.Options{APIURL: "http://paddock.test"})
 	if err := disp.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -63,28 +65,29 @@ func newTestServer(t testing.TB) *testServer {
 	done := make(chan struct{})
 	go func() { disp.Run(loop); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes, Now: now, Changed: func(string) {},
+	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes,
 		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun, Nodes: disp.Nodes}
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	token := NewToken()
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: TokenHash(token), CreatedAt: now()}); err != nil {
+	token := tokens.New()
+	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(token), CreatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
 	art, err := artifact.New(filepath.Join(dir, "artifacts"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Artifacts: art, Log: log})
+	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, HasSource: art.HasSnapshot, Log: log}
+	a := NewAPI(Deps{WS: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log})
 	return &testServer{t: t, ctx: ctx, api: a, st: st, disp: disp, art: art, ws: ws, token: token}
 }
 
 // addNode adds a ready node of the local target with its agent's token.
 func (s *testServer) addNode(id string) string {
 	s.t.Helper()
-	token := nodeTokenPrefix + NewToken()[4:]
-	if err := s.disp.AddNode(s.ctx, store.Node{ID: id, Workspace: "default", Compute: "local", TokenHash: TokenHash(token), CreatedAt: time.Now().UTC()}); err != nil {
+	token := tokens.NewNode()
+	if err := s.disp.AddNode(s.ctx, store.Node{ID: id, Workspace: "default", Compute: "local", TokenHash: tokens.Hash(token), CreatedAt: time.Now().UTC()}); err != nil {
 		s.t.Fatal(err)
 	}
 	if _, err := s.disp.Hello(s.ctx, id, api.AgentHello{Hostname: id, Cores: 1, MemoryGB: 2}); err != nil {

@@ -41,7 +41,7 @@ func (a *API) nodeAction(w http.ResponseWriter, r *http.Request, who caller) err
 	if who.User == nil || !who.User.Admin {
 		return api.Forbidden("only admins can preempt nodes")
 	}
-	if err := a.scaler.Preempt(r.Context(), r.PathValue("ws"), r.PathValue("name"), id); err != nil {
+	if err := a.nodes.Preempt(r.Context(), r.PathValue("ws"), r.PathValue("name"), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)

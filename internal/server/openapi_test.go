@@ -20,6 +20,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
+	tokens "github.com/paddock-ml/paddock/internal/token"
 )
 
 // documentedRoutes mirrors the routes NewAPI registers. A route added to
@@ -104,7 +105,7 @@ func TestOpenAPIHeader(t *testing.T) {
 			t.Errorf("%s = %v, want an HTTP bearer scheme", name, s)
 		}
 	}
-	prefixes := map[string]string{userScheme: "pdk_", runScheme: runTokenPrefix, nodeScheme: nodeTokenPrefix}
+	prefixes := map[string]string{userScheme: "pdk_", runScheme: tokens.RunPrefix, nodeScheme: tokens.NodePrefix}
 	for name, prefix := range prefixes {
 		if f, _ := obj(t, doc, "components", "securitySchemes", name)["bearerFormat"].(string); !strings.HasPrefix(f, prefix) {
 			t.Errorf("%s.bearerFormat = %q, want the %s token prefix", name, f, prefix)

@@ -12,8 +12,10 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
+	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
@@ -33,21 +35,21 @@ func newTokenServer(t *testing.T) *tokenServer {
 	st, box := testenv.Store(t), testenv.Box(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return time.Now().UTC() }
-	ws := &workspace.Service{Store: st, Box: box, Sizes: testenv.Sizes(t), Changed: func(string) {}, Now: now}
+	ws := &workspace.Service{Store: st, Box: box, Sizes: testenv.Sizes(t)}
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	disp := dispatch.New(st, box, log, now, dispatch.Options{APIURL: "http://paddock.test"})
+	disp := dispatch.New(st, box, log, nil, dispatch.Options{APIURL: "http://paddock.test"})
 	if err := disp.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Go(t, disp.Run)
 
-	s := &tokenServer{disp: disp, admin: NewToken(), nodeToken: nodeTokenPrefix + "test-node-token"}
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: TokenHash(s.admin)}); err != nil {
+	s := &tokenServer{disp: disp, admin: tokens.New(), nodeToken: tokens.NodePrefix + "test-node-token"}
+	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(s.admin)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := disp.AddNode(ctx, store.Node{ID: "n1", Workspace: "default", Compute: "local", TokenHash: TokenHash(s.nodeToken), CreatedAt: now()}); err != nil {
+	if err := disp.AddNode(ctx, store.Node{ID: "n1", Workspace: "default", Compute: "local", TokenHash: tokens.Hash(s.nodeToken), CreatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := disp.Hello(ctx, "n1", api.AgentHello{Hostname: "n1", Cores: 4, MemoryGB: 8, Version: "test"}); err != nil {
@@ -69,7 +71,8 @@ func newTokenServer(t *testing.T) *tokenServer {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(NewAPI(Deps{WS: ws, Store: st, Dispatch: disp, Log: log}))
+	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, Log: log}
+	srv := httptest.NewServer(NewAPI(Deps{WS: ws, Runs: rs, Store: st, Dispatch: disp, Log: log}))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s

@@ -6,9 +6,7 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,9 +20,11 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
-	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
+	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/version"
 	"github.com/paddock-ml/paddock/internal/workspace"
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,24 +58,32 @@ const (
 // Deps are what the API serves from.
 type Deps struct {
 	WS        *workspace.Service
+	Runs      *runs.Service
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
 	Artifacts *artifact.Store
-	Scaler    *autoscaler.Controller
-	Log       *slog.Logger
-	// MaxRunLogBytes caps what a run's log may store (0: no cap).
-	MaxRunLogBytes int64
+	// Nodes injects preemptions (the node controller).
+	Nodes Preempter
+	Log   *slog.Logger
+	// Clock times agents' long polls (default clock.Real).
+	Clock clock.Clock
+}
+
+// Preempter injects a preemption of a target's node (tests, demos).
+type Preempter interface {
+	Preempt(ctx context.Context, ws, name, nodeID string) error
 }
 
 // API serves the REST API.
 type API struct {
 	ws       *workspace.Service
+	runs     *runs.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
 	art      *artifact.Store
-	scaler   *autoscaler.Controller
+	nodes    Preempter
 	log      *slog.Logger
-	logLimit *logLimit
+	clock    clock.Clock
 	mux      *http.ServeMux
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -89,8 +97,8 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{ws: d.WS, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, scaler: d.Scaler, log: d.Log,
-		logLimit: newLogLimit(d.MaxRunLogBytes, d.Store), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
+	a := &API{ws: d.WS, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
@@ -305,19 +313,6 @@ func (a *API) handle(pattern string, acc access, h handlerFunc) {
 	})
 }
 
-// Token prefixes tell the kinds of token apart.
-const (
-	nodeTokenPrefix = "pdn_"
-	runTokenPrefix  = "pdr_"
-)
-
-// TokenHash is how tokens are stored: hex SHA-256. Tokens are random and
-// long, so a plain hash is enough (no password stretching needed).
-func TokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 func unauthenticated(msg string) error {
 	return &api.Error{Code: api.CodeUnauthenticated, Message: msg}
 }
@@ -329,16 +324,16 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 		return caller{}, unauthenticated("this API needs a bearer token (Authorization: Bearer <token>); `paddock up` writes the admin token to ~/.paddock/config")
 	}
 	switch {
-	case strings.HasPrefix(token, nodeTokenPrefix):
+	case strings.HasPrefix(token, tokens.NodePrefix):
 		if !acc.agents {
 			return caller{}, api.Forbidden("a node token can only be used by the node agent")
 		}
-		n, err := a.store.NodeByTokenHash(r.Context(), TokenHash(token))
+		n, err := a.store.NodeByTokenHash(r.Context(), tokens.Hash(token))
 		if errors.Is(err, api.ErrNotFound) {
 			return caller{}, unauthenticated("the node token is not valid for this server")
 		}
 		return caller{Node: &n}, err
-	case strings.HasPrefix(token, runTokenPrefix):
+	case strings.HasPrefix(token, tokens.RunPrefix):
 		if !acc.runs {
 			return caller{}, api.Forbidden("a run token can only post metrics for its own run")
 		}
@@ -358,7 +353,7 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 	if !acc.users {
 		return caller{}, api.Forbidden("this route is for node agents")
 	}
-	u, err := a.store.UserByTokenHash(r.Context(), TokenHash(token))
+	u, err := a.store.UserByTokenHash(r.Context(), tokens.Hash(token))
 	if errors.Is(err, api.ErrNotFound) {
 		return caller{}, unauthenticated("the bearer token is not valid for this server")
 	}

@@ -15,13 +15,13 @@ import (
 
 // listen serves the test server's API on a loopback port with the real
 // server's settings and the given timeouts.
-func (s *testServer) listen(tm timeouts) string {
+func (s *testServer) listen(tm Timeouts) string {
 	s.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	srv := newHTTPServer(s.api, context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), tm)
+	srv := NewHTTPServer(s.api, context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), tm)
 	go srv.Serve(ln)
 	s.t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
@@ -53,7 +53,7 @@ func rawRequest(t *testing.T, addr, head string) (string, time.Duration) {
 func TestStalledBodyIsCutOff(t *testing.T) {
 	s := newTestServer(t)
 	s.api.bodyTimeout = 300 * time.Millisecond
-	addr := s.listen(defaultTimeouts)
+	addr := s.listen(DefaultTimeouts)
 	out, took := rawRequest(t, addr, "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+s.token+
 		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":")
 	if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "was not sent within") {
@@ -68,7 +68,7 @@ func TestSlowUploadsAndLongPollsOutliveTheBodyTimeout(t *testing.T) {
 	s := newTestServer(t)
 	node := s.addNode("node-a")
 	s.api.bodyTimeout = 200 * time.Millisecond
-	addr := s.listen(defaultTimeouts)
+	addr := s.listen(DefaultTimeouts)
 	url := "http://" + addr
 
 	t.Run("slow upload", func(t *testing.T) {
@@ -110,8 +110,8 @@ func TestSlowUploadsAndLongPollsOutliveTheBodyTimeout(t *testing.T) {
 // A kept-alive connection left idle is closed after the idle timeout.
 func TestIdleConnectionIsClosed(t *testing.T) {
 	s := newTestServer(t)
-	tm := defaultTimeouts
-	tm.idle = 300 * time.Millisecond
+	tm := DefaultTimeouts
+	tm.Idle = 300 * time.Millisecond
 	addr := s.listen(tm)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -109,6 +109,16 @@ type LogLine struct {
 	Text   string
 }
 
+// Node states.
+const (
+	NodeStarting  = "starting"  // created, agent not ready yet: counts as capacity
+	NodeIdle      = "idle"      // ready, nothing placed
+	NodeRunning   = "running"   // ready, runs placed
+	NodeLeaving   = "leaving"   // being removed: not capacity
+	NodeUnusable  = "unusable"  // lost: to be replaced
+	NodePreempted = "preempted" // taken back by the provider: to be replaced
+)
+
 // Node is one machine (or slice of one) that runs an agent.
 type Node struct {
 	ID        string    `json:"id"`

@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -68,6 +69,17 @@ type User struct {
 	Admin     bool
 	TokenHash string // hex SHA-256 of the bearer token; the token itself is never stored
 	CreatedAt time.Time
+}
+
+// Key names a compute target across workspaces, as the reconcile loops
+// and the dispatcher's queues know it: "workspace/name", the name in
+// lower case (names are unique case-insensitively).
+func Key(workspace, name string) string { return workspace + "/" + strings.ToLower(name) }
+
+// SplitKey undoes Key.
+func SplitKey(key string) (workspace, name string) {
+	workspace, name, _ = strings.Cut(key, "/")
+	return workspace, name
 }
 
 // Compute is a compute target as stored.

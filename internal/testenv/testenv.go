@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -69,28 +70,11 @@ func Provisioned(t testing.TB, st store.Store, ws, name string) {
 	}
 }
 
-// Clock is a time source a test moves by hand.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is a clock a test moves by hand (Advance), timers included.
+type Clock = clock.Fake
 
-// NewClock returns a clock at a fixed moment (1 March 2025, noon UTC).
-func NewClock() *Clock { return &Clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-// Now is the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// NewClock returns a fake clock at a fixed moment (1 March 2025, noon UTC).
+func NewClock() *Clock { return clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // Go runs loop in a goroutine until the test ends; the test's cleanup
 // cancels its context and waits for it to return.

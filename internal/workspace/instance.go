@@ -13,14 +13,8 @@ import (
 // mayUse checks that user may submit to, start, stop or log in to a target:
 // an instance is private to its assigned user (and admins).
 func (s *Service) mayUse(ctx context.Context, user string, rec store.Compute) error {
-	if rec.Type != "instance" {
-		return nil
-	}
-	var p compute.InstanceProperties
-	if err := json.Unmarshal(rec.Properties, &p); err != nil {
-		return err
-	}
-	if p.AssignedUser == user {
+	owner := compute.Owner(rec)
+	if owner == "" || owner == user {
 		return nil
 	}
 	u, err := s.Store.UserByName(ctx, user)
@@ -30,7 +24,7 @@ func (s *Service) mayUse(ctx context.Context, user string, rec store.Compute) er
 	if err == nil && u.Admin {
 		return nil
 	}
-	return api.Forbidden("compute instance %s belongs to %s; only they and admins can use it", rec.Name, p.AssignedUser)
+	return api.Forbidden("compute instance %s belongs to %s; only they and admins can use it", rec.Name, owner)
 }
 
 // instanceActions maps an action to the states it may start from and the
@@ -47,7 +41,7 @@ var instanceActions = map[string]struct {
 // InstanceAction starts, stops or restarts a compute instance. Asking for
 // the state it is already in or heading to is not an error.
 func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action string) (api.Compute, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
 	act, ok := instanceActions[action]
@@ -66,7 +60,7 @@ func (s *Service) instanceAction(ctx context.Context, ws, user, name, action str
 	if err != nil {
 		return api.Compute{}, false, err
 	}
-	if rec.Type != "instance" {
+	if !compute.CanStartStop(rec) {
 		return api.Compute{}, false, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
 	}
 	if err := s.mayUse(ctx, user, rec); err != nil {
@@ -94,10 +88,10 @@ func (s *Service) instanceAction(ctx context.Context, ws, user, name, action str
 	}
 	st.State = to
 	rec.Status, _ = json.Marshal(st)
-	rec.UpdatedAt = s.Now()
+	rec.UpdatedAt = s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
 		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
-	s.Changed(Key(ws, rec.Name))
+	s.changed(store.Key(ws, rec.Name))
 	return ToAPI(rec), false, nil
 }

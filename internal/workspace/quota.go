@@ -16,21 +16,11 @@ import (
 // checkQuota refuses a cluster whose min_nodes would hold more cores than
 // the workspace's quotas leave.
 func (s *Service) checkQuota(ctx context.Context, ws, name, typ string, props json.RawMessage) error {
-	if typ != "cluster" && typ != "instance" || s.Nodes == nil {
+	vmSize, minNodes, low, holds := compute.QuotaOf(store.Compute{Type: typ, Properties: props})
+	if !holds || minNodes == 0 || s.Nodes == nil {
 		return nil
 	}
-	var p compute.ClusterProperties
-	if err := json.Unmarshal(props, &p); err != nil {
-		return err
-	}
-	minNodes := 1 // an instance holds its node while it runs
-	if typ == "cluster" {
-		minNodes = *p.MinNodes
-	}
-	if minNodes == 0 {
-		return nil
-	}
-	size, _ := s.Sizes.Find(p.VMSize)
+	size, _ := s.Sizes.Find(vmSize)
 	qs, err := s.Store.Quotas(ctx, ws)
 	if err != nil || len(qs) == 0 {
 		return err
@@ -50,10 +40,9 @@ func (s *Service) checkQuota(ctx context.Context, ws, name, typ string, props js
 		}
 	}
 	need := float64(max(minNodes-have, 0) * size.Cores)
-	low := p.VMPriority == "lowpriority"
 	if left, why := quota.Remaining(qs, usage, size.Family, low); need > left {
 		what := fmt.Sprintf("min_nodes %d of %s", minNodes, size.Name)
-		if typ == "instance" {
+		if compute.CanStartStop(store.Compute{Type: typ}) {
 			what = "an instance of " + size.Name
 		}
 		return api.Conflict("quota exceeded: %s needs %g more cores, but %s (see `paddock quota show`)", what, need, why)
@@ -67,7 +56,7 @@ const MaxQuotaCores = 1000000
 // Quotas returns the workspace's quotas with what is in use, the
 // workspace-wide row first.
 func (s *Service) Quotas(ctx context.Context, ws string) ([]api.Quota, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return nil, err
 	}
 	qs, err := s.Store.Quotas(ctx, ws)
@@ -109,7 +98,7 @@ func (s *Service) Quotas(ctx context.Context, ws string) ([]api.Quota, error) {
 
 // SetQuota changes a quota; fields left nil keep their value.
 func (s *Service) SetQuota(ctx context.Context, ws string, in api.QuotaSet) (api.Quota, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Quota{}, err
 	}
 	if in.DedicatedCores == nil && in.LowPriorityCores == nil {
@@ -157,8 +146,8 @@ func (s *Service) SetQuota(ctx context.Context, ws string, in api.QuotaSet) (api
 		return api.Quota{}, err
 	}
 	for _, r := range recs {
-		if r.Type == "cluster" {
-			s.Changed(Key(ws, r.Name))
+		if _, _, _, holds := compute.QuotaOf(r); holds {
+			s.changed(store.Key(ws, r.Name))
 		}
 	}
 	return api.Quota{Family: q.Family, DedicatedCores: q.DedicatedCores, LowPriorityCores: q.LowPriorityCores}, nil

@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
@@ -12,10 +11,6 @@ import (
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
 )
-
-// Runnable reports whether runs can be submitted to targets of a type on
-// this server. Clusters and instances get nodes with the autoscaler.
-var Runnable = map[string]bool{"local": true, "cluster": true, "instance": true, "remote": true, "slurm": true}
 
 var (
 	envName        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -30,7 +25,6 @@ const (
 	maxCommandArgs   = 4096
 	maxRequirements  = 1 << 20
 	maxEnvVars       = 256
-	defaultCores     = 1
 	defaultExperient = "default"
 	// MaxRunDurationSeconds bounds max_run_duration_seconds: a year.
 	MaxRunDurationSeconds = 365 * 24 * 60 * 60
@@ -44,7 +38,7 @@ const (
 // or place in the queue, which the dispatcher gives it). hasSource reports
 // whether a snapshot digest is stored.
 func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSubmit, hasSource func(string) bool) (store.Run, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return store.Run{}, err
 	}
 	if in.Compute == "" {
@@ -63,15 +57,15 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if err := s.mayUse(ctx, user, target); err != nil {
 		return store.Run{}, err
 	}
-	if target.Type == "remote" {
-		var p compute.RemoteProperties
-		if json.Unmarshal(target.Properties, &p) == nil && p.Pool != "" {
-			return store.Run{}, api.Invalid("compute", "%s is a host of SSH pool %s and runs no runs of its own; submit to a cluster with --provider ssh --from %s", target.Name, p.Pool, p.Pool)
-		}
-	}
-	if !Runnable[target.Type] {
+	rules, runnable, err := compute.RunRulesOf(target, s.Sizes)
+	switch {
+	case !runnable:
 		return store.Run{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
-			target.Type, strings.Join(runnableTypes(), ", "))
+			target.Type, strings.Join(compute.RunnableTypes(), ", "))
+	case err != nil:
+		return store.Run{}, err
+	case rules.Refuse != "":
+		return store.Run{}, api.Invalid("compute", "%s: %s", target.Name, rules.Refuse)
 	}
 	if len(in.Command) == 0 || strings.TrimSpace(in.Command[0]) == "" {
 		return store.Run{}, api.Invalid("command", "command is required, e.g. `paddock run submit --compute local -- python3 train.py`")
@@ -114,12 +108,9 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 			return store.Run{}, api.Invalid("env", "environment variable %s is set by Paddock and cannot be given", k)
 		}
 	}
-	// A run takes one core by default; on an instance it shares the
-	// instance's cores, max_concurrent_runs at a time.
-	cores := float64(defaultCores)
-	if target.Type == "instance" {
-		cores = 0
-	}
+	// A run takes the target's default cores (one; none on an instance,
+	// whose runs share its cores, max_concurrent_runs at a time).
+	cores := rules.DefaultCores
 	res := api.Resources{Cores: cores}
 	if in.Resources != nil {
 		res = *in.Resources
@@ -138,12 +129,8 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.NodeCount == 0 {
 		in.NodeCount = 1
 	}
-	if target.Type == "cluster" {
-		if err := s.fitsClusterSize(target, res, in.NodeCount); err != nil {
-			return store.Run{}, err
-		}
-	} else if in.NodeCount != 1 {
-		return store.Run{}, api.Invalid("node_count", "node_count must be 1 on a %s target; multi-node runs need a cluster", target.Type)
+	if err := fitsTarget(target.Name, rules, res, in.NodeCount); err != nil {
+		return store.Run{}, err
 	}
 	if in.ProcessCountPerNode == 0 {
 		in.ProcessCountPerNode = 1
@@ -196,30 +183,22 @@ func checkStrings(command []string, vars map[string]string, env api.Environment)
 	return nil
 }
 
-func runnableTypes() []string {
-	var out []string
-	for t := range Runnable {
-		out = append(out, t)
-	}
-	return out
-}
-
-// fitsClusterSize refuses a run no node of the cluster's size could hold:
-// it would wait forever.
-func (s *Service) fitsClusterSize(target store.Compute, res api.Resources, nodes int) error {
-	var p compute.ClusterProperties
-	if err := json.Unmarshal(target.Properties, &p); err != nil {
-		return err
-	}
-	size, ok := s.Sizes.Find(p.VMSize)
-	if !ok {
-		return api.Conflict("cluster %s has size %s, which is no longer in the size catalog", target.Name, p.VMSize)
-	}
+// fitsTarget refuses a run the target could never hold: more nodes than
+// it may have, or more than a node of its size has. It would wait forever.
+func fitsTarget(name string, rules compute.RunRules, res api.Resources, nodes int) error {
+	maxNodes := max(rules.MaxNodes, 1)
 	switch {
 	case nodes < 1:
 		return api.Invalid("node_count", "node_count must be at least 1")
-	case nodes > *p.MaxNodes:
-		return api.Invalid("node_count", "the run needs %d nodes together but cluster %s has max_nodes %d", nodes, target.Name, *p.MaxNodes)
+	case nodes > 1 && rules.MaxNodes == 0:
+		return api.Invalid("node_count", "node_count must be 1 on %s; multi-node runs need a cluster", name)
+	case nodes > maxNodes:
+		return api.Invalid("node_count", "the run needs %d nodes together but cluster %s has max_nodes %d", nodes, name, maxNodes)
+	case rules.NodeSize == nil:
+		return nil
+	}
+	size := *rules.NodeSize
+	switch {
 	case res.GPUs > size.GPUs:
 		return api.Invalid("resources.gpus", "no node of %s can ever fit %d GPUs (it has %d); choose a cluster with a larger size", size.Name, res.GPUs, size.GPUs)
 	case res.Cores > float64(size.Cores):

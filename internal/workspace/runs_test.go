@@ -4,7 +4,6 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -30,7 +29,7 @@ func newTestService(t testing.TB) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{Store: st, Box: box, Sizes: sizes, Now: func() time.Time { return time.Now().UTC() }, Changed: func(string) {}}
+	s := &Service{Store: st, Box: box, Sizes: sizes}
 	if err := s.EnsureBuiltins(t.Context(), "default", "admin"); err != nil {
 		t.Fatal(err)
 	}

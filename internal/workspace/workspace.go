@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -26,10 +28,11 @@ type Service struct {
 	Store store.Store
 	Box   *secret.Box
 	Sizes *compute.Catalog
-	// Changed is told the key of every target whose desired state changed,
-	// so the provisioning controller reconciles it at once.
-	Changed func(key string)
-	Now     func() time.Time
+	// Notifier is told (notify.Targets) the key of every target whose
+	// desired state changed, so the controllers reconcile it at once.
+	Notifier *notify.Notifier
+	// Clock stamps changes (default clock.Real).
+	Clock clock.Clock
 	// ActiveRuns lists the runs of a target that have not ended; CancelRun
 	// cancels one. Deleting a target with active runs needs force.
 	ActiveRuns func(ctx context.Context, ws, target string) ([]string, error)
@@ -38,15 +41,11 @@ type Service struct {
 	Nodes func(ctx context.Context, ws, target string) ([]store.Node, error)
 }
 
-// Key is the reconcile key of a target: "workspace/name" with the name in
-// lower case, as names are unique case-insensitively.
-func Key(workspace, name string) string { return workspace + "/" + strings.ToLower(name) }
+// changed tells the controllers that a target's desired state changed.
+func (s *Service) changed(key string) { s.Notifier.Publish(notify.Targets, key) }
 
-// SplitKey reverses Key.
-func SplitKey(key string) (workspace, name string) {
-	ws, name, _ := strings.Cut(key, "/")
-	return ws, name
-}
+// now is the time of a change.
+func (s *Service) now() time.Time { return clock.Or(s.Clock).Now() }
 
 // EnsureBuiltins creates a workspace and its built-in targets if missing.
 func (s *Service) EnsureBuiltins(ctx context.Context, ws, admin string) error {
@@ -57,7 +56,7 @@ func (s *Service) EnsureBuiltins(ctx context.Context, ws, admin string) error {
 		return err
 	}
 	local, _ := compute.Lookup("local")
-	now := s.Now()
+	now := s.now()
 	err := s.Store.CreateCompute(ctx, store.Compute{
 		Workspace: ws, Name: compute.LocalName, Type: "local", State: api.StateSucceeded,
 		CreatedBy: admin, CreatedAt: now, UpdatedAt: now, Properties: []byte("{}"),
@@ -69,7 +68,8 @@ func (s *Service) EnsureBuiltins(ctx context.Context, ws, admin string) error {
 	return err
 }
 
-func (s *Service) checkWorkspace(ctx context.Context, ws string) error {
+// CheckWorkspace answers NotFound unless the workspace exists.
+func (s *Service) CheckWorkspace(ctx context.Context, ws string) error {
 	ok, err := s.Store.WorkspaceExists(ctx, ws)
 	if err != nil {
 		return err
@@ -98,13 +98,13 @@ func (s *Service) env(ws, user string) compute.Env {
 	}
 }
 
-func secretsAD(ws, name string) []byte { return []byte("compute/" + Key(ws, name)) }
+func secretsAD(ws, name string) []byte { return []byte("compute/" + store.Key(ws, name)) }
 
 // PrepareCompute checks a request to create a target: its type, name and
 // properties, which it returns normalised, with the secrets split off. It
 // stores nothing and reaches no machine (CreateCompute attaches after).
 func (s *Service) PrepareCompute(ctx context.Context, ws, user string, in api.ComputeCreate) (compute.Kind, json.RawMessage, map[string]secret.Value, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return nil, nil, nil, err
 	}
 	if in.Type == "" {
@@ -156,7 +156,7 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err != nil {
 		return api.Compute{}, err
 	}
-	now := s.Now()
+	now := s.now()
 	rec := store.Compute{
 		Workspace: ws, Name: in.Name, Type: kind.Type(), State: api.StateCreating,
 		CreatedBy: user, CreatedAt: now, UpdatedAt: now,
@@ -166,7 +166,7 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err := s.Store.CreateCompute(ctx, rec); err != nil {
 		return api.Compute{}, err
 	}
-	s.Changed(Key(ws, in.Name))
+	s.changed(store.Key(ws, in.Name))
 	return ToAPI(rec), nil
 }
 
@@ -180,7 +180,7 @@ func secretNames(m map[string]secret.Value) []string {
 
 // GetCompute returns one target.
 func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
 	rec, err := s.Store.GetCompute(ctx, ws, name)
@@ -192,7 +192,7 @@ func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute,
 
 // ListComputes returns every target of a workspace.
 func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return nil, err
 	}
 	recs, err := s.Store.ListComputes(ctx, ws)
@@ -209,7 +209,7 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 // UpdateCompute changes the updatable properties of a target; the target
 // goes to Updating and the controller applies the change.
 func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in api.ComputeUpdate) (api.Compute, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
 	return redoStale(func() (api.Compute, bool, error) { return s.updateCompute(ctx, ws, user, name, in) })
@@ -259,11 +259,11 @@ func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in a
 	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, false, err
 	}
-	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.Now()
+	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
 		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
-	s.Changed(Key(ws, rec.Name))
+	s.changed(store.Key(ws, rec.Name))
 	return ToAPI(rec), false, nil
 }
 
@@ -271,7 +271,7 @@ func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in a
 // resources and removes it. Deleting a target already being deleted
 // returns it unchanged, so a retried delete succeeds.
 func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool) (api.Compute, error) {
-	if err := s.checkWorkspace(ctx, ws); err != nil {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
 	rec, err := s.Store.GetCompute(ctx, ws, name)
@@ -282,7 +282,7 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 		return api.Compute{}, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
 	}
 	if rec.State == api.StateDeleting {
-		s.Changed(Key(ws, rec.Name))
+		s.changed(store.Key(ws, rec.Name))
 		return ToAPI(rec), nil
 	}
 	next, err := compute.Next(rec.Name, rec.State, compute.EventDelete)
@@ -303,11 +303,11 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 			}
 		}
 	}
-	rec.State, rec.UpdatedAt = next, s.Now()
+	rec.State, rec.UpdatedAt = next, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
 		return api.Compute{}, err
 	}
-	s.Changed(Key(ws, rec.Name))
+	s.changed(store.Key(ws, rec.Name))
 	return ToAPI(rec), nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/testenv"
@@ -39,13 +41,15 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(cancel)
 	st := testenv.Store(t)
 	f := &fixture{t: t, ctx: ctx, st: st, active: map[string][]string{}}
+	n := &notify.Notifier{}
+	n.Subscribe(notify.Targets, func(key string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.changed = append(f.changed, key)
+	})
 	f.svc = &workspace.Service{Store: st, Box: testenv.Box(t), Sizes: testenv.Sizes(t),
-		Now: func() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) },
-		Changed: func(key string) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.changed = append(f.changed, key)
-		},
+		Clock:    clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)),
+		Notifier: n,
 		ActiveRuns: func(_ context.Context, _, target string) ([]string, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()

@@ -48,6 +48,19 @@ var (
 
 var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
+func init() {
+	provider.Register("local", func(ctx context.Context, env provider.Env) (provider.Provider, error) {
+		p, err := New(ctx, filepath.Join(env.DataDir, "nodes"), env.ServerURL, env.Hide, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		if env.PreemptEvery > 0 {
+			go p.PreemptRandomly(ctx, env.PreemptEvery)
+		}
+		return p, nil
+	})
+}
+
 // New returns a provider keeping its nodes under dir. Nodes that survived
 // a restart are told the server's new URL. It watches its agents and
 // reports one that dies on its own as gone. Runs on its nodes do not see

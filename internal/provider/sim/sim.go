@@ -41,6 +41,15 @@ type Provider struct {
 
 var _ provider.Provider = (*Provider)(nil)
 
+func init() {
+	provider.Register("sim", func(ctx context.Context, env provider.Env) (provider.Provider, error) {
+		if !env.Sim {
+			return nil, nil // only on a server started with --sim
+		}
+		return New(ctx, Options{PollWait: env.SimPollWait, Heartbeat: env.SimHeartbeat}, env.Log), nil
+	})
+}
+
 // New returns the provider; its agents stop when ctx ends.
 func New(ctx context.Context, opts Options, log *slog.Logger) *Provider {
 	if opts.Heartbeat == 0 {

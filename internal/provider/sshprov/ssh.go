@@ -11,25 +11,28 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/sshx"
 	"golang.org/x/crypto/ssh"
 )
 
-// Provider installs and runs agents over SSH.
+// Provider installs and runs agents over SSH: the "ssh" provider (a host
+// of an SSH pool, or an attached remote machine) and, through the Slurm
+// type, the "slurm" one (pilot jobs submitted on a login node).
 type Provider struct {
 	name string
 	log  *slog.Logger
-	// Lookup returns how to reach a node's host (from the target it belongs
-	// to), for deletes after a restart.
-	Lookup func(ctx context.Context, nodeID string) (sshx.Target, error)
+	env  provider.Env
 
 	binOnce sync.Once
 	bin     []byte
@@ -40,12 +43,56 @@ type Provider struct {
 	nodes map[string]bool
 }
 
-var _ provider.Provider = (*Provider)(nil)
+// SSH is the ssh provider: nodes on attached machines, one per host of a
+// pool for clusters.
+type SSH struct{ *Provider }
 
-// New returns the provider under a name: "ssh" starts agents directly,
-// "slurm" as Slurm pilot jobs (the NodeSpec says which).
-func New(name string, log *slog.Logger, lookup func(ctx context.Context, nodeID string) (sshx.Target, error)) *Provider {
-	return &Provider{name: name, log: log, Lookup: lookup, nodes: map[string]bool{}}
+// Slurm is the slurm provider: each node is a pilot job that runs an agent,
+// submitted through an attached Slurm login node.
+type Slurm struct{ *Provider }
+
+var (
+	_ provider.Provider       = SSH{}
+	_ provider.Pooled         = SSH{}
+	_ provider.Provider       = Slurm{}
+	_ provider.JobStates      = Slurm{}
+	_ provider.NodeConfigurer = Slurm{}
+)
+
+func init() {
+	provider.Register("ssh", func(_ context.Context, env provider.Env) (provider.Provider, error) {
+		return SSH{New("ssh", env)}, nil
+	})
+	provider.Register("slurm", func(_ context.Context, env provider.Env) (provider.Provider, error) {
+		return Slurm{New("slurm", env)}, nil
+	})
+}
+
+// New returns the provider base under a name.
+func New(name string, env provider.Env) *Provider {
+	return &Provider{name: name, log: env.Log, env: env, nodes: map[string]bool{}}
+}
+
+// PoolHosts implements provider.Pooled.
+func (SSH) PoolHosts() {}
+
+// target opens how to reach an attached target over SSH.
+func (p *Provider) target(ctx context.Context, ws, name string) (sshx.Target, error) {
+	rec, secrets, err := p.env.Target(ctx, ws, name)
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	t, _, err := compute.SSHTarget(rec.Properties, secrets)
+	return t, err
+}
+
+// nodeTarget is how to reach the host a node was made on.
+func (p *Provider) nodeTarget(ctx context.Context, nodeID string) (sshx.Target, error) {
+	ws, name, err := p.env.NodeHost(ctx, nodeID)
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	return p.target(ctx, ws, name)
 }
 
 // Name implements provider.Provider.
@@ -69,16 +116,52 @@ func (p *Provider) binary() ([]byte, string, error) {
 }
 
 // Create implements provider.Provider: it copies this paddock binary to the
-// host (once per version), writes the node's token and starts the agent.
-func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
-	if spec.SSH == nil {
-		return fmt.Errorf("ssh provider: node %s has no host", spec.ID)
+// host (once per version), writes the node's token and starts the agent,
+// detached from the SSH session.
+func (s SSH) Create(ctx context.Context, spec provider.NodeSpec) error {
+	return s.create(ctx, spec, func(c *ssh.Client, dir, agent string, target sshx.Target) error {
+		// The agent is detached from the SSH session entirely: a new
+		// session (setsid), and the subshell that starts it has its own
+		// stdin, stdout and stderr redirected too. A login shell such as
+		// bash runs `a && b &` in a subshell that waits for b; were that
+		// subshell left holding the session's output, sshd would keep the
+		// channel open as long as the agent runs and this call would never
+		// return.
+		start := fmt.Sprintf(`(cd "$HOME" && exec setsid nohup %s --address %s) > %s/agent.log 2>&1 < /dev/null &`, agent, sshx.Quote(target.Address), dir)
+		if _, err := sshx.MustRun(c, start, nil); err != nil {
+			return fmt.Errorf("starting the agent on %s: %w", target.Address, err)
+		}
+		return nil
+	})
+}
+
+// Create implements provider.Provider: as the ssh provider's, but the agent
+// runs as a Slurm pilot job submitted on the login node (spec.Config is
+// its SlurmJob).
+func (s Slurm) Create(ctx context.Context, spec provider.NodeSpec) error {
+	var job SlurmJob
+	if err := json.Unmarshal(spec.Config, &job); err != nil {
+		return fmt.Errorf("slurm provider: node %s: %w", spec.ID, err)
+	}
+	return s.create(ctx, spec, func(c *ssh.Client, dir, agent string, _ sshx.Target) error {
+		return submitPilot(c, dir, agent, spec.ID, job)
+	})
+}
+
+// create installs the agent for a node on its host, then starts it.
+func (p *Provider) create(ctx context.Context, spec provider.NodeSpec, start func(c *ssh.Client, dir, agent string, target sshx.Target) error) error {
+	if spec.Host == "" {
+		return fmt.Errorf("%s provider: node %s has no host", p.name, spec.ID)
+	}
+	target, err := p.target(ctx, spec.Workspace, spec.Host)
+	if err != nil {
+		return err
 	}
 	bin, sum, err := p.binary()
 	if err != nil {
 		return err
 	}
-	c, _, err := sshx.Dial(ctx, *spec.SSH)
+	c, _, err := sshx.Dial(ctx, target)
 	if err != nil {
 		return err
 	}
@@ -88,38 +171,24 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 	if strings.TrimSpace(have) != sum {
 		if _, err := sshx.MustRun(c, "mkdir -p "+base+" && cat > "+base+"/paddock.tmp && chmod 755 "+base+"/paddock.tmp && mv "+base+"/paddock.tmp "+base+"/paddock && echo "+sum+" > "+base+"/paddock.sha256",
 			bytes.NewReader(bin)); err != nil {
-			return fmt.Errorf("installing the agent on %s: %w", spec.SSH.Address, err)
+			return fmt.Errorf("installing the agent on %s: %w", target.Address, err)
 		}
 	}
 	setup := fmt.Sprintf("umask 077 && mkdir -p %[1]s/work && cat > %[1]s/token && printf '%%s\\n' %[2]s > %[1]s/server-url", dir, sshx.Quote(spec.ServerURL))
 	if _, err := sshx.MustRun(c, setup, strings.NewReader(spec.Token+"\n")); err != nil {
-		return fmt.Errorf("preparing node %s on %s: %w", spec.ID, spec.SSH.Address, err)
+		return fmt.Errorf("preparing node %s on %s: %w", spec.ID, target.Address, err)
 	}
 	// Runs see none of Paddock's files on the host (other nodes' tokens
 	// included).
 	agent := fmt.Sprintf(`%[1]s/paddock agent --server-file %[2]s/server-url --token-file %[2]s/token --work-dir %[2]s/work --pid-file %[2]s/agent.pid --hide %[1]s --cores %[3]s --memory-gb %[4]s`,
 		base, dir, strconv.FormatFloat(spec.Cores, 'f', -1, 64), strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64))
-	if spec.Slurm != nil {
-		if err := submitPilot(c, dir, agent, spec); err != nil {
-			return err
-		}
-	} else {
-		// The agent is detached from the SSH session entirely: a new
-		// session (setsid), and the subshell that starts it has its own
-		// stdin, stdout and stderr redirected too. A login shell such as
-		// bash runs `a && b &` in a subshell that waits for b; were that
-		// subshell left holding the session's output, sshd would keep the
-		// channel open as long as the agent runs and this call would never
-		// return.
-		start := fmt.Sprintf(`(cd "$HOME" && exec setsid nohup %s --address %s) > %s/agent.log 2>&1 < /dev/null &`, agent, sshx.Quote(spec.SSH.Address), dir)
-		if _, err := sshx.MustRun(c, start, nil); err != nil {
-			return fmt.Errorf("starting the agent on %s: %w", spec.SSH.Address, err)
-		}
+	if err := start(c, dir, agent, target); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	p.nodes[spec.ID] = true
 	p.mu.Unlock()
-	p.log.Info("ssh node started", "node", spec.ID, "host", spec.SSH.Address)
+	p.log.Info("ssh node started", "node", spec.ID, "host", target.Address)
 	return nil
 }
 
@@ -127,7 +196,7 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 // SIGKILL) and the node's files removed; the last node on a host removes
 // the installed binary too.
 func (p *Provider) Delete(ctx context.Context, id string) error {
-	t, err := p.Lookup(ctx, id)
+	t, err := p.nodeTarget(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -164,11 +233,45 @@ func (p *Provider) List(context.Context) ([]string, error) {
 	return out, nil
 }
 
+// SlurmJob is the slurm provider's settings of a node: how its pilot job
+// is submitted.
+type SlurmJob struct {
+	Env         string `json:"env,omitempty"` // prefix for Slurm commands, e.g. "SLURM_CONF=/etc/x.conf "
+	Partition   string `json:"partition,omitempty"`
+	Account     string `json:"account,omitempty"`
+	QoS         string `json:"qos,omitempty"`
+	CPUs        int    `json:"cpus"`
+	MemoryMB    int    `json:"memory_mb,omitempty"`
+	GPUs        int    `json:"gpus,omitempty"`
+	TimeMinutes int    `json:"time_minutes,omitempty"` // 0: the partition's default
+	OneRun      bool   `json:"one_run,omitempty"`      // the agent exits after one run (a pilot per run)
+}
+
+// NodeConfig implements provider.NodeConfigurer: the pilot job of a node
+// from the login node's Slurm settings (partition, account, QoS; the
+// low-priority QoS for low-priority nodes) and what the node is for.
+func (s Slurm) NodeConfig(ctx context.Context, req provider.NodeRequest) (json.RawMessage, error) {
+	rec, _, err := s.env.Target(ctx, req.Workspace, req.Host)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := compute.Props[compute.SlurmProperties](rec)
+	if err != nil {
+		return nil, err
+	}
+	qos := sp.QoS
+	if req.LowPriority && sp.LowPriorityQoS != "" {
+		qos = sp.LowPriorityQoS
+	}
+	return json.Marshal(SlurmJob{Env: compute.SlurmEnv(sp), Partition: sp.Partition, Account: sp.Account, QoS: qos,
+		CPUs: int(math.Ceil(max(req.Cores, 1))), MemoryMB: int(req.MemoryGB * 1024), GPUs: req.GPUs,
+		TimeMinutes: req.TimeMinutes, OneRun: req.OneRun})
+}
+
 // submitPilot submits the node's agent as a Slurm batch job from the login
 // node, and leaves beside it the commands to cancel it and ask its state.
-func submitPilot(c *ssh.Client, dir, agent string, spec provider.NodeSpec) error {
-	j := spec.Slurm
-	args := []string{"sbatch", "--parsable", "-J", "paddock-" + spec.ID, "-N", "1", "-c", strconv.Itoa(max(j.CPUs, 1)),
+func submitPilot(c *ssh.Client, dir, agent, id string, j SlurmJob) error {
+	args := []string{"sbatch", "--parsable", "-J", "paddock-" + id, "-N", "1", "-c", strconv.Itoa(max(j.CPUs, 1)),
 		"-o", dir + "/slurm.out"}
 	for flag, v := range map[string]string{"-p": j.Partition, "-A": j.Account, "-q": j.QoS} {
 		if v != "" {
@@ -191,15 +294,16 @@ func submitPilot(c *ssh.Client, dir, agent string, spec provider.NodeSpec) error
 	cmd := fmt.Sprintf(`cd "$HOME" && id=$(env %s%s) && echo "$id" > %s/jobid && echo "env %sscancel $id" > %s/cancel && echo "env %sscontrol show job -o $id" > %s/state`,
 		j.Env, strings.Join(args, " "), dir, j.Env, dir, j.Env, dir)
 	if _, err := sshx.MustRun(c, cmd, nil); err != nil {
-		return fmt.Errorf("submitting the pilot job of node %s: %w", spec.ID, err)
+		return fmt.Errorf("submitting the pilot job of node %s: %w", id, err)
 	}
 	return nil
 }
 
-// JobState asks Slurm for a node's pilot job: its state (PENDING, RUNNING,
-// COMPLETED, CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL, ...) and reason.
-func (p *Provider) JobState(ctx context.Context, nodeID string) (state, reason string, err error) {
-	t, err := p.Lookup(ctx, nodeID)
+// JobState implements provider.JobStates: it asks Slurm for a node's pilot
+// job, its state (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT,
+// PREEMPTED, NODE_FAIL, ...) and reason.
+func (s Slurm) JobState(ctx context.Context, nodeID string) (state, reason string, err error) {
+	t, err := s.nodeTarget(ctx, nodeID)
 	if err != nil {
 		return "", "", err
 	}

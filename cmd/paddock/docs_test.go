@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paddock-ml/paddock/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -54,7 +55,7 @@ var otherTools = map[string]string{
 // cliFlags maps every long flag of every command (the hidden agent's
 // included) to the commands that have it, as their --help shows them.
 func cliFlags() map[string][]string {
-	root := newRoot(&globals{})
+	root := cli.Root(newUpCmd(), newAgentCmd())
 	root.InitDefaultVersionFlag()
 	root.InitDefaultCompletionCmd("completion")
 	out := map[string][]string{}

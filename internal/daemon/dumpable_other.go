@@ -1,5 +1,5 @@
 //go:build !linux
 
-package server
+package daemon
 
 func notDumpable() {}

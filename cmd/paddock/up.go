@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"log/slog"
@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/server"
+	"github.com/paddock-ml/paddock/internal/cli"
+	"github.com/paddock-ml/paddock/internal/daemon"
+	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -31,7 +33,7 @@ token. Every start writes the server URL and the admin token to
 Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 		Example: `  paddock up
   paddock up --listen 127.0.0.1:9000 --data-dir /srv/paddock`,
-		Args: exactArgs(),
+		Args: cli.NoArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -61,7 +63,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				}
 				dataDir = filepath.Join(home, ".paddock")
 			}
-			return server.Run(cmd.Context(), server.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
+			return daemon.Run(cmd.Context(), daemon.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
 				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20})
 		},
 	}
@@ -75,7 +77,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.DurationVar(&simBeat, "sim-heartbeat", 10*time.Second, "sim agents: heartbeat interval when --sim-poll-wait is 0")
 	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go runtime profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060; off by default")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
-	f.Int64Var(&maxLogMB, "max-run-log-mb", server.DefaultMaxRunLogBytes>>20, "the most log a run may store, in MiB; later lines are dropped with a marker (0: no limit)")
+	f.Int64Var(&maxLogMB, "max-run-log-mb", runs.DefaultMaxRunLogBytes>>20, "the most log a run may store, in MiB; later lines are dropped with a marker (0: no limit)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	withoutClientFlags(cmd)
 	return cmd

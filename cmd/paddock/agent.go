@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/agent"
+	"github.com/paddock-ml/paddock/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -25,13 +26,13 @@ func newAgentCmd() *cobra.Command {
 reports the node's cores, memory and GPUs, and runs the work assigned to it.
 The server starts it for the local target; node providers start it on the
 nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
-		Args: exactArgs(),
+		Args: cli.NoArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cfg.NoIsolation {
 				// Not root: go on in a user namespace of the agent's own,
 				// which lets it hide its files from runs.
 				if entered, code := agent.EnterUserNamespace(); entered {
-					return exitError{code: code}
+					return cli.Exit(code)
 				}
 			}
 			var level slog.Level

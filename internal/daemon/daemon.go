@@ -1,0 +1,338 @@
+// Package daemon is the workspace server's process: it opens the data
+// dir and the store, builds the node providers, the dispatcher, the
+// controllers and the services, connects them through one notifier and
+// one clock, serves the HTTP API and starts the local target's agent. It
+// is the composition root; `paddock up` calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/clientconfig"
+	"github.com/paddock-ml/paddock/internal/clock"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/localnode"
+	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/provision"
+	"github.com/paddock-ml/paddock/internal/runs"
+	"github.com/paddock-ml/paddock/internal/secret"
+	"github.com/paddock-ml/paddock/internal/server"
+	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/version"
+	"github.com/paddock-ml/paddock/internal/workspace"
+
+	// The node providers register themselves.
+	_ "github.com/paddock-ml/paddock/internal/provider/local"
+	_ "github.com/paddock-ml/paddock/internal/provider/sim"
+	_ "github.com/paddock-ml/paddock/internal/provider/sshprov"
+)
+
+// Options configure a workspace server.
+type Options struct {
+	DataDir string // holds the database, the secret key and the admin token
+	Listen  string // host:port; port 0 picks a free one
+	Log     *slog.Logger
+	// Ready, when set, is called once the server accepts requests.
+	Ready func(url string)
+	// NodeLostAfter is how long a node may be silent before its runs fail
+	// with NodeLost (default 60 s).
+	NodeLostAfter time.Duration
+	// NoLocalAgent skips starting the local target's agent.
+	NoLocalAgent bool
+	// PreemptEvery, when set, makes the local provider preempt a random
+	// low-priority node on average this often (demos, soak tests).
+	PreemptEvery time.Duration
+	// Sim enables the sim node provider (load and scale tests only).
+	Sim bool
+	// SimPollWait and SimHeartbeat tune the simulated agents.
+	SimPollWait, SimHeartbeat time.Duration
+	// PprofListen, when set, serves Go's runtime profiles (net/http/pprof,
+	// unauthenticated) on that address: for profiling, keep it on loopback.
+	PprofListen string
+	// MaxRunLogBytes caps what a run's log may store; later lines are
+	// dropped with a marker (0: no cap).
+	MaxRunLogBytes int64
+}
+
+// Files inside the data dir.
+const (
+	dbFile         = "paddock.db"
+	keyFile        = "secret.key"
+	adminTokenFile = "admin.token"
+	lockFile       = "paddock.lock"
+	adminUser      = "admin"
+)
+
+// process is one running server: its parts, built by open and build.
+type process struct {
+	o       Options
+	log     *slog.Logger
+	dataDir string
+	url     string
+	clock   clock.Clock
+	notify  *notify.Notifier
+
+	st    *sqlite.Store
+	box   *secret.Box
+	sizes *compute.Catalog
+	arts  *artifact.Store
+	token string // the admin's
+
+	providers *provider.Registry
+	disp      *dispatch.Dispatcher
+	nodes     *autoscaler.Controller
+	provision *provision.Controller
+	ws        *workspace.Service
+	runs      *runs.Service
+	local     *localnode.Supervisor
+	hide      []string // what runs must not see
+}
+
+// Run starts the workspace server and serves until ctx ends, then shuts
+// down cleanly: in-flight requests finish, loops stop, the store closes.
+func Run(ctx context.Context, o Options) error {
+	start := time.Now()
+	notDumpable()
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir %s: %w", dataDir, err)
+	}
+	if err := privateDataDir(dataDir, o.Log); err != nil {
+		return err
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return api.Conflict("cannot listen on %s: the address is in use by another program; choose another with --listen", o.Listen)
+		}
+		return fmt.Errorf("cannot listen on %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+	if o.PprofListen != "" {
+		stop, err := servePprof(o.PprofListen, o.Log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	p := &process{o: o, log: o.Log, dataDir: dataDir, url: "http://" + ln.Addr().String(), clock: clock.Real, notify: &notify.Notifier{}}
+	if err := p.open(ctx); err != nil {
+		return err
+	}
+	defer p.st.Close()
+	loops, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	if err := p.build(ctx, loops); err != nil {
+		return err
+	}
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: workspace.DefaultName})
+	if err != nil {
+		return fmt.Errorf("writing the CLI config: %w", err)
+	}
+	if err := lock.describe(p.url); err != nil {
+		return err
+	}
+	return p.serve(ctx, loops, stopLoops, ln, func() {
+		p.log.Info("paddock is serving", "version", version.Version, "url", p.url, "workspace", workspace.DefaultName,
+			"data_dir", dataDir, "cli_config", cfgPath, "startup", time.Since(start).Round(time.Millisecond))
+	})
+}
+
+// open opens what the data dir holds: the store, the secret key, the size
+// catalog, the admin's token and the artifacts.
+func (p *process) open(ctx context.Context) (err error) {
+	if p.st, err = sqlite.Open(ctx, filepath.Join(p.dataDir, dbFile)); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			p.st.Close()
+		}
+	}()
+	if p.box, err = secret.LoadOrCreateKey(filepath.Join(p.dataDir, keyFile)); err != nil {
+		return err
+	}
+	if p.sizes, err = compute.NewCatalog(filepath.Join(p.dataDir, compute.SizesFile)); err != nil {
+		return fmt.Errorf("the size file is invalid: %w", err)
+	}
+	p.sizes.Log = p.log
+	if p.token, err = ensureAdmin(ctx, p.st, filepath.Join(p.dataDir, adminTokenFile)); err != nil {
+		return err
+	}
+	if p.arts, err = artifact.New(filepath.Join(p.dataDir, "artifacts")); err != nil {
+		return err
+	}
+	if n, err := p.arts.MakePrivate(); err != nil {
+		return fmt.Errorf("making the artifacts private: %w", err)
+	} else if n > 0 {
+		p.log.Warn("tightened the permissions of artifacts an earlier version left readable by others", "dir", filepath.Join(p.dataDir, "artifacts"), "entries", n)
+	}
+	return nil
+}
+
+// build makes the providers, the dispatcher, the controllers and the
+// services, and connects them: each controller subscribes to the topics
+// it acts on, each producer publishes to the one notifier.
+func (p *process) build(ctx, loops context.Context) error {
+	// Runs never see the server's files: its data dir, and the CLI config
+	// holding the admin token wherever it is.
+	p.hide = []string{p.dataDir}
+	if cfg, err := clientconfig.Path(); err == nil {
+		p.hide = append(p.hide, cfg)
+	}
+	var err error
+	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, Log: p.log, Hide: p.hide,
+		PreemptEvery: p.o.PreemptEvery, Sim: p.o.Sim, SimPollWait: p.o.SimPollWait, SimHeartbeat: p.o.SimHeartbeat,
+		Target: p.attachedTarget, NodeHost: p.nodeHost})
+	if err != nil {
+		return err
+	}
+	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify})
+	if err := p.disp.Load(ctx); err != nil {
+		return fmt.Errorf("loading runs: %w", err)
+	}
+	p.nodes = &autoscaler.Controller{Store: p.st, Dispatch: p.disp, Providers: p.providers, Sizes: p.sizes, Log: p.log,
+		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes")}
+	p.nodes.Init()
+	p.provision = provision.New(p.st, compute.ProvisionEnv{
+		ProviderAvailable: func(name string) bool { _, ok := p.providers.Get(name); return ok },
+		ReleaseNodes:      p.nodes.ReleaseNodes,
+	}, p.log, p.clock, p.notify)
+	p.ws = &workspace.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
+		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes}
+	if err := p.ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {
+		return err
+	}
+	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.ws, HasSource: p.arts.HasSnapshot, Log: p.log,
+		Clock: p.clock, MaxLogBytes: p.o.MaxRunLogBytes}
+	p.provision.Watch(p.notify)
+	p.nodes.Watch(p.notify)
+	p.runs.Watch(p.notify)
+	p.local = &localnode.Supervisor{
+		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: workspace.DefaultName, Log: p.log,
+		AddNode: p.disp.AddNode, TokenHash: tokens.Hash, NewToken: tokens.NewNode,
+		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localnode.NodeID) },
+		ExtraArgs: hideArgs(p.hide),
+	}
+	return nil
+}
+
+// attachedTarget opens an attached target for a provider: its record and
+// secrets.
+func (p *process) attachedTarget(ctx context.Context, ws, name string) (store.Compute, map[string]secret.Value, error) {
+	rec, err := p.st.GetCompute(ctx, ws, name)
+	if err != nil {
+		return rec, nil, err
+	}
+	secrets, err := p.ws.OpenSecrets(rec)
+	return rec, secrets, err
+}
+
+// nodeHost names the attached target a node was made on or through: its
+// host (a pool host), else its own target (a remote machine, a Slurm
+// login node).
+func (p *process) nodeHost(ctx context.Context, nodeID string) (string, string, error) {
+	nodes, err := p.st.Nodes(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	for _, n := range nodes {
+		if n.ID == nodeID {
+			if n.Host != "" {
+				return n.Workspace, n.Host, nil
+			}
+			return n.Workspace, n.Compute, nil
+		}
+	}
+	return "", "", fmt.Errorf("node %s is not known", nodeID)
+}
+
+// serve runs the loops and the HTTP server until ctx ends or one of them
+// stops, then shuts down: requests first, then the loops. ready is called
+// once requests are accepted.
+func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Listener, ready func()) error {
+	go p.sizes.Watch(loops, 2*time.Second)
+	loopsDone := make(chan error, 2)
+	go func() { loopsDone <- p.provision.Run(loops) }()
+	dispDone := make(chan struct{})
+	go func() { p.disp.Run(loops); close(dispDone) }()
+	go func() {
+		if err := p.nodes.Run(loops); err != nil && loops.Err() == nil {
+			p.log.Error("the node controller stopped", "err", err)
+		}
+	}()
+	// Requests (long polls and log follows included) end when reqCtx does.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{WS: p.ws, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if !p.o.NoLocalAgent {
+		if err := p.local.Start(loops, p.url); err != nil {
+			return fmt.Errorf("starting the local agent: %w", err)
+		}
+	}
+	// Clusters made for one run whose run ended while the server was down.
+	go p.runs.SweepRunClusters(loops)
+	ready()
+	if p.o.Ready != nil {
+		p.o.Ready(p.url)
+	}
+	select {
+	case <-ctx.Done():
+		p.log.Info("shutting down")
+	case err := <-serveErr:
+		stopLoops()
+		<-loopsDone
+		<-dispDone
+		return err
+	case err := <-loopsDone:
+		loopsDone <- err
+		p.log.Error("a control loop stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	endRequests()
+	err := srv.Shutdown(shutdownCtx)
+	p.local.Stop()
+	stopLoops()
+	<-dispDone
+	if lerr := <-loopsDone; lerr != nil && err == nil {
+		err = lerr
+	}
+	p.log.Info("stopped")
+	return err
+}
+
+// hideArgs are the agent flags that hide paths from runs.
+func hideArgs(paths []string) []string {
+	var args []string
+	for _, p := range paths {
+		args = append(args, "--hide", p)
+	}
+	return args
+}

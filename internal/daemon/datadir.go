@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/clientconfig"
+	"github.com/paddock-ml/paddock/internal/store"
+	tokens "github.com/paddock-ml/paddock/internal/token"
+)
+
+// privateDataDir makes the data dir readable by its owner only (0700) and
+// the database 0600, fixing what earlier versions made, and saying so. The
+// database file is made before SQLite opens it, because SQLite gives its
+// -wal and -shm files the mode of the database.
+func privateDataDir(dir string, log *slog.Logger) error {
+	tighten := func(path string, perm os.FileMode) error {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, os.ErrNotExist) || err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm()&^perm == 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Chmod(path, fi.Mode().Perm()&perm); err != nil {
+			return fmt.Errorf("making %s private: %w", path, err)
+		}
+		log.Warn("tightened the permissions of a file an earlier version left readable by others", "path", path,
+			"was", fmt.Sprintf("%04o", fi.Mode().Perm()), "now", fmt.Sprintf("%04o", fi.Mode().Perm()&perm))
+		return nil
+	}
+	if err := tighten(dir, 0o700); err != nil {
+		return err
+	}
+	db := filepath.Join(dir, dbFile)
+	if f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	} else {
+		return fmt.Errorf("creating %s: %w", db, err)
+	}
+	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile} {
+		if err := tighten(filepath.Join(dir, name), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureAdmin makes sure the admin user exists with the token kept in the
+// data dir, creating a token on first start.
+func ensureAdmin(ctx context.Context, st store.Store, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	token := strings.TrimSpace(string(data))
+	if errors.Is(err, os.ErrNotExist) || token == "" {
+		token = tokens.New()
+		if err := clientconfig.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+			return "", err
+		}
+	} else if err != nil {
+		return "", err
+	}
+	err = st.PutUser(ctx, store.User{Name: adminUser, Admin: true, TokenHash: tokens.Hash(token), CreatedAt: time.Now().UTC()})
+	return token, err
+}
+
+// dirLock is an exclusive flock on the data dir's lock file, held while the
+// server runs; the kernel drops it if the process dies.
+type dirLock struct{ f *os.File }
+
+func lockDataDir(dir string) (*dirLock, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			who := strings.TrimSpace(string(holder))
+			if who == "" {
+				who = "another process"
+			}
+			return nil, api.Conflict("data dir %s is in use by another paddock server (%s); stop it first or choose another --data-dir", dir, who)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return &dirLock{f: f}, nil
+}
+
+func (l *dirLock) describe(url string) error {
+	if err := l.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := l.f.WriteAt([]byte(fmt.Sprintf("pid %d, serving %s\n", os.Getpid(), url)), 0)
+	return err
+}
+
+func (l *dirLock) release() {
+	l.f.Truncate(0)
+	l.f.Close()
+}
+
+// servePprof serves the runtime profiles on their own listener, so that
+// they are never reachable through the API's address.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (--pprof-listen): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving runtime profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
+}

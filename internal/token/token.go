@@ -1,0 +1,37 @@
+// Package token makes Paddock's bearer tokens and the hashes they are
+// stored as. A token's prefix says whose it is: pdk_ a user's, pdn_ a node
+// agent's, pdr_ a run's (run tokens are signed, not stored: see dispatch).
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// Prefixes of the kinds of token.
+const (
+	UserPrefix = "pdk_"
+	NodePrefix = "pdn_"
+	RunPrefix  = "pdr_"
+)
+
+// New returns a new random user token.
+func New() string { return UserPrefix + random() }
+
+// NewNode returns a new random node token.
+func NewNode() string { return NodePrefix + random() }
+
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Hash is how tokens are stored: hex SHA-256. Tokens are random and long,
+// so a plain hash is enough (no password stretching needed).
+func Hash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -83,7 +83,7 @@ type Agent struct {
 	// timeout (their context bounds them). Every attempt's goroutines use
 	// them while refreshServer points them at a new URL, so a change
 	// replaces a client whole instead of writing to one in use.
-	client, uploads atomic.Pointer[api.Client]
+	client, uploads atomic.Pointer[api.AgentClient]
 	node            api.AgentNode
 
 	iso *isolation
@@ -154,10 +154,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
-	client := api.NewClient(a.serverURL(), token, "")
+	client := api.NewAgentClient(a.serverURL(), token)
 	client.HTTP = &http.Client{Timeout: 90 * time.Second}
 	a.client.Store(client)
-	uploads := api.NewClient(a.serverURL(), token, "")
+	uploads := api.NewAgentClient(a.serverURL(), token)
 	uploads.HTTP = &http.Client{}
 	a.uploads.Store(uploads)
 	err := a.loop(ctx)
@@ -240,7 +240,7 @@ func (a *Agent) serverURL() string {
 // refreshServer re-reads the server URL after a failed call.
 func (a *Agent) refreshServer() {
 	u := a.serverURL()
-	for _, p := range []*atomic.Pointer[api.Client]{&a.client, &a.uploads} {
+	for _, p := range []*atomic.Pointer[api.AgentClient]{&a.client, &a.uploads} {
 		for {
 			old := p.Load()
 			if old.Server == u {
@@ -279,13 +279,13 @@ func (a *Agent) loop(ctx context.Context) error {
 			err = a.hello(ctx)
 			hello = err == nil
 		} else {
-			var work api.AgentWork
 			poll := api.AgentPoll{Active: a.active(), WaitMS: 25000}
 			if a.ssh != nil {
 				poll.SSHSessions = a.ssh.Sessions()
 				poll.WaitMS = 5000 // report session activity often enough for idle shutdown
 			}
-			err = a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/poll", poll, &work)
+			var work api.AgentWork
+			work, err = a.client.Load().Poll(ctx, poll)
 			if err == nil {
 				a.handle(ctx, work)
 			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
@@ -322,8 +322,8 @@ func (a *Agent) hello(ctx context.Context) error {
 	if a.ssh != nil {
 		h.SSH = a.ssh.Addr()
 	}
-	var node api.AgentNode
-	if err := a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
+	node, err := a.client.Load().Hello(ctx, h)
+	if err != nil {
 		return err
 	}
 	if a.node.NodeID == "" {
@@ -388,18 +388,13 @@ func (a *Agent) stopAll(why string) {
 	}
 }
 
-// attemptPath is the API path of an attempt's reports.
-func attemptPath(ref api.AttemptRef, what string) string {
-	return fmt.Sprintf("/api/v1/agent/runs/%s/attempts/%d/%s", ref.RunID, ref.Attempt, what)
-}
-
 // report sends an attempt's status, retrying until the server has it (or
 // says the attempt is stale, or ctx ends). It reports whether the attempt
 // is still current.
 func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptReport) bool {
 	backoff := 50 * time.Millisecond
 	for {
-		err := a.client.Load().Do(ctx, http.MethodPost, attemptPath(ref, "status"), rep, nil)
+		err := a.client.Load().Report(ctx, ref, rep)
 		switch {
 		case err == nil:
 			return true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,23 +44,25 @@ var instanceFlags = append([]propFlag{
 	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "stop after this long idle, e.g. 30m (default never)"},
 }, commonFlags...)
 
-var remoteFlags = append([]propFlag{
-	{"address", "address", kString, "host name or IP address of the machine (required)"},
-	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
-	{"username", "username", kString, "user to log in as (required)"},
-	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
-	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
-	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
-	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
-}, commonFlags...)
+// sshFlags are the flags of a target the server reaches over SSH (attach
+// remote, attach slurm): where it logs in and with what. host says what
+// the address names and login what the user does there.
+func sshFlags(host, login string) []propFlag {
+	return []propFlag{
+		{"address", "address", kString, host + " (required)"},
+		{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
+		{"username", "username", kString, login + " (required)"},
+		{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
+		{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
+		{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+	}
+}
 
-var slurmFlags = append([]propFlag{
-	{"address", "address", kString, "the login node's host name or IP address (required)"},
-	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
-	{"username", "username", kString, "user to log in and submit jobs as (required)"},
-	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
-	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
-	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+var remoteFlags = slices.Concat(sshFlags("host name or IP address of the machine", "user to log in as"), []propFlag{
+	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
+}, commonFlags)
+
+var slurmFlags = slices.Concat(sshFlags("the login node's host name or IP address", "user to log in and submit jobs as"), []propFlag{
 	{"partition", "partition", kString, "partition to submit to (default: the cluster's default)"},
 	{"account", "account", kString, "account to charge"},
 	{"qos", "qos", kString, "QoS of the jobs"},
@@ -67,7 +70,7 @@ var slurmFlags = append([]propFlag{
 	{"slurm-conf", "slurm_conf", kString, "SLURM_CONF on the login node, when the configuration is not in the default place"},
 	{"rest-url", "rest_url", kString, "slurmrestd URL (not supported yet: use --address)"},
 	{"jwt-file", "jwt", kSecretFile, "file holding a slurmrestd JWT (not supported yet)"},
-}, commonFlags...)
+}, commonFlags)
 
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},

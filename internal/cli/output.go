@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -118,12 +119,7 @@ func showTable(w io.Writer, c *api.Compute) {
 func writeSection(w io.Writer, title string, raw json.RawMessage) {
 	fmt.Fprintf(w, "%s:\n", title)
 	p := flatten(raw)
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(p) {
 		fmt.Fprintf(w, "  %s:\t%s\n", k, p[k])
 	}
 }
@@ -155,11 +151,7 @@ func text(v any) string {
 		}
 		return strings.Join(parts, ",")
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := sortedKeys(x)
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			parts[i] = k + "=" + text(x[k])
@@ -167,6 +159,11 @@ func text(v any) string {
 		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(v)
+}
+
+// sortedKeys is a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 func orDash(s string) string {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -363,22 +362,13 @@ func showRun(w io.Writer, r *api.Run) {
 		}
 		fmt.Fprintf(w, "Attempt:\t%s\n", line)
 	}
-	for _, name := range sortedMetricNames(r.Metrics) {
+	for _, name := range sortedKeys(r.Metrics) {
 		m := r.Metrics[name]
 		fmt.Fprintf(w, "Metric:\t%s = %g (step %d)\n", name, m.Value, m.Step)
 	}
 	for _, o := range r.Outputs {
 		fmt.Fprintf(w, "Output:\t%s (%d bytes)\n", o.Path, o.Size)
 	}
-}
-
-func sortedMetricNames(m map[string]api.Metric) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func runLogsCmd(g *globals) *cobra.Command {

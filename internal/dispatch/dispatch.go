@@ -146,11 +146,6 @@ func New(st store.Store, box *secret.Box, log *slog.Logger, now func() time.Time
 		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
 }
 
-// SetAPIURL sets the URL runs reach the server at (known once listening).
-func (d *Dispatcher) SetAPIURL(u string) {
-	d.do(context.Background(), func(*txn) error { d.opts.APIURL = u; return nil })
-}
-
 // Load rebuilds the in-memory view from the store. It must be called
 // before Run.
 func (d *Dispatcher) Load(ctx context.Context) error {

@@ -135,11 +135,6 @@ func (s *Store) MaxRunSeq(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// RunByTokenHash implements store.Store.
-func (s *Store) RunByTokenHash(ctx context.Context, hash string) (store.Run, error) {
-	return s.oneRun(ctx, `token_hash = ?`, hash)
-}
-
 // RunByIdempotencyKey implements store.Store.
 func (s *Store) RunByIdempotencyKey(ctx context.Context, workspace, user, key string) (store.Run, error) {
 	return s.oneRun(ctx, `workspace = ? AND created_by = ? AND idem_key = ?`, workspace, user, key)

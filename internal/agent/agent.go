@@ -8,6 +8,13 @@
 // about; when the server answers that an attempt is no longer current, the
 // agent stops it. When the server is away the agent keeps its runs going,
 // buffers their logs and results, and delivers them once it is back.
+//
+// A run gets the environment it asks for (an interpreter, a venv built
+// once per requirements, or a container image) and, where the host allows,
+// is kept from the agent's files, the server's and other users' runs: as an
+// OS user of its own when the agent is root, else in user and mount
+// namespaces (isolation.go says how). A compute instance's agent also
+// serves SSH to the instance's owner.
 package agent
 
 import (

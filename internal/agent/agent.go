@@ -313,14 +313,23 @@ func (a *Agent) loop(ctx context.Context) error {
 			return fmt.Errorf("no contact with the server for %s and nothing to report; exiting", a.cfg.OrphanTimeout)
 		}
 		a.log.Debug("server call failed; retrying", "err", err, "after", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 2*time.Second)
-		a.refreshServer()
+		a.retryAfter(ctx, &backoff)
 	}
 	return nil
+}
+
+// retryAfter waits out the backoff after a failed call to the server,
+// doubles it (up to 2 s) and re-reads the server URL, which may have
+// changed. It reports false, at once, when ctx ends first.
+func (a *Agent) retryAfter(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, 2*time.Second)
+	a.refreshServer()
+	return true
 }
 
 func (a *Agent) hello(ctx context.Context) error {
@@ -411,12 +420,8 @@ func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptR
 			return false
 		}
 		a.log.Debug("reporting status failed; retrying", "run", ref.RunID, "status", rep.Status, "err", err)
-		select {
-		case <-ctx.Done():
+		if !a.retryAfter(ctx, &backoff) {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
-		a.refreshServer()
 	}
 }

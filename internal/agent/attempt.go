@@ -437,13 +437,9 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
 			return files, err
 		}
-		select {
-		case <-ctx.Done():
+		if !at.a.retryAfter(ctx, &backoff) {
 			return nil, ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
-		at.a.refreshServer()
 	}
 }
 

@@ -152,13 +152,9 @@ func (s *shipper) run(ctx context.Context) {
 			}
 			return
 		default:
-			select {
-			case <-ctx.Done():
+			if !s.a.retryAfter(ctx, &backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 2*time.Second)
-			s.a.refreshServer()
 		}
 	}
 }

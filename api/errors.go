@@ -1,6 +1,9 @@
-// Package api holds the wire types of Paddock's REST API and a Go client for
-// it. The CLI, the server, the tests and (later) the web studio share these
-// types, so a field has one name and one meaning everywhere.
+// Package api holds the wire types of Paddock's REST API, its one
+// vocabulary of errors (Code: an HTTP status on the wire, an exit code in
+// the CLI) and its Go clients: Client for users' calls and AgentClient for
+// the node agent's protocol. The server, the CLI, the node agent and the
+// tests share these types, so a field has one name and one meaning
+// everywhere.
 package api
 
 import (

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,7 +79,7 @@ func newEnv(t testing.TB) *env {
 func (e *env) environ() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PADDOCK_") && !strings.HasPrefix(kv, "PADDOCK_PPROF_ADDR=") || strings.HasPrefix(kv, "HOME=") {
+		if strings.HasPrefix(kv, "PADDOCK_") || strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		out = append(out, kv)
@@ -116,9 +117,21 @@ var urlInLog = regexp.MustCompile(`msg="paddock is serving".* url=(http://\S+)`)
 
 // up starts `paddock up` and waits until it serves; it is stopped at the
 // end of the test.
+// serverPprof makes the servers the tests start serve runtime profiles
+// there (`paddock up --pprof-listen`), to profile a benchmark:
+//
+//	go test -run '^$' -bench QueuedThroughput ./e2e/ -server-pprof-listen 127.0.0.1:6061
+//
+// Only one server can listen on it at a time.
+var serverPprof = flag.String("server-pprof-listen", "", "the servers started serve runtime profiles on this address (paddock up --pprof-listen; one server at a time)")
+
 func (e *env) up(extra ...string) *server {
 	e.t.Helper()
-	args := append([]string{"up", "--data-dir", e.dataDir, "--listen", "127.0.0.1:0"}, extra...)
+	args := []string{"up", "--data-dir", e.dataDir, "--listen", "127.0.0.1:0"}
+	if *serverPprof != "" {
+		args = append(args, "--pprof-listen", *serverPprof)
+	}
+	args = append(args, extra...)
 	s := &server{cmd: exec.Command(binary, args...), done: make(chan struct{})}
 	s.cmd.Env = e.environ()
 	stderr, err := s.cmd.StderrPipe()

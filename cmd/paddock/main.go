@@ -1,5 +1,6 @@
 // Command paddock is Paddock's one binary: the workspace server
-// (`paddock up`), the CLI, and later the node agent.
+// (`paddock up`), the CLI, and the node agent (`paddock agent`, which the
+// server and node providers start). It hands its arguments to internal/cli.
 package main
 
 import (

@@ -2,8 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"net/http"
-	_ "net/http/pprof" // served only when PADDOCK_PPROF_ADDR is set
 	"os"
 	"path/filepath"
 	"time"
@@ -48,10 +46,6 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)
 			default:
 				return api.Invalid("log-format", "--log-format must be text or json, not %q", logFormat)
-			}
-			if addr := os.Getenv("PADDOCK_PPROF_ADDR"); addr != "" {
-				// Profiling for benchmarks: never on by default.
-				go http.ListenAndServe(addr, nil)
 			}
 			if maxLogMB < 0 || maxLogMB > 1<<30 {
 				return api.Invalid("max-run-log-mb", "--max-run-log-mb must be from 0 (no limit) to %d, not %d", 1<<30, maxLogMB)

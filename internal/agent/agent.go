@@ -8,6 +8,13 @@
 // about; when the server answers that an attempt is no longer current, the
 // agent stops it. When the server is away the agent keeps its runs going,
 // buffers their logs and results, and delivers them once it is back.
+//
+// A run gets the environment it asks for (an interpreter, a venv built
+// once per requirements, or a container image) and, where the host allows,
+// is kept from the agent's files, the server's and other users' runs: as an
+// OS user of its own when the agent is root, else in user and mount
+// namespaces (isolation.go says how). A compute instance's agent also
+// serves SSH to the instance's owner.
 package agent
 
 import (
@@ -83,7 +90,7 @@ type Agent struct {
 	// timeout (their context bounds them). Every attempt's goroutines use
 	// them while refreshServer points them at a new URL, so a change
 	// replaces a client whole instead of writing to one in use.
-	client, uploads atomic.Pointer[api.Client]
+	client, uploads atomic.Pointer[api.AgentClient]
 	node            api.AgentNode
 
 	iso *isolation
@@ -154,10 +161,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
-	client := api.NewClient(a.serverURL(), token, "")
+	client := api.NewAgentClient(a.serverURL(), token)
 	client.HTTP = &http.Client{Timeout: 90 * time.Second}
 	a.client.Store(client)
-	uploads := api.NewClient(a.serverURL(), token, "")
+	uploads := api.NewAgentClient(a.serverURL(), token)
 	uploads.HTTP = &http.Client{}
 	a.uploads.Store(uploads)
 	err := a.loop(ctx)
@@ -240,7 +247,7 @@ func (a *Agent) serverURL() string {
 // refreshServer re-reads the server URL after a failed call.
 func (a *Agent) refreshServer() {
 	u := a.serverURL()
-	for _, p := range []*atomic.Pointer[api.Client]{&a.client, &a.uploads} {
+	for _, p := range []*atomic.Pointer[api.AgentClient]{&a.client, &a.uploads} {
 		for {
 			old := p.Load()
 			if old.Server == u {
@@ -279,13 +286,13 @@ func (a *Agent) loop(ctx context.Context) error {
 			err = a.hello(ctx)
 			hello = err == nil
 		} else {
-			var work api.AgentWork
 			poll := api.AgentPoll{Active: a.active(), WaitMS: 25000}
 			if a.ssh != nil {
 				poll.SSHSessions = a.ssh.Sessions()
 				poll.WaitMS = 5000 // report session activity often enough for idle shutdown
 			}
-			err = a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/poll", poll, &work)
+			var work api.AgentWork
+			work, err = a.client.Load().Poll(ctx, poll)
 			if err == nil {
 				a.handle(ctx, work)
 			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
@@ -306,14 +313,23 @@ func (a *Agent) loop(ctx context.Context) error {
 			return fmt.Errorf("no contact with the server for %s and nothing to report; exiting", a.cfg.OrphanTimeout)
 		}
 		a.log.Debug("server call failed; retrying", "err", err, "after", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 2*time.Second)
-		a.refreshServer()
+		a.retryAfter(ctx, &backoff)
 	}
 	return nil
+}
+
+// retryAfter waits out the backoff after a failed call to the server,
+// doubles it (up to 2 s) and re-reads the server URL, which may have
+// changed. It reports false, at once, when ctx ends first.
+func (a *Agent) retryAfter(ctx context.Context, backoff *time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+	}
+	*backoff = min(*backoff*2, 2*time.Second)
+	a.refreshServer()
+	return true
 }
 
 func (a *Agent) hello(ctx context.Context) error {
@@ -322,8 +338,8 @@ func (a *Agent) hello(ctx context.Context) error {
 	if a.ssh != nil {
 		h.SSH = a.ssh.Addr()
 	}
-	var node api.AgentNode
-	if err := a.client.Load().Do(ctx, http.MethodPost, "/api/v1/agent/hello", h, &node); err != nil {
+	node, err := a.client.Load().Hello(ctx, h)
+	if err != nil {
 		return err
 	}
 	if a.node.NodeID == "" {
@@ -388,18 +404,13 @@ func (a *Agent) stopAll(why string) {
 	}
 }
 
-// attemptPath is the API path of an attempt's reports.
-func attemptPath(ref api.AttemptRef, what string) string {
-	return fmt.Sprintf("/api/v1/agent/runs/%s/attempts/%d/%s", ref.RunID, ref.Attempt, what)
-}
-
 // report sends an attempt's status, retrying until the server has it (or
 // says the attempt is stale, or ctx ends). It reports whether the attempt
 // is still current.
 func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptReport) bool {
 	backoff := 50 * time.Millisecond
 	for {
-		err := a.client.Load().Do(ctx, http.MethodPost, attemptPath(ref, "status"), rep, nil)
+		err := a.client.Load().Report(ctx, ref, rep)
 		switch {
 		case err == nil:
 			return true
@@ -409,12 +420,8 @@ func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptR
 			return false
 		}
 		a.log.Debug("reporting status failed; retrying", "run", ref.RunID, "status", rep.Status, "err", err)
-		select {
-		case <-ctx.Done():
+		if !a.retryAfter(ctx, &backoff) {
 			return false
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
-		a.refreshServer()
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -372,7 +371,7 @@ func getEnv(env []string, k string) string {
 func (at *attempt) fetchSource(ctx context.Context, digest, dir string) error {
 	cache := filepath.Join(at.a.cfg.WorkDir, "snapshots", digest+".tar.gz")
 	if _, err := os.Stat(cache); err != nil {
-		if err := at.a.download(ctx, "/api/v1/agent/snapshots/"+digest, cache, digest); err != nil {
+		if err := at.a.download(ctx, digest, cache); err != nil {
 			return err
 		}
 	}
@@ -385,27 +384,20 @@ func (at *attempt) fetchSource(ctx context.Context, digest, dir string) error {
 	return err
 }
 
-// download fetches path into file, checking its sha256.
-func (a *Agent) download(ctx context.Context, path, file, digest string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.uploads.Load().Server+path, nil)
+// download fetches the snapshot with this digest into file, checking its
+// sha256.
+func (a *Agent) download(ctx context.Context, digest, file string) error {
+	body, err := a.uploads.Load().GetSnapshot(ctx, digest)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.uploads.Load().Token)
-	resp, err := a.uploads.Load().HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the server answered %s", resp.Status)
-	}
+	defer body.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".download-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, resp.Body); err != nil {
+	if _, err := io.Copy(tmp, body); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -438,22 +430,16 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 	if _, err := snapshot.Create(dir, &buf, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000}); err != nil {
 		return nil, err
 	}
-	var files []api.OutputFile
 	backoff := 100 * time.Millisecond
 	for {
-		err := at.a.uploads.Load().Do(ctx, http.MethodPut, attemptPath(at.ref, "outputs"),
-			api.Raw{ContentType: "application/gzip", Data: bytes.NewReader(buf.Bytes())}, &files)
+		files, err := at.a.uploads.Load().PutOutputs(ctx, at.ref, bytes.NewReader(buf.Bytes()))
 		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) ||
 			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
 			return files, err
 		}
-		select {
-		case <-ctx.Done():
+		if !at.a.retryAfter(ctx, &backoff) {
 			return nil, ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
-		at.a.refreshServer()
 	}
 }
 
@@ -513,20 +499,12 @@ func treeSignature(dir string) string {
 // restoreOutputs puts the run's stored outputs (the previous attempt's
 // checkpoints) into ./outputs.
 func (at *attempt) restoreOutputs(ctx context.Context, dir string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at.a.uploads.Load().Server+attemptPath(at.ref, "outputs"), nil)
+	body, err := at.a.uploads.Load().GetOutputs(ctx, at.ref)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+at.a.uploads.Load().Token)
-	resp, err := at.a.uploads.Load().HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the server answered %s", resp.Status)
-	}
-	_, err = snapshot.Extract(resp.Body, dir, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000})
+	defer body.Close()
+	_, err = snapshot.Extract(body, dir, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000})
 	return err
 }
 

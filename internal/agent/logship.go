@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"time"
 
@@ -129,13 +128,12 @@ func (s *shipper) run(ctx context.Context) {
 			}
 			continue
 		}
-		var ack api.LogAckBody
-		err := s.a.client.Load().Do(ctx, http.MethodPost, attemptPath(s.ref, "logs"), api.AgentLogs{Lines: batch}, &ack)
+		ack, err := s.a.client.Load().Logs(ctx, s.ref, batch)
 		switch {
 		case err == nil:
 			backoff = 50 * time.Millisecond
 			s.mu.Lock()
-			s.acked = max(s.acked, ack.Ack)
+			s.acked = max(s.acked, ack)
 			i := 0
 			for i < len(s.lines) && s.lines[i].N <= s.acked {
 				i++
@@ -154,13 +152,9 @@ func (s *shipper) run(ctx context.Context) {
 			}
 			return
 		default:
-			select {
-			case <-ctx.Done():
+			if !s.a.retryAfter(ctx, &backoff) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 2*time.Second)
-			s.a.refreshServer()
 		}
 	}
 }

@@ -142,8 +142,8 @@ func (ls *logServer) checkStored(t *testing.T, first, last int64, text func(n in
 
 func testAgent(url string) *Agent {
 	a := &Agent{cfg: Config{Server: url}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	a.client.Store(api.NewClient(url, "pdn_x", ""))
-	a.uploads.Store(api.NewClient(url, "pdn_x", "")) // refreshServer sets both after a failure
+	a.client.Store(api.NewAgentClient(url, "pdn_x"))
+	a.uploads.Store(api.NewAgentClient(url, "pdn_x")) // refreshServer sets both after a failure
 	return a
 }
 

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,23 +43,25 @@ var instanceFlags = append([]propFlag{
 	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "stop after this long idle, e.g. 30m (default never)"},
 }, commonFlags...)
 
-var remoteFlags = append([]propFlag{
-	{"address", "address", kString, "host name or IP address of the machine (required)"},
-	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
-	{"username", "username", kString, "user to log in as (required)"},
-	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
-	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
-	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
-	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
-}, commonFlags...)
+// sshFlags are the flags of a target the server reaches over SSH (attach
+// remote, attach slurm): where it logs in and with what. host says what
+// the address names and login what the user does there.
+func sshFlags(host, login string) []propFlag {
+	return []propFlag{
+		{"address", "address", kString, host + " (required)"},
+		{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
+		{"username", "username", kString, login + " (required)"},
+		{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
+		{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
+		{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+	}
+}
 
-var slurmFlags = append([]propFlag{
-	{"address", "address", kString, "the login node's host name or IP address (required)"},
-	{"ssh-port", "ssh_port", kInt, "SSH port (default 22)"},
-	{"username", "username", kString, "user to log in and submit jobs as (required)"},
-	{"password-file", "password", kSecretFile, "file holding the password (write-only; never shown)"},
-	{"private-key-file", "private_key", kFile, "file holding the private key (write-only; never shown)"},
-	{"passphrase-file", "private_key_passphrase", kSecretFile, "file holding the private key's passphrase"},
+var remoteFlags = slices.Concat(sshFlags("host name or IP address of the machine", "user to log in as"), []propFlag{
+	{"pool", "pool", kString, "make the machine a host of this SSH pool: clusters with --provider ssh --from POOL take nodes from it"},
+}, commonFlags)
+
+var slurmFlags = slices.Concat(sshFlags("the login node's host name or IP address", "user to log in and submit jobs as"), []propFlag{
 	{"partition", "partition", kString, "partition to submit to (default: the cluster's default)"},
 	{"account", "account", kString, "account to charge"},
 	{"qos", "qos", kString, "QoS of the jobs"},
@@ -67,7 +69,7 @@ var slurmFlags = append([]propFlag{
 	{"slurm-conf", "slurm_conf", kString, "SLURM_CONF on the login node, when the configuration is not in the default place"},
 	{"rest-url", "rest_url", kString, "slurmrestd URL (not supported yet: use --address)"},
 	{"jwt-file", "jwt", kSecretFile, "file holding a slurmrestd JWT (not supported yet)"},
-}, commonFlags...)
+}, commonFlags)
 
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
@@ -116,33 +118,35 @@ func createCmd(g *globals, typ, short string, defs []propFlag, example string) *
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.CreateCompute(cmd.Context(), api.ComputeCreate{Name: args[0], Type: typ, Properties: props})
-			if err != nil {
-				return err
-			}
-			if !noWait {
-				if out, err = waitFor(cmd, c, args[0], false); err != nil {
-					return err
+			return callAndEmitCompute(cmd, g, func(ctx context.Context, c *api.Client) (*api.Compute, error) {
+				out, err := c.CreateCompute(ctx, api.ComputeCreate{Name: args[0], Type: typ, Properties: props})
+				if err != nil || noWait {
+					return out, err
 				}
-				if typ == "instance" && out.ProvisioningState == api.StateSucceeded {
-					if out, err = waitInstance(cmd, c, args[0], "Running"); err != nil {
-						return err
-					}
+				if out, err = waitFor(cmd, c, args[0], false); err != nil || typ != "instance" || out.ProvisioningState != api.StateSucceeded {
+					return out, err
 				}
-			}
-			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
-				return err
-			}
-			return failedErr(out)
+				return waitInstance(cmd, c, args[0], "Running")
+			})
 		},
 	}
 	addPropFlags(cmd, defs)
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the target is accepted, without waiting for provisioning")
 	return cmd
+}
+
+// callAndEmitCompute is callAndEmit for a call that leaves a target in a
+// provisioning state (create, update, wait): it shows the target, and
+// exits 1 when it ended Failed.
+func callAndEmitCompute(cmd *cobra.Command, g *globals, call func(context.Context, *api.Client) (*api.Compute, error)) error {
+	out, err := callWith(cmd, g, call)
+	if err != nil {
+		return err
+	}
+	if err := emitAs(cmd, g, out, showTable); err != nil {
+		return err
+	}
+	return failedErr(out)
 }
 
 // failedErr turns a target that ended Failed into exit code 1 with its
@@ -184,18 +188,10 @@ func listCmd(g *globals) *cobra.Command {
 		Short: "List the workspace's compute targets",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			items, err := c.ListComputes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if items == nil {
-				items = []api.Compute{}
-			}
-			return emit(cmd.OutOrStdout(), g.output, items, computeTable(items))
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Compute, error) {
+				items, err := c.ListComputes(ctx)
+				return nonNil(items), err
+			}, computeTable)
 		},
 	}
 }
@@ -206,15 +202,9 @@ func showCmd(g *globals) *cobra.Command {
 		Short: "Show a compute target: properties (secrets omitted) and status",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.GetCompute(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, out, showTable(out))
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Compute, error) {
+				return c.GetCompute(ctx, args[0])
+			}, showTable)
 		},
 	}
 }
@@ -244,15 +234,6 @@ func statusCmd(g *globals) *cobra.Command {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func waitCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -261,21 +242,12 @@ func waitCmd(g *globals) *cobra.Command {
 		Long:  "Wait until the target's provisioning state is Succeeded, Failed or Canceled; exit 1 unless Succeeded.",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			cmd.SetContext(ctx)
-			out, err := waitFor(cmd, c, args[0], false)
-			if err != nil {
-				return err
-			}
-			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
-				return err
-			}
-			return failedErr(out)
+			return callAndEmitCompute(cmd, g, func(_ context.Context, c *api.Client) (*api.Compute, error) {
+				return waitFor(cmd, c, args[0], false)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
@@ -294,23 +266,13 @@ func updateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.UpdateCompute(cmd.Context(), args[0], api.ComputeUpdate{Properties: props})
-			if err != nil {
-				return err
-			}
-			if !noWait {
-				if out, err = waitFor(cmd, c, args[0], false); err != nil {
-					return err
+			return callAndEmitCompute(cmd, g, func(ctx context.Context, c *api.Client) (*api.Compute, error) {
+				out, err := c.UpdateCompute(ctx, args[0], api.ComputeUpdate{Properties: props})
+				if err != nil || noWait {
+					return out, err
 				}
-			}
-			if err := emit(cmd.OutOrStdout(), g.output, out, showTable(out)); err != nil {
-				return err
-			}
-			return failedErr(out)
+				return waitFor(cmd, c, args[0], false)
+			})
 		},
 	}
 	addPropFlags(cmd, updateFlags)
@@ -325,21 +287,17 @@ func deleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a compute target and release its nodes",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.DeleteCompute(cmd.Context(), args[0], force)
-			if err != nil {
-				return err
-			}
-			if !noWait {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Compute, error) {
+				out, err := c.DeleteCompute(ctx, args[0], force)
+				if err != nil || noWait {
+					return out, err
+				}
 				if _, err := waitFor(cmd, c, args[0], true); err != nil {
-					return err
+					return nil, err
 				}
 				out.ProvisioningState = "Deleted"
-			}
-			return emit(cmd.OutOrStdout(), g.output, out, func(w io.Writer) {
+				return out, nil
+			}, func(w io.Writer, out *api.Compute) {
 				fmt.Fprintf(w, "compute target %s: %s\n", out.Name, out.ProvisioningState)
 			})
 		},
@@ -355,18 +313,13 @@ func sizesCmd(g *globals) *cobra.Command {
 		Short: "List the vm sizes targets can use (built in plus the admin's sizes.yaml)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			sizes, warning, err := c.ListSizes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if warning != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
-			}
-			return emit(cmd.OutOrStdout(), g.output, sizes, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Size, error) {
+				sizes, warning, err := c.ListSizes(ctx)
+				if err == nil && warning != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
+				}
+				return sizes, err
+			}, func(w io.Writer, sizes []api.Size) {
 				fmt.Fprintln(w, "NAME\tCORES\tMEMORY GiB\tGPUS\tFAMILY")
 				for _, s := range sizes {
 					fmt.Fprintf(w, "%s\t%d\t%g\t%d\t%s\n", s.Name, s.Cores, s.MemoryGB, s.GPUs, s.Family)
@@ -382,18 +335,10 @@ func nodesCmd(g *globals) *cobra.Command {
 		Short: "List a target's nodes and their states",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			nodes, err := c.ListNodes(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if nodes == nil {
-				nodes = []api.Node{}
-			}
-			return emit(cmd.OutOrStdout(), g.output, nodes, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Node, error) {
+				nodes, err := c.ListNodes(ctx, args[0])
+				return nonNil(nodes), err
+			}, func(w io.Writer, nodes []api.Node) {
 				fmt.Fprintln(w, "NODE\tSTATE\tCORES\tMEMORY GiB\tGPUS\tADDRESS\tLAST SEEN")
 				for _, n := range nodes {
 					state := n.State
@@ -446,20 +391,13 @@ func instanceActionCmd(g *globals, action string) *cobra.Command {
 		Short: instanceActionHelp[action],
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			out, err := c.InstanceAction(cmd.Context(), args[0], action)
-			if err != nil {
-				return err
-			}
-			if !noWait {
-				if out, err = waitInstance(cmd, c, args[0], instanceState[action]); err != nil {
-					return err
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Compute, error) {
+				out, err := c.InstanceAction(ctx, args[0], action)
+				if err != nil || noWait {
+					return out, err
 				}
-			}
-			return emit(cmd.OutOrStdout(), g.output, out, func(w io.Writer) {
+				return waitInstance(cmd, c, args[0], instanceState[action])
+			}, func(w io.Writer, out *api.Compute) {
 				fmt.Fprintf(w, "compute instance %s: %s\n", out.Name, flatten(out.Status)["state"])
 			})
 		},

@@ -236,7 +236,7 @@ func TestComputeTables(t *testing.T) {
 			Properties: json.RawMessage(`{}`)},
 	}
 	var b bytes.Buffer
-	emit(&b, "table", items, computeTable(items))
+	emit(&b, "table", items, func(w io.Writer) { computeTable(w, items) })
 	want := "NAME   TYPE     STATE      SIZE            NODES  CREATED BY  AGE\n" +
 		"cpu    cluster  Succeeded  STANDARD_D2_V2  0-4    admin       1m\n" +
 		"local  local    Succeeded  -               -      admin       1m\n"
@@ -250,7 +250,7 @@ func TestComputeTables(t *testing.T) {
 		Properties:         json.RawMessage(`{"max_nodes":4,"vm_size":"S"}`), SecretsSet: []string{"admin_user_password"},
 		Status: json.RawMessage(`{"current_node_count":0}`)}
 	b.Reset()
-	emit(&b, "table", c, showTable(&c))
+	emit(&b, "table", c, func(w io.Writer) { showTable(w, &c) })
 	want = `Name:                cpu
 Type:                cluster
 Provisioning state:  Failed

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,6 +37,44 @@ func emit(w io.Writer, format string, v any, table func(w io.Writer)) error {
 	return tw.Flush()
 }
 
+// callAndEmit is the shape of most commands: make a client from the
+// flags, make the command's call (which may wait), and print what it
+// returned as -o asks, with table for the table format. An error from
+// either ends the command before anything is printed.
+func callAndEmit[T any](cmd *cobra.Command, g *globals, call func(context.Context, *api.Client) (T, error), table func(io.Writer, T)) error {
+	v, err := callWith(cmd, g, call)
+	if err != nil {
+		return err
+	}
+	return emitAs(cmd, g, v, table)
+}
+
+// callWith makes a client from the flags and makes the command's call
+// with it.
+func callWith[T any](cmd *cobra.Command, g *globals, call func(context.Context, *api.Client) (T, error)) (T, error) {
+	c, err := g.client()
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return call(cmd.Context(), c)
+}
+
+// emitAs prints v on the command's output as -o asks, with table for the
+// table format.
+func emitAs[T any](cmd *cobra.Command, g *globals, v T, table func(io.Writer, T)) error {
+	return emit(cmd.OutOrStdout(), g.output, v, func(w io.Writer) { table(w, v) })
+}
+
+// nonNil is s, or an empty slice for nil, so a list prints as [] and not
+// null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 // jsonText is v as one line of JSON, "&", "<" and ">" as they are.
 func jsonText(v any) string {
 	var b strings.Builder
@@ -43,48 +84,42 @@ func jsonText(v any) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-func computeTable(items []api.Compute) func(io.Writer) {
-	return func(w io.Writer) {
-		fmt.Fprintln(w, "NAME\tTYPE\tSTATE\tSIZE\tNODES\tCREATED BY\tAGE")
-		for _, c := range items {
-			p := flatten(c.Properties)
-			nodes := "-"
-			if c.Type == "cluster" {
-				nodes = fmt.Sprintf("%s-%s", p["min_nodes"], p["max_nodes"])
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ProvisioningState,
-				orDash(p["vm_size"]), nodes, c.CreatedBy, age(c.CreatedAt))
+// computeTable lists compute targets, one a line.
+func computeTable(w io.Writer, items []api.Compute) {
+	fmt.Fprintln(w, "NAME\tTYPE\tSTATE\tSIZE\tNODES\tCREATED BY\tAGE")
+	for _, c := range items {
+		p := flatten(c.Properties)
+		nodes := "-"
+		if c.Type == "cluster" {
+			nodes = fmt.Sprintf("%s-%s", p["min_nodes"], p["max_nodes"])
 		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ProvisioningState,
+			orDash(p["vm_size"]), nodes, c.CreatedBy, age(c.CreatedAt))
 	}
 }
 
-func showTable(c *api.Compute) func(io.Writer) {
-	return func(w io.Writer) {
-		fmt.Fprintf(w, "Name:\t%s\n", c.Name)
-		fmt.Fprintf(w, "Type:\t%s\n", c.Type)
-		fmt.Fprintf(w, "Provisioning state:\t%s\n", c.ProvisioningState)
-		for _, e := range c.ProvisioningErrors {
-			fmt.Fprintf(w, "Provisioning error:\t%s: %s\n", e.Code, e.Message)
-		}
-		fmt.Fprintf(w, "Created by:\t%s\n", c.CreatedBy)
-		fmt.Fprintf(w, "Created at:\t%s\n", c.CreatedAt.Format(time.RFC3339))
-		writeSection(w, "Properties", c.Properties)
-		if len(c.SecretsSet) > 0 {
-			fmt.Fprintf(w, "  %s:\t(set, write-only)\n", strings.Join(c.SecretsSet, ", "))
-		}
-		writeSection(w, "Status", c.Status)
+// showTable shows one compute target: what it is, its properties (secrets
+// by name only) and its status.
+func showTable(w io.Writer, c *api.Compute) {
+	fmt.Fprintf(w, "Name:\t%s\n", c.Name)
+	fmt.Fprintf(w, "Type:\t%s\n", c.Type)
+	fmt.Fprintf(w, "Provisioning state:\t%s\n", c.ProvisioningState)
+	for _, e := range c.ProvisioningErrors {
+		fmt.Fprintf(w, "Provisioning error:\t%s: %s\n", e.Code, e.Message)
 	}
+	fmt.Fprintf(w, "Created by:\t%s\n", c.CreatedBy)
+	fmt.Fprintf(w, "Created at:\t%s\n", c.CreatedAt.Format(time.RFC3339))
+	writeSection(w, "Properties", c.Properties)
+	if len(c.SecretsSet) > 0 {
+		fmt.Fprintf(w, "  %s:\t(set, write-only)\n", strings.Join(c.SecretsSet, ", "))
+	}
+	writeSection(w, "Status", c.Status)
 }
 
 func writeSection(w io.Writer, title string, raw json.RawMessage) {
 	fmt.Fprintf(w, "%s:\n", title)
 	p := flatten(raw)
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(p) {
 		fmt.Fprintf(w, "  %s:\t%s\n", k, p[k])
 	}
 }
@@ -116,11 +151,7 @@ func text(v any) string {
 		}
 		return strings.Join(parts, ",")
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := sortedKeys(x)
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			parts[i] = k + "=" + text(x[k])
@@ -128,6 +159,11 @@ func text(v any) string {
 		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(v)
+}
+
+// sortedKeys is a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 func orDash(s string) string {

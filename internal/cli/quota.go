@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -15,15 +16,9 @@ func newQuotaCmd(g *globals) *cobra.Command {
 		Short: "Show core quotas (workspace-wide and per size family) and their use",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			qs, err := c.Quotas(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, qs, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Quota, error) {
+				return c.Quotas(ctx)
+			}, func(w io.Writer, qs []api.Quota) {
 				fmt.Fprintln(w, "FAMILY\tDEDICATED CORES\tLOW-PRIORITY CORES")
 				for _, q := range qs {
 					fmt.Fprintf(w, "%s\t%s\t%s\n", familyName(q.Family), usedOf(q.DedicatedUsed, q.DedicatedCores), usedOf(q.LowPriorityUsed, q.LowPriorityCores))
@@ -46,15 +41,9 @@ func newQuotaCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("lowpriority-cores") {
 				in.LowPriorityCores = &low
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			q, err := c.SetQuota(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, q, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Quota, error) {
+				return c.SetQuota(ctx, in)
+			}, func(w io.Writer, q *api.Quota) {
 				fmt.Fprintf(w, "quota %s: dedicated %s, low-priority %s\n", familyName(q.Family), limitText(q.DedicatedCores), limitText(q.LowPriorityCores))
 			})
 		},

@@ -1,5 +1,7 @@
 // Package cli is the paddock command line: cobra commands that parse flags,
-// call the API client and format what comes back. It holds no business
+// call the API client and format what comes back, and the two commands
+// that start the long-running processes instead (`paddock up`, the
+// server, and `paddock agent`, the node agent). It holds no business
 // rules; those live behind the API.
 package cli
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -284,18 +283,10 @@ func runListCmd(g *globals) *cobra.Command {
 		Short: "List runs, newest first",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			runs, err := c.ListRuns(cmd.Context(), compute, limit)
-			if err != nil {
-				return err
-			}
-			if runs == nil {
-				runs = []api.Run{}
-			}
-			return emit(cmd.OutOrStdout(), g.output, runs, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Run, error) {
+				runs, err := c.ListRuns(ctx, compute, limit)
+				return nonNil(runs), err
+			}, func(w io.Writer, runs []api.Run) {
 				fmt.Fprintln(w, "ID\tSTATUS\tCOMPUTE\tEXPERIMENT\tAGE\tDURATION\tCOMMAND")
 				for _, r := range runs {
 					status := string(r.Status)
@@ -337,15 +328,9 @@ func runShowCmd(g *globals) *cobra.Command {
 		Short: "Show a run: status, attempts, metrics, outputs",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			r, err := c.GetRun(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, r, func(w io.Writer) { showRun(w, r) })
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Run, error) {
+				return c.GetRun(ctx, args[0])
+			}, showRun)
 		},
 	}
 }
@@ -377,22 +362,13 @@ func showRun(w io.Writer, r *api.Run) {
 		}
 		fmt.Fprintf(w, "Attempt:\t%s\n", line)
 	}
-	for _, name := range sortedMetricNames(r.Metrics) {
+	for _, name := range sortedKeys(r.Metrics) {
 		m := r.Metrics[name]
 		fmt.Fprintf(w, "Metric:\t%s = %g (step %d)\n", name, m.Value, m.Step)
 	}
 	for _, o := range r.Outputs {
 		fmt.Fprintf(w, "Output:\t%s (%d bytes)\n", o.Path, o.Size)
 	}
-}
-
-func sortedMetricNames(m map[string]api.Metric) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func runLogsCmd(g *globals) *cobra.Command {
@@ -431,20 +407,13 @@ func runCancelCmd(g *globals) *cobra.Command {
 		Short: "Stop a run (its whole process tree) and mark it Canceled",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			r, err := c.CancelRun(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if !noWait && !r.Status.Terminal() {
-				if r, err = c.WaitRun(cmd.Context(), args[0], nil); err != nil {
-					return err
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.Run, error) {
+				r, err := c.CancelRun(ctx, args[0])
+				if err != nil || noWait || r.Status.Terminal() {
+					return r, err
 				}
-			}
-			return emit(cmd.OutOrStdout(), g.output, r, func(w io.Writer) { fmt.Fprintf(w, "run %s: %s\n", r.ID, r.Status) })
+				return c.WaitRun(ctx, args[0], nil)
+			}, func(w io.Writer, r *api.Run) { fmt.Fprintf(w, "run %s: %s\n", r.ID, r.Status) })
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the cancel is accepted")
@@ -534,15 +503,9 @@ func runMetricsCmd(g *globals) *cobra.Command {
 		Short: "Print every metric value a run logged",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ms, err := c.Metrics(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, ms, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.Metric, error) {
+				return c.Metrics(ctx, args[0])
+			}, func(w io.Writer, ms []api.Metric) {
 				fmt.Fprintln(w, "NAME\tSTEP\tVALUE\tTIME")
 				for _, m := range ms {
 					fmt.Fprintf(w, "%s\t%d\t%g\t%s\n", m.Name, m.Step, m.Value, m.Time.Format(time.RFC3339Nano))

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/spf13/cobra"
@@ -17,15 +17,9 @@ func newUserCmd(g *globals) *cobra.Command {
 		Short: "Add a user and print their token (shown once; keep it safe)",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			var u api.User
-			if err := c.Do(cmd.Context(), http.MethodPost, "/api/v1/users", api.UserCreate{Name: args[0], Admin: admin}, &u); err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, u, func(w io.Writer) { fmt.Fprintln(w, u.Token) })
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) (*api.User, error) {
+				return c.CreateUser(ctx, api.UserCreate{Name: args[0], Admin: admin})
+			}, func(w io.Writer, u *api.User) { fmt.Fprintln(w, u.Token) })
 		},
 	}
 	add.Flags().BoolVar(&admin, "admin", false, "make the user an admin")
@@ -34,17 +28,11 @@ func newUserCmd(g *globals) *cobra.Command {
 		Short: "List users",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			var l api.UserList
-			if err := c.Do(cmd.Context(), http.MethodGet, "/api/v1/users", nil, &l); err != nil {
-				return err
-			}
-			return emit(cmd.OutOrStdout(), g.output, l.Items, func(w io.Writer) {
+			return callAndEmit(cmd, g, func(ctx context.Context, c *api.Client) ([]api.User, error) {
+				return c.ListUsers(ctx)
+			}, func(w io.Writer, users []api.User) {
 				fmt.Fprintln(w, "NAME\tADMIN\tCREATED")
-				for _, u := range l.Items {
+				for _, u := range users {
 					fmt.Fprintf(w, "%s\t%v\t%s\n", u.Name, u.Admin, age(u.CreatedAt))
 				}
 			})

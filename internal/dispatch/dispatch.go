@@ -150,11 +150,6 @@ func New(st store.Store, box *secret.Box, log *slog.Logger, clk clock.Clock, opt
 // now is the time of a change.
 func (d *Dispatcher) now() time.Time { return d.clock.Now() }
 
-// SetAPIURL sets the URL runs reach the server at (known once listening).
-func (d *Dispatcher) SetAPIURL(u string) {
-	d.do(context.Background(), func(*txn) error { d.opts.APIURL = u; return nil })
-}
-
 // Load rebuilds the in-memory view from the store. It must be called
 // before Run.
 func (d *Dispatcher) Load(ctx context.Context) error {

@@ -9,6 +9,9 @@
 // second one, and writes its new URL to a file the agent re-reads whenever
 // it cannot connect. A clean server shutdown stops an idle agent and leaves
 // a busy one running.
+//
+// AgentDir, the files of one agent process on this host (token, server
+// URL, pid file, log), serves the local provider's cluster nodes too.
 package localnode
 
 import (

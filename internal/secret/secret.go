@@ -1,6 +1,8 @@
 // Package secret keeps write-only values (passwords, keys, tokens) safe:
 // encrypted at rest with AES-GCM under a key file of mode 0600, and held in
 // memory in a type that redacts itself when printed, logged or marshalled.
+// The same key, derived, signs tokens the server checks without storing
+// them (Box.Sign, Box.Verify: run tokens).
 package secret
 
 import (

@@ -22,8 +22,6 @@ type RunStore interface {
 	ActiveRuns(ctx context.Context) ([]Run, error)
 	// MaxRunSeq is the highest submission sequence number used.
 	MaxRunSeq(ctx context.Context) (int64, error)
-	// RunByTokenHash finds the run a run token belongs to, or api.ErrNotFound.
-	RunByTokenHash(ctx context.Context, hash string) (Run, error)
 	// RunByIdempotencyKey finds a run submitted with a key, or api.ErrNotFound.
 	RunByIdempotencyKey(ctx context.Context, workspace, user, key string) (Run, error)
 

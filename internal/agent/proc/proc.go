@@ -9,6 +9,11 @@
 // through the cgroup. Where cgroups are not usable the process still starts,
 // process group only, and Limits says why nothing is enforced.
 //
+// A Spec may also start the tree as another user (Spec.User, as root) or in
+// a user namespace of its own (Spec.UserNS), and in a mount namespace that
+// hides paths and binds others back (Spec.Mounts): that is how the agent
+// keeps runs from its files and from each other.
+//
 // Lifecycle: Start, then Wait (any number of times, from any goroutine), Stop
 // (any time, more than once, concurrently with Wait), and finally Cleanup
 // once the tree is gone. The main process is reaped only by Stop or Cleanup,

@@ -100,20 +100,7 @@ func (s *Store) oneRun(ctx context.Context, where string, args ...any) (store.Ru
 }
 
 func (s *Store) runs(ctx context.Context, query string, args ...any) ([]store.Run, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+runCols+` FROM runs WHERE `+query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, `SELECT `+runCols+` FROM runs WHERE `+query, scanRun, args...)
 }
 
 // GetRun implements store.Store.
@@ -146,11 +133,6 @@ func (s *Store) MaxRunSeq(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM runs`).Scan(&n)
 	return n, err
-}
-
-// RunByTokenHash implements store.Store.
-func (s *Store) RunByTokenHash(ctx context.Context, hash string) (store.Run, error) {
-	return s.oneRun(ctx, `token_hash = ?`, hash)
 }
 
 // RunByIdempotencyKey implements store.Store.
@@ -209,23 +191,16 @@ func (s *Store) LogAck(ctx context.Context, runID string, attempt, rank int) (in
 
 // Logs implements store.Store.
 func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
-		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, runID, afterSeq, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []api.LogLine
-	for rows.Next() {
-		var l api.LogLine
-		var t string
-		if err := rows.Scan(&l.Seq, &l.Attempt, &l.Rank, &l.Stream, &t, &l.Text); err != nil {
-			return nil, err
-		}
-		l.Time = parseTS(t)
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
+		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, scanLogLine, runID, afterSeq, limit)
+}
+
+func scanLogLine(r rowScanner) (api.LogLine, error) {
+	var l api.LogLine
+	var t string
+	err := r.Scan(&l.Seq, &l.Attempt, &l.Rank, &l.Stream, &t, &l.Text)
+	l.Time = parseTS(t)
+	return l, err
 }
 
 // AddMetrics implements store.Store.
@@ -253,45 +228,33 @@ func (s *Store) addMetrics(ctx context.Context, runID string, ms []api.Metric) e
 
 // Metrics implements store.Store.
 func (s *Store) Metrics(ctx context.Context, runID string) ([]api.Metric, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, step, value, ts FROM run_metrics WHERE run_id = ?
-		ORDER BY name, step, rowid`, runID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []api.Metric
-	for rows.Next() {
-		var m api.Metric
-		var t string
-		if err := rows.Scan(&m.Name, &m.Step, &m.Value, &t); err != nil {
-			return nil, err
-		}
-		m.Time = parseTS(t)
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, `SELECT name, step, value, ts FROM run_metrics WHERE run_id = ?
+		ORDER BY name, step, rowid`, scanMetric, runID)
+}
+
+func scanMetric(r rowScanner) (api.Metric, error) {
+	var m api.Metric
+	var t string
+	err := r.Scan(&m.Name, &m.Step, &m.Value, &t)
+	m.Time = parseTS(t)
+	return m, err
 }
 
 func (s *Store) nodes(ctx context.Context, where string, args ...any) ([]store.Node, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT token_hash, data FROM nodes WHERE `+where, args...)
-	if err != nil {
-		return nil, err
+	return queryAll(ctx, s.r, `SELECT token_hash, data FROM nodes WHERE `+where, scanNode, args...)
+}
+
+func scanNode(r rowScanner) (store.Node, error) {
+	var n store.Node
+	var hash, data string
+	if err := r.Scan(&hash, &data); err != nil {
+		return n, err
 	}
-	defer rows.Close()
-	var out []store.Node
-	for rows.Next() {
-		var hash, data string
-		if err := rows.Scan(&hash, &data); err != nil {
-			return nil, err
-		}
-		var n store.Node
-		if err := json.Unmarshal([]byte(data), &n); err != nil {
-			return nil, err
-		}
-		n.TokenHash = hash
-		out = append(out, n)
+	if err := json.Unmarshal([]byte(data), &n); err != nil {
+		return n, err
 	}
-	return out, rows.Err()
+	n.TokenHash = hash
+	return n, nil
 }
 
 // Nodes implements store.Store.
@@ -313,21 +276,12 @@ func (s *Store) NodeByTokenHash(ctx context.Context, hash string) (store.Node, e
 
 // Quotas implements store.Store.
 func (s *Store) Quotas(ctx context.Context, workspace string) ([]store.Quota, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT family, dedicated_cores, lowpriority_cores FROM quotas
-		WHERE workspace = ? ORDER BY family`, workspace)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Quota
-	for rows.Next() {
+	return queryAll(ctx, s.r, `SELECT family, dedicated_cores, lowpriority_cores FROM quotas
+		WHERE workspace = ? ORDER BY family`, func(r rowScanner) (store.Quota, error) {
 		q := store.Quota{Workspace: workspace}
-		if err := rows.Scan(&q.Family, &q.DedicatedCores, &q.LowPriorityCores); err != nil {
-			return nil, err
-		}
-		out = append(out, q)
-	}
-	return out, rows.Err()
+		err := r.Scan(&q.Family, &q.DedicatedCores, &q.LowPriorityCores)
+		return q, err
+	}, workspace)
 }
 
 // PutQuota implements store.Store.

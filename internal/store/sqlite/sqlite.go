@@ -160,15 +160,21 @@ func (s *Store) PutUser(ctx context.Context, u store.User) error {
 	return err
 }
 
-func (s *Store) userWhere(ctx context.Context, where string, arg any) (store.User, error) {
+const userCols = `name, admin, token_hash, created_at`
+
+func scanUser(r rowScanner) (store.User, error) {
 	var u store.User
 	var created string
-	err := s.r.QueryRowContext(ctx, `SELECT name, admin, token_hash, created_at FROM users WHERE `+where, arg).
-		Scan(&u.Name, &u.Admin, &u.TokenHash, &created)
+	err := r.Scan(&u.Name, &u.Admin, &u.TokenHash, &created)
+	u.CreatedAt = parseTS(created)
+	return u, err
+}
+
+func (s *Store) userWhere(ctx context.Context, where string, arg any) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE `+where, arg))
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, api.NotFound("no such user")
 	}
-	u.CreatedAt = parseTS(created)
 	return u, err
 }
 
@@ -179,22 +185,7 @@ func (s *Store) UserByTokenHash(ctx context.Context, hash string) (store.User, e
 
 // Users implements store.Store.
 func (s *Store) Users(ctx context.Context) ([]store.User, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, admin, token_hash, created_at FROM users ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.User
-	for rows.Next() {
-		var u store.User
-		var created string
-		if err := rows.Scan(&u.Name, &u.Admin, &u.TokenHash, &created); err != nil {
-			return nil, err
-		}
-		u.CreatedAt = parseTS(created)
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, `SELECT `+userCols+` FROM users ORDER BY name`, scanUser)
 }
 
 // UserByName implements store.Store.
@@ -205,7 +196,28 @@ func (s *Store) UserByName(ctx context.Context, name string) (store.User, error)
 const computeCols = `workspace, name, type, state, errors, created_by, created_at, updated_at,
 	properties, secrets, secrets_set, status, version`
 
+// rowScanner is a row to scan: *sql.Row (one row) or *sql.Rows (each
+// row of a query).
 type rowScanner interface{ Scan(dest ...any) error }
+
+// queryAll runs a query on the readers and returns every row it gives,
+// each made by scan.
+func queryAll[T any](ctx context.Context, db *readerDB, query string, scan func(rowScanner) (T, error), args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
 
 func scanCompute(r rowScanner) (store.Compute, error) {
 	var c store.Compute
@@ -272,20 +284,7 @@ func (s *Store) GetCompute(ctx context.Context, workspace, name string) (store.C
 }
 
 func (s *Store) listComputes(ctx context.Context, where string, args ...any) ([]store.Compute, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+computeCols+` FROM computes WHERE `+where+` ORDER BY workspace, name_key`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Compute
-	for rows.Next() {
-		c, err := scanCompute(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, `SELECT `+computeCols+` FROM computes WHERE `+where+` ORDER BY workspace, name_key`, scanCompute, args...)
 }
 
 // ListComputes implements store.Store.

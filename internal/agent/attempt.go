@@ -39,6 +39,15 @@ type attempt struct {
 	// ended is set once the server has the final report: a poll answered
 	// after that calls the attempt stale, which is expected.
 	ended atomic.Bool
+
+	warned sync.Map // log warnings already given (checkpoints repeat them)
+}
+
+// warnOnce puts a warning in the run's log, once per text.
+func (at *attempt) warnOnce(ship *shipper, text string) {
+	if _, dup := at.warned.LoadOrStore(text, true); !dup {
+		ship.add("stderr", text)
+	}
 }
 
 func newAttempt(a *Agent, as api.Assignment) *attempt {
@@ -121,12 +130,19 @@ func (at *attempt) run(agentCtx context.Context) {
 	go ship.run(ctx)
 
 	out := at.execute(ctx, dir, ship)
-	ship.close()
 	if _, silent := at.stopReason(); silent {
+		ship.close()
 		ship.abandon()
 		os.RemoveAll(dir)
 		return
 	}
+	var files []api.OutputFile
+	var err error
+	if at.as.NodeRank == 0 { // in a multi-node run, rank 0's outputs are the run's
+		// Before the log closes: what the upload leaves out is said there.
+		files, err = at.uploadOutputs(ctx, filepath.Join(dir, "outputs"), true, ship)
+	}
+	ship.close()
 	if !ship.wait(ctx) {
 		log.Warn("some log lines could not be delivered")
 	}
@@ -136,11 +152,6 @@ func (at *attempt) run(agentCtx context.Context) {
 		out.err = "the server could not store the run's log: its disk is full"
 	}
 	rep := api.AttemptReport{Status: out.status, ExitCode: out.exit, Reason: out.reason, Error: out.err}
-	var files []api.OutputFile
-	var err error
-	if at.as.NodeRank == 0 { // in a multi-node run, rank 0's outputs are the run's
-		files, err = at.uploadOutputs(ctx, filepath.Join(dir, "outputs"), true)
-	}
 	if err != nil {
 		log.Warn("uploading outputs failed", "err", err)
 		if rep.Error == "" {
@@ -259,7 +270,7 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 			at.stop("stale", true)
 		}
 	}()
-	stopCheckpoints := at.checkpoints(ctx, filepath.Join(dir, "outputs"))
+	stopCheckpoints := at.checkpoints(ctx, filepath.Join(dir, "outputs"), ship)
 	defer stopCheckpoints()
 	var limit <-chan time.Time
 	if as.MaxRunDurationSeconds > 0 {
@@ -418,7 +429,7 @@ func (a *Agent) download(ctx context.Context, digest, file string) error {
 
 // uploadOutputs sends ./outputs when it holds anything. The final upload
 // reports Finalizing first; checkpoints (final false) go while the run runs.
-func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([]api.OutputFile, error) {
+func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool, ship *shipper) ([]api.OutputFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {
 		return nil, nil
@@ -427,13 +438,17 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 		return nil, errors.New("the attempt is no longer current")
 	}
 	var buf bytes.Buffer
-	if _, err := snapshot.Create(dir, &buf, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000}); err != nil {
+	info, err := snapshot.Create(dir, &buf, snapshot.Limits{MaxBytes: 1 << 30, MaxFiles: 100000})
+	if err != nil {
 		return nil, err
+	}
+	for _, sk := range info.Skipped { // a bad symlink costs itself, not the rest
+		at.warnOnce(ship, "[paddock] outputs: "+sk.String())
 	}
 	backoff := 100 * time.Millisecond
 	for {
 		files, err := at.a.uploads.Load().PutOutputs(ctx, at.ref, bytes.NewReader(buf.Bytes()))
-		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) ||
+		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrTooLarge) ||
 			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
 			return files, err
 		}
@@ -447,7 +462,7 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool) ([
 // CheckpointInterval while the run runs, so a preempted attempt's
 // checkpoints are there for the next one. It returns a function that stops
 // it and waits for an upload in progress.
-func (at *attempt) checkpoints(ctx context.Context, dir string) func() {
+func (at *attempt) checkpoints(ctx context.Context, dir string, ship *shipper) func() {
 	every := at.a.cfg.CheckpointInterval
 	if every <= 0 || at.as.NodeRank != 0 {
 		return func() {}
@@ -470,7 +485,7 @@ func (at *attempt) checkpoints(ctx context.Context, dir string) func() {
 			if sig == "" || sig == last {
 				continue
 			}
-			if _, err := at.uploadOutputs(ctx, dir, false); err != nil {
+			if _, err := at.uploadOutputs(ctx, dir, false, ship); err != nil {
 				at.a.log.Warn("uploading a checkpoint failed", "run", at.ref.RunID, "err", err)
 				continue
 			}

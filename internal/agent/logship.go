@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
 )
+
+// refusedMarker starts the line that takes the place of a refused batch;
+// one that is itself refused is dropped.
+const refusedMarker = "[paddock] refused:"
 
 // Log shipping limits: lines and batches as the server takes them
 // (api.MaxLogLineBytes, api.LogBatchLen).
@@ -151,6 +157,21 @@ func (s *shipper) run(ctx context.Context) {
 				onFull(err)
 			}
 			return
+		case errors.Is(err, api.ErrInvalid), errors.Is(err, api.ErrTooLarge):
+			// Refused for what it is: sending it again cannot help. Say so
+			// in its place and go on.
+			s.mu.Lock()
+			last := batch[len(batch)-1].N
+			i := 0
+			for i < len(s.lines) && s.lines[i].N <= last {
+				i++
+			}
+			s.lines = s.lines[i:]
+			if len(batch) > 1 || !strings.HasPrefix(batch[0].Text, refusedMarker) {
+				s.lines = append([]api.AgentLogLine{{N: last, Stream: "stderr", TimeNS: time.Now().UnixNano(),
+					Text: fmt.Sprintf("%s %d log lines were refused by the server and are lost: %v", refusedMarker, len(batch), err)}}, s.lines...)
+			}
+			s.mu.Unlock()
 		default:
 			if !s.a.retryAfter(ctx, &backoff) {
 				return

@@ -31,6 +31,7 @@ type logServer struct {
 	received int     // lines accepted, resends included
 	requests int
 	failures int // requests answered 503 before any is accepted
+	refuse   int // requests answered 413 before any is accepted
 	status   int // when not 0, every request gets this status
 	down     bool
 	acceptAt most
@@ -74,6 +75,11 @@ func (ls *logServer) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ls.status)
 		return
 	}
+	if ls.refuse > 0 {
+		ls.refuse--
+		writeError(w, http.StatusRequestEntityTooLarge)
+		return
+	}
 	if ls.down || ls.failures > 0 {
 		if ls.failures > 0 {
 			ls.failures--
@@ -104,6 +110,7 @@ func (ls *logServer) handle(w http.ResponseWriter, r *http.Request) {
 
 func writeError(w http.ResponseWriter, status int) {
 	code := map[int]api.Code{http.StatusConflict: api.CodeConflict, http.StatusNotFound: api.CodeNotFound,
+		http.StatusRequestEntityTooLarge: api.CodeTooLarge,
 		http.StatusInsufficientStorage: api.CodeInsufficientStorage}[status]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -379,5 +386,37 @@ func TestShipperStopsWhenTheServerIsFull(t *testing.T) {
 	}
 	if len(full) != 0 {
 		t.Error("onFull called more than once")
+	}
+}
+
+// A batch the server refuses for what it is (413, 400) is not sent again
+// for ever: one line says it was lost, and the lines after it go on.
+func TestShipperReplacesARefusedBatch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ls := newLogServer(t)
+	ls.refuse = 1
+	s := ship(t, ctx, testAgent(ls.srv.URL), 0, numbered(1, 3))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // the first batch goes (and is refused) alone
+		if requests, _, _ := ls.stats(); requests >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, l := range numbered(4, 5) {
+		s.add("stdout", l)
+	}
+	s.close()
+	if !s.wait(ctx) {
+		t.Fatal("the lines after the refused batch were not delivered")
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var texts []string
+	for _, n := range ls.order {
+		texts = append(texts, ls.lines[n].Text)
+	}
+	if len(texts) < 3 || !strings.HasPrefix(texts[0], refusedMarker) || texts[len(texts)-1] != numbered(5, 5)[0] {
+		t.Errorf("stored %q; want the marker, then the later lines", texts)
 	}
 }

@@ -1,6 +1,7 @@
 package autoscaler_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // wantNodes fails unless target has exactly n nodes (leaving ones aside).
@@ -283,4 +285,34 @@ func TestInstanceCountsAndRestart(t *testing.T) {
 	if !slices.Equal(got, left) {
 		t.Fatalf("the new node was given %v, want the runs that had not ended %v", got, left)
 	}
+}
+
+// The controller's own loop scales an idle node down when its idle
+// deadline comes on the clock: the pass that sees the node idle asks to
+// look again at the deadline, and the fake clock firing that timer is all
+// it takes. Nothing sleeps; the test waits only for the loop to act.
+func TestLoopScalesDownOnTheClock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const idle = 5 * time.Minute
+	f.cluster("cpu", "STANDARD_D2_V2", 1, idle, nil)
+	run := f.submit("cpu", 1)
+	f.pass("cpu")
+	node := f.wantNodes("cpu", 1)[0].ID
+	f.ready("cpu")
+	f.poll(node, 0)
+	f.finish(node, run)
+	armed := f.clock.Waiters() // the dispatcher's ticker
+	testenv.Go(t, func(ctx context.Context) { f.ctrl.Run(ctx) })
+	f.ctrl.Enqueue(store.Key("default", "cpu"))
+	// The pass finds the node idle and arms its deadline.
+	if !f.clock.WaitForWaiters(armed+1, 10*time.Second) {
+		t.Fatal("no requeue was armed for the idle deadline")
+	}
+	f.clock.Advance(idle - time.Second)
+	if f.prov.wasDeleted(node) {
+		t.Fatalf("node deleted %s before its deadline", time.Second)
+	}
+	f.clock.Advance(time.Second)
+	testenv.Eventually(t, 10*time.Second, "the idle node to be deleted by the loop", func() bool { return f.prov.wasDeleted(node) })
 }

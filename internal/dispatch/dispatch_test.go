@@ -12,6 +12,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 func TestSubmitPlaceDeliver(t *testing.T) {
@@ -902,5 +903,24 @@ func TestCheckFits(t *testing.T) {
 				t.Errorf("a refused run was stored: %v", all)
 			}
 		})
+	}
+}
+
+// The loop checks heartbeats on its clock: moving the fake clock past
+// NodeLostAfter is all it takes for the loop itself (no direct call, no
+// sleep) to find the silent node lost and fail its run.
+func TestLoopFindsALostNodeOnTheClock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{NodeLostAfter: 30 * time.Second})
+	a := h.addNode("n1", 1, 0)
+	r := h.submit(1)
+	a.poll()
+	a.running(r.ID)
+	h.clock.Advance(29 * time.Second)
+	h.wantStatus(r.ID, api.RunRunning)
+	h.clock.Advance(2 * time.Second)
+	testenv.Eventually(t, 10*time.Second, "the loop to find the node lost", func() bool { return h.get(r.ID).Status == api.RunFailed })
+	if got := h.get(r.ID); got.StatusReason != "NodeLost" {
+		t.Errorf("reason %q, want NodeLost", got.StatusReason)
 	}
 }

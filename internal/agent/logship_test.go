@@ -111,7 +111,7 @@ func (ls *logServer) handle(w http.ResponseWriter, r *http.Request) {
 func writeError(w http.ResponseWriter, status int) {
 	code := map[int]api.Code{http.StatusConflict: api.CodeConflict, http.StatusNotFound: api.CodeNotFound,
 		http.StatusRequestEntityTooLarge: api.CodeTooLarge,
-		http.StatusInsufficientStorage: api.CodeInsufficientStorage}[status]
+		http.StatusInsufficientStorage:   api.CodeInsufficientStorage}[status]
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if code != "" {

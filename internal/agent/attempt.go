@@ -209,13 +209,12 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 	if _, own := as.Env["PATH"]; !own {
 		env = at.a.iso.reachablePath(env, sb)
 	}
-	cmd := as.Command
 	if slow := as.Environment.Requirements != "" || as.Environment.Image != ""; slow {
 		if !at.a.report(ctx, at.ref, api.AttemptReport{Status: api.RunPreparing}) {
 			return outcome{}
 		}
 	}
-	prep, err := at.a.prepareEnvironment(ctx, as, dir, env, cmd, ship, sb)
+	prep, err := at.a.prepareEnvironment(ctx, as, dir, env, as.Command, ship, sb)
 	var noImage errImage
 	switch {
 	case errors.As(err, &noImage):
@@ -239,18 +238,24 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		code := 127
 		return outcome{status: api.RunFailed, exit: &code, reason: "StartFailed", err: fmt.Sprintf("cannot start %q: %v", prep.cmd[0], err)}
 	}
-	stop := func(grace time.Duration) {
+	return at.supervise(ctx, dir, ship, p, prep)
+}
+
+// supervise watches the started process to its end: it reports Running,
+// uploads checkpoints, and stops the tree (and what the command started
+// outside it) when the attempt is stopped or runs past its limit. When
+// the main process exits, whatever it left running is killed.
+func (at *attempt) supervise(ctx context.Context, dir string, ship *shipper, p *proc.Process, prep prepared) outcome {
+	as := at.as
+	stop := func(grace time.Duration) error {
 		if prep.stop != nil {
 			prep.stop(grace)
 		}
-		p.Stop(grace)
+		return p.Stop(grace)
 	}
 	defer func() {
-		if prep.stop != nil {
-			prep.stop(0)
-		}
 		// The tree goes with its main process: daemons it left are killed.
-		if err := p.Stop(0); err != nil {
+		if err := stop(0); err != nil {
 			at.a.log.Warn("stopping what the run left running", "run", at.ref.RunID, "err", err)
 		}
 		if err := p.Cleanup(); err != nil {

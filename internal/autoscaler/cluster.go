@@ -51,69 +51,27 @@ func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (re
 	cl := Cluster{Key: store.Key(ws, rec.Name), MinNodes: *p.MinNodes, MaxNodes: *p.MaxNodes,
 		IdleAfter: time.Duration(*p.IdleSecondsBeforeScaledown) * time.Second,
 		NodeCores: float64(size.Cores), NodeMemGB: size.MemoryGB, NodeGPUs: size.GPUs, QuotaNodes: quotaNodes}
-	var res reconcile.Result
-	var freeHosts []string
-	_, pooled := prov.(provider.Pooled)
-	if pooled {
-		// A node per pool host: the cluster can have what it holds plus the
-		// pool's free hosts.
-		if freeHosts, err = c.freePoolHosts(ctx, ws, p.From); err != nil {
-			return reconcile.Result{}, err
-		}
-		own := 0
-		for _, n := range nodes {
-			if n.State != NodeLeaving {
-				own++
-			}
-		}
-		cl.MaxNodes = min(cl.MaxNodes, own+len(freeHosts))
-		cl.MinNodes = min(cl.MinNodes, cl.MaxNodes)
-	}
-	if jobs, ok := prov.(provider.JobStates); ok {
-		var live []string
-		for _, n := range nodes {
-			if n.State != NodeLeaving && n.State != NodeUnusable && n.State != NodePreempted {
-				live = append(live, n.ID)
-			}
-		}
-		if err := c.checkJobs(ctx, jobs, live); err != nil {
-			return reconcile.Result{}, err
-		}
-		if len(nodes) > 0 {
-			res = reconcile.After(time.Second) // the scheduler is polled while jobs exist
-		}
+	hosts, res, err := c.providerLimits(ctx, prov, ws, p.From, nodes, &cl)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
 	now := c.now()
 	dec := Decide(cl, nodes, queue, now)
+	errs := []error{c.Dispatch.SetQueueReason(ctx, ws, rec.Name, queueReason(dec, nodes, queue))}
 	states := map[string]string{}
 	for _, n := range nodes {
 		states[n.ID] = n.State
-	}
-	var errs []error
-	// The queue learns why it waits before the nodes are made: starting
-	// one over SSH can take a while (the agent binary is copied).
-	reason := dec.Reason
-	if reason == "" && len(queue) > 0 {
-		for _, n := range nodes {
-			if n.State == NodeStarting {
-				reason = "waiting for starting nodes to be ready"
-				break
-			}
-		}
-	}
-	if err := c.Dispatch.SetQueueReason(ctx, ws, rec.Name, reason); err != nil {
-		errs = append(errs, err)
 	}
 	for _, id := range dec.Delete {
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
 	for i := range dec.Create {
 		host := p.From // the attached target nodes are made through, if any
-		if pooled {
-			if i >= len(freeHosts) {
+		if hosts != nil {
+			if i >= len(hosts) {
 				break
 			}
-			host = freeHosts[i]
+			host = hosts[i]
 		}
 		if err := c.createClusterNode(ctx, prov, rec, p, size, host); err != nil {
 			errs = append(errs, err)
@@ -132,6 +90,61 @@ func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (re
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// providerLimits applies what the provider can do to the cluster: a
+// Pooled provider gives at most one node per free host of the pool (the
+// hosts it returns, in order; nil for other providers); JobStates nodes
+// whose jobs the scheduler ended are recorded as gone, and the scheduler
+// is polled every second while there are any.
+func (c *Controller) providerLimits(ctx context.Context, prov provider.Provider, ws, from string, nodes []Node, cl *Cluster) ([]string, reconcile.Result, error) {
+	var res reconcile.Result
+	var hosts []string
+	if _, pooled := prov.(provider.Pooled); pooled {
+		free, err := c.freePoolHosts(ctx, ws, from)
+		if err != nil {
+			return nil, res, err
+		}
+		own := 0
+		for _, n := range nodes {
+			if n.State != NodeLeaving {
+				own++
+			}
+		}
+		hosts = free
+		cl.MaxNodes = min(cl.MaxNodes, own+len(free))
+		cl.MinNodes = min(cl.MinNodes, cl.MaxNodes)
+	}
+	if jobs, ok := prov.(provider.JobStates); ok {
+		var live []string
+		for _, n := range nodes {
+			if n.State != NodeLeaving && n.State != NodeUnusable && n.State != NodePreempted {
+				live = append(live, n.ID)
+			}
+		}
+		if err := c.checkJobs(ctx, jobs, live); err != nil {
+			return nil, res, err
+		}
+		if len(nodes) > 0 {
+			res = reconcile.After(time.Second)
+		}
+	}
+	return hosts, res, nil
+}
+
+// queueReason is why a cluster's queued runs wait. The queue learns it
+// before the nodes are made: starting one over SSH can take a while (the
+// agent binary is copied).
+func queueReason(dec Decision, nodes []Node, queue []Run) string {
+	if dec.Reason != "" || len(queue) == 0 {
+		return dec.Reason
+	}
+	for _, n := range nodes {
+		if n.State == NodeStarting {
+			return "waiting for starting nodes to be ready"
+		}
+	}
+	return ""
 }
 
 // createClusterNode starts one node of the cluster's size, on or through

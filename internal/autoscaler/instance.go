@@ -52,55 +52,9 @@ func reconcileInstance(ctx context.Context, c *Controller, rec store.Compute) (r
 	if nodes, err = c.deleteDead(ctx, prov, nodes); err != nil {
 		return reconcile.Result{}, err
 	}
-	var live []store.Node
-	ready := false
-	for _, n := range nodes {
-		if n.State != NodeLeaving {
-			live = append(live, n)
-			ready = ready || n.State == NodeIdle || n.State == NodeRunning
-		}
-	}
-	var res reconcile.Result
-	next := st.State
-	switch st.State {
-	case InstanceCreating, InstanceStarting, InstanceRunning:
-		if len(live) == 0 {
-			if err := c.createInstanceNode(ctx, prov, rec, p); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
-		if ready {
-			next = InstanceRunning
-		}
-		if next == InstanceRunning && st.State == InstanceRunning {
-			if stop, wait := c.idleExpired(ctx, ws, rec.Name, p, live); stop {
-				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", p.IdleTimeBeforeShutdown)
-				next = InstanceStopping
-			} else if wait > 0 {
-				res = reconcile.After(wait)
-			}
-		}
-	case InstanceStopping, InstanceRestarting:
-		for _, n := range live {
-			if err := c.Dispatch.Evict(ctx, n.ID, "InstanceStopped", "instance "+rec.Name+" was stopped"); err != nil {
-				return reconcile.Result{}, err
-			}
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
-		live = nil
-		next = InstanceStopped
-		if st.State == InstanceRestarting {
-			next = InstanceStarting
-		}
-	case InstanceStopped:
-		for _, n := range live {
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
-		live = nil
+	next, live, res, err := c.instanceStep(ctx, prov, rec, p, st.State, nodes)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
 	reason := ""
 	switch next {
@@ -140,6 +94,59 @@ func reconcileInstance(ctx context.Context, c *Controller, rec store.Compute) (r
 		return reconcile.Again, nil // carry the new state out (e.g. Stopping → Stopped)
 	}
 	return res, nil
+}
+
+// instanceStep carries out what the instance's state asks of its nodes,
+// and returns the state it moves to and the nodes it keeps.
+func (c *Controller) instanceStep(ctx context.Context, prov provider.Provider, rec store.Compute, p compute.InstanceProperties,
+	state string, nodes []store.Node) (next string, live []store.Node, res reconcile.Result, err error) {
+	ready := false
+	for _, n := range nodes {
+		if n.State != NodeLeaving {
+			live = append(live, n)
+			ready = ready || n.State == NodeIdle || n.State == NodeRunning
+		}
+	}
+	next = state
+	switch state {
+	case InstanceCreating, InstanceStarting, InstanceRunning:
+		if len(live) == 0 {
+			if err := c.createInstanceNode(ctx, prov, rec, p); err != nil {
+				return "", nil, res, err
+			}
+		}
+		if ready {
+			next = InstanceRunning
+		}
+		if next == InstanceRunning && state == InstanceRunning {
+			if stop, wait := c.idleExpired(ctx, rec.Workspace, rec.Name, p, live); stop {
+				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", p.IdleTimeBeforeShutdown)
+				next = InstanceStopping
+			} else if wait > 0 {
+				res = reconcile.After(wait)
+			}
+		}
+	case InstanceStopping, InstanceRestarting:
+		for _, n := range live {
+			if err := c.Dispatch.Evict(ctx, n.ID, "InstanceStopped", "instance "+rec.Name+" was stopped"); err != nil {
+				return "", nil, res, err
+			}
+		}
+		fallthrough
+	case InstanceStopped:
+		for _, n := range live {
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return "", nil, res, err
+			}
+		}
+		live = nil
+		if state == InstanceRestarting {
+			next = InstanceStarting
+		} else if state == InstanceStopping {
+			next = InstanceStopped
+		}
+	}
+	return next, live, res, nil
 }
 
 // idleExpired says whether the instance has been idle long enough to be

@@ -30,18 +30,78 @@ func newRunCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// submitFlags are run submit's flags, turned into a submission by build.
+type submitFlags struct {
+	in                             api.RunSubmit
+	source, requirements, duration string
+	envs                           []string
+	cores, memGB                   float64
+	gpus                           int
+	stream                         bool
+	idempotencyKey                 string
+	spec                           string
+	startInstance                  bool
+}
+
+// build checks the flags that can be checked here and returns the
+// submission (without its source, which is uploaded later).
+func (sf *submitFlags) build(cmd *cobra.Command, args []string) (api.RunSubmit, error) {
+	in := sf.in
+	if len(args) == 0 {
+		return in, api.Invalid("command", "the command to run is required after --, e.g. paddock run submit --compute local -- python3 train.py")
+	}
+	if sf.spec != "" {
+		cs, err := parseComputeSpec(sf.spec)
+		if err != nil {
+			return in, err
+		}
+		in.ComputeSpec = cs
+	}
+	if in.Compute == "" && in.ComputeSpec == nil {
+		return in, api.Invalid("compute", "--compute (see `paddock compute list`) or --compute-spec is required")
+	}
+	in.Command = args
+	set := 0
+	for _, f := range []string{"python", "requirements", "image"} {
+		if cmd.Flags().Changed(f) {
+			set++
+		}
+	}
+	if set > 1 {
+		return in, api.Invalid("environment", "give only one of --python, --requirements and --image")
+	}
+	if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
+		in.Resources = &api.Resources{Cores: sf.cores, MemoryGB: sf.memGB, GPUs: sf.gpus}
+	}
+	if sf.duration != "" {
+		d, err := time.ParseDuration(sf.duration)
+		if err != nil || d <= 0 {
+			return in, api.Invalid("max-run-duration", "--max-run-duration must be a duration such as 90s or 2h, not %q", sf.duration)
+		}
+		in.MaxRunDurationSeconds = int64(d.Round(time.Second) / time.Second)
+	}
+	if len(sf.envs) > 0 {
+		in.Env = map[string]string{}
+		for _, kv := range sf.envs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return in, api.Invalid("env", "--env must be KEY=VALUE, not %q", kv)
+			}
+			in.Env[k] = v
+		}
+	}
+	if sf.requirements != "" {
+		data, err := os.ReadFile(sf.requirements)
+		if err != nil {
+			return in, api.Invalid("requirements", "--requirements: cannot read %s: %v", sf.requirements, unwrapPathErr(err))
+		}
+		in.Environment.Requirements = string(data)
+	}
+	return in, nil
+}
+
 func runSubmitCmd(g *globals) *cobra.Command {
-	var (
-		in                             api.RunSubmit
-		source, requirements, duration string
-		envs                           []string
-		cores, memGB                   float64
-		gpus                           int
-		stream                         bool
-		idempotencyKey                 string
-		spec                           string
-		startInstance                  bool
-	)
+	var sf submitFlags
 	cmd := &cobra.Command{
 		Use:   "submit --compute NAME [flags] -- COMMAND [ARGS...]",
 		Short: "Submit a run: snapshot the source, queue the command, print the run id",
@@ -54,79 +114,34 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 		Example: `  paddock run submit --compute local --source . -- python3 train.py --epochs 3
   paddock run submit --compute local --source . --requirements requirements.txt --stream -- python3 train.py`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return api.Invalid("command", "the command to run is required after --, e.g. paddock run submit --compute local -- python3 train.py")
-			}
-			if spec != "" {
-				cs, err := parseComputeSpec(spec)
-				if err != nil {
-					return err
-				}
-				in.ComputeSpec = cs
-			}
-			if in.Compute == "" && in.ComputeSpec == nil {
-				return api.Invalid("compute", "--compute (see `paddock compute list`) or --compute-spec is required")
-			}
-			in.Command = args
-			set := 0
-			for _, f := range []string{"python", "requirements", "image"} {
-				if cmd.Flags().Changed(f) {
-					set++
-				}
-			}
-			if set > 1 {
-				return api.Invalid("environment", "give only one of --python, --requirements and --image")
-			}
-			if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
-				in.Resources = &api.Resources{Cores: cores, MemoryGB: memGB, GPUs: gpus}
-			}
-			if duration != "" {
-				d, err := time.ParseDuration(duration)
-				if err != nil || d <= 0 {
-					return api.Invalid("max-run-duration", "--max-run-duration must be a duration such as 90s or 2h, not %q", duration)
-				}
-				in.MaxRunDurationSeconds = int64(d.Round(time.Second) / time.Second)
-			}
-			if len(envs) > 0 {
-				in.Env = map[string]string{}
-				for _, kv := range envs {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return api.Invalid("env", "--env must be KEY=VALUE, not %q", kv)
-					}
-					in.Env[k] = v
-				}
-			}
-			if requirements != "" {
-				data, err := os.ReadFile(requirements)
-				if err != nil {
-					return api.Invalid("requirements", "--requirements: cannot read %s: %v", requirements, unwrapPathErr(err))
-				}
-				in.Environment.Requirements = string(data)
+			in, err := sf.build(cmd, args)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			if source != "" {
-				if in.Source, err = uploadSource(ctx, c, source, cmd.ErrOrStderr()); err != nil {
+			if sf.source != "" {
+				if in.Source, err = uploadSource(ctx, c, sf.source, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 			}
-			if startInstance && in.Compute != "" {
+			if sf.startInstance && in.Compute != "" {
 				if _, err := c.InstanceAction(ctx, in.Compute, "start"); err != nil {
 					return err
 				}
 			}
-			if idempotencyKey == "" {
-				idempotencyKey = randomKey()
+			key := sf.idempotencyKey
+			if key == "" {
+				key = randomKey()
 			}
-			run, err := submitWithRetry(ctx, c, in, idempotencyKey)
+			run, err := submitWithRetry(ctx, c, in, key)
 			if err != nil {
 				return err
 			}
-			if !stream {
+			if !sf.stream {
 				return emit(cmd.OutOrStdout(), g.output, run, func(w io.Writer) { fmt.Fprintln(w, run.ID) })
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "run "+run.ID+" submitted")
@@ -137,23 +152,23 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&in.Compute, "compute", "", "the compute target to run on")
-	f.StringVar(&spec, "compute-spec", "", "instead of --compute: a cluster made for this run and deleted when it ends, e.g. vm_size=STANDARD_D2_V2,max_nodes=2[,min_nodes=N][,vm_priority=lowpriority]")
-	f.StringVar(&source, "source", "", "directory to snapshot and run in (honours .paddockignore)")
-	f.StringVar(&in.Experiment, "experiment", "", "experiment the run belongs to (default \"default\")")
-	f.IntVar(&in.NodeCount, "nodes", 0, "number of nodes (default 1)")
-	f.Float64Var(&cores, "cores", 0, "cores per node (default 1)")
-	f.Float64Var(&memGB, "memory-gb", 0, "memory per node in GiB, enforced where cgroups allow (default: no limit)")
-	f.IntVar(&gpus, "gpus", 0, "GPUs per node (CUDA_VISIBLE_DEVICES is set)")
-	f.StringArrayVar(&envs, "env", nil, "environment variable KEY=VALUE for the run (repeatable)")
-	f.StringVar(&in.Environment.Python, "python", "", "an existing python interpreter on the node")
-	f.StringVar(&requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
-	f.StringVar(&in.Environment.Image, "image", "", "a container image (needs podman or docker on the node)")
-	f.StringVar(&duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
-	f.StringVar(&in.Distribution, "distribution", "", "none, pytorch or mpi")
-	f.BoolVar(&stream, "stream", false, "follow the run's log and exit with its outcome")
-	f.BoolVar(&startInstance, "start", false, "start the compute instance first if it is stopped")
-	f.StringVar(&idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")
+	f.StringVar(&sf.in.Compute, "compute", "", "the compute target to run on")
+	f.StringVar(&sf.spec, "compute-spec", "", "instead of --compute: a cluster made for this run and deleted when it ends, e.g. vm_size=STANDARD_D2_V2,max_nodes=2[,min_nodes=N][,vm_priority=lowpriority]")
+	f.StringVar(&sf.source, "source", "", "directory to snapshot and run in (honours .paddockignore)")
+	f.StringVar(&sf.in.Experiment, "experiment", "", "experiment the run belongs to (default \"default\")")
+	f.IntVar(&sf.in.NodeCount, "nodes", 0, "number of nodes (default 1)")
+	f.Float64Var(&sf.cores, "cores", 0, "cores per node (default 1)")
+	f.Float64Var(&sf.memGB, "memory-gb", 0, "memory per node in GiB, enforced where cgroups allow (default: no limit)")
+	f.IntVar(&sf.gpus, "gpus", 0, "GPUs per node (CUDA_VISIBLE_DEVICES is set)")
+	f.StringArrayVar(&sf.envs, "env", nil, "environment variable KEY=VALUE for the run (repeatable)")
+	f.StringVar(&sf.in.Environment.Python, "python", "", "an existing python interpreter on the node")
+	f.StringVar(&sf.requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
+	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node)")
+	f.StringVar(&sf.duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
+	f.StringVar(&sf.in.Distribution, "distribution", "", "none, pytorch or mpi")
+	f.BoolVar(&sf.stream, "stream", false, "follow the run's log and exit with its outcome")
+	f.BoolVar(&sf.startInstance, "start", false, "start the compute instance first if it is stopped")
+	f.StringVar(&sf.idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")
 	return cmd
 }
 

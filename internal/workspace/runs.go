@@ -41,31 +41,9 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return store.Run{}, err
 	}
-	if in.Compute == "" {
-		return store.Run{}, api.Invalid("compute", "compute is required: the name of a compute target (`paddock compute list`)")
-	}
-	target, err := s.Store.GetCompute(ctx, ws, in.Compute)
-	if errors.Is(err, api.ErrNotFound) {
-		return store.Run{}, api.Invalid("compute", "compute %q is not a compute target of workspace %q (`paddock compute list`)", in.Compute, ws)
-	}
+	target, rules, err := s.runTarget(ctx, ws, user, in.Compute)
 	if err != nil {
 		return store.Run{}, err
-	}
-	if target.State != api.StateSucceeded {
-		return store.Run{}, api.Conflict("compute target %q is %s; runs can be submitted once it is Succeeded", target.Name, target.State)
-	}
-	if err := s.mayUse(ctx, user, target); err != nil {
-		return store.Run{}, err
-	}
-	rules, runnable, err := compute.RunRulesOf(target, s.Sizes)
-	switch {
-	case !runnable:
-		return store.Run{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
-			target.Type, strings.Join(compute.RunnableTypes(), ", "))
-	case err != nil:
-		return store.Run{}, err
-	case rules.Refuse != "":
-		return store.Run{}, api.Invalid("compute", "%s: %s", target.Name, rules.Refuse)
 	}
 	if len(in.Command) == 0 || strings.TrimSpace(in.Command[0]) == "" {
 		return store.Run{}, api.Invalid("command", "command is required, e.g. `paddock run submit --compute local -- python3 train.py`")
@@ -82,49 +60,12 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 		return store.Run{}, api.Invalid("source", "source snapshot %q is not stored on the server; upload it first (PUT .../snapshots)", in.Source)
 	}
 	env := in.Environment
-	set := 0
-	for _, v := range []string{env.Python, env.Requirements, env.Image} {
-		if v != "" {
-			set++
-		}
-	}
-	if set > 1 {
-		return store.Run{}, api.Invalid("environment", "give at most one of python, requirements and image")
-	}
-	if len(env.Requirements) > maxRequirements {
-		return store.Run{}, api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
-	}
-	if err := checkStrings(in.Command, in.Env, env); err != nil {
+	if err := checkEnvironment(in.Command, in.Env, env); err != nil {
 		return store.Run{}, err
 	}
-	if len(in.Env) > maxEnvVars {
-		return store.Run{}, api.Invalid("env", "at most %d environment variables are allowed", maxEnvVars)
-	}
-	for k := range in.Env {
-		if !envName.MatchString(k) {
-			return store.Run{}, api.Invalid("env", "environment variable name %q must be letters, digits and '_', not starting with a digit", k)
-		}
-		if strings.HasPrefix(k, "PADDOCK_") {
-			return store.Run{}, api.Invalid("env", "environment variable %s is set by Paddock and cannot be given", k)
-		}
-	}
-	// A run takes the target's default cores (one; none on an instance,
-	// whose runs share its cores, max_concurrent_runs at a time).
-	cores := rules.DefaultCores
-	res := api.Resources{Cores: cores}
-	if in.Resources != nil {
-		res = *in.Resources
-		if res.Cores == 0 {
-			res.Cores = cores
-		}
-	}
-	switch {
-	case res.Cores < 0 || res.Cores > maxCores:
-		return store.Run{}, api.Invalid("resources.cores", "resources.cores must be 0 to %d, not %g", maxCores, res.Cores)
-	case res.MemoryGB < 0 || res.MemoryGB > maxMemoryGB:
-		return store.Run{}, api.Invalid("resources.memory_gb", "resources.memory_gb must be 0 to %d, not %g", maxMemoryGB, res.MemoryGB)
-	case res.GPUs < 0 || res.GPUs > maxGPUs:
-		return store.Run{}, api.Invalid("resources.gpus", "resources.gpus must be 0 to %d, not %d", maxGPUs, res.GPUs)
+	res, err := runResources(rules, in.Resources)
+	if err != nil {
+		return store.Run{}, err
 	}
 	if in.NodeCount == 0 {
 		in.NodeCount = 1
@@ -156,6 +97,94 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 			CreatedBy: user, Attempts: []api.Attempt{},
 		},
 	}, nil
+}
+
+// runTarget looks up the compute target a run is submitted to and the rules
+// its kind sets for runs, refusing one the user may not use or that takes no
+// runs.
+func (s *Service) runTarget(ctx context.Context, ws, user, name string) (store.Compute, compute.RunRules, error) {
+	if name == "" {
+		return store.Compute{}, compute.RunRules{}, api.Invalid("compute", "compute is required: the name of a compute target (`paddock compute list`)")
+	}
+	target, err := s.Store.GetCompute(ctx, ws, name)
+	if errors.Is(err, api.ErrNotFound) {
+		return store.Compute{}, compute.RunRules{}, api.Invalid("compute", "compute %q is not a compute target of workspace %q (`paddock compute list`)", name, ws)
+	}
+	if err != nil {
+		return store.Compute{}, compute.RunRules{}, err
+	}
+	if target.State != api.StateSucceeded {
+		return store.Compute{}, compute.RunRules{}, api.Conflict("compute target %q is %s; runs can be submitted once it is Succeeded", target.Name, target.State)
+	}
+	if err := s.mayUse(ctx, user, target); err != nil {
+		return store.Compute{}, compute.RunRules{}, err
+	}
+	rules, runnable, err := compute.RunRulesOf(target, s.Sizes)
+	switch {
+	case !runnable:
+		return store.Compute{}, compute.RunRules{}, api.Invalid("compute", "runs on %s targets are not supported by this server yet; submit to a target of type %s",
+			target.Type, strings.Join(compute.RunnableTypes(), ", "))
+	case err != nil:
+		return store.Compute{}, compute.RunRules{}, err
+	case rules.Refuse != "":
+		return store.Compute{}, compute.RunRules{}, api.Invalid("compute", "%s: %s", target.Name, rules.Refuse)
+	}
+	return target, rules, nil
+}
+
+// checkEnvironment checks a run's environment (at most one of python,
+// requirements and image) and its variables.
+func checkEnvironment(command []string, vars map[string]string, env api.Environment) error {
+	set := 0
+	for _, v := range []string{env.Python, env.Requirements, env.Image} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return api.Invalid("environment", "give at most one of python, requirements and image")
+	}
+	if len(env.Requirements) > maxRequirements {
+		return api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
+	}
+	if err := checkStrings(command, vars, env); err != nil {
+		return err
+	}
+	if len(vars) > maxEnvVars {
+		return api.Invalid("env", "at most %d environment variables are allowed", maxEnvVars)
+	}
+	for k := range vars {
+		if !envName.MatchString(k) {
+			return api.Invalid("env", "environment variable name %q must be letters, digits and '_', not starting with a digit", k)
+		}
+		if strings.HasPrefix(k, "PADDOCK_") {
+			return api.Invalid("env", "environment variable %s is set by Paddock and cannot be given", k)
+		}
+	}
+	return nil
+}
+
+// runResources fills in the target's default cores and checks the bounds.
+func runResources(rules compute.RunRules, asked *api.Resources) (api.Resources, error) {
+	// A run takes the target's default cores (one; none on an instance,
+	// whose runs share its cores, max_concurrent_runs at a time).
+	cores := rules.DefaultCores
+	res := api.Resources{Cores: cores}
+	if asked != nil {
+		res = *asked
+		if res.Cores == 0 {
+			res.Cores = cores
+		}
+	}
+	switch {
+	case res.Cores < 0 || res.Cores > maxCores:
+		return api.Resources{}, api.Invalid("resources.cores", "resources.cores must be 0 to %d, not %g", maxCores, res.Cores)
+	case res.MemoryGB < 0 || res.MemoryGB > maxMemoryGB:
+		return api.Resources{}, api.Invalid("resources.memory_gb", "resources.memory_gb must be 0 to %d, not %g", maxMemoryGB, res.MemoryGB)
+	case res.GPUs < 0 || res.GPUs > maxGPUs:
+		return api.Resources{}, api.Invalid("resources.gpus", "resources.gpus must be 0 to %d, not %d", maxGPUs, res.GPUs)
+	}
+	return res, nil
 }
 
 // checkStrings refuses what would reach a run's argv, environment or file

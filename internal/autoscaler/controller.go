@@ -146,7 +146,7 @@ func (c *Controller) follow(ctx context.Context, w provider.Watcher) {
 		case <-ctx.Done():
 			return
 		case ev := <-w.Events():
-			if err := c.Dispatch.NodeGone(ctx, ev.NodeID, ev.Kind == "preempted"); err != nil && ctx.Err() == nil {
+			if err := c.Dispatch.NodeGone(ctx, ev.NodeID, ev.Kind == provider.Preempted); err != nil && ctx.Err() == nil {
 				c.Log.Error("recording a node event", "node", ev.NodeID, "kind", ev.Kind, "err", err)
 			}
 		}

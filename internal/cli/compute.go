@@ -90,19 +90,31 @@ func newComputeCmd(g *globals) *cobra.Command {
 		createCmd(g, "cluster", "Create an autoscaling cluster of nodes of one size", clusterFlags,
 			`  paddock compute create cluster cpu-cluster --vm-size STANDARD_D2_V2 --max-nodes 4
   paddock compute create cluster low-pri --vm-size STANDARD_D2_V2 --max-nodes 4 --vm-priority lowpriority`),
-		createCmd(g, "instance", "Create a personal compute instance", instanceFlags,
-			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`),
+		startWhenCreated(createCmd(g, "instance", "Create a personal compute instance", instanceFlags,
+			`  paddock compute create instance my-box --vm-size STANDARD_DS3_V2 --max-concurrent-runs 2`)),
 	)
 	attach := &cobra.Command{Use: "attach", Short: "Attach a machine you already have"}
 	attach.AddCommand(createCmd(g, "remote", "Attach a machine reachable over SSH (password or key); runs go to an agent Paddock installs there", remoteFlags,
 		`  paddock compute attach remote gpu-box --address 10.0.0.5 --username ml --private-key-file ~/.ssh/id_ed25519`))
 	attach.AddCommand(createCmd(g, "slurm", "Attach a Slurm cluster through its login node over SSH; runs become Slurm jobs", slurmFlags,
 		`  paddock compute attach slurm hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519 --partition gpu`))
+	var attachable []string
 	for _, c := range attach.Commands() {
+		attachable = append(attachable, c.Name())
 		c.Use = strings.Replace(c.Use, " NAME", " NAME --address A --username U (--password-file F | --private-key-file F)", 1)
 	}
-	cmd.AddCommand(create, attach, detachCmd(g), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
+	cmd.AddCommand(create, attach, detachCmd(g, attachable), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
 		nodesCmd(g), preemptCmd(g), instanceActionCmd(g, "start"), instanceActionCmd(g, "stop"), instanceActionCmd(g, "restart"))
+	return cmd
+}
+
+// annotStarts marks a create command whose targets start once provisioned
+// (an instance), so create waits for Running as well.
+const annotStarts = "paddock/starts"
+
+// startWhenCreated marks a create command with annotStarts.
+func startWhenCreated(cmd *cobra.Command) *cobra.Command {
+	cmd.Annotations = map[string]string{annotStarts: "yes"}
 	return cmd
 }
 
@@ -123,7 +135,7 @@ func createCmd(g *globals, typ, short string, defs []propFlag, example string) *
 				if err != nil || noWait {
 					return out, err
 				}
-				if out, err = waitFor(cmd, c, args[0], false); err != nil || typ != "instance" || out.ProvisioningState != api.StateSucceeded {
+				if out, err = waitFor(cmd, c, args[0], false); err != nil || cmd.Annotations[annotStarts] == "" || out.ProvisioningState != api.StateSucceeded {
 					return out, err
 				}
 				return waitInstance(cmd, c, args[0], "Running")
@@ -437,7 +449,9 @@ func waitInstance(cmd *cobra.Command, c *api.Client, name, want string) (*api.Co
 	}
 }
 
-func detachCmd(g *globals) *cobra.Command {
+// detachCmd detaches targets of the attachable types (those `compute
+// attach` makes).
+func detachCmd(g *globals, attachable []string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "detach NAME",
 		Short: "Detach an attached machine: stop its agent and remove what Paddock installed",
@@ -451,7 +465,7 @@ func detachCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if cur.Type == "cluster" || cur.Type == "instance" || cur.Type == "local" {
+			if !slices.Contains(attachable, cur.Type) {
 				return api.Invalid("name", "%s is a %s target, not an attached one; use `paddock compute delete`", cur.Name, cur.Type)
 			}
 			var st struct {

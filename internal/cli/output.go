@@ -90,7 +90,7 @@ func computeTable(w io.Writer, items []api.Compute) {
 	for _, c := range items {
 		p := flatten(c.Properties)
 		nodes := "-"
-		if c.Type == "cluster" {
+		if p["max_nodes"] != "" { // an autoscaling target
 			nodes = fmt.Sprintf("%s-%s", p["min_nodes"], p["max_nodes"])
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.ProvisioningState,

@@ -127,10 +127,19 @@ type NodeConfigurer interface {
 	NodeConfig(ctx context.Context, req NodeRequest) (json.RawMessage, error)
 }
 
+// EventKind says what happened to a node.
+type EventKind string
+
+// What can happen to a node without the server asking.
+const (
+	Preempted EventKind = "preempted" // taken back (low priority): its runs restart elsewhere
+	Gone      EventKind = "gone"      // vanished, e.g. its process died
+)
+
 // Event is something that happened to a node without the server asking.
 type Event struct {
 	NodeID string
-	Kind   string // "preempted" or "gone"
+	Kind   EventKind
 }
 
 // Watcher reports node events as they happen.

@@ -276,7 +276,7 @@ func (p *Provider) Preempt(ctx context.Context, id string) error {
 			p.log.Warn("killing a preempted node's run", "node", id, "attempt", r.Name(), "err", err)
 		}
 	}
-	p.send(provider.Event{NodeID: id, Kind: "preempted"})
+	p.send(provider.Event{NodeID: id, Kind: provider.Preempted})
 	return nil
 }
 
@@ -321,7 +321,7 @@ func (p *Provider) watch(ctx context.Context) {
 			p.mu.Unlock()
 			if still {
 				p.log.Warn("local node's agent exited", "node", id)
-				p.send(provider.Event{NodeID: id, Kind: "gone"})
+				p.send(provider.Event{NodeID: id, Kind: provider.Gone})
 			}
 		}
 	}

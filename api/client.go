@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/backoff"
 )
 
 // Client talks to one Paddock server as one user in one workspace.
@@ -214,7 +216,7 @@ func (c *Client) ListSizes(ctx context.Context) ([]Size, string, error) {
 // every change it sees. It returns the last state seen (nil once gone).
 func (c *Client) WaitCompute(ctx context.Context, name string, gone bool, progress func(*Compute)) (*Compute, error) {
 	var last ProvisioningState
-	delay := 20 * time.Millisecond
+	poll := backoff.New(20*time.Millisecond, 500*time.Millisecond)
 	for {
 		cur, err := c.GetCompute(ctx, name)
 		if gone && err != nil && isNotFound(err) {
@@ -230,13 +232,8 @@ func (c *Client) WaitCompute(ctx context.Context, name string, gone bool, progre
 		if !gone && cur.ProvisioningState.Terminal() {
 			return cur, nil
 		}
-		select {
-		case <-ctx.Done():
+		if !poll.Wait(ctx) {
 			return cur, ctx.Err()
-		case <-time.After(delay):
-		}
-		if delay < 500*time.Millisecond {
-			delay *= 2
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/backoff"
 )
 
 // HasSnapshot reports whether the server already stores a snapshot.
@@ -143,7 +145,7 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 // follow it continues until the run has ended and every line was seen,
 // reconnecting from the last line if the connection drops.
 func (c *Client) FollowLogs(ctx context.Context, id string, after int64, follow bool, fn func(LogLine) error) error {
-	backoff := 100 * time.Millisecond
+	reconnect := backoff.New(100*time.Millisecond, 2*time.Second)
 	for {
 		q := url.Values{"after": {strconv.FormatInt(after, 10)}}
 		if follow {
@@ -168,7 +170,7 @@ func (c *Client) FollowLogs(ctx context.Context, id string, after int64, follow 
 					return err
 				}
 				after = l.Seq
-				backoff = 100 * time.Millisecond
+				reconnect.Reset()
 			}
 			body.Close()
 			if !follow {
@@ -180,12 +182,9 @@ func (c *Client) FollowLogs(ctx context.Context, id string, after int64, follow 
 				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !reconnect.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 

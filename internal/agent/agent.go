@@ -34,6 +34,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/agent/proc"
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"github.com/paddock-ml/paddock/internal/version"
 )
 
@@ -278,7 +279,7 @@ func (a *Agent) active() []api.AttemptRef {
 // loop says hello, then long-polls for work until ctx ends.
 func (a *Agent) loop(ctx context.Context) error {
 	hello := false
-	backoff := 50 * time.Millisecond
+	retry := serverBackoff()
 	lastContact := time.Now()
 	for ctx.Err() == nil {
 		var err error
@@ -300,7 +301,8 @@ func (a *Agent) loop(ctx context.Context) error {
 			}
 		}
 		if err == nil {
-			backoff, lastContact = 50*time.Millisecond, time.Now()
+			retry.Reset()
+			lastContact = time.Now()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -312,22 +314,22 @@ func (a *Agent) loop(ctx context.Context) error {
 		if time.Since(lastContact) > a.cfg.OrphanTimeout && len(a.active()) == 0 {
 			return fmt.Errorf("no contact with the server for %s and nothing to report; exiting", a.cfg.OrphanTimeout)
 		}
-		a.log.Debug("server call failed; retrying", "err", err, "after", backoff)
-		a.retryAfter(ctx, &backoff)
+		a.log.Debug("server call failed; retrying", "err", err)
+		a.retryAfter(ctx, retry)
 	}
 	return nil
 }
 
-// retryAfter waits out the backoff after a failed call to the server,
-// doubles it (up to 2 s) and re-reads the server URL, which may have
-// changed. It reports false, at once, when ctx ends first.
-func (a *Agent) retryAfter(ctx context.Context, backoff *time.Duration) bool {
-	select {
-	case <-ctx.Done():
+// serverBackoff spaces out retried calls to the server: 50 ms doubling to 2 s.
+func serverBackoff() *backoff.Backoff { return backoff.New(50*time.Millisecond, 2*time.Second) }
+
+// retryAfter waits out the backoff after a failed call to the server and
+// re-reads the server URL, which may have changed. It reports false, at
+// once, when ctx ends first.
+func (a *Agent) retryAfter(ctx context.Context, retry *backoff.Backoff) bool {
+	if !retry.Wait(ctx) {
 		return false
-	case <-time.After(*backoff):
 	}
-	*backoff = min(*backoff*2, 2*time.Second)
 	a.refreshServer()
 	return true
 }
@@ -408,7 +410,7 @@ func (a *Agent) stopAll(why string) {
 // says the attempt is stale, or ctx ends). It reports whether the attempt
 // is still current.
 func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptReport) bool {
-	backoff := 50 * time.Millisecond
+	retry := serverBackoff()
 	for {
 		err := a.client.Load().Report(ctx, ref, rep)
 		switch {
@@ -420,7 +422,7 @@ func (a *Agent) report(ctx context.Context, ref api.AttemptRef, rep api.AttemptR
 			return false
 		}
 		a.log.Debug("reporting status failed; retrying", "run", ref.RunID, "status", rep.Status, "err", err)
-		if !a.retryAfter(ctx, &backoff) {
+		if !a.retryAfter(ctx, retry) {
 			return false
 		}
 	}

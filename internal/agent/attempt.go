@@ -450,14 +450,14 @@ func (at *attempt) uploadOutputs(ctx context.Context, dir string, final bool, sh
 	for _, sk := range info.Skipped { // a bad symlink costs itself, not the rest
 		at.warnOnce(ship, "[paddock] outputs: "+sk.String())
 	}
-	backoff := 100 * time.Millisecond
+	retry := serverBackoff()
 	for {
 		files, err := at.a.uploads.Load().PutOutputs(ctx, at.ref, bytes.NewReader(buf.Bytes()))
 		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrTooLarge) ||
 			errors.Is(err, api.ErrInsufficientStorage) || ctx.Err() != nil {
 			return files, err
 		}
-		if !at.a.retryAfter(ctx, &backoff) {
+		if !at.a.retryAfter(ctx, retry) {
 			return nil, ctx.Err()
 		}
 	}

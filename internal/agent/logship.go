@@ -111,7 +111,7 @@ func (s *shipper) wait(ctx context.Context) bool {
 
 func (s *shipper) run(ctx context.Context) {
 	defer close(s.done)
-	backoff := 50 * time.Millisecond
+	retry := serverBackoff()
 	for {
 		s.mu.Lock()
 		if s.dropped > 0 {
@@ -137,7 +137,7 @@ func (s *shipper) run(ctx context.Context) {
 		ack, err := s.a.client.Load().Logs(ctx, s.ref, batch)
 		switch {
 		case err == nil:
-			backoff = 50 * time.Millisecond
+			retry.Reset()
 			s.mu.Lock()
 			s.acked = max(s.acked, ack)
 			i := 0
@@ -173,7 +173,7 @@ func (s *shipper) run(ctx context.Context) {
 			}
 			s.mu.Unlock()
 		default:
-			if !s.a.retryAfter(ctx, &backoff) {
+			if !s.a.retryAfter(ctx, retry) {
 				return
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"github.com/paddock-ml/paddock/internal/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -182,15 +183,14 @@ func randomKey() string {
 // idempotency key makes a retry of a request that did arrive harmless.
 func submitWithRetry(ctx context.Context, c *api.Client, in api.RunSubmit, key string) (*api.Run, error) {
 	var err error
-	for i, delay := 0, 200*time.Millisecond; i < 4; i, delay = i+1, delay*2 {
+	retry := backoff.New(200*time.Millisecond, 2*time.Second)
+	for range 4 {
 		var run *api.Run
 		if run, err = c.SubmitRun(ctx, in, key); err == nil || !errors.Is(err, api.ErrUnavailable) {
 			return run, err
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Wait(ctx) {
 			return nil, ctx.Err()
-		case <-time.After(delay):
 		}
 	}
 	return nil, err

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -85,7 +86,7 @@ func (s *Supervisor) spawn() error {
 
 // watch restarts the agent when it dies, with backoff.
 func (s *Supervisor) watch(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	restart := backoff.New(100*time.Millisecond, 10*time.Second)
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,16 +95,13 @@ func (s *Supervisor) watch(ctx context.Context) {
 		}
 		pid := int(s.pid.Load())
 		if alive(pid) {
-			backoff = 100 * time.Millisecond
+			restart.Reset()
 			continue
 		}
-		s.Log.Warn("the local agent exited; restarting it", "pid", pid, "after", backoff)
-		select {
-		case <-ctx.Done():
+		s.Log.Warn("the local agent exited; restarting it", "pid", pid)
+		if !restart.Wait(ctx) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 		if err := s.spawn(); err != nil {
 			s.Log.Error("restarting the local agent", "err", err)
 		}

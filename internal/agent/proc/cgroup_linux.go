@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"golang.org/x/sys/unix"
 )
 
@@ -335,7 +336,7 @@ func (c *cgroup) remove() error {
 // kernel still counts processes that have just exited.
 func removeGroup(dir string) error {
 	deadline := time.Now().Add(time.Second)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+	for wait := backoff.New(time.Millisecond, 50*time.Millisecond); ; {
 		err := unix.Rmdir(dir)
 		if err == nil || err == unix.ENOENT {
 			return nil
@@ -343,7 +344,7 @@ func removeGroup(dir string) error {
 		if err != unix.EBUSY || time.Now().After(deadline) {
 			return fmt.Errorf("cgroup: remove %s: %w", dir, err)
 		}
-		time.Sleep(wait)
+		time.Sleep(wait.Next())
 	}
 }
 

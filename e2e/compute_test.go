@@ -203,7 +203,7 @@ func TestValidationErrors(t *testing.T) {
 
 // A cluster on a provider this server does not run is refused or fails to
 // provision with a clear reason; the Failed path itself is unit-tested in
-// internal/provision.
+// internal/provisioning.
 func TestProviderChecks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

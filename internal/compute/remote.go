@@ -10,7 +10,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
-	"github.com/paddock-ml/paddock/internal/sshx"
+	"github.com/paddock-ml/paddock/internal/sshclient"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -100,12 +100,12 @@ func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[stri
 func (remote) InitialStatus(json.RawMessage) json.RawMessage { return mustJSON(RemoteStatus{}) }
 
 // SSHTarget builds the connection settings of a remote target.
-func SSHTarget(props json.RawMessage, secrets map[string]secret.Value) (sshx.Target, RemoteProperties, error) {
+func SSHTarget(props json.RawMessage, secrets map[string]secret.Value) (sshclient.Target, RemoteProperties, error) {
 	var p RemoteProperties
 	if err := json.Unmarshal(props, &p); err != nil {
-		return sshx.Target{}, p, err
+		return sshclient.Target{}, p, err
 	}
-	return sshx.Target{Address: p.Address, Port: p.SSHPort, User: p.Username, HostKey: p.HostKey,
+	return sshclient.Target{Address: p.Address, Port: p.SSHPort, User: p.Username, HostKey: p.HostKey,
 		Password: secrets["password"].Reveal(), PrivateKey: secrets["private_key"].Reveal(),
 		Passphrase: secrets["private_key_passphrase"].Reveal()}, p, nil
 }
@@ -119,12 +119,12 @@ func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[str
 	if p.HostKey != "" {
 		return nil, nil, api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
 	}
-	c, hostKey, err := sshx.Dial(ctx, t)
+	c, hostKey, err := sshclient.Dial(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer c.Close()
-	out, err := sshx.MustRun(c, `uname -sr; nproc; awk '/MemTotal/ {print $2}' /proc/meminfo; (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true`, nil)
+	out, err := sshclient.MustRun(c, `uname -sr; nproc; awk '/MemTotal/ {print $2}' /proc/meminfo; (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true`, nil)
 	if err != nil {
 		return nil, nil, api.Unavailable("connected to %s but could not read what it has: %v", p.Address, err)
 	}
@@ -143,7 +143,7 @@ func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[str
 	return mustJSON(p), mustJSON(st), nil
 }
 
-// Provision has nothing to make: the autoscaler's controller installs the
+// Provision has nothing to make: the node controller (internal/nodes) installs the
 // agent once the target exists.
 func (remote) Provision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
-	"github.com/paddock-ml/paddock/internal/sshx"
+	"github.com/paddock-ml/paddock/internal/sshclient"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -102,7 +102,7 @@ func SlurmEnv(p SlurmProperties) string {
 	if p.SlurmConf == "" {
 		return ""
 	}
-	return "SLURM_CONF=" + sshx.Quote(p.SlurmConf) + " "
+	return "SLURM_CONF=" + sshclient.Quote(p.SlurmConf) + " "
 }
 
 // Attach connects to the login node, records its host key, and reads the
@@ -119,12 +119,12 @@ func (slurm) Attach(ctx context.Context, props json.RawMessage, secrets map[stri
 	if err != nil {
 		return nil, nil, err
 	}
-	c, hostKey, err := sshx.Dial(ctx, t)
+	c, hostKey, err := sshclient.Dial(ctx, t)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer c.Close()
-	out, errOut, code, err := sshx.Run(c, "env "+SlurmEnv(p)+"sinfo -h -o '%P|%D|%c|%m'", nil)
+	out, errOut, code, err := sshclient.Run(c, "env "+SlurmEnv(p)+"sinfo -h -o '%P|%D|%c|%m'", nil)
 	if err != nil || code != 0 {
 		return nil, nil, api.Unavailable("connected to %s, but sinfo failed there (is it a Slurm login node?): %s", p.Address, strings.TrimSpace(errOut+" "+errString(err)))
 	}

@@ -18,15 +18,15 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
-	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
-	"github.com/paddock-ml/paddock/internal/localnode"
+	"github.com/paddock-ml/paddock/internal/localagent"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/provider"
-	"github.com/paddock-ml/paddock/internal/provision"
+	"github.com/paddock-ml/paddock/internal/provisioning"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/server"
@@ -34,12 +34,12 @@ import (
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/version"
-	"github.com/paddock-ml/paddock/internal/workspace"
+	"github.com/paddock-ml/paddock/internal/targets"
 
 	// The node providers register themselves.
 	_ "github.com/paddock-ml/paddock/internal/provider/local"
 	_ "github.com/paddock-ml/paddock/internal/provider/sim"
-	_ "github.com/paddock-ml/paddock/internal/provider/sshprov"
+	_ "github.com/paddock-ml/paddock/internal/provider/sshhost"
 )
 
 // Options configure a workspace server.
@@ -95,11 +95,11 @@ type process struct {
 
 	providers *provider.Registry
 	disp      *dispatch.Dispatcher
-	nodes     *autoscaler.Controller
-	provision *provision.Controller
-	ws        *workspace.Service
+	nodes     *nodes.Controller
+	provision *provisioning.Controller
+	ws        *targets.Service
 	runs      *runs.Service
-	local     *localnode.Supervisor
+	local     *localagent.Supervisor
 	hide      []string // what runs must not see
 }
 
@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := p.build(ctx, loops); err != nil {
 		return err
 	}
-	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: workspace.DefaultName})
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName})
 	if err != nil {
 		return fmt.Errorf("writing the CLI config: %w", err)
 	}
@@ -156,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	return p.serve(ctx, loops, stopLoops, ln, func() {
-		p.log.Info("paddock is serving", "version", version.Version, "url", p.url, "workspace", workspace.DefaultName,
+		p.log.Info("paddock is serving", "version", version.Version, "url", p.url, "workspace", targets.DefaultName,
 			"data_dir", dataDir, "cli_config", cfgPath, "startup", time.Since(start).Round(time.Millisecond))
 	})
 }
@@ -214,16 +214,16 @@ func (p *process) build(ctx, loops context.Context) error {
 	if err := p.disp.Load(ctx); err != nil {
 		return fmt.Errorf("loading runs: %w", err)
 	}
-	p.nodes = &autoscaler.Controller{Store: p.st, Dispatch: p.disp, Providers: p.providers, Sizes: p.sizes, Log: p.log,
+	p.nodes = &nodes.Controller{Store: p.st, Dispatch: p.disp, Providers: p.providers, Sizes: p.sizes, Log: p.log,
 		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes")}
 	p.nodes.Init()
-	p.provision = provision.New(p.st, compute.ProvisionEnv{
+	p.provision = provisioning.New(p.st, compute.ProvisionEnv{
 		ProviderAvailable: func(name string) bool { _, ok := p.providers.Get(name); return ok },
 		ReleaseNodes:      p.nodes.ReleaseNodes,
 	}, p.log, p.clock, p.notify)
-	p.ws = &workspace.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
+	p.ws = &targets.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
 		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes}
-	if err := p.ws.EnsureBuiltins(ctx, workspace.DefaultName, adminUser); err != nil {
+	if err := p.ws.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
 	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.ws, HasSource: p.arts.HasSnapshot, Log: p.log,
@@ -231,10 +231,10 @@ func (p *process) build(ctx, loops context.Context) error {
 	p.provision.Watch(p.notify)
 	p.nodes.Watch(p.notify)
 	p.runs.Watch(p.notify)
-	p.local = &localnode.Supervisor{
-		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: workspace.DefaultName, Log: p.log,
+	p.local = &localagent.Supervisor{
+		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log,
 		AddNode: p.disp.AddNode, TokenHash: tokens.Hash, NewToken: tokens.NewNode,
-		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localnode.NodeID) },
+		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localagent.NodeID) },
 		ExtraArgs: hideArgs(p.hide),
 	}
 	return nil
@@ -287,7 +287,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{WS: p.ws, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.ws, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/autoscaler"
+	"github.com/paddock-ml/paddock/internal/nodes"
 )
 
 // gangOnTwo places a 2-node gang run (2 cores, 1 GPU per node) on n1 and n2
@@ -83,21 +83,21 @@ func TestReviewGangRequeueSurvivorIsNotFenced(t *testing.T) {
 func TestReviewIdleTimerLostOnRestart(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.addNode("n1", 4, 0)
-	cl := autoscaler.Cluster{Key: "default/local", MinNodes: 0, MaxNodes: 4, IdleAfter: 10 * time.Minute, NodeCores: 4, NodeMemGB: 16, QuotaNodes: -1}
-	nodes, queue, err := h.d.ClusterView(h.ctx, "default", "local")
+	cl := nodes.Cluster{Key: "default/local", MinNodes: 0, MaxNodes: 4, IdleAfter: 10 * time.Minute, NodeCores: 4, NodeMemGB: 16, QuotaNodes: -1}
+	view, queue, err := h.d.ClusterView(h.ctx, "default", "local")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dec := autoscaler.Decide(cl, nodes, queue, h.clock.Now()); len(dec.Delete) != 0 {
+	if dec := nodes.Decide(cl, view, queue, h.clock.Now()); len(dec.Delete) != 0 {
 		t.Fatalf("before restart: a node idle for 0s is deleted: %+v", dec)
 	}
 	h.restart()
 	h.clock.Advance(time.Second)
-	nodes, queue, err = h.d.ClusterView(h.ctx, "default", "local")
+	view, queue, err = h.d.ClusterView(h.ctx, "default", "local")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dec := autoscaler.Decide(cl, nodes, queue, h.clock.Now()); len(dec.Delete) != 0 {
-		t.Fatalf("after restart: a node idle for 1s is deleted (IdleSince %v): %+v", nodes[0].IdleSince, dec)
+	if dec := nodes.Decide(cl, view, queue, h.clock.Now()); len(dec.Delete) != 0 {
+		t.Fatalf("after restart: a node idle for 1s is deleted (IdleSince %v): %+v", view[0].IdleSince, dec)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/store"
-	"github.com/paddock-ml/paddock/internal/workspace"
+	"github.com/paddock-ml/paddock/internal/targets"
 )
 
 // Service performs run operations.
@@ -28,7 +28,7 @@ type Service struct {
 	Dispatch *dispatch.Dispatcher
 	// Computes validates runs against their targets and makes and deletes
 	// run-based clusters.
-	Computes *workspace.Service
+	Computes *targets.Service
 	// HasSource reports whether a source snapshot is stored.
 	HasSource func(digest string) bool
 	Log       *slog.Logger

@@ -15,8 +15,8 @@ import (
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
-	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
 // newBenchServer is a real API over a real SQLite file with n clusters.
@@ -29,7 +29,7 @@ func newBenchServer(b *testing.B, n int) *api.Client {
 	b.Cleanup(func() { st.Close() })
 	box, _ := secret.NewBox(make([]byte, secret.KeySize))
 	sizes, _ := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes}
+	ws := &targets.Service{Store: st, Box: box, Sizes: sizes}
 	ctx := context.Background()
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		b.Fatal(err)
@@ -44,7 +44,7 @@ func newBenchServer(b *testing.B, n int) *api.Client {
 			b.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(NewAPI(Deps{WS: ws, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	srv := httptest.NewServer(NewAPI(Deps{Targets: ws, Store: st, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	b.Cleanup(srv.Close)
 	return api.NewClient(srv.URL, token, "default")
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
-	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
 // testServer is the real API over a real SQLite store, dispatcher and
@@ -34,7 +34,7 @@ type testServer struct {
 	st    *sqlite.Store
 	disp  *dispatch.Dispatcher
 	art   *artifact.Store
-	ws    *workspace.Service
+	ws    *targets.Service
 	token string // the admin's
 }
 
@@ -65,7 +65,7 @@ func newTestServer(t testing.TB) *testServer {
 	done := make(chan struct{})
 	go func() { disp.Run(loop); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
-	ws := &workspace.Service{Store: st, Box: box, Sizes: sizes,
+	ws := &targets.Service{Store: st, Box: box, Sizes: sizes,
 		ActiveRuns: disp.ActiveRuns, CancelRun: disp.CancelRun, Nodes: disp.Nodes}
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func newTestServer(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, HasSource: art.HasSnapshot, Log: log}
-	a := NewAPI(Deps{WS: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log})
+	a := NewAPI(Deps{Targets: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log})
 	return &testServer{t: t, ctx: ctx, api: a, st: st, disp: disp, art: art, ws: ws, token: token}
 }
 

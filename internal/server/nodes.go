@@ -49,7 +49,7 @@ func (a *API) nodeAction(w http.ResponseWriter, r *http.Request, who caller) err
 }
 
 func (a *API) listQuotas(w http.ResponseWriter, r *http.Request, _ caller) error {
-	qs, err := a.ws.Quotas(r.Context(), r.PathValue("ws"))
+	qs, err := a.targets.Quotas(r.Context(), r.PathValue("ws"))
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who caller) error
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	q, err := a.ws.SetQuota(r.Context(), r.PathValue("ws"), in)
+	q, err := a.targets.SetQuota(r.Context(), r.PathValue("ws"), in)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (a *API) computeAction(w http.ResponseWriter, r *http.Request, who caller) 
 	if !ok {
 		return api.NotFound("no API route POST %s; compute targets support :start, :stop and :restart", r.URL.Path)
 	}
-	out, err := a.ws.InstanceAction(r.Context(), r.PathValue("ws"), who.name(), name, action)
+	out, err := a.targets.InstanceAction(r.Context(), r.PathValue("ws"), who.name(), name, action)
 	if err != nil {
 		return err
 	}

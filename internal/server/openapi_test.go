@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/autoscaler"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/store"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 )
@@ -122,7 +122,7 @@ const (
 
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
-	"users": users, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
+	"byUsers": byUsers, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
 	"agents": agents, "agentReports": agentReports, "agentLogs": agentLogs, "agentUploads": agentUploads,
 }
 
@@ -891,13 +891,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	if got := enum("components", "schemas", "RunStatus"); !slices.Equal(got, sorted(wantRunStatuses)) {
 		t.Errorf("RunStatus enum = %q, want %q", got, sorted(wantRunStatuses))
 	}
-	wantNodeStates := []string{autoscaler.NodeStarting, autoscaler.NodeIdle, autoscaler.NodeRunning,
-		autoscaler.NodeLeaving, autoscaler.NodeUnusable, autoscaler.NodePreempted}
+	wantNodeStates := []string{nodes.NodeStarting, nodes.NodeIdle, nodes.NodeRunning,
+		nodes.NodeLeaving, nodes.NodeUnusable, nodes.NodePreempted}
 	if got := enum("components", "schemas", "NodeState"); !slices.Equal(got, sorted(wantNodeStates)) {
 		t.Errorf("NodeState enum = %q, want %q", got, sorted(wantNodeStates))
 	}
-	wantInstanceStates := []string{autoscaler.InstanceCreating, autoscaler.InstanceRunning, autoscaler.InstanceStopping,
-		autoscaler.InstanceStopped, autoscaler.InstanceStarting, autoscaler.InstanceRestarting, autoscaler.InstanceFailed}
+	wantInstanceStates := []string{nodes.InstanceCreating, nodes.InstanceRunning, nodes.InstanceStopping,
+		nodes.InstanceStopped, nodes.InstanceStarting, nodes.InstanceRestarting, nodes.InstanceFailed}
 	if got := enum("components", "schemas", "InstanceStatus", "properties", "state"); !slices.Equal(got, sorted(wantInstanceStates)) {
 		t.Errorf("InstanceStatus.state enum = %q, instance states are %q", got, sorted(wantInstanceStates))
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/targets"
 	"github.com/paddock-ml/paddock/internal/testenv"
 	tokens "github.com/paddock-ml/paddock/internal/token"
-	"github.com/paddock-ml/paddock/internal/workspace"
 )
 
 // tokenServer is the real API over a real store and dispatcher, with one
@@ -35,7 +35,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 	st, box := testenv.Store(t), testenv.Box(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return time.Now().UTC() }
-	ws := &workspace.Service{Store: st, Box: box, Sizes: testenv.Sizes(t)}
+	ws := &targets.Service{Store: st, Box: box, Sizes: testenv.Sizes(t)}
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 		}
 	}
 	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, Log: log}
-	srv := httptest.NewServer(NewAPI(Deps{WS: ws, Runs: rs, Store: st, Dispatch: disp, Log: log}))
+	srv := httptest.NewServer(NewAPI(Deps{Targets: ws, Runs: rs, Store: st, Dispatch: disp, Log: log}))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s

@@ -24,9 +24,10 @@ import (
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/users"
 	"github.com/paddock-ml/paddock/internal/version"
-	"github.com/paddock-ml/paddock/internal/workspace"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,7 +58,7 @@ const (
 
 // Deps are what the API serves from.
 type Deps struct {
-	WS        *workspace.Service
+	Targets   *targets.Service
 	Runs      *runs.Service
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
@@ -76,7 +77,8 @@ type Preempter interface {
 
 // API serves the REST API.
 type API struct {
-	ws       *workspace.Service
+	targets  *targets.Service
+	users    *users.Service
 	runs     *runs.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
@@ -97,7 +99,7 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{ws: d.WS, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	a := &API{targets: d.Targets, users: &users.Service{Store: d.Store, Clock: d.Clock}, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -125,29 +127,29 @@ func NewAPI(d Deps) *API {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
 	// Users.
-	a.handle("GET /api/v1/workspaces/{ws}/computes", users, a.listComputes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes", users, a.createCompute)
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", users, a.getCompute)
-	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", users, a.updateCompute)
-	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", users, a.deleteCompute)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", users, a.computeAction) // {name}:start|stop|restart
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", users, a.listNodes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", users, a.nodeAction) // {node}:preempt
-	a.handle("GET /api/v1/workspaces/{ws}/sizes", users, a.listSizes)
-	a.handle("GET /api/v1/workspaces/{ws}/quotas", users, a.listQuotas)
-	a.handle("PUT /api/v1/workspaces/{ws}/quotas", users, a.setQuota)
+	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, a.listComputes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, a.createCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.getCompute)
+	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.updateCompute)
+	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.deleteCompute)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.computeAction) // {name}:start|stop|restart
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", byUsers, a.listNodes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", byUsers, a.nodeAction) // {node}:preempt
+	a.handle("GET /api/v1/workspaces/{ws}/sizes", byUsers, a.listSizes)
+	a.handle("GET /api/v1/workspaces/{ws}/quotas", byUsers, a.listQuotas)
+	a.handle("PUT /api/v1/workspaces/{ws}/quotas", byUsers, a.setQuota)
 	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
-	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", users, a.headSnapshot)
-	a.handle("GET /api/v1/workspaces/{ws}/runs", users, a.listRuns)
+	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", byUsers, a.headSnapshot)
+	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, a.listRuns)
 	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, a.submitRun)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", users, a.getRun)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", users, a.runAction) // {id}:cancel
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", users, a.runLogs)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", users, a.getMetrics)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.getRun)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.runAction) // {id}:cancel
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, a.runLogs)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, a.getMetrics)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", users, a.getOutputs)
-	a.handle("POST /api/v1/users", users, a.addUser)
-	a.handle("GET /api/v1/users", users, a.listUsers)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, a.getOutputs)
+	a.handle("POST /api/v1/users", byUsers, a.addUser)
+	a.handle("GET /api/v1/users", byUsers, a.listUsers)
 	// Node agents.
 	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
@@ -242,7 +244,7 @@ type access struct {
 }
 
 var (
-	users        = access{users: true, maxBody: maxJSONBody}
+	byUsers      = access{users: true, maxBody: maxJSONBody}
 	usersOrRun   = access{users: true, runs: true, maxBody: maxJSONBody}
 	submits      = access{users: true, maxBody: maxSubmitBody}
 	uploads      = access{users: true, maxBody: maxSnapshotBody, upload: true}
@@ -408,7 +410,7 @@ func decodeBody(body io.Reader, v any) error {
 }
 
 func (a *API) listComputes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	items, err := a.ws.ListComputes(r.Context(), r.PathValue("ws"))
+	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"))
 	if err != nil {
 		return err
 	}
@@ -421,7 +423,7 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.ws.CreateCompute(r.Context(), r.PathValue("ws"), who.name(), in)
+	out, err := a.targets.CreateCompute(r.Context(), r.PathValue("ws"), who.name(), in)
 	if err != nil {
 		return err
 	}
@@ -431,7 +433,7 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 }
 
 func (a *API) getCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.ws.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -444,7 +446,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.ws.UpdateCompute(r.Context(), r.PathValue("ws"), who.name(), r.PathValue("name"), in)
+	out, err := a.targets.UpdateCompute(r.Context(), r.PathValue("ws"), who.name(), r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}
@@ -453,7 +455,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 }
 
 func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.ws.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"), r.URL.Query().Get("force") == "true")
+	out, err := a.targets.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"), r.URL.Query().Get("force") == "true")
 	if err != nil {
 		return err
 	}
@@ -465,8 +467,8 @@ func (a *API) listSizes(w http.ResponseWriter, r *http.Request, _ caller) error 
 	if err := a.checkWS(r); err != nil {
 		return err
 	}
-	out := api.SizeList{Items: a.ws.Sizes.All()}
-	if err := a.ws.Sizes.Err(); err != nil {
+	out := api.SizeList{Items: a.targets.Sizes.All()}
+	if err := a.targets.Sizes.Err(); err != nil {
 		out.Warning = err.Error() + "; the last good catalog is in use"
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -12,7 +12,7 @@ func (a *API) addUser(w http.ResponseWriter, r *http.Request, who caller) error 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	u, err := a.ws.AddUser(r.Context(), who.User, in)
+	u, err := a.users.Add(r.Context(), who.User, in)
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func (a *API) addUser(w http.ResponseWriter, r *http.Request, who caller) error 
 
 // listUsers lists users, without their tokens (admins only).
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, who caller) error {
-	users, err := a.ws.Users(r.Context(), who.User)
+	users, err := a.users.List(r.Context(), who.User)
 	if err != nil {
 		return err
 	}

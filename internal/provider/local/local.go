@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/agent/proc"
-	"github.com/paddock-ml/paddock/internal/localnode"
+	"github.com/paddock-ml/paddock/internal/localagent"
 	"github.com/paddock-ml/paddock/internal/provider"
 )
 
@@ -91,8 +91,8 @@ func New(ctx context.Context, dir, serverURL string, hide []string, log *slog.Lo
 // Name implements provider.Provider.
 func (p *Provider) Name() string { return "local" }
 
-func (p *Provider) agent(id string) localnode.AgentDir {
-	return localnode.AgentDir(filepath.Join(p.dir, id))
+func (p *Provider) agent(id string) localagent.AgentDir {
+	return localagent.AgentDir(filepath.Join(p.dir, id))
 }
 
 // Create implements provider.Provider.

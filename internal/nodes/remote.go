@@ -1,0 +1,80 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/provider"
+	"github.com/paddock-ml/paddock/internal/reconcile"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+func init() { Register("remote", reconcileRemote) }
+
+// reconcileRemote keeps one node on an attached remote machine: an agent
+// installed and started there by its provider, replaced if it dies. A
+// host of an SSH pool runs no node of its own (the pool's clusters use
+// it). A problem reaching the machine is shown in the target's status.
+func reconcileRemote(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
+	err := c.keepRemoteNode(ctx, rec)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	st, serr := compute.Status[compute.RemoteStatus](rec)
+	if serr != nil {
+		return reconcile.Result{}, serr
+	}
+	if st.Reachable == (err == nil) && st.Error == msg {
+		return reconcile.Result{}, err
+	}
+	st.Reachable, st.Error = err == nil, msg
+	data, _ := json.Marshal(st)
+	res, werr := c.updateStatus(ctx, rec.Workspace, rec.Name, data, nil)
+	if err == nil {
+		err = werr
+	}
+	return res, err
+}
+
+func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) error {
+	prov, ok := c.provider(rec)
+	if !ok {
+		return nil
+	}
+	p, err := compute.Props[compute.RemoteProperties](rec)
+	if err != nil {
+		return err
+	}
+	nodes, err := c.Dispatch.Nodes(ctx, rec.Workspace, rec.Name)
+	if err != nil {
+		return err
+	}
+	if p.Pool != "" {
+		for _, n := range nodes {
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	live := 0
+	for _, n := range nodes {
+		switch n.State {
+		case NodeUnusable, NodePreempted, NodeLeaving:
+			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+				return err
+			}
+		default:
+			live++
+		}
+	}
+	if live > 0 {
+		return c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "")
+	}
+	st, _ := compute.Status[compute.RemoteStatus](rec)
+	c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "waiting for the agent on "+p.Address+" to start")
+	return c.launch(ctx, prov, rec, store.Node{Cores: float64(st.Cores), MemoryGB: st.MemoryGB},
+		provider.NodeSpec{Cores: float64(st.Cores), MemoryGB: st.MemoryGB, Host: rec.Name})
+}

@@ -1,0 +1,97 @@
+package targets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// mayUse checks that user may submit to, start, stop or log in to a target:
+// an instance is private to its assigned user (and admins).
+func (s *Service) mayUse(ctx context.Context, user string, rec store.Compute) error {
+	owner := compute.Owner(rec)
+	if owner == "" || owner == user {
+		return nil
+	}
+	u, err := s.Store.UserByName(ctx, user)
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		return err
+	}
+	if err == nil && u.Admin {
+		return nil
+	}
+	return api.Forbidden("compute instance %s belongs to %s; only they and admins can use it", rec.Name, owner)
+}
+
+// instanceActions maps an action to the states it may start from and the
+// state it requests; the instance controller carries the request out.
+var instanceActions = map[string]struct {
+	from []string
+	to   string
+}{
+	"start":   {[]string{"Stopped", "Stopping", "Failed"}, "Starting"},
+	"stop":    {[]string{"Running", "Starting", "Creating", "Restarting"}, "Stopping"},
+	"restart": {[]string{"Running", "Starting", "Stopped"}, "Restarting"},
+}
+
+// InstanceAction starts, stops or restarts a compute instance. Asking for
+// the state it is already in or heading to is not an error.
+func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action string) (api.Compute, error) {
+	if err := s.CheckWorkspace(ctx, ws); err != nil {
+		return api.Compute{}, err
+	}
+	act, ok := instanceActions[action]
+	if !ok {
+		return api.Compute{}, api.NotFound("compute targets support :start, :stop and :restart, not :%s", action)
+	}
+	return redoStale(func() (api.Compute, bool, error) {
+		return s.instanceAction(ctx, ws, user, name, action, act.from, act.to)
+	})
+}
+
+// instanceAction is one read-modify-write of InstanceAction; stale reports
+// that the record changed between the read and the write.
+func (s *Service) instanceAction(ctx context.Context, ws, user, name, action string, from []string, to string) (_ api.Compute, stale bool, _ error) {
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err != nil {
+		return api.Compute{}, false, err
+	}
+	if !compute.CanStartStop(rec) {
+		return api.Compute{}, false, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
+	}
+	if err := s.mayUse(ctx, user, rec); err != nil {
+		return api.Compute{}, false, err
+	}
+	if rec.State != api.StateSucceeded {
+		return api.Compute{}, false, api.Conflict("compute instance %s is %s; wait until it is Succeeded", rec.Name, rec.State)
+	}
+	var st compute.InstanceStatus
+	if err := json.Unmarshal(rec.Status, &st); err != nil {
+		return api.Compute{}, false, err
+	}
+	done := map[string][]string{"start": {"Running", "Starting"}, "stop": {"Stopped", "Stopping"}, "restart": {"Restarting"}}
+	for _, s := range done[action] {
+		if st.State == s {
+			return ToAPI(rec), false, nil
+		}
+	}
+	allowed := false
+	for _, f := range from {
+		allowed = allowed || st.State == f
+	}
+	if !allowed {
+		return api.Compute{}, false, api.Conflict("compute instance %s is %s and cannot %s now", rec.Name, st.State, action)
+	}
+	st.State = to
+	rec.Status, _ = json.Marshal(st)
+	rec.UpdatedAt = s.now()
+	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		return api.Compute{}, errors.Is(err, api.ErrConflict), err
+	}
+	s.changed(store.Key(ws, rec.Name))
+	return ToAPI(rec), false, nil
+}

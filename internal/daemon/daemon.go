@@ -18,12 +18,12 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
-	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/localagent"
+	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/provisioning"
@@ -32,9 +32,9 @@ import (
 	"github.com/paddock-ml/paddock/internal/server"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/version"
-	"github.com/paddock-ml/paddock/internal/targets"
 
 	// The node providers register themselves.
 	_ "github.com/paddock-ml/paddock/internal/provider/local"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
 )

@@ -13,13 +13,13 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
-	"github.com/paddock-ml/paddock/internal/testenv"
 	"github.com/paddock-ml/paddock/internal/targets"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // fakeProvider makes nodes by recording them; the test plays their agents.

@@ -16,8 +16,8 @@ import (
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
-	"github.com/paddock-ml/paddock/internal/testenv"
 	"github.com/paddock-ml/paddock/internal/targets"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // fixture is the service over a real SQLite store, with the dispatcher's

@@ -97,7 +97,7 @@ type process struct {
 	disp      *dispatch.Dispatcher
 	nodes     *nodes.Controller
 	provision *provisioning.Controller
-	ws        *targets.Service
+	targets   *targets.Service
 	runs      *runs.Service
 	local     *localagent.Supervisor
 	hide      []string // what runs must not see
@@ -221,12 +221,12 @@ func (p *process) build(ctx, loops context.Context) error {
 		ProviderAvailable: func(name string) bool { _, ok := p.providers.Get(name); return ok },
 		ReleaseNodes:      p.nodes.ReleaseNodes,
 	}, p.log, p.clock, p.notify)
-	p.ws = &targets.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
+	p.targets = &targets.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
 		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes}
-	if err := p.ws.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
+	if err := p.targets.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
-	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.ws, HasSource: p.arts.HasSnapshot, Log: p.log,
+	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.targets, HasSource: p.arts.HasSnapshot, Log: p.log,
 		Clock: p.clock, MaxLogBytes: p.o.MaxRunLogBytes}
 	p.provision.Watch(p.notify)
 	p.nodes.Watch(p.notify)
@@ -247,7 +247,7 @@ func (p *process) attachedTarget(ctx context.Context, ws, name string) (store.Co
 	if err != nil {
 		return rec, nil, err
 	}
-	secrets, err := p.ws.OpenSecrets(rec)
+	secrets, err := p.targets.OpenSecrets(rec)
 	return rec, secrets, err
 }
 
@@ -287,7 +287,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.ws, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

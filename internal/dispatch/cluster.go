@@ -23,7 +23,7 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]sch
 			}
 			n := scheduler.NodeView{ID: nd.ID, State: nd.State, FreeCores: nd.freeCores, FreeMemGB: nd.freeMem,
 				FreeGPUs: len(nd.freeGPUs), IdleSince: nd.idleSince}
-			if nd.State == nodeStarting {
+			if nd.State == store.NodeStarting {
 				n.FreeCores, n.FreeMemGB, n.FreeGPUs = nd.Cores, nd.MemoryGB, len(nd.GPUs)
 			}
 			nodes = append(nodes, n)
@@ -61,14 +61,14 @@ func (d *Dispatcher) Drain(ctx context.Context, id string) (bool, error) {
 		if nd == nil {
 			return nil
 		}
-		if nd.State == nodeLeaving {
+		if nd.State == store.NodeLeaving {
 			drained = true
 			return nil
 		}
 		if len(nd.placed) > 0 || len(nd.pending) > 0 {
 			return nil // busy (perhaps back from unusable): keep it
 		}
-		nd.State = nodeLeaving
+		nd.State = store.NodeLeaving
 		tx.touchNode(nd)
 		tx.wakeNode(nd.ID)
 		tx.changed(nd.Workspace, nd.Compute)
@@ -106,10 +106,10 @@ func (d *Dispatcher) NodeGone(ctx context.Context, id string, preempted bool) er
 		if nd == nil {
 			return nil
 		}
-		nd.State = nodeUnusable
+		nd.State = store.NodeUnusable
 		nd.Reason = "its agent exited"
 		if preempted {
-			nd.State, nd.Reason = nodePreempt, "preempted"
+			nd.State, nd.Reason = store.NodePreempted, "preempted"
 		}
 		tx.touchNode(nd)
 		tx.wakeNode(id)
@@ -214,7 +214,7 @@ func (d *Dispatcher) Evict(ctx context.Context, id, reason, msg string) error {
 		if nd == nil {
 			return nil
 		}
-		nd.State = nodeLeaving
+		nd.State = store.NodeLeaving
 		tx.touchNode(nd)
 		tx.wakeNode(id)
 		tx.changed(nd.Workspace, nd.Compute)

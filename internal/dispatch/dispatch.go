@@ -472,7 +472,7 @@ func (d *Dispatcher) schedule(tx *txn) {
 	var free []scheduler.Node
 	for _, id := range d.nodeOrder() {
 		nd := d.nodes[id]
-		if nd.State != nodeIdle && nd.State != nodeRunning {
+		if nd.State != store.NodeIdle && nd.State != store.NodeRunning {
 			continue
 		}
 		target := store.Key(nd.Workspace, nd.Compute)
@@ -527,33 +527,23 @@ func joinInts(xs []int) string {
 	return strings.Join(s, ",")
 }
 
-// Node states.
-const (
-	nodeStarting = store.NodeStarting
-	nodeIdle     = store.NodeIdle
-	nodeRunning  = store.NodeRunning
-	nodeUnusable = store.NodeUnusable
-	nodeLeaving  = store.NodeLeaving
-	nodePreempt  = store.NodePreempted
-)
-
 // setNodeBusy recomputes idle/running from the node's allocations.
 func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
-	if nd.State != nodeIdle && nd.State != nodeRunning {
+	if nd.State != store.NodeIdle && nd.State != store.NodeRunning {
 		return
 	}
-	state := nodeIdle
+	state := store.NodeIdle
 	if len(nd.placed) > 0 {
-		state = nodeRunning
+		state = store.NodeRunning
 	}
 	if nd.State != state {
 		nd.State = state
 		tx.touchNode(nd)
 		tx.changed(nd.Workspace, nd.Compute)
 	}
-	if state == nodeIdle && nd.idleSince.IsZero() {
+	if state == store.NodeIdle && nd.idleSince.IsZero() {
 		nd.idleSince = d.now()
-	} else if state == nodeRunning {
+	} else if state == store.NodeRunning {
 		nd.idleSince = time.Time{}
 	}
 }

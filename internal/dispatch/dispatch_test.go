@@ -29,8 +29,8 @@ func TestSubmitPlaceDeliver(t *testing.T) {
 	if got.Node != "n1" || got.Attempt != 1 || len(got.Attempts) != 1 || got.Attempts[0].Node != "n1" || got.Attempts[0].Status != api.RunStarting {
 		t.Fatalf("placed run: node %q attempt %d attempts %+v", got.Node, got.Attempt, got.Attempts)
 	}
-	if n := h.node("n1"); n.State != nodeRunning {
-		t.Errorf("node state %q, want %q", n.State, nodeRunning)
+	if n := h.node("n1"); n.State != store.NodeRunning {
+		t.Errorf("node state %q, want %q", n.State, store.NodeRunning)
 	}
 
 	w := a.poll()
@@ -330,7 +330,7 @@ func TestReports(t *testing.T) {
 	if cores, _ := h.free("n1"); cores != 1 {
 		t.Errorf("free cores %g after both ended, want 1", cores)
 	}
-	if n := h.node("n1"); n.State != nodeIdle {
+	if n := h.node("n1"); n.State != store.NodeIdle {
 		t.Errorf("node state %q, want idle", n.State)
 	}
 }
@@ -587,7 +587,7 @@ func TestCancel(t *testing.T) {
 		r := h.submit(1)
 		// Lose the node without failing its run, as after a restart that
 		// found the node unusable.
-		if err := h.d.do(h.ctx, func(*txn) error { h.d.nodes["n1"].State = nodeUnusable; return nil }); err != nil {
+		if err := h.d.do(h.ctx, func(*txn) error { h.d.nodes["n1"].State = store.NodeUnusable; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		got, err := h.d.Cancel(h.ctx, "default", r.ID, "canceled by alice")
@@ -629,14 +629,14 @@ func TestNodeLost(t *testing.T) {
 	a.poll()
 	h.clock.Advance(20 * time.Second)
 	h.checkNodes()
-	if n := h.node("n1"); n.State != nodeRunning {
+	if n := h.node("n1"); n.State != store.NodeRunning {
 		t.Fatalf("node %s after 20s of silence, want running", n.State)
 	}
 	// Silent for longer than NodeLostAfter: unusable, its runs fail.
 	h.clock.Advance(11 * time.Second)
 	h.checkNodes()
 	n := h.node("n1")
-	if n.State != nodeUnusable || !strings.Contains(n.Reason, "no heartbeat for 31s") {
+	if n.State != store.NodeUnusable || !strings.Contains(n.Reason, "no heartbeat for 31s") {
 		t.Errorf("lost node: state %q reason %q", n.State, n.Reason)
 	}
 	got := h.wantStatus(r.ID, api.RunFailed)
@@ -660,7 +660,7 @@ func TestNodeLost(t *testing.T) {
 		t.Errorf("report after the node was lost: %v, want ErrConflict", err)
 	}
 	// A hello makes it usable again, and the queued run is placed.
-	if n := a.hello(1, 0); n.State == nodeUnusable || n.Reason != "" {
+	if n := a.hello(1, 0); n.State == store.NodeUnusable || n.Reason != "" {
 		t.Errorf("after hello: state %q reason %q", n.State, n.Reason)
 	}
 	h.wantStatus(queued.ID, api.RunStarting)
@@ -682,7 +682,7 @@ func TestNodeNeverSaidHello(t *testing.T) {
 	r := h.submit(1)
 	h.clock.Advance(31 * time.Second)
 	h.checkNodes()
-	if n := h.node("n1"); n.State != nodeUnusable || n.Reason != "its agent never said hello" {
+	if n := h.node("n1"); n.State != store.NodeUnusable || n.Reason != "its agent never said hello" {
 		t.Errorf("state %q reason %q", n.State, n.Reason)
 	}
 	h.wantStatus(r.ID, api.RunQueued)

@@ -102,7 +102,7 @@ func (d *Dispatcher) checkFits(r *store.Run) error {
 	var count int
 	var biggest store.Node
 	for _, nd := range d.nodes {
-		if store.Key(nd.Workspace, nd.Compute) != key || nd.State == nodeStarting || nd.Pin != "" {
+		if store.Key(nd.Workspace, nd.Compute) != key || nd.State == store.NodeStarting || nd.Pin != "" {
 			continue // a pilot sized for another run says nothing of the target
 		}
 		count++
@@ -148,7 +148,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run,
 		found = true
 		reachable := false
 		for _, id := range r.Nodes() {
-			if nd := d.nodes[id]; nd != nil && nd.State != nodeUnusable && nd.State != nodePreempt {
+			if nd := d.nodes[id]; nd != nil && nd.State != store.NodeUnusable && nd.State != store.NodePreempted {
 				reachable = true
 			}
 		}
@@ -179,14 +179,14 @@ func (d *Dispatcher) AddNode(ctx context.Context, n store.Node) error {
 	return d.do(ctx, func(tx *txn) error {
 		nd := d.nodes[n.ID]
 		if nd == nil {
-			n.State = nodeStarting
+			n.State = store.NodeStarting
 			nd = &node{Node: n, wake: make(chan struct{}), lastSeen: d.now(), placed: map[string]*store.Run{}}
 			d.nodes[n.ID] = nd
 			d.sortedIDs = nil
 		} else {
 			nd.TokenHash, nd.MaxRuns = n.TokenHash, n.MaxRuns
-			if nd.State == nodeUnusable || nd.State == nodePreempt {
-				nd.State = nodeStarting // a replacement under the same name
+			if nd.State == store.NodeUnusable || nd.State == store.NodePreempted {
+				nd.State = store.NodeStarting // a replacement under the same name
 			}
 		}
 		tx.touchNode(nd)
@@ -218,10 +218,10 @@ func (d *Dispatcher) Hello(ctx context.Context, nodeID string, h api.AgentHello)
 		for _, r := range nd.placed {
 			d.take(nd, r)
 		}
-		if nd.State == nodeLeaving {
+		if nd.State == store.NodeLeaving {
 			return api.Conflict("node %q is being removed", nodeID)
 		}
-		nd.State, nd.idleSince = nodeIdle, time.Time{}
+		nd.State, nd.idleSince = store.NodeIdle, time.Time{}
 		d.setNodeBusy(tx, nd)
 		tx.touchNode(nd)
 		tx.changed(nd.Workspace, nd.Compute)
@@ -252,7 +252,7 @@ func (d *Dispatcher) Poll(ctx context.Context, nodeID string, active []api.Attem
 			tx.touchNode(nd)
 			tx.changed(nd.Workspace, nd.Compute)
 		}
-		if nd.State != nodeIdle && nd.State != nodeRunning && nd.State != nodeLeaving {
+		if nd.State != store.NodeIdle && nd.State != store.NodeRunning && nd.State != store.NodeLeaving {
 			return api.Conflict("node %q must say hello before polling", nodeID)
 		}
 		reported := map[string]bool{}
@@ -530,11 +530,11 @@ func rank(s api.RunStatus) int {
 func (d *Dispatcher) checkNodes(tx *txn) error {
 	now := d.now()
 	for _, nd := range d.nodes {
-		if nd.State == nodeUnusable || nd.State == nodePreempt || nd.State == nodeLeaving || now.Sub(nd.lastSeen) < d.opts.NodeLostAfter {
+		if nd.State == store.NodeUnusable || nd.State == store.NodePreempted || nd.State == store.NodeLeaving || now.Sub(nd.lastSeen) < d.opts.NodeLostAfter {
 			continue
 		}
-		wasStarting := nd.State == nodeStarting
-		nd.State = nodeUnusable
+		wasStarting := nd.State == store.NodeStarting
+		nd.State = store.NodeUnusable
 		tx.changed(nd.Workspace, nd.Compute)
 		nd.Reason = fmt.Sprintf("no heartbeat for %s", now.Sub(nd.lastSeen).Round(1e9))
 		if wasStarting {

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // benchFleet is clusters of nodesPer nodes (a mix of idle, running and
@@ -36,16 +38,16 @@ func newBenchFleet(clusters, nodesPer, queueLen int) benchFleet {
 			n := Node{ID: fmt.Sprintf("c%d-n%03d", i, k)}
 			switch p := rng.IntN(10); {
 			case p < 3:
-				n.State = NodeIdle
+				n.State = store.NodeIdle
 				n.FreeCores, n.FreeMemGB, n.FreeGPUs = c.NodeCores, c.NodeMemGB, c.NodeGPUs
 				n.IdleSince = base.Add(-time.Duration(rng.IntN(1200)) * time.Second)
 			case p < 9:
-				n.State = NodeRunning
+				n.State = store.NodeRunning
 				n.FreeCores = float64(rng.IntN(3))
 				n.FreeMemGB = float64(rng.IntN(17))
 				n.FreeGPUs = rng.IntN(2) * rng.IntN(2)
 			default:
-				n.State = NodeStarting
+				n.State = store.NodeStarting
 				n.FreeCores, n.FreeMemGB, n.FreeGPUs = c.NodeCores, c.NodeMemGB, c.NodeGPUs
 			}
 			nodes[k] = n

@@ -107,7 +107,7 @@ func (c *Controller) providerLimits(ctx context.Context, prov provider.Provider,
 		}
 		own := 0
 		for _, n := range nodes {
-			if n.State != NodeLeaving {
+			if n.State != store.NodeLeaving {
 				own++
 			}
 		}
@@ -118,7 +118,7 @@ func (c *Controller) providerLimits(ctx context.Context, prov provider.Provider,
 	if jobs, ok := prov.(provider.JobStates); ok {
 		var live []string
 		for _, n := range nodes {
-			if n.State != NodeLeaving && n.State != NodeUnusable && n.State != NodePreempted {
+			if n.State != store.NodeLeaving && n.State != store.NodeUnusable && n.State != store.NodePreempted {
 				live = append(live, n.ID)
 			}
 		}
@@ -140,7 +140,7 @@ func queueReason(dec Decision, nodes []Node, queue []Run) string {
 		return dec.Reason
 	}
 	for _, n := range nodes {
-		if n.State == NodeStarting {
+		if n.State == store.NodeStarting {
 			return "waiting for starting nodes to be ready"
 		}
 	}
@@ -188,7 +188,7 @@ func (c *Controller) quotaNodes(ctx context.Context, ws string, p compute.Cluste
 	}
 	have := 0
 	for _, n := range nodes {
-		if n.State == NodeStarting || n.State == NodeIdle || n.State == NodeRunning {
+		if n.State == store.NodeStarting || n.State == store.NodeIdle || n.State == store.NodeRunning {
 			have++
 		}
 	}
@@ -238,12 +238,12 @@ func (c *Controller) writeClusterStatus(ctx context.Context, ws, name string, de
 		Errors:          []api.ProvisioningError{}}
 	for _, n := range nodes {
 		switch n.State {
-		case NodeStarting:
+		case store.NodeStarting:
 			st.NodeStateCounts["preparing"]++
-		case NodeIdle, NodeRunning, NodeLeaving, NodeUnusable, NodePreempted:
+		case store.NodeIdle, store.NodeRunning, store.NodeLeaving, store.NodeUnusable, store.NodePreempted:
 			st.NodeStateCounts[n.State]++
 		}
-		if n.State != NodeLeaving {
+		if n.State != store.NodeLeaving {
 			st.CurrentNodeCount++
 		}
 	}

@@ -251,7 +251,7 @@ func (c *Controller) deleteDead(ctx context.Context, prov provider.Provider, nod
 	var rest []store.Node
 	for _, n := range nodes {
 		switch n.State {
-		case NodeUnusable, NodePreempted:
+		case store.NodeUnusable, store.NodePreempted:
 			if err := c.deleteNode(ctx, prov, n.ID, n.State); err != nil {
 				return nil, err
 			}

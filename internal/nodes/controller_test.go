@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/compute"
-	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
 )
@@ -91,7 +90,7 @@ func TestControllerKeepsMinNodes(t *testing.T) {
 	f.ready("warm")
 	f.clock.Advance(time.Hour)
 	f.pass("warm")
-	if n := f.wantNodes("warm", 1)[0]; n.State != nodes.NodeIdle || f.prov.wasDeleted(n.ID) {
+	if n := f.wantNodes("warm", 1)[0]; n.State != store.NodeIdle || f.prov.wasDeleted(n.ID) {
 		t.Fatalf("min_nodes 1: node %+v deleted %v", n, f.prov.wasDeleted(n.ID))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/scheduler"
+	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // slot is the free capacity of one node in the placement simulation: an
@@ -123,11 +124,11 @@ func Decide(c Cluster, nodes []Node, queue []Run, now time.Time) Decision {
 	for i := range nodes {
 		n := &nodes[i]
 		switch n.State {
-		case NodeStarting, NodeRunning:
+		case store.NodeStarting, store.NodeRunning:
 			slots = append(slots, slot{cores: n.FreeCores, mem: n.FreeMemGB, gpus: n.FreeGPUs})
-		case NodeIdle:
+		case store.NodeIdle:
 			idle = append(idle, int32(i))
-		case NodeUnusable, NodePreempted, NodeLeaving:
+		case store.NodeUnusable, store.NodePreempted, store.NodeLeaving:
 			// Leaving nodes are deleted again: a removal that failed or was
 			// cut short by a restart must not leak the node.
 			dels = append(dels, deletion{id: n.ID, idleSince: n.IdleSince})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // base is the fake clock's "now" for the table tests.
@@ -29,17 +30,17 @@ func with(f func(*Cluster)) Cluster {
 }
 
 func idleNode(id string, idleFor time.Duration) Node {
-	return Node{ID: id, State: NodeIdle, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1, IdleSince: base.Add(-idleFor)}
+	return Node{ID: id, State: store.NodeIdle, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1, IdleSince: base.Add(-idleFor)}
 }
 
 func startingNode(id string) Node {
-	return Node{ID: id, State: NodeStarting, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1}
+	return Node{ID: id, State: store.NodeStarting, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1}
 }
 
 // busyNode is a running node with the given free cores (and memory and GPU
 // to match nothing larger than that).
 func busyNode(id string, freeCores float64) Node {
-	return Node{ID: id, State: NodeRunning, FreeCores: freeCores, FreeMemGB: 4 * freeCores}
+	return Node{ID: id, State: store.NodeRunning, FreeCores: freeCores, FreeMemGB: 4 * freeCores}
 }
 
 func node(id, state string) Node { return Node{ID: id, State: state} }
@@ -243,7 +244,7 @@ func TestDecide(t *testing.T) {
 			cluster: testCluster(),
 			// The agent keeps a core back, so the idle node cannot take a
 			// whole-node run; it still stays until the pass creates nothing.
-			nodes: []Node{{ID: "a", State: NodeIdle, FreeCores: 3, FreeMemGB: 16, FreeGPUs: 1, IdleSince: base.Add(-time.Hour)}},
+			nodes: []Node{{ID: "a", State: store.NodeIdle, FreeCores: 3, FreeMemGB: 16, FreeGPUs: 1, IdleSince: base.Add(-time.Hour)}},
 			queue: []Run{whole},
 			want:  Decision{Target: 2, Create: 1, Reason: "scaling cluster 1→2 nodes"},
 		},
@@ -275,20 +276,20 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "unusable and preempted nodes deleted and replaced",
 			cluster: testCluster(),
-			nodes:   []Node{busyNode("a", 0), node("u", NodeUnusable), node("p", NodePreempted)},
+			nodes:   []Node{busyNode("a", 0), node("u", store.NodeUnusable), node("p", store.NodePreempted)},
 			queue:   runs(2, whole),
 			want:    Decision{Target: 3, Create: 2, Delete: []string{"p", "u"}, Reason: "scaling cluster 1→3 nodes"},
 		},
 		{
 			name:    "unusable node replaced to keep min_nodes",
 			cluster: with(func(c *Cluster) { c.MinNodes = 1 }),
-			nodes:   []Node{node("u", NodeUnusable)},
+			nodes:   []Node{node("u", store.NodeUnusable)},
 			want:    Decision{Target: 1, Create: 1, Delete: []string{"u"}},
 		},
 		{
 			name:    "preempted node not replaced without demand",
 			cluster: testCluster(),
-			nodes:   []Node{node("p", NodePreempted), idleNode("i", time.Minute)},
+			nodes:   []Node{node("p", store.NodePreempted), idleNode("i", time.Minute)},
 			want:    Decision{Target: 1, Delete: []string{"p"}, NextCheck: base.Add(9 * time.Minute)},
 		},
 		{
@@ -323,7 +324,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "leaving nodes are not capacity and are deleted again",
 			cluster: testCluster(),
-			nodes:   []Node{{ID: "l", State: NodeLeaving, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1}},
+			nodes:   []Node{{ID: "l", State: store.NodeLeaving, FreeCores: 4, FreeMemGB: 16, FreeGPUs: 1}},
 			queue:   []Run{small},
 			want:    Decision{Target: 1, Create: 1, Delete: []string{"l"}, Reason: "scaling cluster 0→1 nodes"},
 		},
@@ -387,7 +388,7 @@ func TestDecideNoDoubleCreate(t *testing.T) {
 func TestDecideProperties(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
-	states := []string{NodeStarting, NodeIdle, NodeIdle, NodeRunning, NodeLeaving, NodeUnusable, NodePreempted}
+	states := []string{store.NodeStarting, store.NodeIdle, store.NodeIdle, store.NodeRunning, store.NodeLeaving, store.NodeUnusable, store.NodePreempted}
 	seen := map[string]int{}
 	for i := range 2000 {
 		c := randomCluster(rng)
@@ -396,14 +397,14 @@ func TestDecideProperties(t *testing.T) {
 			st := states[rng.IntN(len(states))]
 			n := Node{ID: fmt.Sprintf("n%02d", rng.IntN(100)*100+k), State: st}
 			switch st {
-			case NodeStarting, NodeIdle:
+			case store.NodeStarting, store.NodeIdle:
 				n.FreeCores, n.FreeMemGB, n.FreeGPUs = c.NodeCores, c.NodeMemGB, c.NodeGPUs
-			case NodeRunning:
+			case store.NodeRunning:
 				n.FreeCores = float64(rng.IntN(int(c.NodeCores) + 1))
 				n.FreeMemGB = float64(rng.IntN(int(c.NodeMemGB) + 1))
 				n.FreeGPUs = rng.IntN(c.NodeGPUs + 1)
 			}
-			if st == NodeIdle {
+			if st == store.NodeIdle {
 				// Whole minutes, so equal idle times (ID tie-breaks) happen.
 				n.IdleSince = base.Add(-time.Duration(rng.IntN(30)) * time.Minute)
 			}
@@ -495,9 +496,9 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 	for _, n := range nodes {
 		byID[n.ID] = n
 		switch n.State {
-		case NodeStarting, NodeIdle, NodeRunning:
+		case store.NodeStarting, store.NodeIdle, store.NodeRunning:
 			usable++
-		case NodeUnusable, NodePreempted, NodeLeaving:
+		case store.NodeUnusable, store.NodePreempted, store.NodeLeaving:
 			dead++
 		}
 	}
@@ -512,12 +513,12 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 			continue
 		}
 		switch n.State {
-		case NodeIdle:
+		case store.NodeIdle:
 			idleDeleted++
 			if usable <= c.MaxNodes && base.Sub(n.IdleSince) < c.IdleAfter {
 				t.Errorf("%s: deletes %s before its idle deadline", name, id)
 			}
-		case NodeUnusable, NodePreempted, NodeLeaving:
+		case store.NodeUnusable, store.NodePreempted, store.NodeLeaving:
 			deadDeleted++
 		default:
 			t.Errorf("%s: deletes %s node %s", name, n.State, id)
@@ -547,7 +548,7 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 		}
 		if len(queue) == 0 {
 			for _, n := range nodes {
-				if n.State == NodeIdle && !slices.Contains(d.Delete, n.ID) {
+				if n.State == store.NodeIdle && !slices.Contains(d.Delete, n.ID) {
 					t.Errorf("%s: %d nodes above max_nodes %d but idle %s kept", name, after, c.MaxNodes, n.ID)
 				}
 			}
@@ -566,7 +567,7 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 		}
 	}
 	for k := range d.Create {
-		next = append(next, Node{ID: fmt.Sprintf("new%d", k), State: NodeStarting,
+		next = append(next, Node{ID: fmt.Sprintf("new%d", k), State: store.NodeStarting,
 			FreeCores: c.NodeCores, FreeMemGB: c.NodeMemGB, FreeGPUs: c.NodeGPUs})
 	}
 	d2 := Decide(c, next, queue, base)

@@ -175,7 +175,7 @@ func (f *fixture) nodes(target string) []store.Node {
 	}
 	var out []store.Node
 	for _, n := range all {
-		if n.State != nodes.NodeLeaving {
+		if n.State != store.NodeLeaving {
 			out = append(out, n)
 		}
 	}
@@ -188,7 +188,7 @@ func (f *fixture) nodes(target string) []store.Node {
 func (f *fixture) ready(target string) {
 	f.t.Helper()
 	for _, n := range f.nodes(target) {
-		if n.State != nodes.NodeStarting {
+		if n.State != store.NodeStarting {
 			continue
 		}
 		f.prov.mu.Lock()

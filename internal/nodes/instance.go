@@ -102,9 +102,9 @@ func (c *Controller) instanceStep(ctx context.Context, prov provider.Provider, r
 	state string, nodes []store.Node) (next string, live []store.Node, res reconcile.Result, err error) {
 	ready := false
 	for _, n := range nodes {
-		if n.State != NodeLeaving {
+		if n.State != store.NodeLeaving {
 			live = append(live, n)
-			ready = ready || n.State == NodeIdle || n.State == NodeRunning
+			ready = ready || n.State == store.NodeIdle || n.State == store.NodeRunning
 		}
 	}
 	next = state
@@ -135,7 +135,7 @@ func (c *Controller) instanceStep(ctx context.Context, prov provider.Provider, r
 		fallthrough
 	case InstanceStopped:
 		for _, n := range live {
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+			if err := c.deleteNode(ctx, prov, n.ID, store.NodeUnusable); err != nil {
 				return "", nil, res, err
 			}
 		}
@@ -164,7 +164,7 @@ func (c *Controller) idleExpired(ctx context.Context, ws, name string, p compute
 		return false, 0
 	}
 	n := live[0]
-	if n.SSHSessions > 0 || n.State != NodeIdle {
+	if n.SSHSessions > 0 || n.State != store.NodeIdle {
 		return false, time.Second
 	}
 	since := c.now().Sub(n.LastActivity)

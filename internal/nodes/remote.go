@@ -53,7 +53,7 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 	}
 	if p.Pool != "" {
 		for _, n := range nodes {
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+			if err := c.deleteNode(ctx, prov, n.ID, store.NodeUnusable); err != nil {
 				return err
 			}
 		}
@@ -62,8 +62,8 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 	live := 0
 	for _, n := range nodes {
 		switch n.State {
-		case NodeUnusable, NodePreempted, NodeLeaving:
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+		case store.NodeUnusable, store.NodePreempted, store.NodeLeaving:
+			if err := c.deleteNode(ctx, prov, n.ID, store.NodeUnusable); err != nil {
 				return err
 			}
 		default:

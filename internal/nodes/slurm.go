@@ -47,7 +47,7 @@ func reconcileSlurm(ctx context.Context, c *Controller, rec store.Compute) (reco
 	reason := ""
 	for _, n := range nodes {
 		if !alive[n.Pin] { // its run ended (or was cancelled before it started)
-			if err := c.deleteNode(ctx, prov, n.ID, NodeUnusable); err != nil {
+			if err := c.deleteNode(ctx, prov, n.ID, store.NodeUnusable); err != nil {
 				return reconcile.Result{}, err
 			}
 			continue
@@ -64,7 +64,7 @@ func reconcileSlurm(ctx context.Context, c *Controller, rec store.Compute) (reco
 			}
 		case "RUNNING", "COMPLETING", "COMPLETED":
 		default: // CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL, FAILED, OUT_OF_MEMORY...
-			if n.State != NodeIdle && n.State != NodeRunning || state != "COMPLETED" {
+			if n.State != store.NodeIdle && n.State != store.NodeRunning || state != "COMPLETED" {
 				c.Log.Warn("Slurm ended a pilot job", "node", n.ID, "state", state, "reason", why)
 				if err := c.Dispatch.NodeGone(ctx, n.ID, state == "PREEMPTED"); err != nil {
 					return reconcile.Result{}, err

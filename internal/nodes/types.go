@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/scheduler"
-	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // Cluster is what the autoscaler knows of one cluster's settings.
@@ -30,16 +29,6 @@ type Cluster struct {
 	// cluster in all (its existing nodes included); -1 means no limit.
 	QuotaNodes int
 }
-
-// Node states, as the dispatcher reports them (store.Node.State).
-const (
-	NodeStarting  = store.NodeStarting
-	NodeIdle      = store.NodeIdle
-	NodeRunning   = store.NodeRunning
-	NodeLeaving   = store.NodeLeaving
-	NodeUnusable  = store.NodeUnusable
-	NodePreempted = store.NodePreempted
-)
 
 // Node is one observed node of the cluster (the scheduler's view).
 type Node = scheduler.NodeView

@@ -14,13 +14,12 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
-	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
-	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/targets"
+	"github.com/paddock-ml/paddock/internal/testenv"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 )
 
@@ -42,19 +41,7 @@ func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "paddock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, err := secret.NewBox(make([]byte, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizes, err := compute.NewCatalog(filepath.Join(dir, "sizes.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, box, sizes := testenv.Store(t), testenv.Box(t), testenv.Sizes(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return time.Now().UTC() }
 	disp := dispatch.New(st, box, log, nil, dispatch.Options{APIURL: "http://paddock.test"})

@@ -891,8 +891,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	if got := enum("components", "schemas", "RunStatus"); !slices.Equal(got, sorted(wantRunStatuses)) {
 		t.Errorf("RunStatus enum = %q, want %q", got, sorted(wantRunStatuses))
 	}
-	wantNodeStates := []string{nodes.NodeStarting, nodes.NodeIdle, nodes.NodeRunning,
-		nodes.NodeLeaving, nodes.NodeUnusable, nodes.NodePreempted}
+	wantNodeStates := []string{store.NodeStarting, store.NodeIdle, store.NodeRunning,
+		store.NodeLeaving, store.NodeUnusable, store.NodePreempted}
 	if got := enum("components", "schemas", "NodeState"); !slices.Equal(got, sorted(wantNodeStates)) {
 		t.Errorf("NodeState enum = %q, want %q", got, sorted(wantNodeStates))
 	}

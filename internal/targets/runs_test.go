@@ -2,34 +2,17 @@ package targets
 
 import (
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/paddock-ml/paddock/api"
-	"github.com/paddock-ml/paddock/internal/compute"
-	"github.com/paddock-ml/paddock/internal/secret"
-	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // newTestService is a Service on a fresh SQLite store with the default
 // workspace and its local target.
 func newTestService(t testing.TB) *Service {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "paddock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	box, err := secret.NewBox(make([]byte, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizes, err := compute.NewCatalog(filepath.Join(dir, compute.SizesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Service{Store: st, Box: box, Sizes: sizes}
+	s := &Service{Store: testenv.Store(t), Box: testenv.Box(t), Sizes: testenv.Sizes(t)}
 	if err := s.EnsureBuiltins(t.Context(), "default", "admin"); err != nil {
 		t.Fatal(err)
 	}

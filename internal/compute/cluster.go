@@ -59,17 +59,9 @@ func (cluster) UpdatableFields() []string {
 
 func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[string]secret.Value, env Env) (json.RawMessage, error) {
 	var p ClusterProperties
-	if err := decodeStrict(raw, &p); err != nil {
+	if _, err := decodeSized(raw, &p, &p.Common, &p.VMSize, env); err != nil {
 		return nil, err
 	}
-	if err := p.Common.validate(); err != nil {
-		return nil, err
-	}
-	size, err := resolveSize(env, p.VMSize)
-	if err != nil {
-		return nil, err
-	}
-	p.VMSize = size.Name
 	if p.MaxNodes == nil {
 		return nil, api.Invalid("max_nodes", "max_nodes is required and must be at least 1")
 	}

@@ -43,17 +43,10 @@ func (instance) UpdatableFields() []string {
 
 func (instance) Normalize(ctx context.Context, raw json.RawMessage, _ map[string]secret.Value, env Env) (json.RawMessage, error) {
 	var p InstanceProperties
-	if err := decodeStrict(raw, &p); err != nil {
-		return nil, err
-	}
-	if err := p.Common.validate(); err != nil {
-		return nil, err
-	}
-	size, err := resolveSize(env, p.VMSize)
+	size, err := decodeSized(raw, &p, &p.Common, &p.VMSize, env)
 	if err != nil {
 		return nil, err
 	}
-	p.VMSize = size.Name
 	if p.AdminUserSSHKey, err = sshPublicKey("admin_user_ssh_key", p.AdminUserSSHKey); err != nil {
 		return nil, err
 	}

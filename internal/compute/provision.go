@@ -61,6 +61,21 @@ func (cluster) Deprovision(ctx context.Context, c *store.Compute, env ProvisionE
 
 // release removes a target's nodes through its provider, when the server
 // gave a way to.
+// attached is the lifecycle attached kinds share: attaching makes nothing
+// (the node controller installs the agent, or submits pilot jobs, once the
+// target exists); detaching has the kind's provider stop and remove what
+// it installed.
+type attached struct{}
+
+// Provision has nothing to make.
+func (attached) Provision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
+
+// Deprovision releases the target's nodes through its provider.
+func (attached) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
+	name, _ := ProviderOf(*c)
+	return env.release(ctx, c, name)
+}
+
 func (env ProvisionEnv) release(ctx context.Context, c *store.Compute, provider string) error {
 	if env.ReleaseNodes == nil {
 		return nil

@@ -11,7 +11,6 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/sshclient"
-	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // RemoteProperties are the properties of a remote target (Azure ML's
@@ -52,7 +51,7 @@ type Attacher interface {
 
 var poolName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
-type remote struct{}
+type remote struct{ attached }
 
 func init() { Register(remote{}) }
 
@@ -141,15 +140,6 @@ func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[str
 	}
 	p.HostKey = hostKey
 	return mustJSON(p), mustJSON(st), nil
-}
-
-// Provision has nothing to make: the node controller (internal/nodes) installs the
-// agent once the target exists.
-func (remote) Provision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
-
-// Deprovision removes the agent and everything installed (detach).
-func (remote) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
-	return env.release(ctx, c, "ssh")
 }
 
 var (

@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,6 +205,24 @@ func (c *Catalog) Find(name string) (api.Size, bool) {
 }
 
 // resolveSize validates a vm_size field and returns the catalog's spelling.
+// decodeSized decodes the properties of a kind whose nodes have a size
+// (into p, whose Common and VMSize fields are given), checks the common
+// fields and resolves vm_size to the catalog's spelling.
+func decodeSized(raw json.RawMessage, p any, common *Common, vmSize *string, env Env) (api.Size, error) {
+	if err := decodeStrict(raw, p); err != nil {
+		return api.Size{}, err
+	}
+	if err := common.validate(); err != nil {
+		return api.Size{}, err
+	}
+	size, err := resolveSize(env, *vmSize)
+	if err != nil {
+		return api.Size{}, err
+	}
+	*vmSize = size.Name
+	return size, nil
+}
+
 func resolveSize(env Env, name string) (api.Size, error) {
 	if name == "" {
 		return api.Size{}, api.Invalid("vm_size", "vm_size is required (see `paddock compute sizes`)")

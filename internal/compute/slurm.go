@@ -9,7 +9,6 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/sshclient"
-	"github.com/paddock-ml/paddock/internal/store"
 )
 
 // SlurmProperties are the properties of a slurm target (Azure ML's
@@ -48,7 +47,7 @@ type SlurmStatus struct {
 	Error      string           `json:"error,omitempty"`
 }
 
-type slurm struct{}
+type slurm struct{ attached }
 
 func init() { Register(slurm{}) }
 
@@ -163,14 +162,6 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// Provision has nothing to make: runs become Slurm jobs as they queue.
-func (slurm) Provision(context.Context, *store.Compute, ProvisionEnv) error { return nil }
-
-// Deprovision cancels the target's pilot jobs and removes what was installed.
-func (slurm) Deprovision(ctx context.Context, c *store.Compute, env ProvisionEnv) error {
-	return env.release(ctx, c, "slurm")
 }
 
 var (

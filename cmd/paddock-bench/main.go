@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 
 	"github.com/paddock-ml/paddock/internal/bench"
 )
@@ -21,10 +23,19 @@ func main() {
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "tiny sizes: check that every figure runs")
 	flag.DurationVar(&cfg.HeartbeatWindow, "heartbeat-window", 0, "how long 10,000 nodes heartbeat (default 2m; smoke 5s)")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the server during figures 2 and 5 here (go tool pprof -top FILE)")
+	only := flag.String("only", "", "run just these figures, e.g. 2,5 (default: all)")
 	flag.Parse()
+	for _, f := range strings.FieldsFunc(*only, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 6 {
+			fmt.Fprintf(os.Stderr, "paddock-bench: --only takes figure numbers 1 to 6, not %q\n", f)
+			os.Exit(2)
+		}
+		cfg.Only = append(cfg.Only, n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	cfg.Out = os.Stdout
+	cfg.Out, cfg.Progress = os.Stdout, os.Stderr
 	if err := bench.Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "paddock-bench:", err)
 		os.Exit(1)

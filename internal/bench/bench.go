@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,12 @@ type Config struct {
 	// ProfileDir, when set, receives CPU profiles of the server during the
 	// figures whose targets are hard (2, 5): <figure>.pprof.
 	ProfileDir string
-	Out        io.Writer
+	// Only, when set, runs just these figures (1 to 6).
+	Only []int
+	Out  io.Writer
+	// Progress, when set, receives each figure's rows as it finishes, so
+	// a run that fails later still shows what it measured.
+	Progress io.Writer
 }
 
 // row is one line of the result table.
@@ -64,12 +70,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	started := time.Now()
 	var rows []row
-	for _, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm} {
+	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm} {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, i+1) {
+			continue
+		}
 		r, err := f(ctx, cfg)
 		if err != nil {
-			return err
+			return fmt.Errorf("figure %d: %w", i+1, err)
 		}
 		rows = append(rows, r...)
+		if cfg.Progress != nil {
+			for _, r := range r {
+				fmt.Fprintf(cfg.Progress, "%s: %s (%s)\n", r.figure, r.result, r.target)
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -358,7 +372,10 @@ func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
 		return nil, err
 	}
 	span := last.StartedAt.Sub(start)
-	backlog, err := placeBacklog(ctx, s, nodes, runs, time.Duration(size(cfg, 90, 5))*time.Second)
+	// The blockers must outlast queueing the backlog: half again the time
+	// the same submissions just took, and at least 90 s.
+	hold := max(time.Duration(size(cfg, 90, 5))*time.Second, submitTime*3/2+10*time.Second).Round(time.Second)
+	backlog, err := placeBacklog(ctx, s, nodes, runs, hold)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/users"
 	"github.com/paddock-ml/paddock/internal/version"
 
 	// The node providers register themselves.
@@ -99,6 +100,7 @@ type process struct {
 	provision *provisioning.Controller
 	targets   *targets.Service
 	runs      *runs.Service
+	users     *users.Service
 	local     *localagent.Supervisor
 	hide      []string // what runs must not see
 }
@@ -179,7 +181,10 @@ func (p *process) open(ctx context.Context) (err error) {
 		return fmt.Errorf("the size file is invalid: %w", err)
 	}
 	p.sizes.Log = p.log
-	if p.token, err = ensureAdmin(ctx, p.st, filepath.Join(p.dataDir, adminTokenFile)); err != nil {
+	adminFile := filepath.Join(p.dataDir, adminTokenFile)
+	p.users = &users.Service{Store: p.st, Clock: p.clock,
+		OnAdminRotated: func(tok string) error { return writeAdminToken(adminFile, tok) }}
+	if p.token, err = ensureAdmin(ctx, p.users, adminFile, p.log); err != nil {
 		return err
 	}
 	if p.arts, err = artifact.New(filepath.Join(p.dataDir, "artifacts")); err != nil {
@@ -275,6 +280,8 @@ func (p *process) nodeHost(ctx context.Context, nodeID string) (string, string, 
 // once requests are accepted.
 func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Listener, ready func()) error {
 	go p.sizes.Watch(loops, 2*time.Second)
+	usersDone := make(chan struct{}) // its last flush of token use needs the store
+	go func() { p.users.Run(loops, 0); close(usersDone) }()
 	loopsDone := make(chan error, 2)
 	go func() { loopsDone <- p.provision.Run(loops) }()
 	dispDone := make(chan struct{})
@@ -287,7 +294,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -309,6 +316,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 		stopLoops()
 		<-loopsDone
 		<-dispDone
+		<-usersDone
 		return err
 	case err := <-loopsDone:
 		loopsDone <- err
@@ -321,6 +329,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	p.local.Stop()
 	stopLoops()
 	<-dispDone
+	<-usersDone
 	if lerr := <-loopsDone; lerr != nil && err == nil {
 		err = lerr
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
@@ -58,7 +59,9 @@ const (
 
 // Deps are what the API serves from.
 type Deps struct {
-	Targets   *targets.Service
+	Targets *targets.Service
+	// Users authenticates user tokens (default: a service on Store).
+	Users     *users.Service
 	Runs      *runs.Service
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
@@ -87,6 +90,7 @@ type API struct {
 	log      *slog.Logger
 	clock    clock.Clock
 	mux      *http.ServeMux
+	routes   []route
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -99,9 +103,12 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{targets: d.Targets, users: &users.Service{Store: d.Store, Clock: d.Clock}, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	a := &API{targets: d.Targets, users: d.Users, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
+	if a.users == nil {
+		a.users = &users.Service{Store: d.Store, Clock: d.Clock}
+	}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
@@ -127,37 +134,44 @@ func NewAPI(d Deps) *API {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
 	// Users.
-	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, a.listComputes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, a.createCompute)
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.getCompute)
-	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.updateCompute)
-	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.deleteCompute)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.computeAction) // {name}:start|stop|restart
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", byUsers, a.listNodes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", byUsers, a.nodeAction) // {node}:preempt
-	a.handle("GET /api/v1/workspaces/{ws}/sizes", byUsers, a.listSizes)
-	a.handle("GET /api/v1/workspaces/{ws}/quotas", byUsers, a.listQuotas)
-	a.handle("PUT /api/v1/workspaces/{ws}/quotas", byUsers, a.setQuota)
-	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
-	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", byUsers, a.headSnapshot)
-	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, a.listRuns)
-	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, a.submitRun)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.getRun)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.runAction) // {id}:cancel
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, a.runLogs)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, a.getMetrics)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, a.getOutputs)
-	a.handle("POST /api/v1/users", byUsers, a.addUser)
-	a.handle("GET /api/v1/users", byUsers, a.listUsers)
+	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, authz.ReadCompute, a.listComputes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, authz.WriteCompute, a.createCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.ReadCompute, a.getCompute)
+	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.WriteCompute, a.updateCompute)
+	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.DeleteCompute, a.deleteCompute)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.OperateCompute, a.computeAction) // {name}:start|stop|restart
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", byUsers, authz.ReadCompute, a.listNodes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", byUsers, authz.PreemptNode, a.nodeAction) // {node}:preempt
+	a.handle("GET /api/v1/workspaces/{ws}/sizes", byUsers, authz.ReadCompute, a.listSizes)
+	a.handle("GET /api/v1/workspaces/{ws}/quotas", byUsers, authz.ReadCompute, a.listQuotas)
+	a.handle("PUT /api/v1/workspaces/{ws}/quotas", byUsers, authz.WriteQuota, a.setQuota)
+	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, authz.SubmitRun, a.putSnapshot)
+	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", byUsers, authz.SubmitRun, a.headSnapshot)
+	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, authz.ReadRun, a.listRuns)
+	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, authz.SubmitRun, a.submitRun)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.ReadRun, a.getRun)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.CancelRun, a.runAction) // {id}:cancel
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, authz.ReadRun, a.runLogs)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, authz.ReadRun, a.getMetrics)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, authz.WriteMetrics, a.postMetrics)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, authz.ReadRun, a.getOutputs)
+	a.handle("GET /api/v1/workspaces/{ws}/users", byUsers, authz.ReadUsers, a.listUsers)
+	a.handle("POST /api/v1/workspaces/{ws}/users", byUsers, authz.WriteUsers, a.addUser)
+	a.handle("PATCH /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.setUserRole)
+	a.handle("DELETE /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.removeUser)
+	// A user's own tokens: any user, no workspace role needed.
+	a.handle("GET /api/v1/tokens", byUsers, anyUser, a.listTokens)
+	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
+	a.handle("DELETE /api/v1/tokens/{id}", byUsers, anyUser, a.revokeToken)
+	a.handle("POST /api/v1/tokens/{id}", byUsers, anyUser, a.rotateToken) // current:rotate
 	// Node agents.
-	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
-	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
-	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, a.agentSnapshot)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, a.agentStatus)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, a.agentLogs)
-	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
-	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
+	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
+	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
+	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, agentsOnly, a.agentSnapshot)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, agentsOnly, a.agentStatus)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, agentsOnly, a.agentLogs)
+	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, agentsOnly, a.agentOutputs)
+	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, agentsOnly, a.agentRestoreOutputs)
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -221,7 +235,10 @@ func (s *statusRecorder) Flush() {
 // caller is who makes a request: a user, a node's agent, or a run (with
 // its run token). Exactly one of User, Node and RunID is set.
 type caller struct {
-	User    *store.User
+	User *users.Identity
+	// P is the user acting in the route's workspace, with their role
+	// there (routes with {ws} only).
+	P       authz.Principal
 	Node    *store.Node
 	RunID   string
 	Attempt int
@@ -230,7 +247,7 @@ type caller struct {
 // name is the user name for records such as created_by.
 func (c caller) name() string {
 	if c.User != nil {
-		return c.User.Name
+		return c.User.User.Name
 	}
 	return ""
 }
@@ -290,9 +307,34 @@ func sizeText(n int64) string {
 // of writing it, so errors are mapped in one place.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who caller) error
 
-func (a *API) handle(pattern string, acc access, h handlerFunc) {
+// Authorization of routes that are not about a workspace.
+const (
+	anyUser    authz.Action = "" // any user with a valid token (their own tokens)
+	agentsOnly authz.Action = "" // node agents; users are refused by access
+)
+
+// route is a registered route, for the tests that walk them all.
+type route struct {
+	pattern string
+	acc     access
+	action  authz.Action
+}
+
+// handle registers an authenticated route. A user route of a workspace
+// names the action it performs: the caller's role there must allow it
+// (the one authorization table, internal/authz) before h runs.
+func (a *API) handle(pattern string, acc access, action authz.Action, h handlerFunc) {
+	if acc.users && strings.Contains(pattern, "{ws}") && action == "" {
+		panic("server: workspace route without an authorization rule: " + pattern)
+	}
+	a.routes = append(a.routes, route{pattern, acc, action})
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, err := a.authenticate(r, acc)
+		if err == nil && who.User != nil && r.PathValue("ws") != "" {
+			if who.P, err = a.users.Principal(r.Context(), *who.User, r.PathValue("ws")); err == nil && action != "" {
+				err = who.P.Allow(action)
+			}
+		}
 		if err == nil {
 			err = a.limitBody(w, r, acc)
 		}
@@ -355,14 +397,11 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 	if !acc.users {
 		return caller{}, api.Forbidden("this route is for node agents")
 	}
-	u, err := a.store.UserByTokenHash(r.Context(), tokens.Hash(token))
-	if errors.Is(err, api.ErrNotFound) {
-		return caller{}, unauthenticated("the bearer token is not valid for this server")
-	}
+	id, err := a.users.Authenticate(r.Context(), token)
 	if err != nil {
 		return caller{}, err
 	}
-	return caller{User: &u}, nil
+	return caller{User: &id}, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -446,7 +485,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.targets.UpdateCompute(r.Context(), r.PathValue("ws"), who.name(), r.PathValue("name"), in)
+	out, err := a.targets.UpdateCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}
@@ -454,8 +493,8 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	return nil
 }
 
-func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.targets.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"), r.URL.Query().Get("force") == "true")
+func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	out, err := a.targets.DeleteCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"), r.URL.Query().Get("force") == "true")
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	_ "modernc.org/sqlite" // to edit the audit table behind the server's back
 )
 
 // Each role through the CLI, as a team would use it: what the role allows
@@ -25,7 +28,9 @@ func TestRolesThroughTheCLI(t *testing.T) {
 	} {
 		tokens[u.name] = strings.TrimSpace(e.ok("user", "add", u.name, "--role", u.role))
 	}
-	as := func(user string, args ...string) result { return e.run(append([]string{"--token", tokens[user]}, args...)...) }
+	as := func(user string, args ...string) result {
+		return e.run(append([]string{"--token", tokens[user]}, args...)...)
+	}
 	refused := func(r result, says string) bool {
 		return r.code == 1 && strings.Contains(r.stderr, says)
 	}
@@ -187,4 +192,83 @@ func readConfigToken(t *testing.T, e *env) string {
 		t.Fatal(err)
 	}
 	return cfg.Token
+}
+
+// Each mutating CLI command leaves an audit entry naming who, what and on
+// what; `audit verify` passes, then fails naming the entry after a row of
+// the database is edited behind the server's back.
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up()
+	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
+	steps := []struct {
+		args   []string
+		action string
+		target string
+	}{
+		{[]string{"compute", "create", "cluster", "cpu", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1"}, "compute.create", "computes/cpu"},
+		{[]string{"compute", "update", "cpu", "--max-nodes", "2"}, "compute.update", "computes/cpu"},
+		{[]string{"quota", "set", "--dedicated-cores", "64"}, "quota.set", "quotas"},
+		{[]string{"run", "submit", "--compute", "local", "--", "true"}, "run.submit", "runs/"},
+		{[]string{"user", "set-role", "bob", "reader"}, "user.set-role", "users/bob"},
+		{[]string{"token", "create", "ci"}, "token.create", "tokens/tok-"},
+		{[]string{"token", "revoke", "ci"}, "token.revoke", "tokens/ci"},
+		{[]string{"compute", "delete", "cpu"}, "compute.delete", "computes/cpu"},
+	}
+	for _, s := range steps {
+		e.ok(s.args...)
+	}
+	if r := e.run("--token", bob, "compute", "delete", "local"); r.code != 1 {
+		t.Fatalf("bob (Reader) deleting: exit %d", r.code)
+	}
+	var entries []api.AuditEntry
+	if err := json.Unmarshal([]byte(e.ok("audit", "list", "-o", "json")), &entries); err != nil {
+		t.Fatal(err)
+	}
+	find := func(action, target, user, outcome string) bool {
+		for _, en := range entries {
+			if en.Action == action && strings.HasPrefix(en.Target, target) && en.User == user && en.Outcome == outcome && en.Source == "127.0.0.1" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range steps {
+		if !find(s.action, s.target, "admin", "ok") {
+			t.Errorf("no audit entry for paddock %v (%s on %s*)", s.args, s.action, s.target)
+		}
+	}
+	if !find("compute.delete", "computes/local", "bob", "denied") {
+		t.Error("no audit entry for bob's refused delete")
+	}
+	if !find("user.add", "users/bob", "admin", "ok") {
+		t.Error("no audit entry for adding bob")
+	}
+	var only []api.AuditEntry
+	json.Unmarshal([]byte(e.ok("audit", "list", "--user", "bob", "--action", "compute.", "--since", "1h", "-o", "json")), &only)
+	if len(only) != 1 || only[0].Outcome != "denied" {
+		t.Errorf("filtered list = %+v, want bob's one denied compute call", only)
+	}
+	if out := e.ok("audit", "verify"); !strings.Contains(out, "chain intact") {
+		t.Fatalf("verify on an untouched log: %q", out)
+	}
+
+	// Edit a row behind the server's back.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dataDir, "paddock.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var seq int64
+	if err := db.QueryRow(`SELECT seq FROM audit WHERE action = 'compute.delete' AND user_name = 'admin'`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE audit SET user_name = 'bob' WHERE seq = ?`, seq); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("audit", "verify")
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("tampered with at entry %d", seq)) {
+		t.Fatalf("verify after an edit: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
 }

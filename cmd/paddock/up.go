@@ -19,6 +19,7 @@ func newUpCmd() *cobra.Command {
 	var nodeLost, preemptEvery, simWait, simBeat time.Duration
 	var simOn bool
 	var maxLogMB int64
+	var auditDays int
 	var pprofListen string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -50,6 +51,9 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 			if maxLogMB < 0 || maxLogMB > 1<<30 {
 				return api.Invalid("max-run-log-mb", "--max-run-log-mb must be from 0 (no limit) to %d, not %d", 1<<30, maxLogMB)
 			}
+			if auditDays < 0 || auditDays > 36500 {
+				return api.Invalid("audit-retention-days", "--audit-retention-days must be from 0 (keep everything) to 36500, not %d", auditDays)
+			}
 			if dataDir == "" {
 				home, err := os.UserHomeDir()
 				if err != nil {
@@ -58,7 +62,8 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 				dataDir = filepath.Join(home, ".paddock")
 			}
 			return daemon.Run(cmd.Context(), daemon.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
-				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20})
+				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20,
+				AuditRetention: time.Duration(auditDays) * 24 * time.Hour})
 		},
 	}
 	f := cmd.Flags()
@@ -72,6 +77,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 	f.StringVar(&pprofListen, "pprof-listen", "", "serve Go runtime profiles (/debug/pprof/, unauthenticated) on this address, e.g. 127.0.0.1:6060; off by default")
 	f.DurationVar(&preemptEvery, "local-preempt-every", 0, "local provider: preempt a random low-priority node on average this often (demos, soak tests; 0: never)")
 	f.Int64Var(&maxLogMB, "max-run-log-mb", runs.DefaultMaxRunLogBytes>>20, "the most log a run may store, in MiB; later lines are dropped with a marker (0: no limit)")
+	f.IntVar(&auditDays, "audit-retention-days", 365, "keep audit log entries this many days (0: keep everything)")
 	f.DurationVar(&nodeLost, "node-lost-timeout", 60*time.Second, "a node silent this long is lost: its runs fail with reason NodeLost")
 	withoutClientFlags(cmd)
 	return cmd

@@ -18,6 +18,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/audit"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -68,6 +69,8 @@ type Options struct {
 	// MaxRunLogBytes caps what a run's log may store; later lines are
 	// dropped with a marker (0: no cap).
 	MaxRunLogBytes int64
+	// AuditRetention is how long audit entries are kept (0: for ever).
+	AuditRetention time.Duration
 }
 
 // Files inside the data dir.
@@ -101,6 +104,7 @@ type process struct {
 	targets   *targets.Service
 	runs      *runs.Service
 	users     *users.Service
+	audit     *audit.Log
 	local     *localagent.Supervisor
 	hide      []string // what runs must not see
 }
@@ -182,6 +186,8 @@ func (p *process) open(ctx context.Context) (err error) {
 	}
 	p.sizes.Log = p.log
 	adminFile := filepath.Join(p.dataDir, adminTokenFile)
+	p.audit = &audit.Log{Store: p.st, Clock: p.clock, Retention: p.o.AuditRetention}
+	p.audit.Init()
 	p.users = &users.Service{Store: p.st, Clock: p.clock,
 		OnAdminRotated: func(tok string) error { return writeAdminToken(adminFile, tok) }}
 	if p.token, err = ensureAdmin(ctx, p.users, adminFile, p.log); err != nil {
@@ -282,6 +288,10 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	go p.sizes.Watch(loops, 2*time.Second)
 	usersDone := make(chan struct{}) // its last flush of token use needs the store
 	go func() { p.users.Run(loops, 0); close(usersDone) }()
+	auditCtx, stopAudit := context.WithCancel(context.Background()) // until the last request is recorded
+	auditDone := make(chan struct{})
+	go func() { p.audit.Run(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
 	loopsDone := make(chan error, 2)
 	go func() { loopsDone <- p.provision.Run(loops) }()
 	dispDone := make(chan struct{})
@@ -294,7 +304,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -28,6 +28,9 @@ func newMatrixFixture(t *testing.T) *matrixFixture {
 		}
 		f.tokens[r] = u.Token
 	}
+	if _, err := f.s.api.users.Add(f.s.ctx, "default", api.UserCreate{Name: "victim"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, owner := range []string{"admin", "contributor"} {
 		p := authz.Principal{User: owner, Role: authz.Contributor}
 		for _, c := range []api.ComputeCreate{
@@ -69,7 +72,7 @@ func matrixRequest(pattern, owner, runID string) (method, path string, body any)
 	path = strings.NewReplacer("{ws}", "default", "{digest}", strings.Repeat("a", 64), "{node}", "n1:preempt").Replace(path)
 	switch {
 	case strings.HasSuffix(pattern, "/users/{name}"):
-		path = strings.Replace(path, "{name}", "reader", 1)
+		path = strings.Replace(path, "{name}", "victim", 1)
 		if method == http.MethodPatch {
 			body = api.UserUpdate{Role: "Reader"}
 		}
@@ -131,6 +134,8 @@ var wantActions = map[string]authz.Action{
 	"POST /api/v1/workspaces/{ws}/users":                        authz.WriteUsers,
 	"PATCH /api/v1/workspaces/{ws}/users/{name}":                authz.WriteUsers,
 	"DELETE /api/v1/workspaces/{ws}/users/{name}":               authz.WriteUsers,
+	"GET /api/v1/workspaces/{ws}/audit":                         authz.ReadAudit,
+	"GET /api/v1/workspaces/{ws}/audit/verify":                  authz.ReadAudit,
 }
 
 // creates are the routes that make a record: it is the caller's own.

@@ -55,6 +55,8 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/workspaces/{ws}/users"},
 	{"PATCH", "/api/v1/workspaces/{ws}/users/{name}"},
 	{"DELETE", "/api/v1/workspaces/{ws}/users/{name}"},
+	{"GET", "/api/v1/workspaces/{ws}/audit"},
+	{"GET", "/api/v1/workspaces/{ws}/audit/verify"},
 	{"GET", "/api/v1/tokens"},
 	{"POST", "/api/v1/tokens"},
 	{"DELETE", "/api/v1/tokens/{id}"},
@@ -375,6 +377,8 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /api/v1/workspaces/{ws}/users":                         {"200", "403"},
 		"PATCH /api/v1/workspaces/{ws}/users/{name}":                {"200", "400", "403", "404"},
 		"DELETE /api/v1/workspaces/{ws}/users/{name}":               {"204", "400", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/audit":                         {"200", "400", "403"},
+		"GET /api/v1/workspaces/{ws}/audit/verify":                  {"200", "403"},
 		"GET /api/v1/tokens":                                        {"200", "403"},
 		"POST /api/v1/tokens":                                       {"201", "400", "409"},
 		"DELETE /api/v1/tokens/{id}":                                {"200", "404"},
@@ -796,6 +800,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"TokenCreate": wireIn[api.TokenCreate](),
 		"Token":       wireOut[api.Token](),
 		"TokenList":   wireOut[api.TokenList](),
+		"AuditEntry":  wireOut[api.AuditEntry](),
+		"AuditList":   wireOut[api.AuditList](),
+		"AuditVerify": wireOut[api.AuditVerify](),
 	}
 	// Schemas without a Go struct of their own: the updatable fields.
 	updates := map[string][]string{}

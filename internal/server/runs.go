@@ -61,6 +61,7 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+out.ID)
+	noteTarget(r, "runs/"+out.ID)
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }

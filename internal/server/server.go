@@ -20,6 +20,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/audit"
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
@@ -61,7 +62,9 @@ const (
 type Deps struct {
 	Targets *targets.Service
 	// Users authenticates user tokens (default: a service on Store).
-	Users     *users.Service
+	Users *users.Service
+	// Audit records mutating and refused calls (nil: none are recorded).
+	Audit     audit.Recorder
 	Runs      *runs.Service
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
@@ -80,8 +83,10 @@ type Preempter interface {
 
 // API serves the REST API.
 type API struct {
-	targets  *targets.Service
-	users    *users.Service
+	targets *targets.Service
+	users   *users.Service
+	audit   audit.Recorder
+	auditState
 	runs     *runs.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
@@ -103,7 +108,7 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{targets: d.Targets, users: d.Users, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	a := &API{targets: d.Targets, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	if a.users == nil {
@@ -159,6 +164,8 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/workspaces/{ws}/users", byUsers, authz.WriteUsers, a.addUser)
 	a.handle("PATCH /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.setUserRole)
 	a.handle("DELETE /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.removeUser)
+	a.handle("GET /api/v1/workspaces/{ws}/audit", byUsers, authz.ReadAudit, a.listAudit)
+	a.handle("GET /api/v1/workspaces/{ws}/audit/verify", byUsers, authz.ReadAudit, a.verifyAudit)
 	// A user's own tokens: any user, no workspace role needed.
 	a.handle("GET /api/v1/tokens", byUsers, anyUser, a.listTokens)
 	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
@@ -327,8 +334,10 @@ func (a *API) handle(pattern string, acc access, action authz.Action, h handlerF
 	if acc.users && strings.Contains(pattern, "{ws}") && action == "" {
 		panic("server: workspace route without an authorization rule: " + pattern)
 	}
-	a.routes = append(a.routes, route{pattern, acc, action})
+	rt := route{pattern, acc, action}
+	a.routes = append(a.routes, rt)
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r, note := withNote(r)
 		who, err := a.authenticate(r, acc)
 		if err == nil && who.User != nil && r.PathValue("ws") != "" {
 			if who.P, err = a.users.Principal(r.Context(), *who.User, r.PathValue("ws")); err == nil && action != "" {
@@ -354,6 +363,11 @@ func (a *API) handle(pattern string, acc access, action authz.Action, h handlerF
 			}
 			writeError(w, e)
 		}
+		status := http.StatusOK
+		if sr, ok := w.(*statusRecorder); ok {
+			status = sr.code
+		}
+		a.audited(r, rt, who, note, status, err)
 	})
 }
 
@@ -462,6 +476,7 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	noteTarget(r, "computes/"+in.Name)
 	out, err := a.targets.CreateCompute(r.Context(), r.PathValue("ws"), who.name(), in)
 	if err != nil {
 		return err

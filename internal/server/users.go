@@ -13,6 +13,7 @@ func (a *API) addUser(w http.ResponseWriter, r *http.Request, who caller) error 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	noteTarget(r, "users/"+in.Name)
 	u, err := a.users.Add(r.Context(), r.PathValue("ws"), in)
 	if err != nil {
 		return err
@@ -77,6 +78,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who caller) er
 	if err != nil {
 		return err
 	}
+	noteTarget(r, "tokens/"+t.ID)
 	writeJSON(w, http.StatusCreated, t)
 	return nil
 }
@@ -101,6 +103,7 @@ func (a *API) rotateToken(w http.ResponseWriter, r *http.Request, who caller) er
 	if err != nil {
 		return err
 	}
+	noteTarget(r, "tokens/"+who.User.Token.ID+" → "+t.ID)
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }

@@ -87,6 +87,16 @@ type Store interface {
 	// PutQuota creates or replaces a quota.
 	PutQuota(ctx context.Context, q Quota) error
 
+	// AppendAudit appends entries to the audit log in one transaction,
+	// numbering them after the last and calling seal on each in order with
+	// the hash of the entry before it (PrevHash is set), to set its Hash.
+	AppendAudit(ctx context.Context, entries []AuditEntry, seal func(*AuditEntry)) error
+	// AuditEntries returns entries matching f, oldest first.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// PruneAudit removes the entries older than before and returns how
+	// many went.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
+
 	// Close releases the database.
 	Close() error
 }
@@ -111,6 +121,33 @@ type Token struct {
 	ExpiresAt  time.Time // zero: never
 	LastUsedAt time.Time // zero: never used
 	RevokedAt  time.Time // zero: live
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	Seq       int64
+	At        time.Time
+	Workspace string // "" for calls not about a workspace (tokens)
+	User      string // "" when the caller is unknown (a bad token)
+	TokenID   string
+	Action    string // e.g. compute.create, run.cancel, auth.denied
+	Target    string // what it was done to, e.g. computes/gpu, runs/run-…
+	Source    string // the caller's address
+	Outcome   string // ok, denied or failed
+	Status    int    // the HTTP status answered
+	Message   string // why it was denied or failed
+	PrevHash  string
+	Hash      string
+}
+
+// AuditFilter selects audit entries; zero fields do not filter.
+type AuditFilter struct {
+	Workspace string // entries of this workspace and those of none
+	Since     time.Time
+	User      string
+	Action    string // exact, or a prefix ending in "." (compute.)
+	AfterSeq  int64
+	Limit     int
 }
 
 // Key names a compute target across workspaces, as the reconcile loops

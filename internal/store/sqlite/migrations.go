@@ -136,5 +136,23 @@ func init() {
 		);
 		INSERT INTO roles(workspace, user_name, role)
 			SELECT w.name, u.name, 'Contributor' FROM workspaces w, users u WHERE NOT u.admin;`,
+		// 6: the audit log: append-only, each entry hashed with the one
+		// before it.
+		`CREATE TABLE audit (
+			seq       INTEGER PRIMARY KEY,
+			at        TEXT NOT NULL,
+			workspace TEXT NOT NULL,
+			user_name TEXT NOT NULL,
+			token_id  TEXT NOT NULL,
+			action    TEXT NOT NULL,
+			target    TEXT NOT NULL,
+			source    TEXT NOT NULL,
+			outcome   TEXT NOT NULL,
+			status    INTEGER NOT NULL,
+			message   TEXT NOT NULL,
+			prev_hash TEXT NOT NULL,
+			hash      TEXT NOT NULL
+		);
+		CREATE INDEX audit_at ON audit(at);`,
 	)
 }

@@ -45,11 +45,11 @@ type Config struct {
 	// CAFile holds the CA certificate(s), PEM, the agent trusts for an
 	// https server, and no others; re-read with ServerFile. Unset or
 	// missing: the system's roots. Runs get a copy (PADDOCK_CA_FILE).
-	CAFile string
-	Token      string // node token
-	TokenFile  string // or a file holding it
-	WorkDir    string // runs, caches and environments live here
-	PIDFile    string // written at start, removed at exit
+	CAFile    string
+	Token     string // node token
+	TokenFile string // or a file holding it
+	WorkDir   string // runs, caches and environments live here
+	PIDFile   string // written at start, removed at exit
 	// KillGrace is how long a run has between SIGTERM and SIGKILL.
 	KillGrace time.Duration
 	// OrphanTimeout ends an idle agent that cannot reach its server.
@@ -170,6 +170,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
+	if err := a.connect(token); err != nil {
+		return err
+	}
+	err := a.loop(ctx)
+	a.stopAll("the node agent is stopping")
+	a.wg.Wait()
+	return err
+}
+
+// connect makes the agent's clients of the server, with the node token,
+// pinning the CA of Config.CAFile.
+func (a *Agent) connect(token string) error {
 	tr, err := a.loadTrust()
 	if err != nil {
 		return err
@@ -180,10 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	uploads := api.NewAgentClient(a.serverURL(), token)
 	uploads.HTTP = &http.Client{Transport: tr.transport}
 	a.uploads.Store(uploads)
-	err = a.loop(ctx)
-	a.stopAll("the node agent is stopping")
-	a.wg.Wait()
-	return err
+	return nil
 }
 
 // privateDirs makes dir and its subdirectories, readable by this agent's

@@ -341,3 +341,43 @@ func TestTLSRemoteAgent(t *testing.T) {
 	}
 	e.ok("compute", "detach", "tls-box")
 }
+
+// A Slurm pilot job's agent connects over HTTPS pinning the CA written on
+// the login node's shared home, and its run posts a metric.
+func TestTLSSlurmPilot(t *testing.T) {
+	conf := slurmConf(t)
+	e := newEnv(t)
+	srv := e.up("--tls")
+	defer func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	}()
+	port := freeLoopbackPort(t)
+	sd := startSSHD(t, t.TempDir(), port, false)
+	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+	e.ok("compute", "attach", "slurm", "tls-hpc", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(port),
+		"--username", keyUser, "--private-key-file", sd.keyFile, "--slurm-conf", conf)
+	e.ok("compute", "create", "cluster", "tls-pilots", "--vm-size", "STANDARD_D1_V2", "--max-nodes", "1",
+		"--provider", "slurm", "--from", "tls-hpc", "--idle-seconds-before-scaledown", "1")
+	e.runPostsMetric(t, "tls-pilots")
+	eventually(t, 30*time.Second, "scale-down to zero", func() bool { return len(e.nodes("tls-pilots")) == 0 })
+	eventually(t, 30*time.Second, "no pilot job left in the Slurm queue", func() bool { return squeue(t, conf, keyUser) == "" })
+	e.ok("compute", "delete", "tls-pilots")
+	e.ok("compute", "detach", "tls-hpc")
+}
+
+// The sim provider's in-process agents pin the CA too.
+func TestTLSSimAgents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.up("--tls", "--sim", "--sim-poll-wait", "1s")
+	e.ok("compute", "create", "cluster", "tls-sim", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1", "--min-nodes", "1", "--provider", "sim")
+	eventually(t, 20*time.Second, "the sim node idle", func() bool {
+		n := e.nodes("tls-sim")
+		return len(n) == 1 && n[0].State == "idle"
+	})
+	if r := e.waitRun(e.submit2("tls-sim", "--env", "SIM_SECONDS=0.1", "--", "true")); r.Status != "Completed" {
+		t.Fatalf("sim run over HTTPS: %+v", r)
+	}
+}

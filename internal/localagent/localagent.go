@@ -74,6 +74,10 @@ func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
 	if pid := dir.AlivePID(); pid != 0 {
 		s.pid.Store(int64(pid))
 		s.Log.Info("adopted the running local agent", "pid", pid)
+		if len(s.CA) > 0 && dir.Flag("ca-file") == "" {
+			// Started by a paddock from before TLS: it cannot pin the CA.
+			s.Log.Warn("the local agent was started without --ca-file and cannot reach an HTTPS server; stop it (its runs end) to have it restarted", "pid", pid)
+		}
 	} else if err := s.spawn(); err != nil {
 		return err
 	}

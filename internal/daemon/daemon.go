@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,15 @@ type Options struct {
 	MaxRunLogBytes int64
 	// AuditRetention is how long audit entries are kept (0: for ever).
 	AuditRetention time.Duration
+	// TLS serves HTTPS with a CA and server certificate made in the data
+	// dir (tls/) on first start.
+	TLS bool
+	// TLSCertFile and TLSKeyFile serve HTTPS with this certificate (PEM,
+	// chain after it) and key instead; TLSCAFile, when set, is the CA that
+	// issued it, for clients to pin (else they trust the system's roots).
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// InsecureListen allows plain HTTP on an address other than loopback.
+	InsecureListen bool
 }
 
 // Files inside the data dir.
@@ -87,9 +97,13 @@ type process struct {
 	o       Options
 	log     *slog.Logger
 	dataDir string
-	url     string
+	url     string // https:// with TLS
 	clock   clock.Clock
 	notify  *notify.Notifier
+	// tls, when set, is what the HTTPS server presents; caPEM is the CA
+	// its clients pin (nil: the system's roots).
+	tls   *tls.Config
+	caPEM []byte
 
 	st    *sqlite.Store
 	box   *secret.Box
@@ -114,6 +128,9 @@ type process struct {
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	notDumpable()
+	if err := checkListen(o); err != nil {
+		return err
+	}
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -144,7 +161,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer stop()
 	}
-	p := &process{o: o, log: o.Log, dataDir: dataDir, url: "http://" + ln.Addr().String(), clock: clock.Real, notify: &notify.Notifier{}}
+	p := &process{o: o, log: o.Log, dataDir: dataDir, clock: clock.Real, notify: &notify.Notifier{}}
+	if err := p.setupTLS(ln); err != nil {
+		return err
+	}
 	if err := p.open(ctx); err != nil {
 		return err
 	}
@@ -154,7 +174,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := p.build(ctx, loops); err != nil {
 		return err
 	}
-	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName})
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName, CA: string(p.caPEM)})
 	if err != nil {
 		return fmt.Errorf("writing the CLI config: %w", err)
 	}
@@ -215,7 +235,7 @@ func (p *process) build(ctx, loops context.Context) error {
 		p.hide = append(p.hide, cfg)
 	}
 	var err error
-	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, Log: p.log, Hide: p.hide,
+	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, CA: p.caPEM, Log: p.log, Hide: p.hide,
 		PreemptEvery: p.o.PreemptEvery, Sim: p.o.Sim, SimPollWait: p.o.SimPollWait, SimHeartbeat: p.o.SimHeartbeat,
 		Target: p.attachedTarget, NodeHost: p.nodeHost})
 	if err != nil {
@@ -243,7 +263,7 @@ func (p *process) build(ctx, loops context.Context) error {
 	p.nodes.Watch(p.notify)
 	p.runs.Watch(p.notify)
 	p.local = &localagent.Supervisor{
-		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log,
+		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log, CA: p.caPEM,
 		AddNode: p.disp.AddNode, TokenHash: tokens.Hash, NewToken: tokens.NewNode,
 		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localagent.NodeID) },
 		ExtraArgs: hideArgs(p.hide),
@@ -307,7 +327,12 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if p.tls != nil {
+		srv.TLSConfig = p.tls
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	if !p.o.NoLocalAgent {
 		if err := p.local.Start(loops, p.url); err != nil {
 			return fmt.Errorf("starting the local agent: %w", err)

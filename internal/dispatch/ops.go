@@ -332,7 +332,12 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 		env["CUDA_VISIBLE_DEVICES"] = joinInts(gpus)
 	}
 	rank := max(r.Rank(nodeID), 0)
-	if nodes := r.Nodes(); len(nodes) > 1 {
+	procs := max(r.ProcessCountPerNode, 1)
+	var hosts []string
+	if nodes := r.Nodes(); len(nodes) > 1 || procs > 1 {
+		// A distributed run: torch.distributed's variables. With several
+		// processes per node the agent starts them, each with its own
+		// RANK and LOCAL_RANK.
 		addrs := make([]string, len(nodes))
 		for i, id := range nodes {
 			addrs[i] = id
@@ -340,14 +345,18 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 				addrs[i] = nd.Address
 			}
 		}
-		procs := max(r.ProcessCountPerNode, 1)
-		env["MASTER_ADDR"] = addrs[0]
+		env["MASTER_ADDR"] = "127.0.0.1"
+		if len(nodes) > 1 {
+			env["MASTER_ADDR"] = addrs[0]
+			env["PADDOCK_HOSTS"] = strings.Join(addrs, ",")
+			hosts = addrs
+		}
 		env["MASTER_PORT"] = strconv.Itoa(masterPort(r.ID, r.Attempt))
-		env["WORLD_SIZE"] = strconv.Itoa(len(nodes) * procs)
+		env["WORLD_SIZE"] = strconv.Itoa(max(len(nodes), 1) * procs)
 		env["NODE_RANK"] = strconv.Itoa(rank)
 		env["RANK"] = strconv.Itoa(rank * procs)
 		env["LOCAL_RANK"] = "0"
-		env["PADDOCK_HOSTS"] = strings.Join(addrs, ",")
+		env["LOCAL_WORLD_SIZE"] = strconv.Itoa(procs)
 	}
 	var ack int64
 	if d.recovered[r.ID] {
@@ -360,7 +369,8 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, User: r.CreatedBy, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
-		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank,
+		Hosts: hosts, Distribution: r.Distribution, ProcessCountPerNode: procs}
 }
 
 // masterPort picks the rendezvous port of a multi-node attempt: stable for
@@ -460,9 +470,17 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 	if nodeRank == 0 {
 		r.Outputs = rep.Outputs
 	}
-	if rep.Status != api.RunCompleted && r.CancelRequested == "" {
+	mpi := r.Distribution == "mpi"
+	switch {
+	case rep.Status != api.RunCompleted && r.CancelRequested == "":
 		// One rank failing ends the attempt: stop the others.
 		r.CancelRequested = fmt.Sprintf("rank %d failed: %s", nodeRank, rep.Error)
+		for _, id := range r.Nodes() {
+			tx.wakeNode(id)
+		}
+	case mpi && nodeRank == 0 && r.CancelRequested == "":
+		// mpirun on rank 0 is the run; the other nodes only served it.
+		r.CancelRequested = "mpirun on rank 0 ended"
 		for _, id := range r.Nodes() {
 			tx.wakeNode(id)
 		}
@@ -483,7 +501,10 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 			status, reason, exit, msg = api.RunFailed, "NonZeroExit", p.ExitCode, fmt.Sprintf("rank %d: %s", i, p.Error)
 		}
 	}
-	if status == api.RunCompleted {
+	// With mpi, the nodes stopped once mpirun on rank 0 completed did
+	// not cancel the run.
+	mpiDone := mpi && r.Parts[r.Nodes()[0]].Status == api.RunCompleted
+	if status == api.RunCompleted && !mpiDone {
 		for _, id := range r.Nodes() {
 			if p := r.Parts[id]; p.Status == api.RunCanceled {
 				status, reason, msg = api.RunCanceled, "Canceled", r.CancelRequested

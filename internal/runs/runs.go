@@ -34,8 +34,8 @@ type Service struct {
 	// HasFile reports whether a run has a file (an image metric names
 	// one); nil skips the check.
 	HasFile func(runID, path string) bool
-	Log       *slog.Logger
-	Clock     clock.Clock
+	Log     *slog.Logger
+	Clock   clock.Clock
 	// MaxLogBytes caps what a run's log may store (0: no cap).
 	MaxLogBytes int64
 

@@ -68,6 +68,14 @@ type Preemptible interface {
 	PreemptibleNodes()
 }
 
+// IdentityHolder is a kind whose targets may hold managed identities that
+// their runs use (a cluster's identity_type and identity_id).
+type IdentityHolder interface {
+	// Identity returns the identity type (None, SystemAssigned or
+	// UserAssigned) and, for UserAssigned, the identities' names.
+	Identity(props json.RawMessage) (typ string, names []string)
+}
+
 // kindOf returns the kind of a stored target, or nil.
 func kindOf(rec store.Compute) Kind {
 	k, _ := Lookup(rec.Type)
@@ -140,6 +148,17 @@ func CanStartStop(rec store.Compute) bool {
 func CanPreempt(rec store.Compute) bool {
 	_, ok := kindOf(rec).(Preemptible)
 	return ok
+}
+
+// IdentityOf returns the managed identities a target gives its runs: the
+// identity type and the names of its user-assigned identities. typ is
+// "None" for targets without one and kinds that cannot hold one.
+func IdentityOf(rec store.Compute) (typ string, names []string) {
+	h, ok := kindOf(rec).(IdentityHolder)
+	if !ok {
+		return "None", nil
+	}
+	return h.Identity(rec.Properties)
 }
 
 // Props decodes a target's properties as T (e.g. ClusterProperties).

@@ -3,6 +3,7 @@ package compute
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -74,6 +75,25 @@ type IdentityHolder interface {
 	// Identity returns the identity type (None, SystemAssigned or
 	// UserAssigned) and, for UserAssigned, the identities' names.
 	Identity(props json.RawMessage) (typ string, names []string)
+}
+
+// IdleStopper is a kind whose targets are stopped when idle for a time of
+// their own (an instance's idle_time_before_shutdown), which the
+// workspace's policy caps.
+type IdleStopper interface {
+	// IdleTime is the target's own idle time before it is stopped (0:
+	// never).
+	IdleTime(props json.RawMessage) time.Duration
+}
+
+// IdleTimeOf returns a kind's idle time before shutdown in props; ok is
+// false for kinds that are not stopped when idle.
+func IdleTimeOf(k Kind, props json.RawMessage) (d time.Duration, ok bool) {
+	is, ok := k.(IdleStopper)
+	if !ok {
+		return 0, false
+	}
+	return is.IdleTime(props), true
 }
 
 // kindOf returns the kind of a stored target, or nil.

@@ -16,7 +16,9 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -40,6 +42,12 @@ type Service struct {
 	CancelRun  func(ctx context.Context, ws, id, why string) error
 	// Nodes lists the nodes of a target ("" for every target), for quotas.
 	Nodes func(ctx context.Context, ws, target string) ([]store.Node, error)
+	// Identities are the workspace's managed identities: a cluster's
+	// identity_id names them, a SystemAssigned cluster has its own.
+	Identities *identities.Service
+	// Policy records when the workspace's policy refuses a request (nil:
+	// nowhere).
+	Policy *policy.Recorder
 }
 
 // changed tells the controllers that a target's desired state changed.
@@ -96,6 +104,9 @@ func (s *Service) env(ws, user string) compute.Env {
 			c, err := s.Store.GetCompute(ctx, ws, name)
 			return c.Type, err
 		},
+		Identity: func(ctx context.Context, name string) (string, error) {
+			return s.ids().Lookup(ctx, ws, name)
+		},
 	}
 }
 
@@ -142,6 +153,13 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err := s.checkQuota(ctx, ws, in.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, err
 	}
+	if err := s.checkPolicy(ctx, ws, user, in.Name, kind, props, nil); err != nil {
+		return api.Compute{}, err
+	}
+	newRec := store.Compute{Workspace: ws, Name: in.Name, Type: kind.Type(), Properties: props}
+	if err := s.checkIdentities(ctx, ws, user, store.Compute{}, newRec); err != nil {
+		return api.Compute{}, err
+	}
 	status := kind.InitialStatus(props)
 	if att, ok := kind.(compute.Attacher); ok {
 		// Check what is attached before storing anything: a failure
@@ -164,11 +182,16 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 		Properties: props, Secrets: sealed, SecretsSet: secretNames(secrets),
 		Status: status, Version: 1,
 	}
+	undo, err := s.systemIdentity(ctx, ws, user, store.Compute{}, rec)
+	if err != nil {
+		return api.Compute{}, err
+	}
 	if err := s.Store.CreateCompute(ctx, rec); err != nil {
+		undo()
 		return api.Compute{}, err
 	}
 	s.changed(store.Key(ws, in.Name))
-	return ToAPI(rec), nil
+	return s.view(ctx, rec), nil
 }
 
 func secretNames(m map[string]secret.Value) []string {
@@ -188,7 +211,7 @@ func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute,
 	if err != nil {
 		return api.Compute{}, err
 	}
-	return ToAPI(rec), nil
+	return s.view(ctx, rec), nil
 }
 
 // ListComputes returns every target of a workspace.
@@ -202,7 +225,7 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 	}
 	out := make([]api.Compute, len(recs))
 	for i, r := range recs {
-		out[i] = ToAPI(r)
+		out[i] = s.view(ctx, r)
 	}
 	return out, nil
 }
@@ -260,12 +283,30 @@ func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in a
 	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, false, err
 	}
-	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.now()
+	if err := s.checkPolicy(ctx, ws, user, rec.Name, kind, props, rec.Properties); err != nil {
+		return api.Compute{}, false, err
+	}
+	old := rec
+	rec.Properties = props
+	if err := s.checkIdentities(ctx, ws, user, old, rec); err != nil {
+		return api.Compute{}, false, err
+	}
+	undo, err := s.systemIdentity(ctx, ws, user, old, rec)
+	if err != nil {
+		return api.Compute{}, false, err
+	}
+	rec.State, rec.Errors, rec.UpdatedAt = next, nil, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		undo()
 		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
+	if oldType, _ := compute.IdentityOf(old); oldType == api.IdentitySystemAssigned {
+		if newType, _ := compute.IdentityOf(rec); newType != oldType {
+			s.ids().DropSystem(context.WithoutCancel(ctx), ws, rec.Name)
+		}
+	}
 	s.changed(store.Key(ws, rec.Name))
-	return ToAPI(rec), false, nil
+	return s.view(ctx, rec), false, nil
 }
 
 // DeleteCompute moves a target to Deleting; the controller releases its
@@ -307,6 +348,12 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 	rec.State, rec.UpdatedAt = next, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
 		return api.Compute{}, err
+	}
+	if typ, _ := compute.IdentityOf(rec); typ == api.IdentitySystemAssigned {
+		// The cluster's own identity goes with it; one left behind by a
+		// failure here is never listed and is replaced if the name is
+		// used again.
+		s.ids().DropSystem(context.WithoutCancel(ctx), ws, rec.Name)
 	}
 	s.changed(store.Key(ws, rec.Name))
 	return ToAPI(rec), nil

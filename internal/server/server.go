@@ -22,6 +22,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/targets"
@@ -65,7 +66,10 @@ type Deps struct {
 	Artifacts *artifact.Store
 	// Nodes injects preemptions (the node controller).
 	Nodes Preempter
-	Log   *slog.Logger
+	// Identities are the workspace's managed identities (default: a
+	// service over Store and the targets' secret box).
+	Identities *identities.Service
+	Log        *slog.Logger
 	// Clock times agents' long polls (default clock.Real).
 	Clock clock.Clock
 }
@@ -77,20 +81,21 @@ type Preempter interface {
 
 // API serves the REST API.
 type API struct {
-	targets  *targets.Service
-	users    *users.Service
-	runs     *runs.Service
-	store    store.Store
-	dispatch *dispatch.Dispatcher
-	art      *artifact.Store
-	nodes    Preempter
-	log      *slog.Logger
-	clock    clock.Clock
-	mux      *http.ServeMux
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	pollTime prometheus.Histogram
+	targets    *targets.Service
+	identities *identities.Service
+	users      *users.Service
+	runs       *runs.Service
+	store      store.Store
+	dispatch   *dispatch.Dispatcher
+	art        *artifact.Store
+	nodes      Preempter
+	log        *slog.Logger
+	clock      clock.Clock
+	mux        *http.ServeMux
+	registry   *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	pollTime   prometheus.Histogram
 	// bodyTimeout and uploadTimeout bound the time to send a request body
 	// (jsonBodyTimeout and uploadBodyTimeout; tests shorten them).
 	bodyTimeout, uploadTimeout time.Duration
@@ -99,7 +104,10 @@ type API struct {
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{targets: d.Targets, users: &users.Service{Store: d.Store, Clock: d.Clock}, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	if d.Identities == nil && d.Targets != nil {
+		d.Identities = &identities.Service{Store: d.Store, Box: d.Targets.Box, Clock: d.Clock}
+	}
+	a := &API{targets: d.Targets, identities: d.Identities, users: &users.Service{Store: d.Store, Clock: d.Clock}, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -127,6 +135,8 @@ func NewAPI(d Deps) *API {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
 	// Users.
+	a.handle("GET /api/v1/workspaces/{ws}", byUsers, a.getWorkspace)
+	a.handle("PATCH /api/v1/workspaces/{ws}", byUsers, a.updateWorkspace)
 	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, a.listComputes)
 	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, a.createCompute)
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.getCompute)
@@ -148,6 +158,11 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, a.getMetrics)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, a.getOutputs)
+	a.handle("GET /api/v1/workspaces/{ws}/identities", byUsers, a.listIdentities)
+	a.handle("POST /api/v1/workspaces/{ws}/identities", byUsers, a.createIdentity)
+	a.handle("GET /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.getIdentity)
+	a.handle("PATCH /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.updateIdentity)
+	a.handle("DELETE /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.deleteIdentity)
 	a.handle("POST /api/v1/users", byUsers, a.addUser)
 	a.handle("GET /api/v1/users", byUsers, a.listUsers)
 	// Node agents.
@@ -158,6 +173,9 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
 	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/identity", agents, a.agentIdentity)
+	// Services that check an identity token a run gave them.
+	a.handle("GET /api/v1/identity/token", identityTokens, a.identityToken) // api.IdentityTokenPath
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -218,13 +236,16 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-// caller is who makes a request: a user, a node's agent, or a run (with
-// its run token). Exactly one of User, Node and RunID is set.
+// caller is who makes a request: a user, a node's agent, a run (with its
+// run token), or a service holding an identity token. Exactly one of
+// User, Node, RunID and IdentityToken is set.
 type caller struct {
 	User    *store.User
 	Node    *store.Node
 	RunID   string
 	Attempt int
+	// IdentityToken is checked by the one route that takes it.
+	IdentityToken string
 }
 
 // name is the user name for records such as created_by.
@@ -238,9 +259,9 @@ func (c caller) name() string {
 // access says who may call a route, how large its body may be and whether
 // it is an upload (with uploadTimeout to send it).
 type access struct {
-	users, agents, runs bool
-	maxBody             int64
-	upload              bool
+	users, agents, runs, identityTokens bool
+	maxBody                             int64
+	upload                              bool
 }
 
 var (
@@ -252,6 +273,8 @@ var (
 	agentReports = access{agents: true, maxBody: maxReportBody}
 	agentLogs    = access{agents: true, maxBody: api.MaxLogBatchBytes}
 	agentUploads = access{agents: true, maxBody: maxOutputsBody, upload: true}
+	// identityTokens is the route that says what an identity token is.
+	identityTokens = access{identityTokens: true, maxBody: maxJSONBody}
 )
 
 // limitBody applies a route's body limits once the caller is known and
@@ -351,6 +374,14 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
 		}
 		return caller{RunID: runID, Attempt: attempt}, nil
+	case strings.HasPrefix(token, identities.TokenPrefix):
+		if !acc.identityTokens {
+			return caller{}, api.Forbidden("an identity token only proves an identity, at GET %s", api.IdentityTokenPath)
+		}
+		return caller{IdentityToken: token}, nil
+	}
+	if acc.identityTokens {
+		return caller{}, unauthenticated("this route takes an identity token (pdi_…), as a run's identity endpoint gives it")
 	}
 	if !acc.users {
 		return caller{}, api.Forbidden("this route is for node agents")

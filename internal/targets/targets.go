@@ -316,38 +316,45 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
+	return redoStale(func() (api.Compute, bool, error) { return s.deleteCompute(ctx, ws, name, force) })
+}
+
+// deleteCompute is one read-modify-write of DeleteCompute; stale reports
+// that the record changed between the read and the write (its controller
+// writes the status while nodes come and go).
+func (s *Service) deleteCompute(ctx context.Context, ws, name string, force bool) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if kind, ok := compute.Lookup(rec.Type); ok && kind.Origin() == compute.BuiltIn {
-		return api.Compute{}, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
+		return api.Compute{}, false, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
 	}
 	if rec.State == api.StateDeleting {
 		s.changed(store.Key(ws, rec.Name))
-		return ToAPI(rec), nil
+		return ToAPI(rec), false, nil
 	}
 	next, err := compute.Next(rec.Name, rec.State, compute.EventDelete)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if s.ActiveRuns != nil {
 		active, err := s.ActiveRuns(ctx, ws, rec.Name)
 		if err != nil {
-			return api.Compute{}, err
+			return api.Compute{}, false, err
 		}
 		if len(active) > 0 && !force {
-			return api.Compute{}, api.Conflict("compute target %q has %d active runs; cancel them first or delete with --force, which cancels them", rec.Name, len(active))
+			return api.Compute{}, false, api.Conflict("compute target %q has %d active runs; cancel them first or delete with --force, which cancels them", rec.Name, len(active))
 		}
 		for _, id := range active {
 			if err := s.CancelRun(ctx, ws, id, "compute target "+rec.Name+" is being deleted"); err != nil {
-				return api.Compute{}, err
+				return api.Compute{}, false, err
 			}
 		}
 	}
 	rec.State, rec.UpdatedAt = next, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
 	if typ, _ := compute.IdentityOf(rec); typ == api.IdentitySystemAssigned {
 		// The cluster's own identity goes with it; one left behind by a
@@ -356,7 +363,7 @@ func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool
 		s.ids().DropSystem(context.WithoutCancel(ctx), ws, rec.Name)
 	}
 	s.changed(store.Key(ws, rec.Name))
-	return ToAPI(rec), nil
+	return ToAPI(rec), false, nil
 }
 
 // OpenSecrets decrypts a target's write-only secrets, for the code that

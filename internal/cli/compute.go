@@ -243,6 +243,9 @@ func statusCmd(g *globals) *cobra.Command {
 				for _, k := range sortedKeys(p) {
 					fmt.Fprintf(w, "%s:\t%s\n", k, p[k])
 				}
+				if id := out.Identity; id != nil && id.PrincipalID != "" {
+					fmt.Fprintf(w, "identity:\t%s principal_id=%s\n", id.Type, id.PrincipalID)
+				}
 			})
 		},
 	}

@@ -116,12 +116,18 @@ func (s *Service) checkPolicy(ctx context.Context, ws, user, name string, kind c
 // view is a target as users see it: its record, its identity with
 // principal ids, and the limits that hold for it under the policy.
 func (s *Service) view(ctx context.Context, rec store.Compute) api.Compute {
+	pol, err := s.policyOf(ctx, rec.Workspace)
+	return s.viewWith(ctx, rec, pol, err == nil)
+}
+
+// viewWith is view with the workspace's policy read once for many targets
+// (withPolicy false: it could not be read, and limits are left out).
+func (s *Service) viewWith(ctx context.Context, rec store.Compute, pol policy.Policy, withPolicy bool) api.Compute {
 	out := ToAPI(rec)
 	if id, err := s.ids().OfTarget(ctx, rec); err == nil {
 		out.Identity = id
 	}
-	pol, err := s.policyOf(ctx, rec.Workspace)
-	if err != nil {
+	if !withPolicy {
 		return out
 	}
 	var lim api.ComputeLimits

@@ -223,9 +223,10 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 	if err != nil {
 		return nil, err
 	}
+	pol, err := s.policyOf(ctx, ws)
 	out := make([]api.Compute, len(recs))
 	for i, r := range recs {
-		out[i] = s.view(ctx, r)
+		out[i] = s.viewWith(ctx, r, pol, err == nil)
 	}
 	return out, nil
 }

@@ -87,6 +87,7 @@ type API struct {
 	users   *users.Service
 	audit   audit.Recorder
 	auditState
+	nodeAuth nodeAuth
 	runs     *runs.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
@@ -386,11 +387,11 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 		if !acc.agents {
 			return caller{}, api.Forbidden("a node token can only be used by the node agent")
 		}
-		n, err := a.store.NodeByTokenHash(r.Context(), tokens.Hash(token))
-		if errors.Is(err, api.ErrNotFound) {
-			return caller{}, unauthenticated("the node token is not valid for this server")
+		n, err := a.node(r.Context(), token)
+		if err != nil {
+			return caller{}, err
 		}
-		return caller{Node: &n}, err
+		return caller{Node: &n}, nil
 	case strings.HasPrefix(token, tokens.RunPrefix):
 		if !acc.runs {
 			return caller{}, api.Forbidden("a run token can only post metrics for its own run")

@@ -82,6 +82,11 @@ func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
+// Unauthenticated is a request without a valid credential (401).
+func Unauthenticated(format string, args ...any) *Error {
+	return &Error{Code: CodeUnauthenticated, Message: fmt.Sprintf(format, args...)}
+}
+
 // Forbidden reports an operation the caller may not perform.
 func Forbidden(format string, args ...any) *Error {
 	return &Error{Code: CodeForbidden, Message: fmt.Sprintf(format, args...)}

@@ -119,7 +119,7 @@ func TestInstanceQueueStopStartAndPrivacy(t *testing.T) {
 	if r := e.run("--token", bob, "run", "submit", "--compute", "bobs-box", "--stream", "--", "true"); r.code != 0 {
 		t.Errorf("bob on his own instance: exit %d %q", r.code, r.stderr)
 	}
-	if r := e.run("--token", bob, "user", "add", "mallory"); r.code != 1 || !strings.Contains(r.stderr, "only admins") {
+	if r := e.run("--token", bob, "user", "add", "mallory"); r.code != 1 || !strings.Contains(r.stderr, "does not allow user.write") {
 		t.Errorf("bob adding a user: exit %d %q", r.code, r.stderr)
 	}
 }

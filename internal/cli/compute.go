@@ -373,7 +373,7 @@ func nodesCmd(g *globals) *cobra.Command {
 func preemptCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "preempt NAME NODE",
-		Short: "Preempt a cluster node now, as a reclaimed low-priority VM would be (admins; tests and demos)",
+		Short: "Preempt a cluster node now, as a reclaimed low-priority VM would be (Owners, Compute Operators; tests and demos)",
 		Long: `Preempt a node: its agent and runs are killed without warning. Runs on it are
 restarted as a new attempt (reason Preempted) with the checkpoints they
 wrote under ./outputs, and the autoscaler replaces the node.`,

@@ -30,7 +30,7 @@ func newQuotaCmd(g *globals) *cobra.Command {
 	var family string
 	set := &cobra.Command{
 		Use:     "set [--dedicated-cores N] [--lowpriority-cores N] [--family F]",
-		Short:   "Set a core quota (admins); -1 removes the limit",
+		Short:   "Set a core quota (Owners); -1 removes the limit",
 		Example: "  paddock quota set --dedicated-cores 16 --lowpriority-cores 64\n  paddock quota set --family standardNCFamily --dedicated-cores 12",
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/audit"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
@@ -36,6 +38,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/users"
 	"github.com/paddock-ml/paddock/internal/version"
 
 	// The node providers register themselves.
@@ -69,6 +72,17 @@ type Options struct {
 	// MaxRunLogBytes caps what a run's log may store; later lines are
 	// dropped with a marker (0: no cap).
 	MaxRunLogBytes int64
+	// AuditRetention is how long audit entries are kept (0: for ever).
+	AuditRetention time.Duration
+	// TLS serves HTTPS with a CA and server certificate made in the data
+	// dir (tls/) on first start.
+	TLS bool
+	// TLSCertFile and TLSKeyFile serve HTTPS with this certificate (PEM,
+	// chain after it) and key instead; TLSCAFile, when set, is the CA that
+	// issued it, for clients to pin (else they trust the system's roots).
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// InsecureListen allows plain HTTP on an address other than loopback.
+	InsecureListen bool
 }
 
 // Files inside the data dir.
@@ -85,9 +99,13 @@ type process struct {
 	o       Options
 	log     *slog.Logger
 	dataDir string
-	url     string
+	url     string // https:// with TLS
 	clock   clock.Clock
 	notify  *notify.Notifier
+	// tls, when set, is what the HTTPS server presents; caPEM is the CA
+	// its clients pin (nil: the system's roots).
+	tls   *tls.Config
+	caPEM []byte
 
 	st    *sqlite.Store
 	box   *secret.Box
@@ -104,6 +122,8 @@ type process struct {
 	provision *provisioning.Controller
 	targets   *targets.Service
 	runs      *runs.Service
+	users     *users.Service
+	audit     *audit.Log
 	local     *localagent.Supervisor
 	hide      []string // what runs must not see
 }
@@ -113,6 +133,9 @@ type process struct {
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	notDumpable()
+	if err := checkListen(o); err != nil {
+		return err
+	}
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -143,7 +166,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer stop()
 	}
-	p := &process{o: o, log: o.Log, dataDir: dataDir, url: "http://" + ln.Addr().String(), clock: clock.Real, notify: &notify.Notifier{}}
+	p := &process{o: o, log: o.Log, dataDir: dataDir, clock: clock.Real, notify: &notify.Notifier{}}
+	if err := p.setupTLS(ln); err != nil {
+		return err
+	}
 	if err := p.open(ctx); err != nil {
 		return err
 	}
@@ -153,7 +179,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := p.build(ctx, loops); err != nil {
 		return err
 	}
-	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName})
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName, CA: string(p.caPEM)})
 	if err != nil {
 		return fmt.Errorf("writing the CLI config: %w", err)
 	}
@@ -184,7 +210,12 @@ func (p *process) open(ctx context.Context) (err error) {
 		return fmt.Errorf("the size file is invalid: %w", err)
 	}
 	p.sizes.Log = p.log
-	if p.token, err = ensureAdmin(ctx, p.st, filepath.Join(p.dataDir, adminTokenFile)); err != nil {
+	adminFile := filepath.Join(p.dataDir, adminTokenFile)
+	p.audit = &audit.Log{Store: p.st, Clock: p.clock, Retention: p.o.AuditRetention}
+	p.audit.Init()
+	p.users = &users.Service{Store: p.st, Clock: p.clock,
+		OnAdminRotated: func(tok string) error { return writeAdminToken(adminFile, tok) }}
+	if p.token, err = ensureAdmin(ctx, p.users, adminFile, p.log); err != nil {
 		return err
 	}
 	if p.arts, err = artifact.New(filepath.Join(p.dataDir, "artifacts")); err != nil {
@@ -209,7 +240,7 @@ func (p *process) build(ctx, loops context.Context) error {
 		p.hide = append(p.hide, cfg)
 	}
 	var err error
-	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, Log: p.log, Hide: p.hide,
+	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, CA: p.caPEM, Log: p.log, Hide: p.hide,
 		PreemptEvery: p.o.PreemptEvery, Sim: p.o.Sim, SimPollWait: p.o.SimPollWait, SimHeartbeat: p.o.SimHeartbeat,
 		Target: p.attachedTarget, NodeHost: p.nodeHost})
 	if err != nil {
@@ -244,7 +275,7 @@ func (p *process) build(ctx, loops context.Context) error {
 	p.nodes.Watch(p.notify)
 	p.runs.Watch(p.notify)
 	p.local = &localagent.Supervisor{
-		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log,
+		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log, CA: p.caPEM,
 		AddNode: p.disp.AddNode, TokenHash: tokens.Hash, NewToken: tokens.NewNode,
 		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localagent.NodeID) },
 		ExtraArgs: hideArgs(p.hide),
@@ -287,6 +318,12 @@ func (p *process) nodeHost(ctx context.Context, nodeID string) (string, string, 
 // once requests are accepted.
 func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Listener, ready func()) error {
 	go p.sizes.Watch(loops, 2*time.Second)
+	usersDone := make(chan struct{}) // its last flush of token use needs the store
+	go func() { p.users.Run(loops, 0); close(usersDone) }()
+	auditCtx, stopAudit := context.WithCancel(context.Background()) // until the last request is recorded
+	auditDone := make(chan struct{})
+	go func() { p.audit.Run(auditCtx); close(auditDone) }()
+	defer func() { stopAudit(); <-auditDone }()
 	loopsDone := make(chan error, 2)
 	go func() { loopsDone <- p.provision.Run(loops) }()
 	dispDone := make(chan struct{})
@@ -299,10 +336,15 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
 		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if p.tls != nil {
+		srv.TLSConfig = p.tls
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	if !p.o.NoLocalAgent {
 		if err := p.local.Start(loops, p.url); err != nil {
 			return fmt.Errorf("starting the local agent: %w", err)
@@ -321,6 +363,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 		stopLoops()
 		<-loopsDone
 		<-dispDone
+		<-usersDone
 		return err
 	case err := <-loopsDone:
 		loopsDone <- err
@@ -333,6 +376,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	p.local.Stop()
 	stopLoops()
 	<-dispDone
+	<-usersDone
 	if lerr := <-loopsDone; lerr != nil && err == nil {
 		err = lerr
 	}

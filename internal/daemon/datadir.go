@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
-	"github.com/paddock-ml/paddock/internal/store"
 	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/users"
 )
 
 // privateDataDir makes the data dir readable by its owner only (0700) and
@@ -49,7 +50,11 @@ func privateDataDir(dir string, log *slog.Logger) error {
 	} else {
 		return fmt.Errorf("creating %s: %w", db, err)
 	}
-	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile} {
+	if err := tighten(filepath.Join(dir, tlsDir), 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile,
+		filepath.Join(tlsDir, certs.CAFile), filepath.Join(tlsDir, certs.CAKeyFile), filepath.Join(tlsDir, certs.CertFile), filepath.Join(tlsDir, certs.KeyFile)} {
 		if err := tighten(filepath.Join(dir, name), 0o600); err != nil {
 			return err
 		}
@@ -58,20 +63,29 @@ func privateDataDir(dir string, log *slog.Logger) error {
 }
 
 // ensureAdmin makes sure the admin user exists with the token kept in the
-// data dir, creating a token on first start.
-func ensureAdmin(ctx context.Context, st store.Store, path string) (string, error) {
+// data dir, creating a token on first start (or when the file was
+// removed, which is how a lost admin token is replaced).
+func ensureAdmin(ctx context.Context, us *users.Service, path string, log *slog.Logger) (string, error) {
 	data, err := os.ReadFile(path)
 	token := strings.TrimSpace(string(data))
 	if errors.Is(err, os.ErrNotExist) || token == "" {
 		token = tokens.New()
-		if err := clientconfig.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+		if err := writeAdminToken(path, token); err != nil {
 			return "", err
 		}
 	} else if err != nil {
 		return "", err
 	}
-	err = st.PutUser(ctx, store.User{Name: adminUser, Admin: true, TokenHash: tokens.Hash(token), CreatedAt: time.Now().UTC()})
+	revoked, err := us.EnsureAdmin(ctx, adminUser, token)
+	if revoked {
+		log.Warn("the admin token in the data dir was revoked; remove the file and restart to get a new one", "file", path)
+	}
 	return token, err
+}
+
+// writeAdminToken keeps the admin's bootstrap token in the data dir.
+func writeAdminToken(path, token string) error {
+	return clientconfig.WriteFileAtomic(path, []byte(token+"\n"), 0o600)
 }
 
 // dirLock is an exclusive flock on the data dir's lock file, held while the

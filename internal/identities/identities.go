@@ -35,6 +35,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
@@ -83,15 +84,19 @@ func newPrincipalID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// mayChange says whether who may change or delete an identity, or assign
-// it to a target: its creator and admins (those who may hand out its
-// secrets).
-func mayChange(who store.User, id store.Identity) bool {
-	return who.Admin || who.Name == id.CreatedBy
+// mayChange checks that p may change or delete an identity, or assign it
+// to a target: its creator and Owners (those who may hand out its
+// secrets; authz.WriteIdentity).
+func mayChange(p authz.Principal, id store.Identity) error {
+	return p.Check(authz.WriteIdentity, "identity "+id.Name, id.CreatedBy)
 }
 
-// Create makes a user-assigned identity with its secrets.
-func (s *Service) Create(ctx context.Context, ws string, who store.User, in api.IdentityCreate) (api.Identity, error) {
+// Create makes a user-assigned identity with its secrets; p becomes its
+// creator.
+func (s *Service) Create(ctx context.Context, ws string, p authz.Principal, in api.IdentityCreate) (api.Identity, error) {
+	if err := p.Allow(authz.WriteIdentity); err != nil {
+		return api.Identity{}, err
+	}
 	if !compute.IdentityName.MatchString(in.Name) {
 		return api.Identity{}, api.Invalid("name", "identity name %q must be 3 to 64 letters, digits, '-' or '_', starting with a letter", in.Name)
 	}
@@ -108,7 +113,7 @@ func (s *Service) Create(ctx context.Context, ws string, who store.User, in api.
 	}
 	now := s.now()
 	id := store.Identity{Workspace: ws, Name: in.Name, Type: api.IdentityUserAssigned, PrincipalID: newPrincipalID(),
-		Description: in.Description, CreatedBy: who.Name, CreatedAt: now, UpdatedAt: now,
+		Description: in.Description, CreatedBy: p.User, CreatedAt: now, UpdatedAt: now,
 		Secrets: sealed, SecretKeys: keysOf(secrets), Version: 1}
 	if err := s.Store.CreateIdentity(ctx, id); err != nil {
 		return api.Identity{}, err
@@ -191,27 +196,27 @@ func (s *Service) usedBy(ctx context.Context, ws string) (map[string][]string, e
 }
 
 // Update sets or removes secrets of a user-assigned identity, or changes
-// its description (its creator and admins). Runs that ask for a
+// its description (its creator and Owners). Runs that ask for a
 // credential afterwards get the new values.
-func (s *Service) Update(ctx context.Context, ws string, who store.User, name string, in api.IdentityUpdate) (api.Identity, error) {
+func (s *Service) Update(ctx context.Context, ws string, p authz.Principal, name string, in api.IdentityUpdate) (api.Identity, error) {
 	if in.Description == nil && len(in.Secrets) == 0 && len(in.RemoveSecrets) == 0 {
 		return api.Identity{}, api.Invalid("secrets", "nothing to change: give secrets to set, remove_secrets or a description")
 	}
 	for attempt := 1; ; attempt++ {
-		out, err := s.update(ctx, ws, who, name, in)
+		out, err := s.update(ctx, ws, p, name, in)
 		if !errors.Is(err, api.ErrConflict) || attempt == 5 {
 			return out, err
 		}
 	}
 }
 
-func (s *Service) update(ctx context.Context, ws string, who store.User, name string, in api.IdentityUpdate) (api.Identity, error) {
+func (s *Service) update(ctx context.Context, ws string, p authz.Principal, name string, in api.IdentityUpdate) (api.Identity, error) {
 	id, err := s.Store.GetIdentity(ctx, ws, api.IdentityUserAssigned, name)
 	if err != nil {
 		return api.Identity{}, err
 	}
-	if !mayChange(who, id) {
-		return api.Identity{}, api.Forbidden("identity %s was made by %s; only they and admins can change it", id.Name, id.CreatedBy)
+	if err := mayChange(p, id); err != nil {
+		return api.Identity{}, err
 	}
 	if in.Description != nil {
 		if err := checkDescription(*in.Description); err != nil {
@@ -251,16 +256,16 @@ func (s *Service) update(ctx context.Context, ws string, who store.User, name st
 	return toAPI(id, users[strings.ToLower(id.Name)]), nil
 }
 
-// Delete deletes a user-assigned identity (its creator and admins). One a
+// Delete deletes a user-assigned identity (its creator and Owners). One a
 // compute target names in identity_id is refused with a conflict naming
 // the targets: remove it from them first.
-func (s *Service) Delete(ctx context.Context, ws string, who store.User, name string) error {
+func (s *Service) Delete(ctx context.Context, ws string, p authz.Principal, name string) error {
 	id, err := s.Store.GetIdentity(ctx, ws, api.IdentityUserAssigned, name)
 	if err != nil {
 		return err
 	}
-	if !mayChange(who, id) {
-		return api.Forbidden("identity %s was made by %s; only they and admins can delete it", id.Name, id.CreatedBy)
+	if err := mayChange(p, id); err != nil {
+		return err
 	}
 	users, err := s.usedBy(ctx, ws)
 	if err != nil {
@@ -280,18 +285,18 @@ func (s *Service) Lookup(ctx context.Context, ws, name string) (string, error) {
 	return id.Name, err
 }
 
-// MayAssign checks that who may give these user-assigned identities to a
-// compute target: each one's creator and admins may. Giving an identity to
+// MayAssign checks that p may give these user-assigned identities to a
+// compute target: each one's creator and Owners may. Giving an identity to
 // a target gives its secrets to everyone who may run there.
-func (s *Service) MayAssign(ctx context.Context, ws string, who store.User, names []string) error {
+func (s *Service) MayAssign(ctx context.Context, ws string, p authz.Principal, names []string) error {
 	for _, n := range names {
 		id, err := s.Store.GetIdentity(ctx, ws, api.IdentityUserAssigned, n)
 		if err != nil {
 			return err
 		}
-		if !mayChange(who, id) {
+		if err := mayChange(p, id); err != nil {
 			return &api.Error{Code: api.CodeForbidden, Field: "identity_id",
-				Message: fmt.Sprintf("identity_id: identity %s was made by %s; only they and admins can assign it to a compute target", id.Name, id.CreatedBy)}
+				Message: fmt.Sprintf("identity_id: identity %s was made by %s; only they and Owners may assign it to a compute target", id.Name, id.CreatedBy)}
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -260,7 +261,7 @@ func TestInstanceCountsAndRestart(t *testing.T) {
 		t.Fatalf("after one of 3 runs ended: running %d, queued %d; want 2 and 0", st.RunningRuns, st.QueuedRuns)
 	}
 
-	if _, err := f.ws.InstanceAction(f.ctx, "default", "admin", "box", "restart"); err != nil {
+	if _, err := f.ws.InstanceAction(f.ctx, "default", authz.System, "box", "restart"); err != nil {
 		t.Fatal(err)
 	}
 	if st := f.instanceState("box"); st != "Restarting" {

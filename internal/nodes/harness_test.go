@@ -110,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: "admin-hash"}); err != nil {
+	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true}); err != nil {
 		t.Fatal(err)
 	}
 	return f

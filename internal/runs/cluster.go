@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
 )
 
@@ -49,7 +50,7 @@ func (s *Service) makeRunCluster(ctx context.Context, ws, user string, spec api.
 		case api.StateSucceeded:
 			return rec.Name, nil
 		case api.StateFailed:
-			s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, rec.Name, true)
+			s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, authz.System, rec.Name, true)
 			return "", api.Unavailable("the cluster for this run could not be made: %v", rec.Errors)
 		}
 		select {
@@ -75,7 +76,7 @@ func (s *Service) deleteIfRunCluster(ws, name string) {
 	if active, err := s.Dispatch.ActiveRuns(ctx, ws, name); err != nil || len(active) > 0 {
 		return
 	}
-	if _, err := s.Computes.DeleteCompute(ctx, ws, name, false); err != nil && !errors.Is(err, api.ErrNotFound) {
+	if _, err := s.Computes.DeleteCompute(ctx, ws, authz.System, name, false); err != nil && !errors.Is(err, api.ErrNotFound) {
 		s.Log.Warn("deleting a run's cluster", "compute", name, "err", err)
 	}
 }

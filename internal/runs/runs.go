@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/notify"
@@ -114,7 +115,7 @@ func (s *Service) Submit(ctx context.Context, ws, user string, in api.RunSubmit,
 	run, err := s.Computes.ValidateRun(ctx, ws, user, in, s.HasSource)
 	if err != nil {
 		if runCluster != "" { // leave nothing half-made
-			s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, runCluster, true)
+			s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, authz.System, runCluster, true)
 		}
 		return api.Run{}, err
 	}
@@ -123,7 +124,7 @@ func (s *Service) Submit(ctx context.Context, ws, user string, in api.RunSubmit,
 	if runCluster != "" && (err != nil || saved.Compute != runCluster) {
 		// Refused, or a retry that returned the first run (on its own
 		// cluster): the cluster made for this request has no run.
-		s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, runCluster, true)
+		s.Computes.DeleteCompute(context.WithoutCancel(ctx), ws, authz.System, runCluster, true)
 	}
 	if err != nil {
 		return api.Run{}, err
@@ -159,12 +160,16 @@ func (s *Service) List(ctx context.Context, ws string, f store.RunFilter) ([]api
 	return out, nil
 }
 
-// Cancel stops a run (by names who asked).
-func (s *Service) Cancel(ctx context.Context, ws, id, by string) (api.Run, error) {
-	if _, err := s.Store.GetRun(ctx, ws, id); err != nil {
+// Cancel stops a run, if by may cancel it.
+func (s *Service) Cancel(ctx context.Context, ws, id string, by authz.Principal) (api.Run, error) {
+	cur, err := s.Store.GetRun(ctx, ws, id)
+	if err != nil {
 		return api.Run{}, err
 	}
-	run, err := s.Dispatch.Cancel(ctx, ws, id, "canceled by "+by)
+	if err := by.Check(authz.CancelRun, "run "+id, cur.CreatedBy); err != nil {
+		return api.Run{}, err
+	}
+	run, err := s.Dispatch.Cancel(ctx, ws, id, "canceled by "+by.User)
 	if err != nil {
 		return api.Run{}, err
 	}

@@ -13,10 +13,9 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
-	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/targets"
-	tokens "github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 // newBenchServer is a real API over a real SQLite file with n clusters.
@@ -34,10 +33,7 @@ func newBenchServer(b *testing.B, n int) *api.Client {
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		b.Fatal(err)
 	}
-	token := tokens.New()
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(token)}); err != nil {
-		b.Fatal(err)
-	}
+	token := testenv.Admin(b, st)
 	for i := range n {
 		props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 4, "tags": map[string]string{"i": fmt.Sprint(i)}})
 		if _, err := ws.CreateCompute(ctx, "default", "admin", api.ComputeCreate{Name: fmt.Sprintf("cluster-%04d-x", i), Type: "cluster", Properties: props}); err != nil {

@@ -43,7 +43,6 @@ func newTestServer(t testing.TB) *testServer {
 	dir := t.TempDir()
 	st, box, sizes := testenv.Store(t), testenv.Box(t), testenv.Sizes(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	now := func() time.Time { return time.Now().UTC() }
 	disp := dispatch.New(st, box, log, nil, dispatch.Options{APIURL: "http://paddock.test"})
 	if err := disp.Load(ctx); err != nil {
 		t.Fatal(err)
@@ -57,16 +56,13 @@ func newTestServer(t testing.TB) *testServer {
 	if err := ws.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	token := tokens.New()
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(token), CreatedAt: now()}); err != nil {
-		t.Fatal(err)
-	}
+	token := testenv.Admin(t, st)
 	art, err := artifact.New(filepath.Join(dir, "artifacts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, HasSource: art.HasSnapshot, Log: log}
-	a := NewAPI(Deps{Targets: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log})
+	a := NewAPI(Deps{Targets: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log, Nodes: noNodes{}})
 	return &testServer{t: t, ctx: ctx, api: a, st: st, disp: disp, art: art, ws: ws, token: token}
 }
 
@@ -140,4 +136,11 @@ func errorOf(t *testing.T, rec *httptest.ResponseRecorder, status int) *api.Erro
 		t.Fatalf("status %d code %s (%s), want status %d", rec.Code, eb.Error.Code, eb.Error.Message, status)
 	}
 	return eb.Error
+}
+
+// noNodes is a node controller with no nodes to preempt.
+type noNodes struct{}
+
+func (noNodes) Preempt(_ context.Context, _, _, node string) error {
+	return api.NotFound("no node %s", node)
 }

@@ -23,7 +23,7 @@ func (a *API) updateWorkspace(w http.ResponseWriter, r *http.Request, who caller
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.targets.SetPolicy(r.Context(), r.PathValue("ws"), who.User, in)
+	out, err := a.targets.SetPolicy(r.Context(), r.PathValue("ws"), who.P, in)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (a *API) createIdentity(w http.ResponseWriter, r *http.Request, who caller)
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.identities.Create(r.Context(), r.PathValue("ws"), *who.User, in)
+	out, err := a.identities.Create(r.Context(), r.PathValue("ws"), who.P, in)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (a *API) updateIdentity(w http.ResponseWriter, r *http.Request, who caller)
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.identities.Update(r.Context(), r.PathValue("ws"), *who.User, r.PathValue("name"), in)
+	out, err := a.identities.Update(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (a *API) deleteIdentity(w http.ResponseWriter, r *http.Request, who caller)
 	if err := a.checkWS(r); err != nil {
 		return err
 	}
-	if err := a.identities.Delete(r.Context(), r.PathValue("ws"), *who.User, r.PathValue("name")); err != nil {
+	if err := a.identities.Delete(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name")); err != nil {
 		return err
 	}
 	a.log.Info("identity deleted", "workspace", r.PathValue("ws"), "identity", r.PathValue("name"), "by", who.name())

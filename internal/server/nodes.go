@@ -32,14 +32,11 @@ func (a *API) listNodes(w http.ResponseWriter, r *http.Request, _ caller) error 
 	return nil
 }
 
-// nodeAction serves POST .../nodes/{node}:preempt (admins only).
+// nodeAction serves POST .../nodes/{node}:preempt (Owners, Compute Operators).
 func (a *API) nodeAction(w http.ResponseWriter, r *http.Request, who caller) error {
 	id, action, ok := strings.Cut(r.PathValue("node"), ":")
 	if !ok || action != "preempt" {
 		return api.NotFound("no API route POST %s; nodes support :preempt", r.URL.Path)
-	}
-	if who.User == nil || !who.User.Admin {
-		return api.Forbidden("only admins can preempt nodes")
 	}
 	if err := a.nodes.Preempt(r.Context(), r.PathValue("ws"), r.PathValue("name"), id); err != nil {
 		return err
@@ -57,11 +54,8 @@ func (a *API) listQuotas(w http.ResponseWriter, r *http.Request, _ caller) error
 	return nil
 }
 
-// setQuota serves PUT .../quotas (admins only).
+// setQuota serves PUT .../quotas (Owners).
 func (a *API) setQuota(w http.ResponseWriter, r *http.Request, who caller) error {
-	if who.User == nil || !who.User.Admin {
-		return api.Forbidden("only admins can set quotas")
-	}
 	var in api.QuotaSet
 	if err := decode(r, &in); err != nil {
 		return err
@@ -80,7 +74,7 @@ func (a *API) computeAction(w http.ResponseWriter, r *http.Request, who caller) 
 	if !ok {
 		return api.NotFound("no API route POST %s; compute targets support :start, :stop and :restart", r.URL.Path)
 	}
-	out, err := a.targets.InstanceAction(r.Context(), r.PathValue("ws"), who.name(), name, action)
+	out, err := a.targets.InstanceAction(r.Context(), r.PathValue("ws"), who.P, name, action)
 	if err != nil {
 		return err
 	}

@@ -59,8 +59,16 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/identities/{name}"},
 	{"PATCH", "/api/v1/workspaces/{ws}/identities/{name}"},
 	{"DELETE", "/api/v1/workspaces/{ws}/identities/{name}"},
-	{"GET", "/api/v1/users"},
-	{"POST", "/api/v1/users"},
+	{"GET", "/api/v1/workspaces/{ws}/users"},
+	{"POST", "/api/v1/workspaces/{ws}/users"},
+	{"PATCH", "/api/v1/workspaces/{ws}/users/{name}"},
+	{"DELETE", "/api/v1/workspaces/{ws}/users/{name}"},
+	{"GET", "/api/v1/workspaces/{ws}/audit"},
+	{"GET", "/api/v1/workspaces/{ws}/audit/verify"},
+	{"GET", "/api/v1/tokens"},
+	{"POST", "/api/v1/tokens"},
+	{"DELETE", "/api/v1/tokens/{id}"},
+	{"POST", "/api/v1/tokens/{id}"}, // {id} is "current:rotate"
 	{"POST", "/api/v1/agent/hello"},
 	{"POST", "/api/v1/agent/poll"},
 	{"GET", "/api/v1/agent/snapshots/{digest}"},
@@ -301,7 +309,7 @@ func TestOpenAPIOperations(t *testing.T) {
 			// the access server.go gives the route.
 			acc, authed := accessOf[where]
 			ws := strings.HasPrefix(path, "/api/v1/workspaces/")
-			user := path == "/api/v1/users" || strings.HasPrefix(path, "/api/v1/users/")
+			user := path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/")
 			agent := strings.HasPrefix(path, "/api/v1/agent/")
 			idToken := path == api.IdentityTokenPath
 			switch {
@@ -381,8 +389,16 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":             {"200", "404"},
 		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":            {"201", "400", "401", "403", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/outputs":             {"200", "404", "409"},
-		"POST /api/v1/users":                                        {"201", "400", "403", "409"},
-		"GET /api/v1/users":                                         {"200", "403"},
+		"POST /api/v1/workspaces/{ws}/users":                        {"201", "400", "403", "409"},
+		"GET /api/v1/workspaces/{ws}/users":                         {"200", "403"},
+		"PATCH /api/v1/workspaces/{ws}/users/{name}":                {"200", "400", "403", "404"},
+		"DELETE /api/v1/workspaces/{ws}/users/{name}":               {"204", "400", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/audit":                         {"200", "400", "403"},
+		"GET /api/v1/workspaces/{ws}/audit/verify":                  {"200", "403"},
+		"GET /api/v1/tokens":                                        {"200", "403"},
+		"POST /api/v1/tokens":                                       {"201", "400", "409"},
+		"DELETE /api/v1/tokens/{id}":                                {"200", "404"},
+		"POST /api/v1/tokens/{id}":                                  {"200", "404"},
 		"POST /api/v1/agent/hello":                                  {"200", "400", "404"},
 		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
 		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
@@ -816,9 +832,16 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"IdentityTokenInfo":    wireOut[api.IdentityTokenInfo](),
 		"AgentIdentityRequest": wireIn[api.AgentIdentityRequest](),
 		// Users.
-		"User":       wireOut[api.User](),
-		"UserCreate": wireIn[api.UserCreate](),
-		"UserList":   wireOut[api.UserList](),
+		"User":        wireOut[api.User](),
+		"UserCreate":  wireIn[api.UserCreate](),
+		"UserList":    wireOut[api.UserList](),
+		"UserUpdate":  wireIn[api.UserUpdate](),
+		"TokenCreate": wireIn[api.TokenCreate](),
+		"Token":       wireOut[api.Token](),
+		"TokenList":   wireOut[api.TokenList](),
+		"AuditEntry":  wireOut[api.AuditEntry](),
+		"AuditList":   wireOut[api.AuditList](),
+		"AuditVerify": wireOut[api.AuditVerify](),
 	}
 	// Schemas without a Go struct of their own: the updatable fields.
 	updates := map[string][]string{}

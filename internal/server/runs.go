@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -60,6 +61,7 @@ func (a *API) submitRun(w http.ResponseWriter, r *http.Request, who caller) erro
 		return err
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+out.ID)
+	noteTarget(r, "runs/"+out.ID)
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
@@ -98,7 +100,7 @@ func (a *API) runAction(w http.ResponseWriter, r *http.Request, who caller) erro
 	if !ok || action != "cancel" {
 		return api.NotFound("no API route POST %s; runs support :cancel", r.URL.Path)
 	}
-	out, err := a.runs.Cancel(r.Context(), r.PathValue("ws"), id, who.name())
+	out, err := a.runs.Cancel(r.Context(), r.PathValue("ws"), id, who.P)
 	if err != nil {
 		return err
 	}
@@ -153,6 +155,11 @@ func (a *API) postMetrics(w http.ResponseWriter, r *http.Request, who caller) er
 	run, err := a.store.GetRun(r.Context(), r.PathValue("ws"), r.PathValue("id")) // before reading the body
 	if err != nil {
 		return err
+	}
+	if who.User != nil {
+		if err := who.P.Check(authz.WriteMetrics, "run "+run.ID, run.CreatedBy); err != nil {
+			return err
+		}
 	}
 	var in api.MetricPost
 	if err := decode(r, &in); err != nil {

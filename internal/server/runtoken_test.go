@@ -45,10 +45,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 	}
 	testenv.Go(t, disp.Run)
 
-	s := &tokenServer{disp: disp, admin: tokens.New(), nodeToken: tokens.NodePrefix + "test-node-token"}
-	if err := st.PutUser(ctx, store.User{Name: "admin", Admin: true, TokenHash: tokens.Hash(s.admin)}); err != nil {
-		t.Fatal(err)
-	}
+	s := &tokenServer{disp: disp, admin: testenv.Admin(t, st), nodeToken: tokens.NodePrefix + "test-node-token"}
 	if err := disp.AddNode(ctx, store.Node{ID: "n1", Workspace: "default", Compute: "local", TokenHash: tokens.Hash(s.nodeToken), CreatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
+	"github.com/paddock-ml/paddock/internal/audit"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/identities"
@@ -59,7 +61,11 @@ const (
 
 // Deps are what the API serves from.
 type Deps struct {
-	Targets   *targets.Service
+	Targets *targets.Service
+	// Users authenticates user tokens (default: a service on Store).
+	Users *users.Service
+	// Audit records mutating and refused calls (nil: none are recorded).
+	Audit     audit.Recorder
 	Runs      *runs.Service
 	Store     store.Store
 	Dispatch  *dispatch.Dispatcher
@@ -81,24 +87,30 @@ type Preempter interface {
 
 // API serves the REST API.
 type API struct {
-	targets    *targets.Service
-	identities *identities.Service
-	users      *users.Service
-	runs       *runs.Service
-	store      store.Store
-	dispatch   *dispatch.Dispatcher
-	art        *artifact.Store
-	nodes      Preempter
-	log        *slog.Logger
-	clock      clock.Clock
-	mux        *http.ServeMux
-	registry   *prometheus.Registry
-	requests   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
-	pollTime   prometheus.Histogram
+	targets *targets.Service
+	users   *users.Service
+	audit   audit.Recorder
+	auditState
+	nodeAuth nodeAuth
+	runs     *runs.Service
+	store    store.Store
+	dispatch *dispatch.Dispatcher
+	art      *artifact.Store
+	nodes    Preempter
+	log      *slog.Logger
+	clock    clock.Clock
+	mux      *http.ServeMux
+	routes   []route
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	pollTime prometheus.Histogram
 	// bodyTimeout and uploadTimeout bound the time to send a request body
 	// (jsonBodyTimeout and uploadBodyTimeout; tests shorten them).
 	bodyTimeout, uploadTimeout time.Duration
+
+	// identities are the workspace's managed identities.
+	identities *identities.Service
 }
 
 // NewAPI builds the handler tree. Every route is registered here, so this
@@ -107,9 +119,12 @@ func NewAPI(d Deps) *API {
 	if d.Identities == nil && d.Targets != nil {
 		d.Identities = &identities.Service{Store: d.Store, Box: d.Targets.Box, Clock: d.Clock}
 	}
-	a := &API{targets: d.Targets, identities: d.Identities, users: &users.Service{Store: d.Store, Clock: d.Clock}, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	a := &API{targets: d.Targets, identities: d.Identities, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
+	if a.users == nil {
+		a.users = &users.Service{Store: d.Store, Clock: d.Clock}
+	}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
 	}, []string{"route", "method", "code"})
@@ -135,47 +150,56 @@ func NewAPI(d Deps) *API {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
 	// Users.
-	a.handle("GET /api/v1/workspaces/{ws}", byUsers, a.getWorkspace)
-	a.handle("PATCH /api/v1/workspaces/{ws}", byUsers, a.updateWorkspace)
-	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, a.listComputes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, a.createCompute)
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.getCompute)
-	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.updateCompute)
-	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.deleteCompute)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", byUsers, a.computeAction) // {name}:start|stop|restart
-	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", byUsers, a.listNodes)
-	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", byUsers, a.nodeAction) // {node}:preempt
-	a.handle("GET /api/v1/workspaces/{ws}/sizes", byUsers, a.listSizes)
-	a.handle("GET /api/v1/workspaces/{ws}/quotas", byUsers, a.listQuotas)
-	a.handle("PUT /api/v1/workspaces/{ws}/quotas", byUsers, a.setQuota)
-	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, a.putSnapshot)
-	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", byUsers, a.headSnapshot)
-	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, a.listRuns)
-	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, a.submitRun)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.getRun)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, a.runAction) // {id}:cancel
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, a.runLogs)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, a.getMetrics)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, a.postMetrics)
-	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, a.getOutputs)
-	a.handle("GET /api/v1/workspaces/{ws}/identities", byUsers, a.listIdentities)
-	a.handle("POST /api/v1/workspaces/{ws}/identities", byUsers, a.createIdentity)
-	a.handle("GET /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.getIdentity)
-	a.handle("PATCH /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.updateIdentity)
-	a.handle("DELETE /api/v1/workspaces/{ws}/identities/{name}", byUsers, a.deleteIdentity)
-	a.handle("POST /api/v1/users", byUsers, a.addUser)
-	a.handle("GET /api/v1/users", byUsers, a.listUsers)
+	a.handle("GET /api/v1/workspaces/{ws}", byUsers, authz.ReadCompute, a.getWorkspace)
+	a.handle("PATCH /api/v1/workspaces/{ws}", byUsers, authz.WriteWorkspace, a.updateWorkspace)
+	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, authz.ReadCompute, a.listComputes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, authz.WriteCompute, a.createCompute)
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.ReadCompute, a.getCompute)
+	a.handle("PATCH /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.WriteCompute, a.updateCompute)
+	a.handle("DELETE /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.DeleteCompute, a.deleteCompute)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.OperateCompute, a.computeAction) // {name}:start|stop|restart
+	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}/nodes", byUsers, authz.ReadCompute, a.listNodes)
+	a.handle("POST /api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", byUsers, authz.PreemptNode, a.nodeAction) // {node}:preempt
+	a.handle("GET /api/v1/workspaces/{ws}/sizes", byUsers, authz.ReadCompute, a.listSizes)
+	a.handle("GET /api/v1/workspaces/{ws}/quotas", byUsers, authz.ReadCompute, a.listQuotas)
+	a.handle("PUT /api/v1/workspaces/{ws}/quotas", byUsers, authz.WriteQuota, a.setQuota)
+	a.handle("PUT /api/v1/workspaces/{ws}/snapshots", uploads, authz.SubmitRun, a.putSnapshot)
+	a.handle("HEAD /api/v1/workspaces/{ws}/snapshots/{digest}", byUsers, authz.SubmitRun, a.headSnapshot)
+	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, authz.ReadRun, a.listRuns)
+	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, authz.SubmitRun, a.submitRun)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.ReadRun, a.getRun)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.CancelRun, a.runAction) // {id}:cancel
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, authz.ReadRun, a.runLogs)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, authz.ReadRun, a.getMetrics)
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, authz.WriteMetrics, a.postMetrics)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, authz.ReadRun, a.getOutputs)
+	a.handle("GET /api/v1/workspaces/{ws}/identities", byUsers, authz.ReadCompute, a.listIdentities)
+	a.handle("POST /api/v1/workspaces/{ws}/identities", byUsers, authz.WriteIdentity, a.createIdentity)
+	a.handle("GET /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.ReadCompute, a.getIdentity)
+	a.handle("PATCH /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.WriteIdentity, a.updateIdentity)
+	a.handle("DELETE /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.WriteIdentity, a.deleteIdentity)
+	a.handle("GET /api/v1/workspaces/{ws}/users", byUsers, authz.ReadUsers, a.listUsers)
+	a.handle("POST /api/v1/workspaces/{ws}/users", byUsers, authz.WriteUsers, a.addUser)
+	a.handle("PATCH /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.setUserRole)
+	a.handle("DELETE /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.removeUser)
+	a.handle("GET /api/v1/workspaces/{ws}/audit", byUsers, authz.ReadAudit, a.listAudit)
+	a.handle("GET /api/v1/workspaces/{ws}/audit/verify", byUsers, authz.ReadAudit, a.verifyAudit)
+	// A user's own tokens: any user, no workspace role needed.
+	a.handle("GET /api/v1/tokens", byUsers, anyUser, a.listTokens)
+	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
+	a.handle("DELETE /api/v1/tokens/{id}", byUsers, anyUser, a.revokeToken)
+	a.handle("POST /api/v1/tokens/{id}", byUsers, anyUser, a.rotateToken) // current:rotate
 	// Node agents.
-	a.handle("POST /api/v1/agent/hello", agents, a.agentHello)
-	a.handle("POST /api/v1/agent/poll", agents, a.agentPoll)
-	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, a.agentSnapshot)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, a.agentStatus)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, a.agentLogs)
-	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, a.agentOutputs)
-	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, a.agentRestoreOutputs)
-	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/identity", agents, a.agentIdentity)
+	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
+	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
+	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, agentsOnly, a.agentSnapshot)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, agentsOnly, a.agentStatus)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, agentsOnly, a.agentLogs)
+	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, agentsOnly, a.agentOutputs)
+	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, agentsOnly, a.agentRestoreOutputs)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/identity", agents, agentsOnly, a.agentIdentity)
 	// Services that check an identity token a run gave them.
-	a.handle("GET /api/v1/identity/token", identityTokens, a.identityToken) // api.IdentityTokenPath
+	a.handle("GET /api/v1/identity/token", identityTokens, identityTokensOnly, a.identityToken) // api.IdentityTokenPath
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -240,7 +264,10 @@ func (s *statusRecorder) Flush() {
 // run token), or a service holding an identity token. Exactly one of
 // User, Node, RunID and IdentityToken is set.
 type caller struct {
-	User    *store.User
+	User *users.Identity
+	// P is the user acting in the route's workspace, with their role
+	// there (routes with {ws} only).
+	P       authz.Principal
 	Node    *store.Node
 	RunID   string
 	Attempt int
@@ -251,7 +278,7 @@ type caller struct {
 // name is the user name for records such as created_by.
 func (c caller) name() string {
 	if c.User != nil {
-		return c.User.Name
+		return c.User.User.Name
 	}
 	return ""
 }
@@ -313,9 +340,39 @@ func sizeText(n int64) string {
 // of writing it, so errors are mapped in one place.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who caller) error
 
-func (a *API) handle(pattern string, acc access, h handlerFunc) {
+// Authorization of routes that are not about a workspace.
+const (
+	anyUser    authz.Action = "" // any user with a valid token (their own tokens)
+	agentsOnly authz.Action = "" // node agents; users are refused by access
+	// identityTokensOnly: services holding an identity token; users are
+	// refused by access.
+	identityTokensOnly authz.Action = ""
+)
+
+// route is a registered route, for the tests that walk them all.
+type route struct {
+	pattern string
+	acc     access
+	action  authz.Action
+}
+
+// handle registers an authenticated route. A user route of a workspace
+// names the action it performs: the caller's role there must allow it
+// (the one authorization table, internal/authz) before h runs.
+func (a *API) handle(pattern string, acc access, action authz.Action, h handlerFunc) {
+	if acc.users && strings.Contains(pattern, "{ws}") && action == "" {
+		panic("server: workspace route without an authorization rule: " + pattern)
+	}
+	rt := route{pattern, acc, action}
+	a.routes = append(a.routes, rt)
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r, note := withNote(r)
 		who, err := a.authenticate(r, acc)
+		if err == nil && who.User != nil && r.PathValue("ws") != "" {
+			if who.P, err = a.users.Principal(r.Context(), *who.User, r.PathValue("ws")); err == nil && action != "" {
+				err = who.P.Allow(action)
+			}
+		}
 		if err == nil {
 			err = a.limitBody(w, r, acc)
 		}
@@ -335,6 +392,11 @@ func (a *API) handle(pattern string, acc access, h handlerFunc) {
 			}
 			writeError(w, e)
 		}
+		status := http.StatusOK
+		if sr, ok := w.(*statusRecorder); ok {
+			status = sr.code
+		}
+		a.audited(r, rt, who, note, status, err)
 	})
 }
 
@@ -353,11 +415,11 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 		if !acc.agents {
 			return caller{}, api.Forbidden("a node token can only be used by the node agent")
 		}
-		n, err := a.store.NodeByTokenHash(r.Context(), tokens.Hash(token))
-		if errors.Is(err, api.ErrNotFound) {
-			return caller{}, unauthenticated("the node token is not valid for this server")
+		n, err := a.node(r.Context(), token)
+		if err != nil {
+			return caller{}, err
 		}
-		return caller{Node: &n}, err
+		return caller{Node: &n}, nil
 	case strings.HasPrefix(token, tokens.RunPrefix):
 		if !acc.runs {
 			return caller{}, api.Forbidden("a run token can only post metrics for its own run")
@@ -386,14 +448,11 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 	if !acc.users {
 		return caller{}, api.Forbidden("this route is for node agents")
 	}
-	u, err := a.store.UserByTokenHash(r.Context(), tokens.Hash(token))
-	if errors.Is(err, api.ErrNotFound) {
-		return caller{}, unauthenticated("the bearer token is not valid for this server")
-	}
+	id, err := a.users.Authenticate(r.Context(), token)
 	if err != nil {
 		return caller{}, err
 	}
-	return caller{User: &u}, nil
+	return caller{User: &id}, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -454,6 +513,7 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	noteTarget(r, "computes/"+in.Name)
 	out, err := a.targets.CreateCompute(r.Context(), r.PathValue("ws"), who.name(), in)
 	if err != nil {
 		return err
@@ -477,7 +537,7 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	out, err := a.targets.UpdateCompute(r.Context(), r.PathValue("ws"), who.name(), r.PathValue("name"), in)
+	out, err := a.targets.UpdateCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}
@@ -485,8 +545,8 @@ func (a *API) updateCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	return nil
 }
 
-func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.targets.DeleteCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"), r.URL.Query().Get("force") == "true")
+func (a *API) deleteCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	out, err := a.targets.DeleteCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"), r.URL.Query().Get("force") == "true")
 	if err != nil {
 		return err
 	}

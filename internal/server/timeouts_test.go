@@ -54,7 +54,7 @@ func TestStalledBodyIsCutOff(t *testing.T) {
 	s := newTestServer(t)
 	s.api.bodyTimeout = 300 * time.Millisecond
 	addr := s.listen(DefaultTimeouts)
-	out, took := rawRequest(t, addr, "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+s.token+
+	out, took := rawRequest(t, addr, "POST /api/v1/workspaces/default/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+s.token+
 		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\":")
 	if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, "was not sent within") {
 		t.Errorf("after %s the server answered %q", took, out)

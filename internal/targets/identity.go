@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/policy"
@@ -23,19 +24,28 @@ func (s *Service) ids() *identities.Service {
 	return &identities.Service{Store: s.Store, Box: s.Box, Clock: s.Clock}
 }
 
-// caller is the stored user a request is made as (admins may do more).
-func (s *Service) caller(ctx context.Context, user string) (store.User, error) {
+// principal is user acting in workspace ws, with their role there: the
+// server's admin is Owner everywhere; a user without a role may do
+// nothing (the router has refused them before a service runs).
+func (s *Service) principal(ctx context.Context, ws, user string) (authz.Principal, error) {
 	u, err := s.Store.UserByName(ctx, user)
-	if errors.Is(err, api.ErrNotFound) {
-		return store.User{Name: user}, nil
+	switch {
+	case err == nil && u.Admin:
+		return authz.Principal{User: user, Role: authz.Owner}, nil
+	case err != nil && !errors.Is(err, api.ErrNotFound):
+		return authz.Principal{}, err
 	}
-	return u, err
+	role, err := s.Store.RoleOf(ctx, ws, user)
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		return authz.Principal{}, err
+	}
+	return authz.Principal{User: user, Role: authz.Role(role)}, nil
 }
 
 // checkIdentities checks the user-assigned identities a create or update
 // gives a target (those old did not have): who asks must be allowed to
 // hand out their secrets.
-func (s *Service) checkIdentities(ctx context.Context, ws, user string, old, next store.Compute) error {
+func (s *Service) checkIdentities(ctx context.Context, ws string, p authz.Principal, old, next store.Compute) error {
 	typ, names := compute.IdentityOf(next)
 	if typ != api.IdentityUserAssigned {
 		return nil
@@ -50,11 +60,13 @@ func (s *Service) checkIdentities(ctx context.Context, ws, user string, old, nex
 	if len(added) == 0 {
 		return nil
 	}
-	who, err := s.caller(ctx, user)
-	if err != nil {
-		return err
+	if p.Role == "" { // a create, which names the user only
+		var err error
+		if p, err = s.principal(ctx, ws, p.User); err != nil {
+			return err
+		}
 	}
-	return s.ids().MayAssign(ctx, ws, who, added)
+	return s.ids().MayAssign(ctx, ws, p, added)
 }
 
 // systemIdentity makes a cluster's system-assigned identity when a create
@@ -164,12 +176,12 @@ func (s *Service) Workspace(ctx context.Context, ws string) (api.Workspace, erro
 	return api.Workspace{Name: ws, Policy: pol.API()}, nil
 }
 
-// SetPolicy changes a workspace's policy (admins). Instances are looked at
-// again at once, so a new idle limit takes effect now; runs get the new
-// run limit when they are submitted.
-func (s *Service) SetPolicy(ctx context.Context, ws string, who *store.User, in api.PolicyUpdate) (api.Workspace, error) {
-	if who == nil || !who.Admin {
-		return api.Workspace{}, api.Forbidden("only admins can change the workspace's policy")
+// SetPolicy changes a workspace's policy (Owners: authz.WriteWorkspace).
+// Instances are looked at again at once, so a new idle limit takes effect
+// now; runs get the new run limit when they are submitted.
+func (s *Service) SetPolicy(ctx context.Context, ws string, p authz.Principal, in api.PolicyUpdate) (api.Workspace, error) {
+	if err := p.Allow(authz.WriteWorkspace); err != nil {
+		return api.Workspace{}, err
 	}
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Workspace{}, err
@@ -183,7 +195,7 @@ func (s *Service) SetPolicy(ctx context.Context, ws string, who *store.User, in 
 		return api.Workspace{}, err
 	}
 	if err := s.Store.PutPolicy(ctx, store.Policy{Workspace: ws, MaxIdleSeconds: int64(next.MaxIdle / time.Second),
-		MaxRunDurationSeconds: next.MaxRunDurationSeconds, UpdatedBy: who.Name, UpdatedAt: s.now()}); err != nil {
+		MaxRunDurationSeconds: next.MaxRunDurationSeconds, UpdatedBy: p.User, UpdatedAt: s.now()}); err != nil {
 		return api.Workspace{}, err
 	}
 	recs, err := s.Store.ListComputes(ctx, ws)

@@ -6,25 +6,28 @@ import (
 	"errors"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
-// mayUse checks that user may submit to, start, stop or log in to a target:
-// an instance is private to its assigned user (and admins).
-func (s *Service) mayUse(ctx context.Context, user string, rec store.Compute) error {
+// mayUse checks that user may submit runs to a target: an instance is
+// private to its assigned user (Owners may stop or delete it, not use it).
+func mayUse(user string, rec store.Compute) error {
 	owner := compute.Owner(rec)
 	if owner == "" || owner == user {
 		return nil
 	}
-	u, err := s.Store.UserByName(ctx, user)
-	if err != nil && !errors.Is(err, api.ErrNotFound) {
-		return err
+	return api.Forbidden("compute instance %s belongs to %s; only they can use it", rec.Name, owner)
+}
+
+// owners are who owns a target for authorization: who created it and, for
+// an instance, its assigned user.
+func owners(rec store.Compute) []string {
+	if o := compute.Owner(rec); o != "" && o != rec.CreatedBy {
+		return []string{o, rec.CreatedBy}
 	}
-	if err == nil && u.Admin {
-		return nil
-	}
-	return api.Forbidden("compute instance %s belongs to %s; only they and admins can use it", rec.Name, owner)
+	return []string{rec.CreatedBy}
 }
 
 // instanceActions maps an action to the states it may start from and the
@@ -40,7 +43,7 @@ var instanceActions = map[string]struct {
 
 // InstanceAction starts, stops or restarts a compute instance. Asking for
 // the state it is already in or heading to is not an error.
-func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action string) (api.Compute, error) {
+func (s *Service) InstanceAction(ctx context.Context, ws string, p authz.Principal, name, action string) (api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
@@ -49,13 +52,13 @@ func (s *Service) InstanceAction(ctx context.Context, ws, user, name, action str
 		return api.Compute{}, api.NotFound("compute targets support :start, :stop and :restart, not :%s", action)
 	}
 	return redoStale(func() (api.Compute, bool, error) {
-		return s.instanceAction(ctx, ws, user, name, action, act.from, act.to)
+		return s.instanceAction(ctx, ws, p, name, action, act.from, act.to)
 	})
 }
 
 // instanceAction is one read-modify-write of InstanceAction; stale reports
 // that the record changed between the read and the write.
-func (s *Service) instanceAction(ctx context.Context, ws, user, name, action string, from []string, to string) (_ api.Compute, stale bool, _ error) {
+func (s *Service) instanceAction(ctx context.Context, ws string, p authz.Principal, name, action string, from []string, to string) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
 		return api.Compute{}, false, err
@@ -63,7 +66,7 @@ func (s *Service) instanceAction(ctx context.Context, ws, user, name, action str
 	if !compute.CanStartStop(rec) {
 		return api.Compute{}, false, api.Invalid("name", "%s is a %s target; only compute instances can be started and stopped", rec.Name, rec.Type)
 	}
-	if err := s.mayUse(ctx, user, rec); err != nil {
+	if err := p.Check(authz.OperateCompute, "compute instance "+rec.Name, owners(rec)...); err != nil {
 		return api.Compute{}, false, err
 	}
 	if rec.State != api.StateSucceeded {

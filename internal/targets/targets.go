@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/identities"
@@ -157,7 +158,7 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 		return api.Compute{}, err
 	}
 	newRec := store.Compute{Workspace: ws, Name: in.Name, Type: kind.Type(), Properties: props}
-	if err := s.checkIdentities(ctx, ws, user, store.Compute{}, newRec); err != nil {
+	if err := s.checkIdentities(ctx, ws, authz.Principal{User: user}, store.Compute{}, newRec); err != nil {
 		return api.Compute{}, err
 	}
 	status := kind.InitialStatus(props)
@@ -233,11 +234,11 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 
 // UpdateCompute changes the updatable properties of a target; the target
 // goes to Updating and the controller applies the change.
-func (s *Service) UpdateCompute(ctx context.Context, ws, user, name string, in api.ComputeUpdate) (api.Compute, error) {
+func (s *Service) UpdateCompute(ctx context.Context, ws string, p authz.Principal, name string, in api.ComputeUpdate) (api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
-	return redoStale(func() (api.Compute, bool, error) { return s.updateCompute(ctx, ws, user, name, in) })
+	return redoStale(func() (api.Compute, bool, error) { return s.updateCompute(ctx, ws, p, name, in) })
 }
 
 // redoStale runs a read-modify-write of a target again while it lost the
@@ -254,9 +255,12 @@ func redoStale(rmw func() (_ api.Compute, stale bool, _ error)) (api.Compute, er
 
 // updateCompute is one read-modify-write of UpdateCompute; stale reports
 // that the record changed between the read and the write.
-func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in api.ComputeUpdate) (_ api.Compute, stale bool, _ error) {
+func (s *Service) updateCompute(ctx context.Context, ws string, p authz.Principal, name string, in api.ComputeUpdate) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
+		return api.Compute{}, false, err
+	}
+	if err := p.Check(authz.WriteCompute, "compute target "+rec.Name, rec.CreatedBy); err != nil {
 		return api.Compute{}, false, err
 	}
 	kind, ok := compute.Lookup(rec.Type)
@@ -278,21 +282,21 @@ func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in a
 	if err != nil {
 		return api.Compute{}, false, err
 	}
-	if props, err = kind.Normalize(ctx, props, secrets, s.env(ws, user)); err != nil {
+	if props, err = kind.Normalize(ctx, props, secrets, s.env(ws, p.User)); err != nil {
 		return api.Compute{}, false, err
 	}
 	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, false, err
 	}
-	if err := s.checkPolicy(ctx, ws, user, rec.Name, kind, props, rec.Properties); err != nil {
+	if err := s.checkPolicy(ctx, ws, p.User, rec.Name, kind, props, rec.Properties); err != nil {
 		return api.Compute{}, false, err
 	}
 	old := rec
 	rec.Properties = props
-	if err := s.checkIdentities(ctx, ws, user, old, rec); err != nil {
+	if err := s.checkIdentities(ctx, ws, p, old, rec); err != nil {
 		return api.Compute{}, false, err
 	}
-	undo, err := s.systemIdentity(ctx, ws, user, old, rec)
+	undo, err := s.systemIdentity(ctx, ws, p.User, old, rec)
 	if err != nil {
 		return api.Compute{}, false, err
 	}
@@ -313,19 +317,22 @@ func (s *Service) updateCompute(ctx context.Context, ws, user, name string, in a
 // DeleteCompute moves a target to Deleting; the controller releases its
 // resources and removes it. Deleting a target already being deleted
 // returns it unchanged, so a retried delete succeeds.
-func (s *Service) DeleteCompute(ctx context.Context, ws, name string, force bool) (api.Compute, error) {
+func (s *Service) DeleteCompute(ctx context.Context, ws string, p authz.Principal, name string, force bool) (api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
-	return redoStale(func() (api.Compute, bool, error) { return s.deleteCompute(ctx, ws, name, force) })
+	return redoStale(func() (api.Compute, bool, error) { return s.deleteCompute(ctx, ws, p, name, force) })
 }
 
 // deleteCompute is one read-modify-write of DeleteCompute; stale reports
 // that the record changed between the read and the write (its controller
 // writes the status while nodes come and go).
-func (s *Service) deleteCompute(ctx context.Context, ws, name string, force bool) (_ api.Compute, stale bool, _ error) {
+func (s *Service) deleteCompute(ctx context.Context, ws string, p authz.Principal, name string, force bool) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
+		return api.Compute{}, false, err
+	}
+	if err := p.Check(authz.DeleteCompute, "compute target "+rec.Name, rec.CreatedBy); err != nil {
 		return api.Compute{}, false, err
 	}
 	if kind, ok := compute.Lookup(rec.Type); ok && kind.Origin() == compute.BuiltIn {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/notify"
@@ -76,7 +77,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := f.svc.EnsureBuiltins(ctx, "default", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []store.User{{Name: "admin", Admin: true, TokenHash: "h-admin"}, {Name: "bob", TokenHash: "h-bob"}} {
+	for _, u := range []store.User{{Name: "admin", Admin: true}, {Name: "bob"}} {
 		if err := st.PutUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +188,7 @@ func TestUpdateChecksQuota(t *testing.T) {
 	f.mustCreate("cpu", "cluster", map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 8, "min_nodes": 1})
 	f.addNodes("cpu", 1, 2)
 	update := func(minNodes int) error {
-		_, err := f.svc.UpdateCompute(f.ctx, "default", "admin", "cpu", api.ComputeUpdate{Properties: json.RawMessage(fmt.Sprintf(`{"min_nodes":%d}`, minNodes))})
+		_, err := f.svc.UpdateCompute(f.ctx, "default", owner, "cpu", api.ComputeUpdate{Properties: json.RawMessage(fmt.Sprintf(`{"min_nodes":%d}`, minNodes))})
 		if err == nil {
 			testenv.Provisioned(f.t, f.st, "default", "cpu")
 		}
@@ -282,7 +283,7 @@ func TestInstanceActions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		setState(tc.from)
-		_, err := f.svc.InstanceAction(f.ctx, "default", "admin", "box", tc.action)
+		_, err := f.svc.InstanceAction(f.ctx, "default", owner, "box", tc.action)
 		switch {
 		case tc.want == "" && !errors.Is(err, api.ErrConflict):
 			t.Errorf("%s from %s: %v, want a conflict", tc.action, tc.from, err)
@@ -293,13 +294,13 @@ func TestInstanceActions(t *testing.T) {
 		}
 	}
 	setState("Running")
-	if _, err := f.svc.InstanceAction(f.ctx, "default", "bob", "box", "stop"); !errors.Is(err, api.ErrForbidden) || state() != "Running" {
+	if _, err := f.svc.InstanceAction(f.ctx, "default", authz.Principal{User: "bob", Role: authz.Contributor}, "box", "stop"); !errors.Is(err, api.ErrForbidden) || state() != "Running" {
 		t.Errorf("bob stopping admin's instance: %v, state %s", err, state())
 	}
-	if _, err := f.svc.InstanceAction(f.ctx, "default", "admin", "box", "explode"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := f.svc.InstanceAction(f.ctx, "default", owner, "box", "explode"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("an unknown action: %v", err)
 	}
-	if _, err := f.svc.InstanceAction(f.ctx, "default", "admin", "local", "stop"); !errors.Is(err, api.ErrInvalid) {
+	if _, err := f.svc.InstanceAction(f.ctx, "default", owner, "local", "stop"); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("stopping the local target: %v", err)
 	}
 }
@@ -356,17 +357,17 @@ func TestDeleteCompute(t *testing.T) {
 	f := newFixture(t)
 	f.mustCreate("cpu", "cluster", map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 2})
 	f.active["cpu"] = []string{"run-1", "run-2"}
-	if _, err := f.svc.DeleteCompute(f.ctx, "default", "cpu", false); !errors.Is(err, api.ErrConflict) || len(f.canceled) != 0 {
+	if _, err := f.svc.DeleteCompute(f.ctx, "default", owner, "cpu", false); !errors.Is(err, api.ErrConflict) || len(f.canceled) != 0 {
 		t.Fatalf("delete with active runs: %v, canceled %v", err, f.canceled)
 	}
-	got, err := f.svc.DeleteCompute(f.ctx, "default", "cpu", true)
+	got, err := f.svc.DeleteCompute(f.ctx, "default", owner, "cpu", true)
 	if err != nil || got.ProvisioningState != api.StateDeleting || strings.Join(f.canceled, ",") != "run-1,run-2" {
 		t.Fatalf("delete --force: %+v %v, canceled %v", got.ProvisioningState, err, f.canceled)
 	}
-	if again, err := f.svc.DeleteCompute(f.ctx, "default", "cpu", false); err != nil || again.ProvisioningState != api.StateDeleting {
+	if again, err := f.svc.DeleteCompute(f.ctx, "default", owner, "cpu", false); err != nil || again.ProvisioningState != api.StateDeleting {
 		t.Errorf("a repeated delete: %v %v", again.ProvisioningState, err)
 	}
-	if _, err := f.svc.DeleteCompute(f.ctx, "default", "local", true); !errors.Is(err, api.ErrInvalid) {
+	if _, err := f.svc.DeleteCompute(f.ctx, "default", owner, "local", true); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("deleting the local target: %v", err)
 	}
 	if _, err := f.create("admin", "mine", "local", nil); !errors.Is(err, api.ErrInvalid) {
@@ -376,3 +377,6 @@ func TestDeleteCompute(t *testing.T) {
 		t.Errorf("a target of a missing workspace: %v", err)
 	}
 }
+
+// owner is the admin acting as Owner of the workspace.
+var owner = authz.Principal{User: "admin", Role: authz.Owner}

@@ -19,6 +19,8 @@ import (
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/token"
+	"github.com/paddock-ml/paddock/internal/users"
 )
 
 // Store opens a SQLite store in a temporary directory, with the "default"
@@ -116,4 +118,14 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Admin makes the server's admin user in st and returns their token.
+func Admin(t testing.TB, st store.Store) string {
+	t.Helper()
+	tok := token.New()
+	if _, err := (&users.Service{Store: st}).EnsureAdmin(t.Context(), "admin", tok); err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

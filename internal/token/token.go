@@ -35,3 +35,11 @@ func Hash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
+
+// NewID returns a new token id: public, shown in listings and used to
+// revoke a token, unlike the token itself.
+func NewID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "tok-" + hex.EncodeToString(b)
+}

@@ -105,6 +105,55 @@ func init() {
 			lowpriority_cores INTEGER NOT NULL,
 			PRIMARY KEY (workspace, family)
 		);`,
+		// 5: teams: a user has named tokens (expiring, revocable) instead
+		// of one, and a role per workspace; the admin is Owner everywhere.
+		`CREATE TABLE users_v5 (
+			name       TEXT PRIMARY KEY,
+			admin      INTEGER NOT NULL DEFAULT 0,
+			created_at TEXT NOT NULL
+		);
+		INSERT INTO users_v5(name, admin, created_at) SELECT name, admin, created_at FROM users;
+		CREATE TABLE tokens (
+			id           TEXT PRIMARY KEY,
+			user_name    TEXT NOT NULL,
+			name         TEXT NOT NULL,
+			hash         TEXT NOT NULL UNIQUE,   -- hex SHA-256; the token itself is never stored
+			created_at   TEXT NOT NULL,
+			expires_at   TEXT,
+			last_used_at TEXT,
+			revoked_at   TEXT
+		);
+		CREATE UNIQUE INDEX tokens_live_name ON tokens(user_name, name) WHERE revoked_at IS NULL;
+		INSERT INTO tokens(id, user_name, name, hash, created_at)
+			SELECT 'tok-' || substr(token_hash, 1, 12), name, CASE WHEN admin THEN 'admin' ELSE 'default' END, token_hash, created_at FROM users;
+		DROP TABLE users;
+		ALTER TABLE users_v5 RENAME TO users;
+		CREATE TABLE roles (
+			workspace TEXT NOT NULL,
+			user_name TEXT NOT NULL,
+			role      TEXT NOT NULL,
+			PRIMARY KEY (workspace, user_name)
+		);
+		INSERT INTO roles(workspace, user_name, role)
+			SELECT w.name, u.name, 'Contributor' FROM workspaces w, users u WHERE NOT u.admin;`,
+		// 6: the audit log: append-only, each entry hashed with the one
+		// before it.
+		`CREATE TABLE audit (
+			seq       INTEGER PRIMARY KEY,
+			at        TEXT NOT NULL,
+			workspace TEXT NOT NULL,
+			user_name TEXT NOT NULL,
+			token_id  TEXT NOT NULL,
+			action    TEXT NOT NULL,
+			target    TEXT NOT NULL,
+			source    TEXT NOT NULL,
+			outcome   TEXT NOT NULL,
+			status    INTEGER NOT NULL,
+			message   TEXT NOT NULL,
+			prev_hash TEXT NOT NULL,
+			hash      TEXT NOT NULL
+		);
+		CREATE INDEX audit_at ON audit(at);`,
 	)
 }
 

@@ -142,57 +142,6 @@ func (s *Store) WorkspaceExists(ctx context.Context, name string) (bool, error) 
 	return n > 0, err
 }
 
-// CreateUser implements store.Store.
-func (s *Store) CreateUser(ctx context.Context, u store.User) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO users(name, admin, token_hash, created_at) VALUES(?, ?, ?, ?)`,
-		u.Name, u.Admin, u.TokenHash, ts(u.CreatedAt))
-	if isUniqueViolation(err) {
-		return api.Conflict("a user named %q already exists", u.Name)
-	}
-	return err
-}
-
-// PutUser implements store.Store.
-func (s *Store) PutUser(ctx context.Context, u store.User) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO users(name, admin, token_hash, created_at) VALUES(?, ?, ?, ?)
-		ON CONFLICT(name) DO UPDATE SET admin = excluded.admin, token_hash = excluded.token_hash`,
-		u.Name, u.Admin, u.TokenHash, ts(u.CreatedAt))
-	return err
-}
-
-const userCols = `name, admin, token_hash, created_at`
-
-func scanUser(r rowScanner) (store.User, error) {
-	var u store.User
-	var created string
-	err := r.Scan(&u.Name, &u.Admin, &u.TokenHash, &created)
-	u.CreatedAt = parseTS(created)
-	return u, err
-}
-
-func (s *Store) userWhere(ctx context.Context, where string, arg any) (store.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE `+where, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, api.NotFound("no such user")
-	}
-	return u, err
-}
-
-// UserByTokenHash implements store.Store.
-func (s *Store) UserByTokenHash(ctx context.Context, hash string) (store.User, error) {
-	return s.userWhere(ctx, "token_hash = ?", hash)
-}
-
-// Users implements store.Store.
-func (s *Store) Users(ctx context.Context) ([]store.User, error) {
-	return queryAll(ctx, s.r, `SELECT `+userCols+` FROM users ORDER BY name`, scanUser)
-}
-
-// UserByName implements store.Store.
-func (s *Store) UserByName(ctx context.Context, name string) (store.User, error) {
-	return s.userWhere(ctx, "name = ?", name)
-}
-
 const computeCols = `workspace, name, type, state, errors, created_by, created_at, updated_at,
 	properties, secrets, secrets_set, status, version`
 

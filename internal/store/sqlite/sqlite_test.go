@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/paddock-ml/paddock/internal/store"
@@ -55,5 +56,59 @@ func TestRefusesNewerSchema(t *testing.T) {
 	s.Close()
 	if _, err := Open(t.Context(), path); err == nil {
 		t.Fatal("opened a database from a newer paddock")
+	}
+}
+
+// A database from before teams keeps its users: each user's one token
+// becomes a named token, the admin stays admin, the others become
+// Contributors of every workspace.
+func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
+	teams := -1
+	for i, m := range migrations {
+		if strings.Contains(m, "CREATE TABLE tokens") {
+			teams = i
+		}
+	}
+	if teams < 0 {
+		t.Fatal("no teams migration")
+	}
+	all := migrations
+	migrations = all[:teams]
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := Open(t.Context(), path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('admin', 1, 'aaaaaaaaaaaaaaaa', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('bob', 0, 'bbbbbbbbbbbbbbbb', '2026-01-02T00:00:00Z')`,
+	} {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bob, err := s.TokenByHash(t.Context(), "bbbbbbbbbbbbbbbb")
+	if err != nil || bob.User != "bob" || bob.Name != "default" || !bob.RevokedAt.IsZero() {
+		t.Fatalf("bob's token = %+v, %v", bob, err)
+	}
+	if admin, err := s.TokenByHash(t.Context(), "aaaaaaaaaaaaaaaa"); err != nil || admin.Name != "admin" {
+		t.Fatalf("admin's token = %+v, %v", admin, err)
+	}
+	if u, err := s.UserByName(t.Context(), "admin"); err != nil || !u.Admin {
+		t.Fatalf("admin = %+v, %v", u, err)
+	}
+	if r, err := s.RoleOf(t.Context(), "default", "bob"); err != nil || r != "Contributor" {
+		t.Fatalf("bob's role = %q, %v", r, err)
+	}
+	if _, err := s.RoleOf(t.Context(), "default", "admin"); err == nil {
+		t.Fatal("the admin got a role row; admins are Owner everywhere without one")
 	}
 }

@@ -18,6 +18,7 @@ import (
 // Run exercises s; open returns a fresh, empty store.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, open(t)) })
 	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
 	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
@@ -71,28 +72,124 @@ func testLogs(t *testing.T, s store.Store) {
 func ctx(t *testing.T) context.Context { return t.Context() }
 
 func testUsers(t *testing.T, s store.Store) {
-	u := store.User{Name: "ana", TokenHash: "h1", CreatedAt: time.Now().UTC()}
-	if err := s.CreateUser(ctx(t), u); err != nil {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := store.User{Name: "ana", CreatedAt: now}
+	first := store.Token{ID: "t1", User: "ana", Name: "default", Hash: "h1", CreatedAt: now}
+	if err := s.CreateUser(ctx(t), u, first); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateUser(ctx(t), u); !errors.Is(err, api.ErrConflict) {
+	if err := s.CreateUser(ctx(t), u, store.Token{ID: "t9", User: "ana", Name: "x", Hash: "h9", CreatedAt: now}); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("duplicate user: err = %v, want Conflict", err)
 	}
-	got, err := s.UserByTokenHash(ctx(t), "h1")
-	if err != nil || got.Name != "ana" || got.Admin {
-		t.Fatalf("UserByTokenHash = %+v, %v", got, err)
+	if _, err := s.TokenByHash(ctx(t), "h9"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("a refused CreateUser left its token behind")
 	}
-	if _, err := s.UserByTokenHash(ctx(t), "nope"); !errors.Is(err, api.ErrNotFound) {
+	got, err := s.TokenByHash(ctx(t), "h1")
+	if err != nil || got.User != "ana" || got.ID != "t1" || !got.ExpiresAt.IsZero() || !got.RevokedAt.IsZero() {
+		t.Fatalf("TokenByHash = %+v, %v", got, err)
+	}
+	if _, err := s.TokenByHash(ctx(t), "nope"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("unknown token: err = %v, want NotFound", err)
 	}
-	if err := s.PutUser(ctx(t), store.User{Name: "ana", Admin: true, TokenHash: "h2", CreatedAt: u.CreatedAt}); err != nil {
+	if err := s.PutUser(ctx(t), store.User{Name: "ana", Admin: true, CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UserByTokenHash(ctx(t), "h1"); !errors.Is(err, api.ErrNotFound) {
-		t.Fatal("old token still valid after PutUser replaced it")
+	if got, err := s.UserByName(ctx(t), "ana"); err != nil || !got.Admin {
+		t.Fatalf("UserByName after PutUser = %+v, %v", got, err)
 	}
-	if got, err := s.UserByName(ctx(t), "ana"); err != nil || !got.Admin || got.TokenHash != "h2" {
-		t.Fatalf("UserByName = %+v, %v", got, err)
+	if _, err := s.UserByName(ctx(t), "nobody"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("unknown user: err = %v, want NotFound", err)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.CreateUser(ctx(t), store.User{Name: "bo", CreatedAt: now}, store.Token{ID: "b1", User: "bo", Name: "laptop", Hash: "hb1", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	exp := now.Add(time.Hour)
+	if err := s.CreateToken(ctx(t), store.Token{ID: "b2", User: "bo", Name: "ci", Hash: "hb2", CreatedAt: now.Add(time.Second), ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateToken(ctx(t), store.Token{ID: "b3", User: "bo", Name: "ci", Hash: "hb3", CreatedAt: now}); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("a second live token named ci: err = %v, want Conflict", err)
+	}
+	if got, err := s.TokenByHash(ctx(t), "hb2"); err != nil || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("expiry = %+v, %v; want %v", got, err, exp)
+	}
+	used := now.Add(time.Minute)
+	if err := s.TouchTokens(ctx(t), map[string]time.Time{"b1": used}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchTokens(ctx(t), map[string]time.Time{"b1": now}); err != nil { // older: ignored
+		t.Fatal(err)
+	}
+	if got, _ := s.TokenByHash(ctx(t), "hb1"); !got.LastUsedAt.Equal(used) {
+		t.Fatalf("last used = %v, want %v", got.LastUsedAt, used)
+	}
+	list, err := s.Tokens(ctx(t), "bo")
+	if err != nil || len(list) != 2 || list[0].ID != "b2" {
+		t.Fatalf("Tokens(bo) = %+v, %v; want b2 then b1", list, err)
+	}
+	if err := s.RevokeToken(ctx(t), "b2", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx(t), "b2", now); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("revoking twice: err = %v, want NotFound", err)
+	}
+	if got, _ := s.TokenByHash(ctx(t), "hb2"); got.RevokedAt.IsZero() {
+		t.Fatal("a revoked token reads as live")
+	}
+	// A revoked token's name is free again; rotation is atomic.
+	next := store.Token{ID: "b4", User: "bo", Name: "laptop", Hash: "hb4", CreatedAt: now}
+	if err := s.RotateToken(ctx(t), "b1", now, next); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.TokenByHash(ctx(t), "hb1"); got.RevokedAt.IsZero() {
+		t.Fatal("the rotated token is still live")
+	}
+	if err := s.RotateToken(ctx(t), "b1", now, store.Token{ID: "b5", User: "bo", Name: "other", Hash: "hb5", CreatedAt: now}); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("rotating a revoked token: err = %v, want NotFound", err)
+	}
+	if _, err := s.TokenByHash(ctx(t), "hb5"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("a refused rotation stored its new token")
+	}
+	// Roles, and deleting a user takes tokens and roles with it.
+	if err := s.SetRole(ctx(t), "default", "bo", "Reader"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRole(ctx(t), "default", "bo", "Contributor"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.RoleOf(ctx(t), "default", "bo"); err != nil || r != "Contributor" {
+		t.Fatalf("RoleOf = %q, %v", r, err)
+	}
+	if _, err := s.RoleOf(ctx(t), "other", "bo"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("role in another workspace: err = %v, want NotFound", err)
+	}
+	if m, err := s.Roles(ctx(t), "default"); err != nil || m["bo"] != "Contributor" {
+		t.Fatalf("Roles = %v, %v", m, err)
+	}
+	if err := s.DeleteUser(ctx(t), "bo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenByHash(ctx(t), "hb4"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("a deleted user's token is still stored")
+	}
+	if _, err := s.RoleOf(ctx(t), "default", "bo"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("a deleted user keeps a role")
+	}
+	if err := s.DeleteUser(ctx(t), "bo"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("deleting twice: err = %v, want NotFound", err)
+	}
+	if err := s.SetRole(ctx(t), "default", "x", "Reader"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRole(ctx(t), "default", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRole(ctx(t), "default", "x"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("deleting a missing role: err = %v, want NotFound", err)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 )
 
 // Workspace is a workspace as GET /api/v1/workspaces/{ws} returns it: its
-// name and the policy its admins set.
+// name and the policy its Owners set.
 type Workspace struct {
 	Name   string `json:"name"`
 	Policy Policy `json:"policy"`
@@ -52,7 +52,7 @@ func (c *Client) GetWorkspace(ctx context.Context) (*Workspace, error) {
 	return call[Workspace](ctx, c, http.MethodGet, c.wsPath(), nil)
 }
 
-// UpdateWorkspace changes the workspace's policy (admins).
+// UpdateWorkspace changes the workspace's policy (Owners).
 func (c *Client) UpdateWorkspace(ctx context.Context, in PolicyUpdate) (*Workspace, error) {
 	return call[Workspace](ctx, c, http.MethodPatch, c.wsPath(), in)
 }

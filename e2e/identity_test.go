@@ -212,7 +212,7 @@ func TestIdentityCommands(t *testing.T) {
 	}
 	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
 	if r := e.run("--token", bob, "compute", "create", "cluster", "bobs", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "1",
-		"--identity-type", "UserAssigned", "--identity-id", "blob-reader"); r.code != 1 || !strings.Contains(r.stderr, "only they and admins") {
+		"--identity-type", "UserAssigned", "--identity-id", "blob-reader"); r.code != 1 || !strings.Contains(r.stderr, "only they and Owners") {
 		t.Errorf("bob assigning the admin's identity: exit %d %q", r.code, r.stderr)
 	}
 	// The seed's Azure resource id names the identity by its last segment.
@@ -260,7 +260,7 @@ func TestPolicyLimitsRunsAndInstances(t *testing.T) {
 	e := newEnv(t)
 	s := e.up()
 	bob := strings.TrimSpace(e.ok("user", "add", "bob"))
-	if r := e.run("--token", bob, "workspace", "set", "--max-run-duration", "1h"); r.code != 1 || !strings.Contains(r.stderr, "only admins") {
+	if r := e.run("--token", bob, "workspace", "set", "--max-run-duration", "1h"); r.code != 1 || !strings.Contains(r.stderr, "does not allow workspace.write") {
 		t.Errorf("bob setting the policy: exit %d %q", r.code, r.stderr)
 	}
 	e.ok("workspace", "set", "--max-instance-idle", "2s", "--max-run-duration", "2s")
@@ -309,5 +309,24 @@ func TestPolicyLimitsRunsAndInstances(t *testing.T) {
 	}
 	if strings.Count(logs, "msg=policy") < 4 {
 		t.Errorf("the server log has %d policy lines, want 4 (two refusals, two stops):\n%s", strings.Count(logs, "msg=policy"), logs)
+	}
+	// The audit log has them too, and the policy change itself.
+	var entries []api.AuditEntry
+	eventually(t, 10*time.Second, "the policy's events in the audit log", func() bool {
+		entries = decodeJSON[[]api.AuditEntry](t, e.ok("audit", "list", "--action", "policy.", "-o", "json"))
+		return len(entries) >= 4
+	})
+	seen := map[string]bool{}
+	for _, en := range entries {
+		seen[en.Action+" "+en.Target+" "+en.Outcome] = true
+	}
+	for _, want := range []string{"policy.refused computes/local denied", "policy.stopped runs/" + id + " ok",
+		"policy.refused computes/long-box denied", "policy.stopped computes/box ok"} {
+		if !seen[want] {
+			t.Errorf("the audit log lacks %q: %+v", want, entries)
+		}
+	}
+	if got := decodeJSON[[]api.AuditEntry](t, e.ok("audit", "list", "--action", "workspace.set-policy", "-o", "json")); len(got) != 2 {
+		t.Errorf("workspace.set-policy entries: %+v, want bob's refusal and the admin's change", got)
 	}
 }

@@ -48,7 +48,7 @@ Secret values are write-only: never shown, never logged.`,
 	var newDescription string
 	update := &cobra.Command{
 		Use:     "update NAME [--secret KEY=@FILE ...] [--remove-secret KEY ...] [--description T]",
-		Short:   "Rotate, add or remove an identity's secrets (its creator and admins)",
+		Short:   "Rotate, add or remove an identity's secrets (its creator and Owners)",
 		Example: "  paddock identity update blob-reader --secret AWS_SECRET_ACCESS_KEY=@new-secret.txt",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -174,7 +174,7 @@ func setNote(keys []string) string {
 }
 
 func newWorkspaceCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "workspace", Short: "Show the workspace and set its policy (admins)"}
+	cmd := &cobra.Command{Use: "workspace", Short: "Show the workspace and set its policy (Owners)"}
 	show := &cobra.Command{
 		Use:   "show",
 		Short: "Show the workspace's policy: the limits every instance and run gets",
@@ -188,7 +188,7 @@ func newWorkspaceCmd(g *globals) *cobra.Command {
 	var idle, dur string
 	set := &cobra.Command{
 		Use:   "set [--max-instance-idle D] [--max-run-duration D]",
-		Short: "Set the workspace's policy (admins); 0 removes a limit",
+		Short: "Set the workspace's policy (Owners); 0 removes a limit",
 		Long: `Set limits users cannot bypass. --max-instance-idle: a compute instance is
 stopped once idle this long; one asking for longer is refused, one asking for
 none (or made before) gets this. --max-run-duration: a run asking for longer is

@@ -246,9 +246,8 @@ func (p *process) build(ctx, loops context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Policy events go to the server log; an audit log connects here as
-	// the Recorder's Auditor.
-	p.policy = &policy.Recorder{Log: p.log}
+	// Policy events go to the server log and the audit log.
+	p.policy = &policy.Recorder{Log: p.log, Auditor: audit.Policies{Recorder: p.audit, Log: p.log}}
 	p.identities = &identities.Service{Store: p.st, Box: p.box, Clock: p.clock}
 	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify,
 		Policy: p.policy})

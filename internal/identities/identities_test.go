@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 var (
-	admin = store.User{Name: "admin", Admin: true}
-	bob   = store.User{Name: "bob"}
+	admin = authz.Principal{User: "admin", Role: authz.Owner}
+	bob   = authz.Principal{User: "bob", Role: authz.Contributor}
 )
 
 func newService(t *testing.T) (*identities.Service, *testenv.Clock) {
@@ -73,10 +74,14 @@ func TestCreateChecks(t *testing.T) {
 	if _, err := s.Create(t.Context(), "default", admin, api.IdentityCreate{Name: "Blob-Reader"}); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("duplicate name: err = %v, want Conflict", err)
 	}
+	reader := authz.Principal{User: "rita", Role: authz.Reader}
+	if _, err := s.Create(t.Context(), "default", reader, api.IdentityCreate{Name: "readers-key"}); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("a Reader creating an identity: err = %v, want Forbidden", err)
+	}
 }
 
 // Secrets are sealed at rest; an update rotates, adds and removes them;
-// only the creator and admins change or delete an identity.
+// only the creator and Owners change or delete an identity.
 func TestUpdateAndDelete(t *testing.T) {
 	t.Parallel()
 	s, _ := newService(t)
@@ -88,7 +93,7 @@ func TestUpdateAndDelete(t *testing.T) {
 	if err != nil || strings.Contains(string(stored.Secrets), `"1"`) || len(stored.Secrets) == 0 {
 		t.Fatalf("stored secrets are not sealed: %q (%v)", stored.Secrets, err)
 	}
-	other := store.User{Name: "carol"}
+	other := authz.Principal{User: "carol", Role: authz.Contributor}
 	if _, err := s.Update(ctx, "default", other, "bobs-key", api.IdentityUpdate{Secrets: map[string]string{"A": "x"}}); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("carol changing bob's identity: err = %v, want Forbidden", err)
 	}

@@ -57,6 +57,7 @@ func (a *API) createIdentity(w http.ResponseWriter, r *http.Request, who caller)
 	if err != nil {
 		return err
 	}
+	noteTarget(r, "identities/"+out.Name)
 	a.log.Info("identity created", "workspace", r.PathValue("ws"), "identity", out.Name, "secret_keys", out.SecretKeys, "by", who.name())
 	w.Header().Set("Location", r.URL.Path+"/"+out.Name)
 	writeJSON(w, http.StatusCreated, out)

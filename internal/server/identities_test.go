@@ -121,10 +121,11 @@ func TestIdentityRoutes(t *testing.T) {
 func TestWorkspacePolicyRoutes(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	bob := tokens.New()
-	if err := s.st.PutUser(s.ctx, store.User{Name: "bob", TokenHash: tokens.Hash(bob)}); err != nil {
+	u, err := s.api.users.Add(s.ctx, "default", api.UserCreate{Name: "bob"}) // a Contributor
+	if err != nil {
 		t.Fatal(err)
 	}
+	bob := u.Token
 	body := `{"policy":{"max_idle_time_before_shutdown":"2h","max_run_duration_seconds":3600}}`
 	rec := s.serve(request("PATCH", "/api/v1/workspaces/default", bob, strings.NewReader(body)))
 	errorOf(t, rec, http.StatusForbidden)

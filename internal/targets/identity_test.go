@@ -6,16 +6,27 @@ import (
 	"testing"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/identities"
-	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
+)
+
+// The principals the tests act as: the admin (Owner) and bob, a
+// Contributor.
+var (
+	ownerP = authz.Principal{User: "admin", Role: authz.Owner}
+	bobP   = authz.Principal{User: "bob", Role: authz.Contributor}
 )
 
 // mkIdentity makes a user-assigned identity as user.
 func (f *fixture) mkIdentity(user, name string) {
 	f.t.Helper()
 	ids := &identities.Service{Store: f.st, Box: f.svc.Box}
-	if _, err := ids.Create(f.ctx, "default", store.User{Name: user, Admin: user == "admin"},
+	role := authz.Contributor
+	if user == "admin" {
+		role = authz.Owner
+	}
+	if _, err := ids.Create(f.ctx, "default", authz.Principal{User: user, Role: role},
 		api.IdentityCreate{Name: name, Secrets: map[string]string{"TOKEN": "s3cret"}}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -59,7 +70,7 @@ func TestSystemAssignedIdentityLifecycle(t *testing.T) {
 
 	update := func(props string) api.Compute {
 		t.Helper()
-		out, err := f.svc.UpdateCompute(f.ctx, "default", "admin", "sys-cluster", api.ComputeUpdate{Properties: []byte(props)})
+		out, err := f.svc.UpdateCompute(f.ctx, "default", ownerP, "sys-cluster", api.ComputeUpdate{Properties: []byte(props)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +87,7 @@ func TestSystemAssignedIdentityLifecycle(t *testing.T) {
 	if out.Identity == nil || out.Identity.PrincipalID == "" || out.Identity.PrincipalID == first {
 		t.Fatalf("identity given again = %+v, want a new principal id", out.Identity)
 	}
-	if _, err := f.svc.DeleteCompute(f.ctx, "default", "sys-cluster", false); err != nil {
+	if _, err := f.svc.DeleteCompute(f.ctx, "default", ownerP, "sys-cluster", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.GetIdentity(f.ctx, "default", api.IdentitySystemAssigned, "sys-cluster"); !errors.Is(err, api.ErrNotFound) {
@@ -91,6 +102,9 @@ func TestSystemAssignedIdentityLifecycle(t *testing.T) {
 func TestUserAssignedIdentities(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	if err := f.st.SetRole(f.ctx, "default", "bob", string(authz.Contributor)); err != nil {
+		t.Fatal(err)
+	}
 	f.mkIdentity("admin", "blob-reader")
 	f.mkIdentity("bob", "bobs-key")
 	props := func(ids ...string) map[string]any {
@@ -105,11 +119,11 @@ func TestUserAssignedIdentities(t *testing.T) {
 	}
 	testenv.Provisioned(t, f.st, "default", "c-bob")
 	// An admin adds hers; bob may then change the cluster's other settings.
-	if _, err := f.svc.UpdateCompute(f.ctx, "default", "admin", "c-bob", api.ComputeUpdate{Properties: []byte(`{"identity_id":["bobs-key","Blob-Reader"]}`)}); err != nil {
+	if _, err := f.svc.UpdateCompute(f.ctx, "default", ownerP, "c-bob", api.ComputeUpdate{Properties: []byte(`{"identity_id":["bobs-key","Blob-Reader"]}`)}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Provisioned(t, f.st, "default", "c-bob")
-	out, err := f.svc.UpdateCompute(f.ctx, "default", "bob", "c-bob", api.ComputeUpdate{Properties: []byte(`{"max_nodes":3}`)})
+	out, err := f.svc.UpdateCompute(f.ctx, "default", bobP, "c-bob", api.ComputeUpdate{Properties: []byte(`{"max_nodes":3}`)})
 	if err != nil {
 		t.Fatalf("bob changing max_nodes of a cluster with an identity he did not assign: %v", err)
 	}
@@ -119,7 +133,7 @@ func TestUserAssignedIdentities(t *testing.T) {
 	}
 
 	ids := &identities.Service{Store: f.st, Box: f.svc.Box}
-	err = ids.Delete(f.ctx, "default", store.User{Name: "admin", Admin: true}, "blob-reader")
+	err = ids.Delete(f.ctx, "default", authz.Principal{User: "admin", Role: authz.Owner}, "blob-reader")
 	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "c-bob") {
 		t.Fatalf("deleting an identity in use: err = %v, want a conflict naming c-bob", err)
 	}

@@ -26,7 +26,7 @@ func setPolicy(t *testing.T, f *fixture, idle string, dur int64) {
 	t.Helper()
 	var u api.PolicyUpdate
 	u.Policy.MaxIdleTimeBeforeShutdown, u.Policy.MaxRunDurationSeconds = &idle, &dur
-	if _, err := f.svc.SetPolicy(f.ctx, "default", &store.User{Name: "admin", Admin: true}, u); err != nil {
+	if _, err := f.svc.SetPolicy(f.ctx, "default", ownerP, u); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -38,7 +38,7 @@ func TestSetPolicyAdminsOnly(t *testing.T) {
 	idle := "1h"
 	var u api.PolicyUpdate
 	u.Policy.MaxIdleTimeBeforeShutdown = &idle
-	if _, err := f.svc.SetPolicy(f.ctx, "default", &store.User{Name: "bob"}, u); !errors.Is(err, api.ErrForbidden) {
+	if _, err := f.svc.SetPolicy(f.ctx, "default", bobP, u); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("bob setting the policy: err = %v, want Forbidden", err)
 	}
 	setPolicy(t, f, "2h", 3600)
@@ -75,10 +75,10 @@ func TestInstanceIdlePolicy(t *testing.T) {
 			t.Fatalf("%s limits = %+v, want 2h from the policy", name, got.Limits)
 		}
 	}
-	if _, err := f.svc.UpdateCompute(f.ctx, "default", "admin", "old-box", api.ComputeUpdate{Properties: []byte(`{"max_concurrent_runs":1}`)}); err != nil {
+	if _, err := f.svc.UpdateCompute(f.ctx, "default", ownerP, "old-box", api.ComputeUpdate{Properties: []byte(`{"max_concurrent_runs":1}`)}); err != nil {
 		t.Fatalf("changing another setting of an instance made before the policy: %v", err)
 	}
-	_, err = f.svc.UpdateCompute(f.ctx, "default", "admin", "capped-box", api.ComputeUpdate{Properties: []byte(`{"idle_time_before_shutdown":"4h"}`)})
+	_, err = f.svc.UpdateCompute(f.ctx, "default", ownerP, "capped-box", api.ComputeUpdate{Properties: []byte(`{"idle_time_before_shutdown":"4h"}`)})
 	wantCode(t, err, api.CodeInvalid, "idle_time_before_shutdown")
 	// Clusters are not instances: no idle limit is shown for them.
 	f.mustCreate("cpu", "cluster", map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1})

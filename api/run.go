@@ -145,6 +145,13 @@ type Run struct {
 	// FailRequested is why the run said it failed (Run.fail from inside
 	// it): the attempt ends Failed even if its command exits 0.
 	FailRequested string `json:"fail_requested,omitempty"`
+	// MaxRunDurationFromPolicy says the workspace's policy set
+	// max_run_duration_seconds (the run asked for no limit).
+	MaxRunDurationFromPolicy bool `json:"max_run_duration_from_policy,omitempty"`
+	// IdentityType and Identities are the managed identities the run
+	// holds: its target's when it was submitted (see docs/security.md).
+	IdentityType string   `json:"identity_type,omitempty"`
+	Identities   []string `json:"identities,omitempty"`
 }
 
 // ComputeSpec asks for a cluster made for one run and deleted when the run

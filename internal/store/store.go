@@ -81,6 +81,7 @@ type Store interface {
 
 	RunStore
 	EnvironmentStore
+	IdentityStore
 
 	// Quotas returns a workspace's core quotas (the workspace-wide one has
 	// family "").

@@ -61,6 +61,7 @@ class Client:
         self.context = context  # for https: the CA it trusts (None: the system's roots)
 
     def url(self, path: str, query: Optional[Dict[str, Any]] = None) -> str:
+        """The full URL of a path with a query."""
         u = self.server + path
         if query:
             q = {k: ("true" if v is True else "false" if v is False else v)
@@ -119,6 +120,7 @@ class Client:
     def raw(self, method: str, path: str, *, data: Optional[bytes] = None, content_type: Optional[str] = None,
             query: Optional[Dict[str, Any]] = None, exc: Type[PaddockException] = PaddockException,
             timeout: Optional[float] = None) -> bytes:
+        """Sends a request and returns the answer's bytes."""
         with self._request(method, path, data=data, content_type=content_type, query=query, exc=exc,
                            timeout=timeout) as resp:
             return resp.read()

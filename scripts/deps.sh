@@ -12,11 +12,13 @@
 #   ssh     OpenSSH client and server: instance logins, remote targets
 #   venv    python3-venv: runs with --requirements build venvs
 #   pytest  pytest: the Python SDK's tests
+#   mypy    mypy: the Python SDK is type-checked in strict mode
+#   mpi     OpenMPI's mpirun: runs with distribution mpi (MpiConfiguration)
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
 set -euo pipefail
 
-all=(cc ssh venv pytest slurm podman)
+all=(cc ssh venv pytest mypy mpi slurm podman)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -25,6 +27,8 @@ present() {
     ssh) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && [ -x /usr/sbin/sshd ] ;;
     venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
+    mypy) python3 -m mypy --version >/dev/null 2>&1 ;;
+    mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
@@ -38,6 +42,8 @@ packages() {
     ssh) echo openssh-client openssh-server ;;
     venv) echo python3-venv ;;
     pytest) echo python3-pytest ;;
+    mypy) echo python3-mypy ;;
+    mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
   esac
@@ -75,10 +81,12 @@ done
 echo "deps.sh: installing ${pkgs[*]} (for ${missing[*]})" >&2
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-# pytest for a python3 that is not Debian's (pyenv and the like) comes from pip.
-if [[ " ${missing[*]} " == *" pytest "* ]] && ! present pytest; then
-  python3 -m pip install -q pytest
-fi
+# pytest and mypy for a python3 that is not Debian's (pyenv and the like) come from pip.
+for tool in pytest mypy; do
+  if [[ " ${missing[*]} " == *" $tool "* ]] && ! present $tool; then
+    python3 -m pip install -q $tool
+  fi
+done
 still=()
 for g in "${missing[@]}"; do
   present "$g" || still+=("$g")

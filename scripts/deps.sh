@@ -27,7 +27,7 @@ present() {
     ssh) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && [ -x /usr/sbin/sshd ] ;;
     venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
-    mypy) python3 -m mypy --version >/dev/null 2>&1 ;;
+    mypy) python3 -m mypy --version >/dev/null 2>&1 || /usr/bin/python3 -m mypy --version >/dev/null 2>&1 ;;
     mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;

@@ -73,7 +73,7 @@ class Client:
     def _request(self, method: str, path: str, *, body: Any = None, data: Optional[bytes] = None,
                  content_type: Optional[str] = None, query: Optional[Dict[str, Any]] = None,
                  headers: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
-                 exc: Type[PaddockException] = PaddockException):
+                 exc: Type[PaddockException] = PaddockException) -> Any:
         hdrs = {"User-Agent": "paddock-python/" + __version__, "Accept": "application/json"}
         if self.token:
             hdrs["Authorization"] = "Bearer " + self.token
@@ -123,7 +123,8 @@ class Client:
         """Sends a request and returns the answer's bytes."""
         with self._request(method, path, data=data, content_type=content_type, query=query, exc=exc,
                            timeout=timeout) as resp:
-            return resp.read()
+            answer: bytes = resp.read()
+            return answer
 
     def call_raw_json(self, method: str, path: str, data: bytes, content_type: str,
                       exc: Type[PaddockException] = PaddockException, timeout: Optional[float] = None) -> Any:
@@ -135,7 +136,8 @@ class Client:
         """Returns the HTTP status of a body-less request (e.g. HEAD) without raising on 404."""
         try:
             with self._request(method, path, exc=exc) as resp:
-                return resp.status
+                status: int = resp.status
+                return status
         except PaddockException as e:
             if e.status == 404:
                 return 404

@@ -4,6 +4,7 @@ A ``CondaDependencies`` is an environment.yml: a python version, conda packages 
 whose environment has one gets, on a node with micromamba, mamba or conda, that environment built by it
 (once per content); elsewhere a venv with its pip packages (once per content) on a node whose python3
 meets its python version, and a clear error naming any conda package, which needs conda."""
+import importlib
 import json
 import os
 import re
@@ -219,7 +220,7 @@ def _parse_yaml(text: str, where: str) -> Dict[str, Any]:
     """Reads an environment.yml: with PyYAML when it is installed, else the subset environment files use
     (mappings of scalars and lists, a ``pip:`` list inside dependencies, comments, quoted scalars)."""
     try:
-        import yaml  # type: ignore[import-untyped]
+        yaml = importlib.import_module("yaml")
     except ImportError:
         return _parse_simple_yaml(text, where)
     try:

@@ -453,7 +453,7 @@ class Run:
         while self.status not in TERMINAL:
             if deadline is not None and time.monotonic() > deadline:
                 raise RunException("timed out after %gs waiting for run %s (status %s)"
-                                   % (timeout_seconds, self._id, self.status), code="Timeout")
+                                   % (timeout_seconds or 0, self._id, self.status), code="Timeout")
             self._refresh(query={"watch": self.status, "timeout_ms": 10000}, timeout=30)
         details = self.get_details()
         if show_output:
@@ -576,7 +576,8 @@ def get_identity_credential(identity: Optional[str] = None) -> Dict[str, Any]:
     req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read().decode("utf-8"))
+            cred: Dict[str, Any] = json.loads(resp.read().decode("utf-8"))
+            return cred
     except urllib.error.HTTPError as e:
         try:
             msg = json.loads(e.read().decode("utf-8"))["error"]["message"]

@@ -132,18 +132,18 @@ class RunConfiguration:
         rc.node_count = int(d.get("nodeCount") or 1)
         rc.max_run_duration_seconds = d.get("maxRunDurationSeconds")
         rc.environment_variables = dict(d.get("environmentVariables") or {})
-        e = d.get("environment") or {}
-        env = Environment(e.get("name") or "default")
-        env.version = e.get("version")
-        env.environment_variables = dict(e.get("environmentVariables") or {})
-        py, dk = e.get("python") or {}, e.get("docker") or {}
+        ed = d.get("environment") or {}
+        env = Environment(ed.get("name") or "default")
+        env.version = ed.get("version")
+        env.environment_variables = dict(ed.get("environmentVariables") or {})
+        py, dk = ed.get("python") or {}, ed.get("docker") or {}
         env.python.interpreter_path = py.get("interpreterPath")
         env.python.user_managed_dependencies = bool(py.get("userManagedDependencies"))
         if py.get("condaDependencies"):
             env.python.conda_dependencies = CondaDependencies._from_text(py["condaDependencies"], target)
         env.docker.enabled, env.docker.base_image = dk.get("enabled"), dk.get("baseImage")
         env.docker.base_dockerfile = dk.get("baseDockerfile")
-        env.requirements = e.get("requirements")
+        env.requirements = ed.get("requirements")
         rc.environment = env
         return rc
 

@@ -69,7 +69,7 @@ class ScriptRunConfig:
         t = self.run_config.target
         if t is None:
             return "local"
-        return t if isinstance(t, str) else t.name
+        return t if isinstance(t, str) else str(t.name)
 
     def _env(self) -> Dict[str, str]:
         env: Dict[str, str] = {}

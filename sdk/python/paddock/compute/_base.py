@@ -88,7 +88,8 @@ class _Status:
         for cls in reversed(type(self).__mro__):
             for attr, key in cls.__dict__.get("_keys", ()):
                 v = getattr(self, attr, None)
-                out[key] = v.serialize() if hasattr(v, "serialize") else v
+                ser = getattr(v, "serialize", None)
+                out[key] = ser() if callable(ser) else v
         return out
 
     def __repr__(self) -> str:
@@ -435,7 +436,8 @@ def _get(ws: Workspace, name: str) -> Dict[str, Any]:
     if not name or ":" in name or "/" in name:
         raise ComputeTargetException("compute target %r not found in workspace %r" % (name, ws.name),
                                      code="NotFound", status=404)
-    return ws._client.call("GET", _compute_path(ws, name), exc=ComputeTargetException)
+    doc: Dict[str, Any] = ws._client.call("GET", _compute_path(ws, name), exc=ComputeTargetException)
+    return doc
 
 
 def _post(ws: Workspace, name: str, type_: str, props: Dict[str, Any]) -> ComputeTarget:

@@ -1,6 +1,6 @@
 """Compute clusters (was ``azureml.core.compute.AmlCompute``): Paddock's ``cluster`` type."""
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from .._compat import warn_unsupported
 from ..exceptions import ComputeTargetException
@@ -29,8 +29,8 @@ class AmlComputeProvisioningConfiguration(ComputeTargetProvisioningConfiguration
             if v is None or v == "":
                 continue
             p[k] = v
-        if "from_target" in self.__dict__ and self.from_target:
-            p["from"] = self.from_target
+        if getattr(self, "from_target", None):
+            p["from"] = getattr(self, "from_target")
         return p
 
     def validate_configuration(self) -> None:
@@ -157,7 +157,7 @@ class AmlCompute(ComputeTarget):
         """Enabled, Disabled or NotSpecified."""
         return self.properties.get("remote_login_port_public_access")
 
-    def get_status(self) -> AmlComputeStatus:  # type: ignore[override]
+    def get_status(self) -> AmlComputeStatus:
         """Refreshes and returns the cluster's status."""
         return super().get_status()  # type: ignore[return-value]
 
@@ -167,9 +167,9 @@ class AmlCompute(ComputeTarget):
             self.name, self.provisioning_state, s.get("allocation_state"), s.get("current_node_count"),
             s.get("target_node_count"))
 
-    def wait_for_completion(self, show_output: bool = False, min_node_count: Optional[int] = None,
-                            timeout_in_minutes: float = 20, is_delete_operation: bool = False,
-                            poll_seconds: float = 0.5) -> None:
+    def wait_for_completion(  # type: ignore[override]  # Azure ML's order: min_node_count second
+            self, show_output: bool = False, min_node_count: Optional[int] = None, timeout_in_minutes: float = 20,
+            is_delete_operation: bool = False, poll_seconds: float = 0.5) -> None:
         """Waits for provisioning; with ``min_node_count`` also until that many nodes are up."""
         super().wait_for_completion(show_output=show_output, is_delete_operation=is_delete_operation,
                                     timeout_in_minutes=timeout_in_minutes, poll_seconds=poll_seconds)
@@ -185,7 +185,7 @@ class AmlCompute(ComputeTarget):
             if show_output:
                 print(self._progress_line(), flush=True)
 
-    def update(self, min_nodes: Optional[int] = None, max_nodes: Optional[int] = None,  # type: ignore[override]
+    def update(self, min_nodes: Optional[int] = None, max_nodes: Optional[int] = None,
                idle_seconds_before_scaledown: Optional[int] = None, *, description: Optional[str] = None,
                tags: Optional[Dict[str, str]] = None, **other: Any) -> "AmlCompute":
         """Changes min_nodes, max_nodes, idle_seconds_before_scaledown (and description, tags)."""
@@ -242,12 +242,14 @@ class AmlCompute(ComputeTarget):
                                          code="Invalid", field="identity_type")
         self._set_identity(props)
 
-    def remove_identity(self, identity_type: Optional[str] = None, identity_id: Optional[List[str]] = None) -> None:
+    def remove_identity(self, identity_type: Optional[str] = None,
+                        identity_id: Optional[Union[str, List[str]]] = None) -> None:
         """Removes the cluster's managed identity; with ``identity_id``, only those user-assigned identities (the
         cluster keeps the others). Runs already running lose it at once; waits until the change is applied."""
         self.refresh_state()
         if identity_id and (self.identity_type or "").lower() == "userassigned":
-            drop = {_identity_name(i).lower() for i in ([identity_id] if isinstance(identity_id, str) else identity_id)}
+            ids: List[str] = [identity_id] if isinstance(identity_id, str) else list(identity_id)
+            drop = {_identity_name(i).lower() for i in ids}
             keep = [i for i in self.identity_id if i.lower() not in drop]
             props: Dict[str, Any] = {"identity_type": "UserAssigned", "identity_id": keep} if keep else {"identity_type": "None"}
         else:

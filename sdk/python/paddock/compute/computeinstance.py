@@ -92,7 +92,7 @@ class ComputeInstance(ComputeTarget):
         """Running, Stopped, Starting … as of the last refresh."""
         return (self._doc.get("status") or {}).get("state")
 
-    def get_status(self) -> ComputeInstanceStatus:  # type: ignore[override]
+    def get_status(self) -> ComputeInstanceStatus:
         """Refreshes and returns the instance's status."""
         return super().get_status()  # type: ignore[return-value]
 
@@ -131,13 +131,13 @@ class ComputeInstance(ComputeTarget):
         """Restarts the instance; with ``wait_for_completion``, until it is Running again."""
         self._action("restart", wait_for_completion, show_output, "Running")
 
-    def delete(self, wait_for_completion: bool = False, show_output: bool = False) -> None:  # type: ignore[override]
+    def delete(self, wait_for_completion: bool = False, show_output: bool = False) -> None:
         """Deletes the instance; with ``wait_for_completion``, until it is gone."""
         self._delete(False)
         if wait_for_completion:
             self.wait_for_completion(show_output=show_output, is_delete_operation=True)
 
-    def update(self, *, description: Optional[str] = None, tags: Optional[Dict[str, str]] = None,  # type: ignore
+    def update(self, *, description: Optional[str] = None, tags: Optional[Dict[str, str]] = None,
                idle_time_before_shutdown: Optional[str] = None, max_concurrent_runs: Optional[int] = None,
                **other: Any) -> "ComputeInstance":
         """Changes description, tags, idle_time_before_shutdown and max_concurrent_runs."""

@@ -65,7 +65,7 @@ class RemoteCompute(_Attached):
         """The user Paddock logs in as."""
         return self.properties.get("username")
 
-    def get_status(self) -> RemoteComputeStatus:  # type: ignore[override]
+    def get_status(self) -> RemoteComputeStatus:
         """Refreshes and returns what the server found on the machine."""
         return super().get_status()  # type: ignore[return-value]
 

@@ -11,7 +11,7 @@
 #   cc      gcc and libc headers: the race detector (go test -race)
 #   ssh     OpenSSH client and server: instance logins, remote targets
 #   venv    python3-venv: runs with --requirements build venvs
-#   pytest  pytest: the Python SDK's tests
+#   pytest  pytest and wheel: the Python SDK's tests (one pip-installs the SDK offline)
 #   mypy    mypy: the Python SDK is type-checked in strict mode
 #   mpi     OpenMPI's mpirun: runs with distribution mpi (MpiConfiguration)
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
@@ -26,7 +26,7 @@ present() {
     cc) command -v gcc >/dev/null ;;
     ssh) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && [ -x /usr/sbin/sshd ] ;;
     venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
-    pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
+    pytest) python3 -m pytest --version >/dev/null 2>&1 && python3 -c 'import wheel' 2>/dev/null ;;
     mypy) python3 -m mypy --version >/dev/null 2>&1 || /usr/bin/python3 -m mypy --version >/dev/null 2>&1 ;;
     mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
@@ -41,7 +41,7 @@ packages() {
     cc) echo gcc libc6-dev ;;
     ssh) echo openssh-client openssh-server ;;
     venv) echo python3-venv ;;
-    pytest) echo python3-pytest ;;
+    pytest) echo python3-pytest python3-wheel ;;
     mypy) echo python3-mypy ;;
     mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
@@ -85,6 +85,7 @@ DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq
 for tool in pytest mypy; do
   if [[ " ${missing[*]} " == *" $tool "* ]] && ! present $tool; then
     python3 -m pip install -q $tool
+    [ $tool != pytest ] || python3 -m pip install -q wheel
   fi
 done
 still=()

@@ -27,7 +27,29 @@ const (
 	envHosts = "PADDOCK_HOSTS"
 	envToken = "PADDOCK_RUN_TOKEN"
 	envPort  = "MASTER_PORT"
+	// envDir is the run's working directory on each node, which mpirun
+	// does not know beyond its own: it starts every process in its own
+	// working directory, which on the other nodes does not exist (their
+	// processes would start in $HOME). Set by MPIRun and Serve, each for
+	// the processes of its node; see inDir.
+	envDir = "PADDOCK_MPI_DIR"
 )
+
+// inDir wraps cmd so that it runs in the directory envDir names (where it
+// is set), not where mpirun put it.
+func inDir(cmd []string) []string {
+	return append([]string{"/bin/sh", "-c", `cd "${` + envDir + `:-.}" && exec "$@"`, "sh"}, cmd...)
+}
+
+// withDir is the environment of a node's mpirun or orted: this process's,
+// with envDir set to its working directory.
+func withDir() []string {
+	env := os.Environ()
+	if wd, err := os.Getwd(); err == nil {
+		env = append(env, envDir+"="+wd)
+	}
+	return env
+}
 
 // HostName is how mpirun names the node of rank r (> 0) to the rsh agent:
 // the nodes of a run may share a host name (or a host), so they are told
@@ -62,11 +84,11 @@ func MPIArgs(self string, nodes, perNode int, cmd []string) []string {
 		agent = filepath.Base(self)
 	}
 	args := []string{"mpirun", "-np", strconv.Itoa(nodes * perNode), "--host", strings.Join(hosts, ","),
-		"--bind-to", "none", "--mca", "plm_rsh_agent", agent + " agent launch mpi-rsh", "--mca", "plm_rsh_no_tree_spawn", "1"}
+		"--bind-to", "none", "--leave-session-attached", "--mca", "plm_rsh_agent", agent + " agent launch mpi-rsh", "--mca", "plm_rsh_no_tree_spawn", "1"}
 	if os.Geteuid() == 0 { // OpenMPI refuses root unless told; runs as root only without isolation
 		args = append(args, "--allow-run-as-root")
 	}
-	return append(append(args, "--"), cmd...)
+	return append(append(args, "--"), inDir(cmd)...)
 }
 
 // sameFile reports whether two paths name one file.
@@ -86,6 +108,7 @@ func MPIRun(self string, nodes, perNode int, cmd []string, out, errOut io.Writer
 		return 127
 	}
 	c := exec.Command(path, args[1:]...)
+	c.Env = withDir()
 	c.Stdout, c.Stderr = out, errOut
 	return runForwarding(c, errOut)
 }
@@ -309,6 +332,7 @@ func serveOne(conn net.Conn, want string, errOut io.Writer) (int, bool) {
 	conn.SetReadDeadline(time.Time{})
 	fmt.Fprintf(errOut, "[paddock] mpi launcher: starting mpirun's daemon for this node (from %s): %s\n", conn.RemoteAddr(), h.Command)
 	c := exec.Command("/bin/sh", "-c", h.Command)
+	c.Env = withDir()
 	stdin, _ := c.StdinPipe()
 	stdout, _ := c.StdoutPipe()
 	stderr, _ := c.StderrPipe()

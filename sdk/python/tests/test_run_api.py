@@ -2,6 +2,7 @@
 tags and files from outside a run, active runs, environments kept in the workspace, run configurations
 on disk, several processes per node, and what Paddock refuses rather than ignores."""
 import json
+import re
 import shutil
 import warnings
 
@@ -155,3 +156,20 @@ def test_offline_context_keeps_values():
     run.log_row("t", x=1)
     run.tag("k", "v")
     assert run.get_metrics() == {"a": 1.0, "t": {"x": 1}} and run.get_tags() == {"k": "v"}
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="needs OpenMPI's mpirun (bash scripts/deps.sh mpi)")
+def test_mpi_configuration_two_nodes_two_processes(ws, cluster, src):
+    from paddock import MpiConfiguration
+    (src / "hello.py").write_text("import os\nprint('hello rank=%s size=%s node=%s' % (os.environ['OMPI_COMM_WORLD_RANK'], "
+                                  "os.environ['OMPI_COMM_WORLD_SIZE'], os.environ['NODE_RANK']))\n")
+    cfg = ScriptRunConfig(source_directory=str(src), script="hello.py", compute_target=cluster,
+                          distributed_job_config=MpiConfiguration(process_count_per_node=2, node_count=2))
+    run = Experiment(ws, "sdk-tests").submit(cfg)
+    d = run.wait_for_completion(timeout_seconds=180, raise_on_error=False)
+    logs = run.get_logs()
+    assert d["status"] == "Completed", "\n".join("%s %s" % (x.get("rank"), x.get("text")) for x in logs)
+    # (mpirun sometimes joins two lines of one remote node's ranks: OpenMPI's output forwarding, not ours)
+    hello = sorted(re.findall(r"hello rank=\d+ size=\d+ node=\d+", "\n".join(x.get("text", "") for x in logs)))
+    assert hello == ["hello rank=0 size=4 node=0", "hello rank=1 size=4 node=0", "hello rank=2 size=4 node=1",
+                     "hello rank=3 size=4 node=1"], hello

@@ -374,11 +374,14 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 }
 
 // masterPort picks the rendezvous port of a multi-node attempt: stable for
-// the attempt, spread over 20000-39999 so runs sharing a host rarely meet.
+// the attempt, spread over 20000-32599 so runs sharing a host rarely meet,
+// and below Linux's ephemeral ports (32768 up), which outgoing connections
+// take at random; an mpi run's launchers listen on the ports just above it
+// (one per node, see internal/agent/launch), so the range leaves room.
 func masterPort(runID string, attempt int) int {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s/%d", runID, attempt)
-	return 20000 + int(h.Sum32()%20000)
+	return 20000 + int(h.Sum32()%12600)
 }
 
 // Report applies an agent's report about an attempt. A report about an
@@ -472,6 +475,10 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 	}
 	mpi := r.Distribution == "mpi"
 	switch {
+	case mpi && nodeRank > 0:
+		// A node that served mpirun: mpirun on rank 0 notices a daemon it
+		// lost and ends; its end decides (a daemon may well end before
+		// mpirun reports, stopped by it).
 	case rep.Status != api.RunCompleted && r.CancelRequested == "":
 		// One rank failing ends the attempt: stop the others.
 		r.CancelRequested = fmt.Sprintf("rank %d failed: %s", nodeRank, rep.Error)
@@ -491,11 +498,16 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 			return nil
 		}
 	}
-	// Every part has ended: the first failed rank decides, then a cancel.
+	// Every part has ended: the first failed rank decides, then a cancel;
+	// with mpi, mpirun on rank 0 alone when it completed.
+	mpiDone := mpi && r.Parts[r.Nodes()[0]].Status == api.RunCompleted
 	status, reason := api.RunCompleted, ""
 	var exit *int
 	msg := ""
 	for i, id := range r.Nodes() {
+		if mpiDone && i > 0 {
+			break
+		}
 		p := r.Parts[id]
 		if p.Status == api.RunFailed && status != api.RunFailed {
 			status, reason, exit, msg = api.RunFailed, "NonZeroExit", p.ExitCode, fmt.Sprintf("rank %d: %s", i, p.Error)
@@ -503,7 +515,6 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 	}
 	// With mpi, the nodes stopped once mpirun on rank 0 completed did
 	// not cancel the run.
-	mpiDone := mpi && r.Parts[r.Nodes()[0]].Status == api.RunCompleted
 	if status == api.RunCompleted && !mpiDone {
 		for _, id := range r.Nodes() {
 			if p := r.Parts[id]; p.Status == api.RunCanceled {

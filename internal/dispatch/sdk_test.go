@@ -128,8 +128,8 @@ func TestProcessesPerNodeAssignment(t *testing.T) {
 }
 
 // With mpi, mpirun on rank 0 is the run: when it completes, the other
-// nodes (which only serve it) are stopped and the run is Completed; when a
-// serving node fails first, the run fails.
+// nodes (which only serve it) are stopped and the run is Completed, even
+// when one of them ended first; when mpirun fails, the run fails.
 func TestMPIRankZeroDecides(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
@@ -166,4 +166,15 @@ func TestMPIRankZeroDecides(t *testing.T) {
 	if got := h.wantStatus(failed.ID, api.RunFailed); got.StatusReason != "NonZeroExit" {
 		t.Errorf("reason %q", got.StatusReason)
 	}
+
+	// A serving node stopped by mpirun's shutdown may report before rank
+	// 0 does: mpirun is not stopped for it, and its success decides.
+	raced := h.submitRun(r)
+	n1.poll()
+	n2.poll()
+	n1.running(raced.ID)
+	n2.running(raced.ID)
+	n2.exit(raced.ID, 143)
+	n1.exit(raced.ID, 0)
+	h.wantStatus(raced.ID, api.RunCompleted)
 }

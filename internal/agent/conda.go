@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/agent/proc"
@@ -89,12 +88,9 @@ func (a *Agent) condaBuild(ctx context.Context, tool, text string, env []string,
 	key := "conda-" + shortHash(tool+"\x00"+text+"\x00"+sb.user.name)
 	dir := filepath.Join(a.cfg.WorkDir, "envs", key)
 	prefix := filepath.Join(dir, "env")
-	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
-	lock.(*sync.Mutex).Lock()
-	defer lock.(*sync.Mutex).Unlock()
-	ready := filepath.Join(dir, ".paddock-ready")
-	if _, err := os.Stat(ready); err == nil {
-		ship.add("stderr", "[paddock] reusing environment "+key)
+	unlock, ready, done := a.lockEnv(key, dir, ship)
+	defer unlock()
+	if done {
 		return prefix, nil
 	}
 	os.RemoveAll(dir)

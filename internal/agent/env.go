@@ -102,6 +102,20 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 	return prepared{env: env, cmd: cmd, binds: launch}, nil
 }
 
+// lockEnv takes the lock of the cached environment key in dir (runs with
+// the same one wait for one build) and says whether it is built already
+// (saying so to the run's log); ready is the marker to write once it is.
+func (a *Agent) lockEnv(key, dir string, ship *shipper) (unlock func(), ready string, done bool) {
+	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	ready = filepath.Join(dir, ".paddock-ready")
+	if _, err := os.Stat(ready); err == nil {
+		ship.add("stderr", "[paddock] reusing environment "+key)
+		done = true
+	}
+	return lock.(*sync.Mutex).Unlock, ready, done
+}
+
 // pythonShim makes a directory whose python and python3 are the given
 // interpreter.
 func (a *Agent) pythonShim(python string) (string, error) {
@@ -148,12 +162,9 @@ func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper, sb
 	}
 	key := shortHash(python + "\x00" + requirements + "\x00" + sb.user.name)
 	dir := filepath.Join(a.cfg.WorkDir, "envs", key)
-	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
-	lock.(*sync.Mutex).Lock()
-	defer lock.(*sync.Mutex).Unlock()
-	ready := filepath.Join(dir, ".paddock-ready")
-	if _, err := os.Stat(ready); err == nil {
-		ship.add("stderr", "[paddock] reusing environment "+key)
+	unlock, ready, done := a.lockEnv(key, dir, ship)
+	defer unlock()
+	if done {
 		return dir, nil
 	}
 	os.RemoveAll(dir)

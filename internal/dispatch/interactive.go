@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -20,17 +18,9 @@ const ReasonMarkedFailed = "MarkedFailed"
 func (d *Dispatcher) StartInteractive(ctx context.Context, r store.Run) (store.Run, error) {
 	var out store.Run
 	err := d.do(ctx, func(tx *txn) error {
-		if r.IdempotencyKey != "" {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
-			cancel()
-			switch {
-			case err == nil:
-				out = prev
-				return nil
-			case !errors.Is(err, api.ErrNotFound):
-				return err
-			}
+		if prev, ok, err := d.byIdempotencyKey(ctx, tx, r); err != nil || ok {
+			out = prev
+			return err
 		}
 		d.seq++
 		now := d.now()

@@ -43,31 +43,40 @@ func (d *Dispatcher) ParseRunToken(tok string) (runID string, attempt int, ok bo
 	return parts[0], n, err == nil
 }
 
+// byIdempotencyKey finds the run an earlier submission with r's
+// idempotency key made: in the loop's runs, else in the store.
+func (d *Dispatcher) byIdempotencyKey(ctx context.Context, tx *txn, r store.Run) (store.Run, bool, error) {
+	if r.IdempotencyKey == "" {
+		return store.Run{}, false, nil
+	}
+	for _, x := range tx.runs {
+		if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
+			return clone(x), true, nil
+		}
+	}
+	// The loop's reads must not depend on the caller: a caller that gave
+	// up must not make this look like a new key.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
+	switch {
+	case err == nil:
+		return prev, true, nil
+	case errors.Is(err, api.ErrNotFound):
+		return store.Run{}, false, nil
+	}
+	return store.Run{}, false, err
+}
+
 // Submit queues a new run. r must be validated; Submit gives it an id, a
 // place in the queue, and refuses a run no node of its target could ever
 // hold. A repeated idempotency key returns the first run.
 func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error) {
 	var out store.Run
 	err := d.do(ctx, func(tx *txn) error {
-		if r.IdempotencyKey != "" {
-			for _, x := range tx.runs {
-				if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
-					out = clone(x)
-					return nil
-				}
-			}
-			// The loop's reads must not depend on the caller: a caller that
-			// gave up must not make this look like a new key.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
-			cancel()
-			switch {
-			case err == nil:
-				out = prev
-				return nil
-			case !errors.Is(err, api.ErrNotFound):
-				return err
-			}
+		if prev, ok, err := d.byIdempotencyKey(ctx, tx, r); err != nil || ok {
+			out = prev
+			return err
 		}
 		if err := d.checkFits(&r); err != nil {
 			return err

@@ -45,16 +45,10 @@ func (d *Dispatcher) EndInteractive(ctx context.Context, ws, id string, status a
 		return store.Run{}, api.Invalid("status", "an interactive run ends Completed or Failed, not %s", status)
 	}
 	var out store.Run
-	var found bool
-	err := d.do(ctx, func(tx *txn) error {
-		r := d.runs[id]
-		if r == nil || r.Workspace != ws {
-			return nil
-		}
+	found, err := d.withLiveRun(ctx, ws, id, func(tx *txn, r *store.Run) error {
 		if !r.Interactive {
 			return api.Conflict("run %s runs a command: it ends when the command does (cancel it to stop it)", id)
 		}
-		found = true
 		reason := ""
 		if status == api.RunFailed {
 			reason = "Failed"
@@ -86,13 +80,7 @@ func (d *Dispatcher) RequestFail(ctx context.Context, ws, id, msg string) (store
 		msg = "the run marked itself failed"
 	}
 	var out store.Run
-	var found bool
-	err := d.do(ctx, func(tx *txn) error {
-		r := d.runs[id]
-		if r == nil || r.Workspace != ws {
-			return nil
-		}
-		found = true
+	found, err := d.withLiveRun(ctx, ws, id, func(tx *txn, r *store.Run) error {
 		if r.Interactive {
 			d.finish(tx, r, api.RunFailed, nil, "Failed", msg)
 		} else {

@@ -143,18 +143,26 @@ func (d *Dispatcher) current(ctx context.Context, id string) (store.Run, bool) {
 	return out, ok
 }
 
-// Cancel stops a run: a queued run ends at once; a placed run's agent is
-// told to stop it and the run ends Canceled when the agent confirms.
-// Cancelling an ended run returns it unchanged.
-func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run, error) {
-	var out store.Run
-	var found bool
-	err := d.do(ctx, func(tx *txn) error {
+// withLiveRun runs fn in the loop on run id of workspace ws when the loop
+// holds it (it has not ended); found says whether it did.
+func (d *Dispatcher) withLiveRun(ctx context.Context, ws, id string, fn func(tx *txn, r *store.Run) error) (found bool, err error) {
+	err = d.do(ctx, func(tx *txn) error {
 		r := d.runs[id]
 		if r == nil || r.Workspace != ws {
 			return nil
 		}
 		found = true
+		return fn(tx, r)
+	})
+	return found, err
+}
+
+// Cancel stops a run: a queued run ends at once; a placed run's agent is
+// told to stop it and the run ends Canceled when the agent confirms.
+// Cancelling an ended run returns it unchanged.
+func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run, error) {
+	var out store.Run
+	found, err := d.withLiveRun(ctx, ws, id, func(tx *txn, r *store.Run) error {
 		reachable := false
 		for _, id := range r.Nodes() {
 			if nd := d.nodes[id]; nd != nil && nd.State != store.NodeUnusable && nd.State != store.NodePreempted {

@@ -163,7 +163,7 @@ class Run:
 
     def get_status(self) -> str:
         """Queued, Provisioning, Starting, Preparing, Running, Finalizing, Completed, Failed or Canceled."""
-        return self._refresh().get("status", "")
+        return str(self._refresh().get("status", ""))
 
     def get_details(self) -> Dict[str, Any]:
         """The server's run document plus Azure ML's keys (runId, target, status, startTimeUtc, logFiles …)."""

@@ -219,5 +219,6 @@ def test_local_target(ws):
 
 
 def test_remote_requires_address():
-    with pytest.raises(ComputeTargetException, match="address"):
+    with pytest.raises(ComputeTargetException, match="address"), pytest.warns(PaddockCompatibilityWarning,
+                                                                             match="ignores resource_id"):
         RemoteCompute.attach_configuration(resource_id="/subscriptions/x", username="u", password="p")

@@ -161,7 +161,7 @@ class ComputeTarget:
     @property
     def name(self) -> str:
         """The target's name."""
-        return self._doc.get("name", "")
+        return str(self._doc.get("name", ""))
 
     @property
     def type(self) -> str:
@@ -171,7 +171,7 @@ class ComputeTarget:
     @property
     def paddock_type(self) -> str:
         """The server's type: ``cluster``, ``instance``, ``remote`` or ``local``."""
-        return self._doc.get("type", "")
+        return str(self._doc.get("type", ""))
 
     @property
     def provisioning_state(self) -> Optional[str]:

@@ -62,7 +62,9 @@ func TestCondaEnvWithoutConda(t *testing.T) {
 }
 
 // With micromamba (or conda) on the node, it builds the environment from
-// the file, once.
+// the file, once. The micromamba here is a FAKE (a shell script that
+// records its arguments and makes the prefix): a real one fetches packages
+// from conda-forge, which tests cannot reach.
 func TestCondaEnvWithMicromamba(t *testing.T) {
 	bin := t.TempDir()
 	calls := filepath.Join(t.TempDir(), "calls")

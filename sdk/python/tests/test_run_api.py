@@ -173,3 +173,15 @@ def test_mpi_configuration_two_nodes_two_processes(ws, cluster, src):
     hello = sorted(re.findall(r"hello rank=\d+ size=\d+ node=\d+", "\n".join(x.get("text", "") for x in logs)))
     assert hello == ["hello rank=0 size=4 node=0", "hello rank=1 size=4 node=0", "hello rank=2 size=4 node=1",
                      "hello rank=3 size=4 node=1"], hello
+
+
+def test_pytorch_two_nodes_two_processes_each(ws, cluster, src):
+    (src / "rank.py").write_text("import os\nprint('rank=%s local=%s world=%s node=%s' % (os.environ['RANK'], "
+                                 "os.environ['LOCAL_RANK'], os.environ['WORLD_SIZE'], os.environ['NODE_RANK']))\n")
+    cfg = ScriptRunConfig(source_directory=str(src), script="rank.py", compute_target=cluster,
+                          distributed_job_config=PyTorchConfiguration(process_count=4, node_count=2))
+    run = Experiment(ws, "sdk-tests").submit(cfg)
+    run.wait_for_completion(timeout_seconds=180)
+    got = sorted(re.findall(r"rank=\d+ local=\d+ world=\d+ node=\d+", "\n".join(x.get("text", "") for x in run.get_logs())))
+    assert got == ["rank=0 local=0 world=4 node=0", "rank=1 local=1 world=4 node=0", "rank=2 local=0 world=4 node=1",
+                   "rank=3 local=1 world=4 node=1"], got

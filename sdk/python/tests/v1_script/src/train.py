@@ -13,6 +13,11 @@ args = parser.parse_args()
 
 run = Run.get_context()
 print("python", sys.version.split()[0], "venv" if sys.prefix != sys.base_prefix else "system")
+try:
+    import v1helper  # the environment's pip package
+    print("v1helper", v1helper.VALUE)
+except ImportError:
+    print("v1helper is not installed")
 
 loss = 1.0
 for epoch in range(args.epochs):

@@ -222,3 +222,14 @@ def test_remote_requires_address():
     with pytest.raises(ComputeTargetException, match="address"), pytest.warns(PaddockCompatibilityWarning,
                                                                              match="ignores resource_id"):
         RemoteCompute.attach_configuration(resource_id="/subscriptions/x", username="u", password="p")
+
+
+def test_compute_instance_delete_waits_when_asked(ws, capsys):
+    inst = ComputeInstance.create(ws, "ci-delete", ComputeInstance.provisioning_configuration(vm_size="STANDARD_D3_V2"))
+    inst.wait_for_completion()
+    inst.stop()  # Azure's default: returns at once
+    inst.delete(wait_for_completion=True, show_output=True)
+    assert "Deleted ci-delete." in capsys.readouterr().out
+    with pytest.raises(ComputeTargetException) as ei:
+        ComputeInstance(ws, "ci-delete")
+    assert ei.value.status == 404

@@ -100,14 +100,48 @@ func newComputeCmd(g *globals) *cobra.Command {
 		`  paddock compute attach remote gpu-box --address 10.0.0.5 --username ml --private-key-file ~/.ssh/id_ed25519`))
 	attach.AddCommand(createCmd(g, "slurm", "Attach a Slurm cluster through its login node over SSH; runs become Slurm jobs", slurmFlags,
 		`  paddock compute attach slurm hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519 --partition gpu`))
+	attach.AddCommand(aliasCmd(createCmd(g, "slurm", "", slurmFlags,
+		`  paddock compute attach batch hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519`), "batch",
+		"Azure ML's Batch target: attaches a Slurm cluster through its login node (creates a slurm target)"))
 	var attachable []string
 	for _, c := range attach.Commands() {
-		attachable = append(attachable, c.Name())
+		if c.Name() != "batch" {
+			attachable = append(attachable, c.Name())
+		}
 		c.Use = strings.Replace(c.Use, " NAME", " NAME --address A --username U (--password-file F | --private-key-file F)", 1)
 	}
+	attach.AddCommand(retiredCmd("adla", "Azure Data Lake Analytics was retired by Microsoft in February 2024, so Paddock does not offer it; run U-SQL work as a Spark or Python job instead"))
 	cmd.AddCommand(create, attach, detachCmd(g, attachable), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),
 		nodesCmd(g), preemptCmd(g), instanceActionCmd(g, "start"), instanceActionCmd(g, "stop"), instanceActionCmd(g, "restart"))
 	return cmd
+}
+
+// aliasCmd renames a create command after the Azure ML type it stands
+// for: it creates the same target and first says on stderr which type that
+// is.
+func aliasCmd(cmd *cobra.Command, name, short string) *cobra.Command {
+	typ := strings.Fields(cmd.Use)[0]
+	cmd.Use = strings.Replace(cmd.Use, typ, name, 1)
+	cmd.Short = short
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		fmt.Fprintf(c.ErrOrStderr(), "note: %s is Azure ML's name; Paddock creates a %s target (see 'paddock compute attach %s --help')\n", name, typ, typ)
+		return run(c, args)
+	}
+	return cmd
+}
+
+// retiredCmd is an Azure ML type whose service is gone: whatever it is
+// given, it says so in one sentence and exits 2.
+func retiredCmd(name, why string) *cobra.Command {
+	return &cobra.Command{
+		Use:                name + " NAME",
+		Short:              "Not offered: the service was retired by its vendor",
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return api.Invalid("type", "%s", why)
+		},
+	}
 }
 
 // annotStarts marks a create command whose targets start once provisioned

@@ -60,7 +60,7 @@ func TestUnknownCommandSuggestsTheNearest(t *testing.T) {
 		want string
 	}{
 		{[]string{"compute", "craete"}, `unknown command "craete" for "paddock compute"; did you mean "create"?`},
-		{[]string{"compute", "attach", "adla", "lake"}, `unknown command "adla" for "paddock compute attach"; see 'paddock compute attach --help'`},
+		{[]string{"compute", "attach", "hdfs", "lake"}, `unknown command "hdfs" for "paddock compute attach"; see 'paddock compute attach --help'`},
 		{[]string{"runn"}, `unknown command "runn" for "paddock"; did you mean "run"?`},
 		{[]string{"run", "downlod", "x"}, `did you mean "download"?`},
 		{[]string{"help", "compute", "frobnicate"}, `unknown help topic "compute frobnicate"`},

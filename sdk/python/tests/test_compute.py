@@ -181,6 +181,24 @@ def test_batch_account_and_adla_are_not_offered():
         AdlaCompute.attach_configuration("rg", "acct")
 
 
+def test_batch_leads_to_slurm_with_one_warning():
+    """BatchCompute with a login node's address is a slurm target; one warning says so and names what it ignores."""
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        cfg = BatchCompute.attach_configuration(resource_group="rg", account_name="acct", address="login.hpc",
+                                                username="ml", password="pw", partition="debug")
+    assert [str(x.message) for x in w] == [
+        "BatchCompute.attach_configuration: Paddock's batch target is a Slurm cluster, so this attaches a slurm "
+        "target through the login node login.hpc; it ignores account_name, resource_group (an Azure Batch "
+        "account's names)."]
+    assert w[0].category is PaddockCompatibilityWarning
+    assert cfg._type == "slurm" and cfg._properties()["partition"] == "debug" and "pw" not in repr(cfg)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        BatchCompute.attach_configuration(address="login.hpc", username="ml", password="pw")
+    assert len(w) == 1 and "ignores" not in str(w[0].message)
+
+
 @pytest.mark.parametrize("cls", [RemoteCompute, HDInsightCompute])
 def test_attach_signatures_follow_azure(cls):
     """username first, then address, as azureml-core; Azure-only keywords warn once, naming them all."""

@@ -1,8 +1,9 @@
 """An existing batch scheduler (was ``azureml.core.compute.BatchCompute``): Paddock's ``slurm`` type, a Slurm
 cluster attached through its login node. Azure Batch accounts are not offered."""
+import warnings
 from typing import Optional
 
-from .._compat import warn_unsupported
+from .._compat import PaddockCompatibilityWarning
 from ._base import _Attached, _AttachConfig, _read_file, not_offered, register
 
 __all__ = ["BatchCompute", "BatchAttachConfiguration"]
@@ -29,14 +30,19 @@ class BatchCompute(_Attached):
                              qos: Optional[str] = None, lowpriority_qos: Optional[str] = None,
                              slurm_conf: Optional[str] = None) -> BatchAttachConfiguration:
         """Azure ML's parameters (``resource_group``, ``account_name``, ``resource_id``) name an Azure Batch
-        account, which Paddock does not offer: given alone they raise ``ComputeTargetException``; given with
-        Paddock's ``address`` (or ``rest_url``) of a Slurm login node they are ignored with one warning."""
+        account, which Paddock does not offer: given alone they raise ``ComputeTargetException``. Given
+        Paddock's ``address`` (or ``rest_url``) of a Slurm login node, the call leads to a ``slurm`` target
+        with one ``PaddockCompatibilityWarning`` that says so and names the Azure parameters it ignores."""
         if not address and not rest_url:
             raise not_offered("Azure Batch accounts (resource_group, account_name, resource_id)",
                               "attach a Slurm cluster instead: BatchCompute.attach_configuration(address=<its login "
                               "node>, username=..., private_key_file=... or password=..., partition=...)")
-        warn_unsupported("BatchCompute.attach_configuration", resource_group=resource_group,
-                         account_name=account_name, resource_id=resource_id)
+        ignored = sorted(k for k, v in (("resource_group", resource_group), ("account_name", account_name),
+                                        ("resource_id", resource_id)) if v)
+        warnings.warn("BatchCompute.attach_configuration: Paddock's batch target is a Slurm cluster, so this "
+                      "attaches a slurm target through the login node %s%s." % (
+                          address or rest_url, "; it ignores %s (an Azure Batch account's names)" % ", ".join(ignored)
+                          if ignored else ""), PaddockCompatibilityWarning, stacklevel=2)
         props = {"address": address, "ssh_port": ssh_port, "username": username, "password": password,
                  "private_key": _read_file(private_key_file, "private_key_file"), "rest_url": rest_url,
                  "jwt": jwt, "partition": partition, "account": account, "qos": qos,

@@ -204,10 +204,17 @@ type result struct {
 	code           int
 }
 
-// run runs the paddock CLI with args.
+// run runs the paddock CLI with args, for at most a minute.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return e.runWithin(60*time.Second, args...)
+}
+
+// runWithin runs the paddock CLI with args, killing it after d (a Spark
+// job's JVMs take longer to start than a minute on a busy machine).
+func (e *env) runWithin(d time.Duration, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = e.environ()

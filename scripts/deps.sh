@@ -16,9 +16,10 @@
 #   mpi     OpenMPI's mpirun: runs with distribution mpi (MpiConfiguration)
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
+#   java    a Java 17 runtime and python3-venv: scripts/dev-spark.sh, the Spark tests
 set -euo pipefail
 
-all=(cc ssh venv pytest mypy mpi slurm podman)
+all=(cc ssh venv pytest mypy mpi slurm podman java)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -31,6 +32,7 @@ present() {
     mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    java) command -v java >/dev/null && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
 }
@@ -46,6 +48,7 @@ packages() {
     mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    java) echo openjdk-17-jre-headless python3-venv ;;
   esac
 }
 

@@ -71,6 +71,15 @@ var slurmFlags = slices.Concat(sshFlags("the login node's host name or IP addres
 	{"jwt-file", "jwt", kSecretFile, "file holding a slurmrestd JWT (not supported yet)"},
 }, commonFlags)
 
+var sparkFlags = slices.Concat(sshFlags("the head node's host name or IP address", "user to log in and spark-submit as"), []propFlag{
+	{"master", "master", kString, "spark-submit's --master: spark://HOST:PORT, yarn, k8s://…, local[N] (default: the head node's spark-defaults.conf)"},
+	{"spark-home", "spark_home", kString, "where Spark is on the head node (default: spark-submit on the PATH)"},
+	{"master-ui-url", "master_ui_url", kString, "the standalone master's web UI as the head node reaches it (default http://HOST:8080 for spark://HOST:PORT)"},
+	{"num-executors", "num_executors", kInt, "--num-executors of every run (default: Spark's)"},
+	{"executor-cores", "executor_cores", kInt, "--executor-cores of every run (default: Spark's)"},
+	{"executor-memory", "executor_memory", kString, "--executor-memory of every run, e.g. 2g (default: Spark's)"},
+}, commonFlags)
+
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
 	{"max-nodes", "max_nodes", kInt, "cluster: most nodes"},
@@ -100,6 +109,9 @@ func newComputeCmd(g *globals) *cobra.Command {
 		`  paddock compute attach remote gpu-box --address 10.0.0.5 --username ml --private-key-file ~/.ssh/id_ed25519`))
 	attach.AddCommand(createCmd(g, "slurm", "Attach a Slurm cluster through its login node over SSH; runs become Slurm jobs", slurmFlags,
 		`  paddock compute attach slurm hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519 --partition gpu`))
+	attach.AddCommand(createCmd(g, "spark", "Attach a Spark cluster through its head node over SSH; runs are spark-submitted there in client mode", sparkFlags,
+		`  paddock compute attach spark spark1 --address head.spark --username ml --private-key-file ~/.ssh/id_ed25519 --master spark://head.spark:7077
+  paddock run submit --compute spark1 --source . --stream -- wc.py input.txt`))
 	attach.AddCommand(aliasCmd(createCmd(g, "slurm", "", slurmFlags,
 		`  paddock compute attach batch hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519`), "batch",
 		"Azure ML's Batch target: attaches a Slurm cluster through its login node (creates a slurm target)"))

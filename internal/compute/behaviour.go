@@ -40,6 +40,10 @@ type RunRules struct {
 	MaxNodes int
 	// Refuse, when set, refuses every run with this message.
 	Refuse string
+	// Command, when set, turns a run's command into the one its node
+	// runs (a spark target spark-submits the application); an error
+	// refuses the run.
+	Command func(cmd []string) ([]string, error)
 }
 
 // QuotaHolder is a kind whose nodes count against the workspace's core

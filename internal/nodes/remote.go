@@ -10,12 +10,17 @@ import (
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
-func init() { Register("remote", reconcileRemote) }
+func init() {
+	Register("remote", reconcileRemote)
+	Register("spark", reconcileRemote)
+}
 
-// reconcileRemote keeps one node on an attached remote machine: an agent
-// installed and started there by its provider, replaced if it dies. A
-// host of an SSH pool runs no node of its own (the pool's clusters use
-// it). A problem reaching the machine is shown in the target's status.
+// reconcileRemote keeps one node on an attached remote machine (or a
+// Spark cluster's head node): an agent installed and started there by its
+// provider, replaced if it dies. A host of an SSH pool runs no node of its
+// own (the pool's clusters use it). A problem reaching the machine is shown
+// in the target's status (its reachable and error fields; the kind's other
+// fields are kept).
 func reconcileRemote(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
 	err := c.keepRemoteNode(ctx, rec)
 	msg := ""
@@ -29,8 +34,15 @@ func reconcileRemote(ctx context.Context, c *Controller, rec store.Compute) (rec
 	if st.Reachable == (err == nil) && st.Error == msg {
 		return reconcile.Result{}, err
 	}
-	st.Reachable, st.Error = err == nil, msg
-	data, _ := json.Marshal(st)
+	fields := map[string]any{}
+	json.Unmarshal(rec.Status, &fields)
+	fields["reachable"] = err == nil
+	if msg == "" {
+		delete(fields, "error")
+	} else {
+		fields["error"] = msg
+	}
+	data, _ := json.Marshal(fields)
 	res, werr := c.updateStatus(ctx, rec.Workspace, rec.Name, data, nil)
 	if err == nil {
 		err = werr

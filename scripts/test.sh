@@ -6,22 +6,27 @@
 # nothing else running.
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
-# (the Slurm tests), root (run isolation, cgroups, a full disk). As root on
-# Debian or Ubuntu this script installs what is missing (scripts/deps.sh)
-# and starts a one-host Slurm cluster (scripts/dev-slurm.sh), stopping it
-# at the end if it started it. Where it cannot, those tests skip; either
+# (the Slurm tests), Java and PyPI's pyspark (the Spark tests), root (run
+# isolation, cgroups, a full disk). As root on Debian or Ubuntu this script
+# installs what is missing (scripts/deps.sh), starts a one-host Slurm
+# cluster (scripts/dev-slurm.sh) and a one-host Spark standalone cluster
+# (scripts/dev-spark.sh), stopping each at the end if it started it. Where it cannot, those tests skip; either
 # way its last lines name every test that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 started_slurm=0
+started_spark=0
 
 # summary is the end of every run, passed or not: what did not run.
 summary() {
   local code=$?
   if [ $started_slurm = 1 ]; then
     bash scripts/dev-slurm.sh stop || true
+  fi
+  if [ $started_spark = 1 ]; then
+    bash scripts/dev-spark.sh stop || true
   fi
   local go_skips py_skips bench_skips
   go_skips=$( [ -f "$work/skips.tsv" ] && cat "$work/skips.tsv" || true)
@@ -50,7 +55,7 @@ summary() {
     fi
     echo
     echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
-    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) itself."
+    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) and Spark (scripts/dev-spark.sh) itself."
     if [ "$(id -u)" != 0 ]; then
       echo "This run was not root: \`sudo bash scripts/test.sh\`."
     elif ! command -v apt-get >/dev/null; then
@@ -81,6 +86,16 @@ if ! { command -v scontrol >/dev/null && scontrol ping 2>/dev/null | grep -q UP;
     started_slurm=1
   else
     echo "test.sh: the dev Slurm cluster did not start; the Slurm tests will skip" >&2
+  fi
+fi
+
+# A Spark standalone cluster for the Spark tests: one scripts/dev-spark.sh
+# already started, or one started now (root with Java) and stopped at the end.
+if ! [ -f "${PADDOCK_SPARK_DIR:-/var/tmp/paddock-spark}/env" ] && [ "$(id -u)" = 0 ] && command -v java >/dev/null; then
+  if bash scripts/dev-spark.sh start; then
+    started_spark=1
+  else
+    echo "test.sh: the dev Spark cluster did not start; the Spark tests will skip" >&2
   fi
 fi
 

@@ -51,6 +51,7 @@ var otherTools = map[string]string{
 	"time":        "sbatch: how a pilot job is sized (slurm.md)",
 	"epochs":      "an argument of the example train.py (runs.md)",
 	"cacert":      "curl: trusting the server's CA (README.md)",
+	"deploy-mode": "spark-submit: how a spark target's run is submitted (spark.md)",
 }
 
 // cliFlags maps every long flag of every command (the hidden agent's

@@ -803,11 +803,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"InstanceProperties": withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
 		"RemoteProperties":   withSecrets(wireIn[compute.RemoteProperties](), remote.SecretFields()),
 		"SlurmProperties":    withSecrets(wireIn[compute.SlurmProperties](), slurm.SecretFields()),
+		"SparkProperties":    withSecrets(wireIn[compute.SparkProperties](), kind(t, "spark").SecretFields()),
 		"ClusterStatus":      wireOut[compute.ClusterStatus](),
 		"InstanceStatus":     wireOut[compute.InstanceStatus](),
 		"RemoteStatus":       wireOut[compute.RemoteStatus](),
 		"LocalStatus":        wireOut[compute.LocalStatus](),
 		"SlurmStatus":        wireOut[compute.SlurmStatus](),
+		"SparkStatus":        wireOut[compute.SparkStatus](),
 		"SlurmPartition":     wireOut[compute.SlurmPartition](),
 		// Runs.
 		"Run":         wireOut[api.Run](),
@@ -1055,6 +1057,7 @@ var computeSchemas = map[string]struct{ props, status, update string }{
 	"remote":   {"RemoteProperties", "RemoteStatus", "RemotePropertiesUpdate"},
 	"local":    {"LocalProperties", "LocalStatus", ""},
 	"slurm":    {"SlurmProperties", "SlurmStatus", "SlurmPropertiesUpdate"},
+	"spark":    {"SparkProperties", "SparkStatus", "SparkPropertiesUpdate"},
 }
 
 // serverSet are the properties the server sets itself, by properties
@@ -1062,6 +1065,7 @@ var computeSchemas = map[string]struct{ props, status, update string }{
 var serverSet = map[string][]string{
 	"RemoteProperties": {"host_key"},
 	"SlurmProperties":  {"host_key"},
+	"SparkProperties":  {"host_key"},
 }
 
 // refs lists the $refs of a oneOf or anyOf, sorted.
@@ -1163,7 +1167,7 @@ func checkComputeSchemas(t *testing.T, doc map[string]any) {
 	}
 
 	// An attached target's SSH port: 1 to 65535, 22 when not given.
-	for _, name := range []string{"RemoteProperties", "SlurmProperties"} {
+	for _, name := range []string{"RemoteProperties", "SlurmProperties", "SparkProperties"} {
 		port := obj(t, doc, "components", "schemas", name, "properties", "ssh_port")
 		if port["minimum"] != float64(1) || port["maximum"] != float64(65535) || port["default"] != float64(22) {
 			t.Errorf("%s.ssh_port: minimum %v, maximum %v, default %v; want 1, 65535, 22", name, port["minimum"], port["maximum"], port["default"])

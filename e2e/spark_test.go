@@ -151,8 +151,8 @@ func TestSparkTarget(t *testing.T) {
 	if out, err := exec.Command("cp", "-r", "../sdk/python/paddock", src).CombinedOutput(); err != nil {
 		t.Fatalf("copying the SDK into the source: %v %s", err, out)
 	}
-	if r := e.run("run", "submit", "--compute", "spark1", "--source", src, "--", "python3", "wc.py"); r.code != 2 || !strings.Contains(r.stderr, "starts with the application") {
-		t.Errorf("a python3 command on a spark target: exit %d %q", r.code, r.stderr)
+	if r := e.run("run", "submit", "--compute", "spark1", "--source", src, "--", "sh", "-c", "spark-submit wc.py"); r.code != 2 || !strings.Contains(r.stderr, "starts with the application to spark-submit") {
+		t.Errorf("a shell command on a spark target: exit %d %q", r.code, r.stderr)
 	}
 
 	start := time.Now()
@@ -176,7 +176,7 @@ func TestSparkTarget(t *testing.T) {
 		t.Errorf("outputs/counts.txt: %q", data)
 	}
 
-	if r := e.runWithin(5*time.Minute, "run", "submit", "--compute", "spark1", "--source", src, "--stream", "--", "fail.py"); r.code != 3 || !strings.Contains(r.stdout, "about to fail") {
+	if r := e.runWithin(5*time.Minute, "run", "submit", "--compute", "spark1", "--source", src, "--stream", "--", "python3", "fail.py"); r.code != 3 || !strings.Contains(r.stdout, "about to fail") {
 		t.Errorf("failing job: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 

@@ -8,6 +8,11 @@
 #
 #   scripts/dev-spark.sh start   install if needed, start, wait until the worker is ALIVE
 #   scripts/dev-spark.sh stop    stop what start started
+#
+# As on a real head node, spark-submit is on the PATH (a wrapper in
+# /usr/local/bin, removed by stop) and conf/spark-defaults.conf names the
+# master, so a target attached with only an address and a login works
+# (the SDK's HDInsightCompute sample).
 #   scripts/dev-spark.sh env     print the cluster's settings (also in $PADDOCK_SPARK_DIR/env)
 set -euo pipefail
 BASE=${PADDOCK_SPARK_DIR:-/var/tmp/paddock-spark}
@@ -23,6 +28,7 @@ stop_all() {
   done
   while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$PIDS"
   rm -f "$PIDS" "$BASE/env"
+  if grep -qs "^# paddock dev-spark" /usr/local/bin/spark-submit; then rm -f /usr/local/bin/spark-submit; fi
 }
 
 case "${1:-start}" in
@@ -82,6 +88,14 @@ m = json.load(urllib.request.urlopen(sys.argv[1], timeout=2))
 sys.exit(0 if m["status"] == "ALIVE" and m["aliveworkers"] >= 1 else 1)
 PY
   then
+    # What a head node has: spark-submit on the PATH and the master in
+    # spark-defaults.conf (small executors: the machine is shared).
+    printf 'spark.master %s\nspark.executor.memory 512m\n' "$master" > "$SPARK_HOME/conf/spark-defaults.conf"
+    chmod 644 "$SPARK_HOME/conf/spark-defaults.conf"
+    if [ -w /usr/local/bin ] && ! [ -e /usr/local/bin/spark-submit ]; then
+      printf '#!/bin/sh\n# paddock dev-spark (scripts/dev-spark.sh stop removes it)\nexec %s "$@"\n' "$SPARK_HOME/bin/spark-submit" > /usr/local/bin/spark-submit
+      chmod 755 /usr/local/bin/spark-submit
+    fi
     cat > "$BASE/env" <<ENV
 SPARK_HOME=$SPARK_HOME
 SPARK_MASTER=$master

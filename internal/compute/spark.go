@@ -259,14 +259,15 @@ func (spark) RunRules(props json.RawMessage, _ *Catalog) (RunRules, error) {
 }
 
 // submitCommand turns a run's command (the application first: wc.py, an
-// app.jar) into the spark-submit command the agent runs on the head node.
+// app.jar; python3 wc.py is taken as wc.py) into the spark-submit command the agent runs on the head node.
 func (p SparkProperties) submitCommand(cmd []string) ([]string, error) {
-	app := cmd[0]
-	switch {
-	case app == "python" || app == "python3":
-		return nil, api.Invalid("command", "on a spark target the command starts with the application (e.g. `-- wc.py ARGS`), which is spark-submitted; drop %q", app)
-	case !strings.HasSuffix(app, ".py") && !strings.HasSuffix(app, ".jar") && !strings.HasSuffix(app, ".R"):
-		return nil, api.Invalid("command", "on a spark target the command starts with the application to spark-submit (a .py, .jar or .R file), not %q", app)
+	// `python3 wc.py` (what the SDK's ScriptRunConfig sends) is the
+	// PySpark application wc.py: spark-submit starts the driver's Python.
+	if (cmd[0] == "python" || cmd[0] == "python3") && len(cmd) > 1 && strings.HasSuffix(cmd[1], ".py") {
+		cmd = cmd[1:]
+	}
+	if app := cmd[0]; !strings.HasSuffix(app, ".py") && !strings.HasSuffix(app, ".jar") && !strings.HasSuffix(app, ".R") {
+		return nil, api.Invalid("command", "on a spark target the command starts with the application to spark-submit (a .py, .jar or .R file, e.g. `-- wc.py ARGS`), not %q", app)
 	}
 	out := []string{p.SparkSubmit()}
 	if p.Master != "" {

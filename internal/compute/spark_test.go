@@ -83,7 +83,10 @@ func TestSparkRunCommand(t *testing.T) {
 	if cmd, _ := rules.Command([]string{"app.jar"}); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "app.jar"}) {
 		t.Errorf("without master or spark_home: %q", cmd)
 	}
-	for _, bad := range [][]string{{"python3", "wc.py"}, {"sh", "-c", "spark-submit x"}} {
+	if cmd, _ := rules.Command([]string{"python3", "wc.py", "x"}); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "wc.py", "x"}) {
+		t.Errorf("python3 wc.py (the SDK's command): %q", cmd)
+	}
+	for _, bad := range [][]string{{"python3", "-c", "print(1)"}, {"python3"}, {"sh", "-c", "spark-submit x"}} {
 		if _, err := rules.Command(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		} else {

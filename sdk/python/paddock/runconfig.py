@@ -64,7 +64,8 @@ class RunConfiguration:
         if framework and framework.lower() != "python":
             import warnings
             warnings.warn("RunConfiguration: framework %r is not offered by Paddock: scripts run with python3 "
-                          "(for Spark, call spark-submit in the run's command)" % framework,
+                          "(on a spark target, HDInsightCompute, a script is spark-submitted whatever the "
+                          "framework)" % framework,
                           PaddockCompatibilityWarning, stacklevel=2)
         warn_unsupported("RunConfiguration", communicator=communicator if communicator not in (None, "None") else None)
         self.script = script

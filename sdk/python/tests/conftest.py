@@ -218,3 +218,13 @@ def sshd_password(tmp_path):
     finally:
         subprocess.run(["userdel", "-r", "-f", user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=False)
+
+
+@pytest.fixture
+def dev_spark():
+    """The Spark standalone cluster scripts/dev-spark.sh started (scripts/test.sh starts it): its env file."""
+    path = os.path.join(os.environ.get("PADDOCK_SPARK_DIR", "/var/tmp/paddock-spark"), "env")
+    if not os.path.exists(path):
+        pytest.skip("no Spark cluster: as root, `bash scripts/test.sh` starts one (or `bash scripts/dev-spark.sh start`)")
+    with open(path) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)

@@ -159,8 +159,6 @@ def test_supported_vmsizes(ws):
 
 
 @pytest.mark.parametrize("make,want", [
-    (lambda: HDInsightCompute.attach_configuration("u", "hdi.example", 22, "p"),
-     "Paddock does not offer HDInsight (Spark) compute targets yet"),
     (lambda: DatabricksCompute.attach_configuration("rg", "w", None, "t"),
      "Paddock does not offer Databricks compute targets yet"),
 ])
@@ -172,6 +170,16 @@ def test_unoffered_attach_types_say_so(ws, make, want):
         ComputeTarget.attach(workspace=ws, name="myattach", attach_configuration=cfg)
     assert want in ei.value.message and ei.value.code == "NotSupported"
     assert "myattach" not in [t.name for t in ComputeTarget.list(ws)]
+
+
+def test_hdinsight_attach_failure_stores_nothing(ws):
+    """HDInsightCompute is offered (type spark): a head node that cannot be reached fails the attach, naming
+    the cause, and leaves no target."""
+    cfg = HDInsightCompute.attach_configuration("u", "127.0.0.1", 1, "p")
+    with pytest.raises(ComputeTargetException) as ei:
+        ComputeTarget.attach(workspace=ws, name="myhdi2", attach_configuration=cfg)
+    assert "connection refused" in ei.value.message and "p" != ei.value.message
+    assert "myhdi2" not in [t.name for t in ComputeTarget.list(ws)]
 
 
 def test_batch_account_and_adla_are_not_offered():

@@ -3,6 +3,7 @@ imports (and, where the original holds Azure names, in addresses of the test's o
 a script against the session's server: each ends as it would on Azure, or with a ComputeTargetException
 naming what Paddock does not offer."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -129,10 +130,35 @@ def test_08_remote_vm(server, ws, tmp_path, sshd_password):
         t.detach()
 
 
-def test_09_hdinsight(server, tmp_path):
-    out = ends_with(run_sample(server, tmp_path, "09_hdinsight.py"), "NameError",
-                    "Caught = Paddock does not offer HDInsight (Spark) compute targets yet")
-    assert "PaddockCompatibilityWarning" not in out  # nothing Azure-only given: the address replaced the id
+def test_09_hdinsight(server, ws, tmp_path, sshd_password, dev_spark):
+    out = ok(run_sample(server, tmp_path, "09_hdinsight.py", subst={
+        "ssh_port=22": "ssh_port=%d" % sshd_password["port"], "<ssh-username>": sshd_password["user"],
+        "<ssh-pwd>": sshd_password["password"]}))
+    assert "Caught" not in out and "PaddockCompatibilityWarning" not in out and sshd_password["password"] not in out
+    from paddock import Experiment, ScriptRunConfig
+    from paddock.compute import ComputeTarget
+    t = ComputeTarget(ws, "myhdi")
+    try:
+        st = t.get_status()
+        assert t.paddock_type == "spark" and st.reachable is True and st.spark_version.startswith("3.")
+        # No master given: spark-submit uses the head node's spark-defaults.conf, and workers are not read.
+        assert st.workers == 0 and st.cores >= 1
+        # A run on it: ScriptRunConfig's python3 wc.py is spark-submitted as the PySpark application wc.py.
+        src = tmp_path / "spark-src"
+        src.mkdir()
+        (src / "input.txt").write_text("to be or not to be\n")
+        (src / "wc.py").write_text(
+            "import os\nfrom pyspark.sql import SparkSession\nfrom paddock import Run\n"
+            "spark = SparkSession.builder.appName('sdk-wc').getOrCreate()\n"
+            "n = spark.sparkContext.textFile(os.path.abspath('input.txt')).flatMap(str.split).distinct().count()\n"
+            "Run.get_context().log('distinct', n)\nspark.stop()\n")
+        shutil.copytree(os.path.join(SDK, "paddock"), str(src / "paddock"))
+        run = Experiment(ws, "hdi").submit(ScriptRunConfig(source_directory=str(src), script="wc.py",
+                                                           compute_target="myhdi"))
+        run.wait_for_completion(timeout_seconds=300)
+        assert run.get_status() == "Completed" and run.get_metrics() == {"distinct": 4.0}
+    finally:
+        t.detach()
 
 
 def test_10_batch(server, tmp_path):

@@ -1,6 +1,6 @@
 # Seed: attach an HDInsight cluster. Changed: the imports, and the cluster's Azure resource id for an
-# address. Paddock does not offer Spark targets yet: the sample's own except branch prints the
-# ComputeTargetException, and its last line then fails as it does on Azure when the attach failed.
+# address. It attaches a Paddock spark target (the test gives the port, user and password of an sshd
+# on the head node of a real Spark cluster).
 from paddock.compute import ComputeTarget, HDInsightCompute
 from paddock.exceptions import ComputeTargetException
 

@@ -225,6 +225,19 @@ def dev_spark():
     """The Spark standalone cluster scripts/dev-spark.sh started (scripts/test.sh starts it): its env file."""
     path = os.path.join(os.environ.get("PADDOCK_SPARK_DIR", "/var/tmp/paddock-spark"), "env")
     if not os.path.exists(path):
-        pytest.skip("no Spark cluster: as root, `bash scripts/test.sh` starts one (or `bash scripts/dev-spark.sh start`)")
+        pytest.skip("no Spark cluster: as root, `bash scripts/test.sh` starts one "
+                    "(or `bash scripts/dev-spark.sh start`)")
     with open(path) as f:
         return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+@pytest.fixture
+def dev_slurm():
+    """The Slurm cluster scripts/dev-slurm.sh started (scripts/test.sh starts it): its SLURM_CONF."""
+    conf = os.environ.get("SLURM_CONF") or "/tmp/paddock-slurm/etc/slurm.conf"
+    ping = subprocess.run(["scontrol", "ping"], env=dict(os.environ, SLURM_CONF=conf), capture_output=True,
+                          text=True) if shutil.which("scontrol") else None
+    if ping is None or "UP" not in ping.stdout:
+        pytest.skip("no Slurm cluster: as root, `bash scripts/test.sh` starts one "
+                    "(or `bash scripts/dev-slurm.sh start`)")
+    return conf

@@ -167,6 +167,31 @@ def test_10_batch(server, tmp_path):
     assert "Attaching Batch compute..." in out
 
 
+def test_10_batch_attaches_slurm(server, ws, tmp_path, sshd_password, dev_slurm):
+    """With a real Slurm login node's address and login added next to the Azure account's names, the sample
+    attaches a slurm target with one warning saying so; a run then completes there as a Slurm job."""
+    out = ok(run_sample(server, tmp_path, "10_batch.py", subst={
+        "account_name=batch_account_name)": "account_name=batch_account_name, address='127.0.0.1', ssh_port=%d, "
+        "username=%r, password=%r, slurm_conf=%r)" % (sshd_password["port"], sshd_password["user"],
+                                                      sshd_password["password"], dev_slurm)}))
+    assert "Provisioning state:Succeeded" in out and out.count("PaddockCompatibilityWarning") == 1, out
+    assert "Paddock's batch target is a Slurm cluster" in out and sshd_password["password"] not in out
+    from paddock import Experiment, ScriptRunConfig
+    from paddock.compute import ComputeTarget
+    t = ComputeTarget(ws, "mybatchcompute")
+    try:
+        assert t.paddock_type == "slurm"
+        src = tmp_path / "batch-src"
+        src.mkdir()
+        (src / "job.py").write_text("import os\nprint('slurm job', os.environ.get('SLURM_JOB_ID'))\n")
+        run = Experiment(ws, "batch").submit(ScriptRunConfig(source_directory=str(src), script="job.py",
+                                                             compute_target="mybatchcompute"))
+        run.wait_for_completion(timeout_seconds=300)
+        assert run.get_status() == "Completed"
+    finally:
+        t.detach()
+
+
 def test_11_databricks(server, ws, tmp_path):
     env = {"AML_DATABRICKS_COMPUTE_NAME": "databricks1", "AML_DATABRICKS_WORKSPACE": "dbw",
            "AML_DATABRICKS_RESOURCE_GROUP": "rg", "AML_DATABRICKS_ACCESS_TOKEN": "dapi-secret"}

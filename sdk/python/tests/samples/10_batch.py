@@ -1,5 +1,6 @@
 # Seed: attach Azure Batch. Changed: the imports. Paddock does not offer Azure Batch accounts (its
-# BatchCompute attaches a Slurm cluster): the sample ends with a ComputeTargetException saying so.
+# BatchCompute attaches a Slurm cluster): as it is, the sample ends with a ComputeTargetException saying
+# so; given a Slurm login node's address and login next to the account's names, it attaches a slurm target.
 from paddock.compute import ComputeTarget, BatchCompute
 from paddock.exceptions import ComputeTargetException
 

@@ -69,6 +69,21 @@ func sparkMaster(ui string) (sparkMasterState, error) {
 	return m, json.NewDecoder(resp.Body).Decode(&m)
 }
 
+// sparkAppActive says whether the master runs an application of this name:
+// 1 it does, 0 it does not, -1 the master did not answer.
+func sparkAppActive(ui, name string) int {
+	m, err := sparkMaster(ui)
+	if err != nil {
+		return -1
+	}
+	for _, a := range m.ActiveApps {
+		if a.Name == name {
+			return 1
+		}
+	}
+	return 0
+}
+
 const sparkWordCount = `import os, sys
 from pyspark.sql import SparkSession
 from paddock import Run
@@ -182,34 +197,12 @@ func TestSparkTarget(t *testing.T) {
 
 	app := "paddock-cancel-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	id := e.submit2("spark1", "--source", src, "--", "sleep.py", app)
-	eventually(t, 3*time.Minute, "the application to run on the master", func() bool {
-		m, err := sparkMaster(spark["SPARK_MASTER_UI"])
-		if err != nil {
-			return false
-		}
-		for _, a := range m.ActiveApps {
-			if a.Name == app {
-				return true
-			}
-		}
-		return false
-	})
+	eventually(t, 3*time.Minute, "the application to run on the master", func() bool { return sparkAppActive(spark["SPARK_MASTER_UI"], app) == 1 })
 	e.ok("run", "cancel", id)
 	if r := e.show(id); r.Status != api.RunCanceled {
 		t.Fatalf("cancel: %s", r.Status)
 	}
-	eventually(t, 30*time.Second, "no application left on the master", func() bool {
-		m, err := sparkMaster(spark["SPARK_MASTER_UI"])
-		if err != nil {
-			return false
-		}
-		for _, a := range m.ActiveApps {
-			if a.Name == app {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 30*time.Second, "no application left on the master", func() bool { return sparkAppActive(spark["SPARK_MASTER_UI"], app) == 0 })
 	if pids := pidsWith(app); len(pids) > 0 {
 		t.Errorf("processes of the cancelled job left: %v", pids)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/sshclient"
+	"golang.org/x/crypto/ssh"
 )
 
 // RemoteProperties are the properties of a remote target (Azure ML's
@@ -70,30 +71,53 @@ func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[stri
 	if err := p.Common.validate(); err != nil {
 		return nil, err
 	}
-	p.Address = strings.TrimSpace(p.Address)
-	switch {
-	case p.Address == "":
-		return nil, api.Invalid("address", "address is required: the host name or IP address of the machine")
-	case strings.ContainsAny(p.Address, " /@"):
-		return nil, api.Invalid("address", "address %q must be a host name or IP address", p.Address)
-	case p.Username == "":
-		return nil, api.Invalid("username", "username is required")
+	if err := checkSSHLogin(&p.Address, &p.SSHPort, p.Username, "the host name or IP address of the machine", secrets); err != nil {
+		return nil, err
 	}
 	if p.Pool != "" && !poolName.MatchString(p.Pool) {
 		return nil, api.Invalid("pool", "pool %q must be 1 to 63 lower-case letters, digits and '-', starting with a letter", p.Pool)
 	}
+	return mustJSON(p), nil
+}
+
+// checkSSHLogin checks and defaults the login of a target reached over SSH
+// (address trimmed, port defaulted to 22, exactly one credential); host
+// says what the address names.
+func checkSSHLogin(address *string, port *int, username, host string, secrets map[string]secret.Value) error {
+	*address = strings.TrimSpace(*address)
+	switch {
+	case *address == "":
+		return api.Invalid("address", "address is required: %s", host)
+	case strings.ContainsAny(*address, " /@"):
+		return api.Invalid("address", "address %q must be a host name or IP address", *address)
+	case username == "":
+		return api.Invalid("username", "username is required")
+	}
 	var err error
-	if p.SSHPort, err = sshPort(p.SSHPort); err != nil {
-		return nil, err
+	if *port, err = sshPort(*port); err != nil {
+		return err
 	}
 	pw, key, pass := secrets["password"].IsSet(), secrets["private_key"].IsSet(), secrets["private_key_passphrase"].IsSet()
 	switch {
 	case pw == key:
-		return nil, api.Invalid("password", "give exactly one credential: password or private_key")
+		return api.Invalid("password", "give exactly one credential: password or private_key")
 	case pass && !key:
-		return nil, api.Invalid("private_key_passphrase", "private_key_passphrase is only used with private_key")
+		return api.Invalid("private_key_passphrase", "private_key_passphrase is only used with private_key")
 	}
-	return mustJSON(p), nil
+	return nil
+}
+
+// dialAttached connects to a target being attached and returns the host
+// key it saw (recorded as host_key, which the caller may not give).
+func dialAttached(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (*ssh.Client, string, error) {
+	t, _, err := SSHTarget(props, secrets)
+	if err != nil {
+		return nil, "", err
+	}
+	if t.HostKey != "" {
+		return nil, "", api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
+	}
+	return sshclient.Dial(ctx, t)
 }
 
 func (remote) InitialStatus(json.RawMessage) json.RawMessage { return mustJSON(RemoteStatus{}) }
@@ -111,14 +135,11 @@ func SSHTarget(props json.RawMessage, secrets map[string]secret.Value) (sshclien
 
 // Attach connects, records the host key and detects the machine.
 func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (json.RawMessage, json.RawMessage, error) {
-	t, p, err := SSHTarget(props, secrets)
+	_, p, err := SSHTarget(props, secrets)
 	if err != nil {
 		return nil, nil, err
 	}
-	if p.HostKey != "" {
-		return nil, nil, api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
-	}
-	c, hostKey, err := sshclient.Dial(ctx, t)
+	c, hostKey, err := dialAttached(ctx, props, secrets)
 	if err != nil {
 		return nil, nil, err
 	}

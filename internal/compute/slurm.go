@@ -111,14 +111,7 @@ func (slurm) Attach(ctx context.Context, props json.RawMessage, secrets map[stri
 	if err := json.Unmarshal(props, &p); err != nil {
 		return nil, nil, err
 	}
-	if p.HostKey != "" {
-		return nil, nil, api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
-	}
-	t, _, err := SSHTarget(props, secrets)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, hostKey, err := sshclient.Dial(ctx, t)
+	c, hostKey, err := dialAttached(ctx, props, secrets)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -83,14 +83,10 @@ func (spark) Normalize(_ context.Context, raw json.RawMessage, secrets map[strin
 	if err := p.Common.validate(); err != nil {
 		return nil, err
 	}
-	p.Address = strings.TrimSpace(p.Address)
+	if err := checkSSHLogin(&p.Address, &p.SSHPort, p.Username, "the head node's host name or IP address", secrets); err != nil {
+		return nil, err
+	}
 	switch {
-	case p.Address == "":
-		return nil, api.Invalid("address", "address is required: the head node's host name or IP address")
-	case strings.ContainsAny(p.Address, " /@"):
-		return nil, api.Invalid("address", "address %q must be a host name or IP address", p.Address)
-	case p.Username == "":
-		return nil, api.Invalid("username", "username is required")
 	case p.Master != "" && !sparkMaster.MatchString(p.Master):
 		return nil, api.Invalid("master", "master %q must be a Spark master URL: spark://HOST:PORT, yarn, local[N], k8s://https://HOST or mesos://HOST:PORT", p.Master)
 	case p.SparkHome != "" && (!path.IsAbs(p.SparkHome) || strings.ContainsAny(p.SparkHome, sparkPathChars)):
@@ -105,21 +101,11 @@ func (spark) Normalize(_ context.Context, raw json.RawMessage, secrets map[strin
 		}
 	}
 	var err error
-	if p.SSHPort, err = sshPort(p.SSHPort); err != nil {
-		return nil, err
-	}
 	if p.NumExecutors, err = intField("num_executors", &p.NumExecutors, 0, 0, 10000); err != nil {
 		return nil, err
 	}
 	if p.ExecutorCores, err = intField("executor_cores", &p.ExecutorCores, 0, 0, 1024); err != nil {
 		return nil, err
-	}
-	pw, key, pass := secrets["password"].IsSet(), secrets["private_key"].IsSet(), secrets["private_key_passphrase"].IsSet()
-	switch {
-	case pw == key:
-		return nil, api.Invalid("password", "give exactly one credential: password or private_key")
-	case pass && !key:
-		return nil, api.Invalid("private_key_passphrase", "private_key_passphrase is only used with private_key")
 	}
 	return mustJSON(p), nil
 }
@@ -160,14 +146,7 @@ func (spark) Attach(ctx context.Context, props json.RawMessage, secrets map[stri
 	if err := json.Unmarshal(props, &p); err != nil {
 		return nil, nil, err
 	}
-	if p.HostKey != "" {
-		return nil, nil, api.Invalid("host_key", "host_key is recorded by the server when it first connects; do not give it")
-	}
-	t, _, err := SSHTarget(props, secrets)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, hostKey, err := sshclient.Dial(ctx, t)
+	c, hostKey, err := dialAttached(ctx, props, secrets)
 	if err != nil {
 		return nil, nil, err
 	}

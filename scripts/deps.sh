@@ -14,9 +14,10 @@
 #   pytest  pytest: the Python SDK's tests
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
+#   postgres  PostgreSQL 15 (Debian's): the PostgreSQL store and HA tests (scripts/dev-postgres.sh)
 set -euo pipefail
 
-all=(cc ssh venv pytest slurm podman)
+all=(cc ssh venv pytest slurm podman postgres)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -27,6 +28,7 @@ present() {
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    postgres) [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
 }
@@ -40,6 +42,7 @@ packages() {
     pytest) echo python3-pytest ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    postgres) echo postgresql-15 ;;
   esac
 }
 

@@ -147,6 +147,10 @@ func New(st store.Store, box *secret.Box, log *slog.Logger, clk clock.Clock, opt
 		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
 }
 
+// SetAPIURL changes the server URL runs are given (PADDOCK_API_URL); call
+// it before Run.
+func (d *Dispatcher) SetAPIURL(url string) { d.opts.APIURL = url }
+
 // now is the time of a change.
 func (d *Dispatcher) now() time.Time { return d.clock.Now() }
 
@@ -435,6 +439,17 @@ func (d *Dispatcher) notify(runID string) {
 
 // NotifyLogs tells followers of a run that lines arrived.
 func (d *Dispatcher) NotifyLogs(runID string) { d.notify(runID) }
+
+// NotifyAll wakes every watcher: after changes may have been missed (a
+// replica that lost its notifications for a while).
+func (d *Dispatcher) NotifyAll() {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	for id, ch := range d.watchers {
+		close(ch)
+		delete(d.watchers, id)
+	}
+}
 
 // nodeOrder is the node ids sorted, cached until the set of nodes changes.
 func (d *Dispatcher) nodeOrder() []string {

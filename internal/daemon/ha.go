@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/certs"
+	"github.com/paddock-ml/paddock/internal/replica"
+	"github.com/paddock-ml/paddock/internal/server"
+	"github.com/paddock-ml/paddock/internal/store"
+)
+
+// haState is what a replica of a shared store keeps about the others.
+type haState struct {
+	self    store.Replica
+	leading atomic.Bool
+	leader  *replica.Leader
+	stop    context.CancelFunc // ends the heartbeat and the change listener
+
+	mu      sync.Mutex
+	term    store.Term
+	servers []string // every replica's URL, this one (the leader) first
+}
+
+// serverList is what agents are told with their work: every replica's
+// URL, or nil for a server alone.
+func (h *haState) serverList() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.servers
+}
+
+// errLostLead is why a leader stops when its lease ends.
+var errLostLead = errors.New("the leader lease was lost (another replica took over, or the database could not be reached for longer than the lease)")
+
+// startReplica announces this server to the others sharing the store,
+// makes its fenced writes wait for a term, and listens for their changes:
+// a run another server changed wakes this one's watchers, a new leader
+// is where forwarded requests go.
+func (p *process) startReplica(ctx context.Context) error {
+	if p.elector == nil {
+		return nil
+	}
+	host, _ := os.Hostname()
+	p.ha.self = store.Replica{ID: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.ToLower(rand.Text()[:6])),
+		URL: p.url, Started: time.Now().UTC()}
+	p.elector.Follow()
+	bg, stop := context.WithCancel(context.Background())
+	p.ha.stop = stop
+	if err := p.elector.Register(bg, p.ha.self); err != nil {
+		stop()
+		return fmt.Errorf("registering this replica: %w", err)
+	}
+	p.ha.leader = &replica.Leader{Lookup: func(ctx context.Context) (string, int64, error) {
+		r, epoch, ok, err := p.elector.Leader(ctx)
+		if err != nil || !ok {
+			return "", epoch, err
+		}
+		return r.URL, epoch, nil
+	}}
+	if ch, ok := p.st.(store.Changes); ok {
+		go ch.WatchChanges(bg, func(ids []string) {
+			for _, id := range ids {
+				p.disp.NotifyLogs(id)
+			}
+		}, func() { p.ha.leader.Changed(bg) }, p.disp.NotifyAll)
+	}
+	return nil
+}
+
+// stopReplica ends the heartbeat (the other replicas stop listing this
+// one) and the change listener.
+func (p *process) stopReplica() {
+	if p.ha.stop != nil {
+		p.ha.stop()
+	}
+}
+
+// campaign waits for this server to win the lease, then leads until the
+// loops end or the lease is lost (told on lost).
+func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost chan<- error) {
+	term, err := p.elector.Campaign(loops, p.ha.self)
+	if err != nil {
+		return // the server is stopping
+	}
+	p.ha.mu.Lock()
+	p.ha.term = term
+	p.ha.mu.Unlock()
+	start := time.Now()
+	l, err := p.lead(loops, loops)
+	if l != nil {
+		led <- l
+	}
+	if err != nil {
+		lost <- fmt.Errorf("taking the lead: %w", err)
+		return
+	}
+	p.log.Info("this server leads the workspace", "epoch", term.Epoch(), "took", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-term.Lost():
+		p.ha.leading.Store(false)
+		lost <- errLostLead
+	case <-loops.Done():
+	}
+}
+
+// resign gives the lease up at a clean shutdown, after the loops' last
+// writes, so that another replica takes over at once.
+func (p *process) resign() {
+	p.ha.mu.Lock()
+	term := p.ha.term
+	p.ha.mu.Unlock()
+	if term == nil {
+		return
+	}
+	p.ha.leading.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := term.Resign(ctx); err != nil {
+		p.log.Warn("giving up the leader lease", "err", err)
+		return
+	}
+	p.log.Info("gave up the leader lease", "epoch", term.Epoch())
+}
+
+// agentServers is the server URL given to agents and runs: this server's,
+// or, with replicas, every live replica's, comma-separated, this one first.
+func (p *process) agentServers(ctx context.Context) string {
+	if p.elector == nil {
+		return p.url
+	}
+	urls := []string{p.url}
+	if rs, err := p.elector.Replicas(ctx); err == nil {
+		for _, r := range rs {
+			if r.URL != p.url && !contains(urls, r.URL) {
+				urls = append(urls, r.URL)
+			}
+		}
+	} else {
+		p.log.Warn("listing the replicas", "err", err)
+	}
+	p.ha.mu.Lock()
+	p.ha.servers = urls
+	p.ha.mu.Unlock()
+	go p.refreshServers(ctx)
+	return strings.Join(urls, ",")
+}
+
+// refreshServers keeps the list agents are told up to date as replicas
+// come and go, while this server leads.
+func (p *process) refreshServers(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rs, err := p.elector.Replicas(ctx)
+		if err != nil {
+			continue
+		}
+		urls := []string{p.url}
+		for _, r := range rs {
+			if r.URL != p.url && !contains(urls, r.URL) {
+				urls = append(urls, r.URL)
+			}
+		}
+		p.ha.mu.Lock()
+		p.ha.servers = urls
+		p.ha.mu.Unlock()
+	}
+}
+
+// clientServers is the server URL written to the CLI config: this
+// server's, then the other replicas' known now.
+func (p *process) clientServers(ctx context.Context) string {
+	if p.elector == nil {
+		return p.url
+	}
+	urls := []string{p.url}
+	if rs, err := p.elector.Replicas(ctx); err == nil {
+		for _, r := range rs {
+			if !contains(urls, r.URL) {
+				urls = append(urls, r.URL)
+			}
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// replicaHandler is the API for a server alone, and for a replica the API
+// behind the follower's forwarding (internal/replica).
+func (p *process) replicaHandler(local http.Handler) http.Handler {
+	if p.elector == nil {
+		return local
+	}
+	tr := api.NewTransport(nil)
+	if len(p.caPEM) > 0 {
+		pool, _ := certs.Pool(p.caPEM)
+		tr = api.NewTransport(pool)
+	}
+	tr.MaxIdleConnsPerHost = 64
+	return &replica.Handler{
+		Local:          local,
+		Leading:        p.ha.leading.Load,
+		FollowerServes: server.FollowerServes,
+		Leader:         p.ha.leader,
+		Transport:      tr,
+		Sign:           func(addr string) string { return p.box.Sign("forwarded-for", addr) },
+		Verify:         func(addr, sig string) bool { return p.box.Verify(sig, "forwarded-for", addr) },
+		Log:            p.log,
+	}
+}

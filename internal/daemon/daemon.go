@@ -121,9 +121,9 @@ type process struct {
 	elector store.Elector
 	ha      haState
 	box     *secret.Box
-	sizes *compute.Catalog
-	arts  *artifact.Store
-	token string // the admin's
+	sizes   *compute.Catalog
+	arts    *artifact.Store
+	token   string // the admin's
 
 	providers *provider.Registry
 	disp      *dispatch.Dispatcher

@@ -356,3 +356,42 @@ func splitIDs(s string) []string {
 	}
 	return out
 }
+
+// Every table of the schema is in store.Tables with the same columns, but
+// for the tables of the replicas and the row numbers PostgreSQL keeps.
+func TestTablesListEveryColumn(t *testing.T) {
+	s := open(t, testenv.Postgres(t), Options{})
+	rows, err := s.pool.Query(t.Context(), `SELECT table_name, column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name NOT IN ('schema_migrations', 'paddock_leader', 'paddock_replicas')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	have := map[string]map[string]bool{}
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			t.Fatal(err)
+		}
+		if table == "run_metrics" && col == "id" {
+			continue // its order of arrival, made again by the copy
+		}
+		if have[table] == nil {
+			have[table] = map[string]bool{}
+		}
+		have[table][col] = true
+	}
+	for _, tb := range store.Tables {
+		for _, c := range tb.Columns {
+			if !have[tb.Name][c.Name] {
+				t.Errorf("store.Tables lists %s.%s, which the PostgreSQL schema does not have", tb.Name, c.Name)
+			}
+			delete(have[tb.Name], c.Name)
+		}
+	}
+	for table, cols := range have {
+		for c := range cols {
+			t.Errorf("column %s.%s is not in store.Tables", table, c)
+		}
+	}
+}

@@ -112,3 +112,51 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 		t.Fatal("the admin got a role row; admins are Owner everywhere without one")
 	}
 }
+
+// Every table of the schema is in store.Tables with the same columns, so
+// `paddock store copy` misses nothing.
+func TestTablesListEveryColumn(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT IN ('schema_migrations', 'sqlite_sequence') ORDER BY m.name, p.cid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	have := map[string]map[string]bool{}
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			t.Fatal(err)
+		}
+		if have[table] == nil {
+			have[table] = map[string]bool{}
+		}
+		have[table][col] = true
+	}
+	listed := map[string]map[string]bool{}
+	for _, tb := range store.Tables {
+		listed[tb.Name] = map[string]bool{}
+		for _, c := range tb.Columns {
+			listed[tb.Name][c.Name] = true
+		}
+	}
+	for table, cols := range have {
+		for c := range cols {
+			if !listed[table][c] {
+				t.Errorf("column %s.%s is not in store.Tables", table, c)
+			}
+		}
+	}
+	for table, cols := range listed {
+		for c := range cols {
+			if !have[table][c] {
+				t.Errorf("store.Tables lists %s.%s, which the SQLite schema does not have", table, c)
+			}
+		}
+	}
+}

@@ -350,6 +350,9 @@ func (p *process) lead(ctx, loops context.Context) (*leaderLoops, error) {
 		return nil, err
 	}
 	p.nodes.Providers, p.nodes.ServerURL = p.providers, urls
+	if p.elector != nil {
+		p.nodes.Servers = p.ha.serversJoined
+	}
 	p.disp.SetAPIURL(urls)
 	if err := p.disp.Load(ctx); err != nil {
 		return nil, fmt.Errorf("loading runs: %w", err)
@@ -362,6 +365,11 @@ func (p *process) lead(ctx, loops context.Context) (*leaderLoops, error) {
 			p.log.Error("the node controller stopped", "err", err)
 		}
 	}()
+	// The dispatcher runs: requests may come (a follower forwards them).
+	p.ha.leading.Store(true)
+	if term := p.ha.currentTerm(); term != nil {
+		p.log.Info("this server leads the workspace", "epoch", term.Epoch(), "took", time.Since(p.ha.wonAt).Round(time.Millisecond))
+	}
 	if !p.o.NoLocalAgent {
 		if err := p.local.Start(loops, urls); err != nil {
 			return l, fmt.Errorf("starting the local agent: %w", err)
@@ -369,7 +377,6 @@ func (p *process) lead(ctx, loops context.Context) (*leaderLoops, error) {
 	}
 	// Clusters made for one run whose run ended while no server led.
 	go p.runs.SweepRunClusters(loops)
-	p.ha.leading.Store(true)
 	return l, nil
 }
 

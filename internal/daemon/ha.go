@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type haState struct {
 
 	mu      sync.Mutex
 	term    store.Term
+	wonAt   time.Time // when term began
 	servers []string // every replica's URL, this one (the leader) first
 }
 
@@ -38,6 +40,16 @@ func (h *haState) serverList() []string {
 	defer h.mu.Unlock()
 	return h.servers
 }
+
+// currentTerm is the term this server holds, nil while it follows.
+func (h *haState) currentTerm() store.Term {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.term
+}
+
+// serversJoined is serverList comma-separated, for new nodes' agents.
+func (h *haState) serversJoined() string { return strings.Join(h.serverList(), ",") }
 
 // errLostLead is why a leader stops when its lease ends.
 var errLostLead = errors.New("the leader lease was lost (another replica took over, or the database could not be reached for longer than the lease)")
@@ -93,9 +105,8 @@ func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost 
 		return // the server is stopping
 	}
 	p.ha.mu.Lock()
-	p.ha.term = term
+	p.ha.term, p.ha.wonAt = term, time.Now()
 	p.ha.mu.Unlock()
-	start := time.Now()
 	l, err := p.lead(loops, loops)
 	if l != nil {
 		led <- l
@@ -104,7 +115,6 @@ func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost 
 		lost <- fmt.Errorf("taking the lead: %w", err)
 		return
 	}
-	p.log.Info("this server leads the workspace", "epoch", term.Epoch(), "took", time.Since(start).Round(time.Millisecond))
 	select {
 	case <-term.Lost():
 		p.ha.leading.Store(false)
@@ -116,9 +126,7 @@ func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost 
 // resign gives the lease up at a clean shutdown, after the loops' last
 // writes, so that another replica takes over at once.
 func (p *process) resign() {
-	p.ha.mu.Lock()
-	term := p.ha.term
-	p.ha.mu.Unlock()
+	term := p.ha.currentTerm()
 	if term == nil {
 		return
 	}
@@ -158,7 +166,7 @@ func (p *process) agentServers(ctx context.Context) string {
 // refreshServers keeps the list agents are told up to date as replicas
 // come and go, while this server leads.
 func (p *process) refreshServers(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -177,8 +185,12 @@ func (p *process) refreshServers(ctx context.Context) {
 			}
 		}
 		p.ha.mu.Lock()
+		changed := !slices.Equal(p.ha.servers, urls)
 		p.ha.servers = urls
 		p.ha.mu.Unlock()
+		if changed {
+			p.log.Info("the replicas changed; agents are told", "servers", strings.Join(urls, ","))
+		}
 	}
 }
 
@@ -199,14 +211,7 @@ func (p *process) clientServers(ctx context.Context) string {
 	return strings.Join(urls, ",")
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
+func contains(xs []string, x string) bool { return slices.Contains(xs, x) }
 
 // replicaHandler is the API for a server alone, and for a replica the API
 // behind the follower's forwarding (internal/replica).
@@ -222,6 +227,7 @@ func (p *process) replicaHandler(local http.Handler) http.Handler {
 	tr.MaxIdleConnsPerHost = 64
 	return &replica.Handler{
 		Local:          local,
+		Self:           p.url,
 		Leading:        p.ha.leading.Load,
 		FollowerServes: server.FollowerServes,
 		Leader:         p.ha.leader,

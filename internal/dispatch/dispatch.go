@@ -34,6 +34,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
+	"github.com/paddock-ml/paddock/internal/faults"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/scheduler"
 	"github.com/paddock-ml/paddock/internal/secret"
@@ -342,7 +343,11 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 	if tx.schedule {
 		d.schedule(tx)
 	}
-	if err := d.commit(ctx, tx); err != nil {
+	err := d.commit(ctx, tx)
+	if err == nil && len(tx.runs) > 0 {
+		faults.Point("dispatch.commit")
+	}
+	if err != nil {
 		d.log.Error("committing run state failed; reloading from the store", "err", err)
 		for i := range errs {
 			if errs[i] == nil {
@@ -509,7 +514,13 @@ func (d *Dispatcher) schedule(tx *txn) {
 	for i := range queue {
 		queue[i].NoBlock = pinned[queue[i].Target]
 	}
-	for _, p := range scheduler.Place(queue, free) {
+	placed := scheduler.Place(queue, free)
+	defer func() {
+		if len(placed) > 0 {
+			faults.Point("dispatch.place")
+		}
+	}()
+	for _, p := range placed {
 		r := d.runs[p.RunID]
 		d.dequeue(r)
 		r.Attempt++

@@ -46,6 +46,8 @@ const maxBuffered = 16 << 20
 type Handler struct {
 	// Local is this replica's API.
 	Local http.Handler
+	// Self is this replica's URL: a request is not forwarded to it.
+	Self string
 	// Leading reports whether this replica leads now.
 	Leading func() bool
 	// FollowerServes reports whether a follower serves a request itself.
@@ -138,6 +140,20 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		if leader == h.Self && !h.Leading() {
+			// This replica won the lease and is loading its state: serve it
+			// once it leads, rather than forwarding to itself.
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().Before(deadline) {
+				continue
+			}
+			retryElsewhere(w, "this replica is taking over as leader; the request was not applied: retry it")
+			return
+		}
 		if h.Leading() { // this replica won meanwhile
 			if replayable {
 				r.Body = io.NopCloser(bytes.NewReader(body))
@@ -176,8 +192,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		}()
 		resp, err := h.Transport.RoundTrip(out.WithContext(fctx))
 		if err != nil {
+			replaced := fctx.Err() != nil
 			stop()
 			if r.Context().Err() != nil {
+				return
+			}
+			if replaced { // another request found the leader gone
+				h.Log.Debug("forwarding: the leader was replaced while the request was in flight", "leader", leader, "method", r.Method, "path", r.URL.Path)
+				e := api.Unavailable("the leader was replaced while handling the request; it may or may not have been applied")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadGateway)
+				io.WriteString(w, `{"error":{"code":"`+string(e.Code)+`","message":`+quote(e.Message)+`}}`+"\n")
 				return
 			}
 			h.Leader.Failed(leader)

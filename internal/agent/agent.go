@@ -111,6 +111,7 @@ type Agent struct {
 	mu       sync.Mutex
 	attempts map[string]*attempt // by run id
 	ssh      *sshServer
+	ids      *identityServer    // runs' identity endpoint, once an attempt needs it
 	stop     context.CancelFunc // ends the agent (OneRun)
 	wg       sync.WaitGroup
 	envLocks sync.Map // venv key → *sync.Mutex
@@ -180,6 +181,11 @@ func Run(ctx context.Context, cfg Config) error {
 	err := a.loop(ctx)
 	a.stopAll("the node agent is stopping")
 	a.wg.Wait()
+	a.mu.Lock()
+	if a.ids != nil {
+		a.ids.close()
+	}
+	a.mu.Unlock()
 	return err
 }
 

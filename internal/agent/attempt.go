@@ -215,6 +215,20 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 	if tmp != "" {
 		defer os.RemoveAll(tmp)
 	}
+	if len(as.Identities) > 0 {
+		ids, err := at.a.identityEndpoint()
+		if err != nil {
+			return failed("PreparationFailed", "%v", err)
+		}
+		url, token, release := ids.register(at)
+		defer release() // the endpoint refuses the attempt once it has ended
+		vars := make(map[string]string, len(as.Env)+2)
+		for k, v := range as.Env {
+			vars[k] = v
+		}
+		vars["PADDOCK_IDENTITY_ENDPOINT"], vars["PADDOCK_IDENTITY_TOKEN"] = url, token
+		as.Env = vars
+	}
 	env := runEnv(as.Env)
 	if _, own := as.Env["PATH"]; !own {
 		env = at.a.iso.reachablePath(env, sb)

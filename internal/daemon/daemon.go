@@ -25,9 +25,11 @@ import (
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/localagent"
 	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/provisioning"
 	"github.com/paddock-ml/paddock/internal/runs"
@@ -125,8 +127,11 @@ type process struct {
 	arts    *artifact.Store
 	token   string // the admin's
 
-	providers *provider.Registry
-	disp      *dispatch.Dispatcher
+	providers  *provider.Registry
+	disp       *dispatch.Dispatcher
+	identities *identities.Service
+	// policy records when the workspace policy stops something.
+	policy    *policy.Recorder
 	nodes     *nodes.Controller
 	provision *provisioning.Controller
 	targets   *targets.Service
@@ -296,9 +301,14 @@ func (p *process) build(ctx context.Context) error {
 	if cfg, err := clientconfig.Path(); err == nil {
 		p.hide = append(p.hide, cfg)
 	}
-	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify})
+	// Policy events go to the server log and the audit log.
+	p.policy = &policy.Recorder{Log: p.log, Auditor: audit.Policies{Recorder: p.audit, Log: p.log}}
+	p.identities = &identities.Service{Store: p.st, Box: p.box, Clock: p.clock}
+	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify,
+		Policy: p.policy})
 	p.nodes = &nodes.Controller{Store: p.st, Dispatch: p.disp, Sizes: p.sizes, Log: p.log,
-		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes")}
+		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes"),
+		Policy: p.policy}
 	p.nodes.Init()
 	p.provision = provisioning.New(p.st, compute.ProvisionEnv{
 		ProviderAvailable: func(name string) bool {
@@ -311,7 +321,8 @@ func (p *process) build(ctx context.Context) error {
 		ReleaseNodes: p.nodes.ReleaseNodes,
 	}, p.log, p.clock, p.notify)
 	p.targets = &targets.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
-		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes}
+		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes,
+		Identities: p.identities, Policy: p.policy}
 	if err := p.targets.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
@@ -430,7 +441,7 @@ func (p *process) serve(ctx context.Context, ln net.Listener, ready func()) erro
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	apiHandler := server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
-		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock, Servers: p.ha.serverList})
+		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock, Servers: p.ha.serverList})
 	srv := server.NewHTTPServer(p.replicaHandler(apiHandler), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	if p.tls != nil {

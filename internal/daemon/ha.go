@@ -30,7 +30,7 @@ type haState struct {
 	mu      sync.Mutex
 	term    store.Term
 	wonAt   time.Time // when term began
-	servers []string // every replica's URL, this one (the leader) first
+	servers []string  // every replica's URL, this one (the leader) first
 }
 
 // serverList is what agents are told with their work: every replica's

@@ -74,6 +74,11 @@ var Tables = []Table{
 	{Name: "audit", Key: []string{"seq"}, Columns: cols("seq", Int, "at", Text, "workspace", Text, "user_name", Text,
 		"token_id", Text, "action", Text, "target", Text, "source", Text, "outcome", Text, "status", Int,
 		"message", Text, "prev_hash", Text, "hash", Text)},
+	{Name: "identities", Key: []string{"workspace", "type", "name_key"}, Columns: cols("workspace", Text, "type", Text, "name_key", Text,
+		"name", Text, "principal_id", Text, "target", Text, "description", Text, "created_by", Text, "created_at", Time,
+		"updated_at", Time, "secrets", Bytes, "secret_keys", JSON, "version", Int)},
+	{Name: "workspace_policies", Key: []string{"workspace"}, Columns: cols("workspace", Text, "max_idle_seconds", Int,
+		"max_run_duration_seconds", Int, "updated_by", Text, "updated_at", Time)},
 }
 
 // Exporter is implemented by stores a workspace can be copied from.

@@ -175,4 +175,31 @@ var migrations = []string{
 		hash      text NOT NULL
 	);
 	CREATE INDEX audit_at ON audit(at);`,
+
+	// 7: a workspace's managed identities (a UserAssigned one made by a
+	// user; a SystemAssigned one belongs to one cluster, named after it,
+	// so the type is part of the key) and its admin policy.
+	`CREATE TABLE identities (
+		workspace    text NOT NULL REFERENCES workspaces(name),
+		type         text NOT NULL,            -- UserAssigned | SystemAssigned
+		name_key     text NOT NULL,            -- lower(name): names are unique case-insensitively
+		name         text NOT NULL,
+		principal_id text NOT NULL,
+		target       text NOT NULL DEFAULT '', -- the cluster of a SystemAssigned identity
+		description  text NOT NULL DEFAULT '',
+		created_by   text NOT NULL,
+		created_at   timestamptz NOT NULL,
+		updated_at   timestamptz NOT NULL,
+		secrets      bytea,                    -- AES-GCM sealed JSON, see internal/secret
+		secret_keys  json NOT NULL DEFAULT '[]',
+		version      bigint NOT NULL,
+		PRIMARY KEY (workspace, type, name_key)
+	);
+	CREATE TABLE workspace_policies (
+		workspace                text PRIMARY KEY REFERENCES workspaces(name),
+		max_idle_seconds         bigint NOT NULL DEFAULT 0,  -- 0: no limit
+		max_run_duration_seconds bigint NOT NULL DEFAULT 0,  -- 0: no limit
+		updated_by               text NOT NULL,
+		updated_at               timestamptz NOT NULL
+	);`,
 }

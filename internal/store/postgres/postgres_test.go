@@ -3,12 +3,14 @@ package postgres
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/store/storetest"
 	"github.com/paddock-ml/paddock/internal/testenv"
 )
@@ -26,6 +28,24 @@ func open(t *testing.T, dsn string, o Options) *Store {
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, testenv.Postgres(t), Options{}) })
+}
+
+// Version N of the schema means the same on both stores: a migration
+// appended to the SQLite store's list needs its twin here (the contract
+// tests then check what it holds). Needs no PostgreSQL.
+func TestMigrationsMatchSQLite(t *testing.T) {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := s.SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != len(migrations) {
+		t.Fatalf("the SQLite store has %d migrations and the PostgreSQL store %d: write the missing PostgreSQL one(s) in migrations.go", v, len(migrations))
+	}
 }
 
 func TestMigrationsApplyOnceAndSurviveReopen(t *testing.T) {

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("LogCursorUnderConcurrentAppends", func(t *testing.T) { testLogCursor(t, open(t)) })
+	t.Run("Identities", func(t *testing.T) { testIdentities(t, open(t)) })
+	t.Run("Policy", func(t *testing.T) { testPolicy(t, open(t)) })
 }
 
 // testLogs: lines are stored once per (attempt, rank, agent line number),

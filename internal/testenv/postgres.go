@@ -2,14 +2,11 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/paddock-ml/paddock/internal/store/pgschema"
 )
 
 // PostgresEnv names the variable holding the DSN of the PostgreSQL the
@@ -30,34 +27,16 @@ func Postgres(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
+	dsn, drop, err := pgschema.New(ctx, base)
 	if err != nil {
-		t.Fatalf("connecting to %s: %v", PostgresEnv, err)
-	}
-	defer conn.Close(context.Background())
-	schema := "t_" + strings.ToLower(rand.Text()[:12])
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
+		t.Fatalf("making a schema in %s: %v", PostgresEnv, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
+		if err := drop(ctx); err != nil {
+			t.Errorf("dropping the test's schema: %v", err)
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return dsn
 }

@@ -60,6 +60,27 @@ func (c *Client) start(n int) int {
 	return int(c.first.Load()) % n
 }
 
+// attempt is one server a call may go to: its index in Server and
+// whether more servers come after it.
+type attempt struct {
+	idx    int
+	server string
+	more   bool
+}
+
+// attempts are the servers in the order a call tries them: the one that
+// answered last first.
+func (c *Client) attempts() []attempt {
+	servers := c.servers()
+	first := c.start(len(servers))
+	out := make([]attempt, len(servers))
+	for i := range servers {
+		idx := (first + i) % len(servers)
+		out[i] = attempt{idx: idx, server: servers[idx], more: i+1 < len(servers)}
+	}
+	return out
+}
+
 // answered notes which server to call first next time.
 func (c *Client) answered(i int) {
 	if c.first != nil {
@@ -178,13 +199,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		}
 		payload = b
 	}
-	servers := c.servers()
-	first := c.start(len(servers))
+	all := c.attempts()
 	var lastErr error
-	for i := range servers {
-		idx := (first + i) % len(servers)
-		server := servers[idx]
-		more := i+1 < len(servers) && stream == nil // another server may take it
+	for _, at := range all {
+		idx, server := at.idx, at.server
+		more := at.more && stream == nil // another server may take it
 		var rd io.Reader
 		switch {
 		case stream != nil:
@@ -214,7 +233,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 			if more && (notSent(err) || readOnly(method)) {
 				continue
 			}
-			c.answered((idx + 1) % len(servers)) // the next call tries the next one first
+			c.answered((idx + 1) % len(all)) // the next call tries the next one first
 			return lastErr
 		}
 		data, err := io.ReadAll(resp.Body)

@@ -120,12 +120,10 @@ func (c *Client) LogMetric(ctx context.Context, id, name string, value float64, 
 // stream opens a streaming GET and returns its body, from the next server
 // when one cannot answer.
 func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
-	servers := c.servers()
-	first := c.start(len(servers))
+	all := c.attempts()
 	var lastErr error
-	for i := range servers {
-		idx := (first + i) % len(servers)
-		server := servers[idx]
+	for _, at := range all {
+		idx, server := at.idx, at.server
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+path, nil)
 		if err != nil {
 			return nil, err
@@ -154,8 +152,8 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 		c.answered(idx)
 		return resp.Body, nil
 	}
-	if len(servers) > 1 {
-		c.answered((first + 1) % len(servers))
+	if len(all) > 1 {
+		c.answered(all[1].idx)
 	}
 	return nil, lastErr
 }

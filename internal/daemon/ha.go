@@ -140,20 +140,26 @@ func (p *process) resign() {
 	p.log.Info("gave up the leader lease", "epoch", term.Epoch())
 }
 
+// replicaURLs lists this server's URL, then every other live replica's.
+func (p *process) replicaURLs(ctx context.Context) ([]string, error) {
+	urls := []string{p.url}
+	rs, err := p.elector.Replicas(ctx)
+	for _, r := range rs {
+		if !slices.Contains(urls, r.URL) {
+			urls = append(urls, r.URL)
+		}
+	}
+	return urls, err
+}
+
 // agentServers is the server URL given to agents and runs: this server's,
 // or, with replicas, every live replica's, comma-separated, this one first.
 func (p *process) agentServers(ctx context.Context) string {
 	if p.elector == nil {
 		return p.url
 	}
-	urls := []string{p.url}
-	if rs, err := p.elector.Replicas(ctx); err == nil {
-		for _, r := range rs {
-			if r.URL != p.url && !contains(urls, r.URL) {
-				urls = append(urls, r.URL)
-			}
-		}
-	} else {
+	urls, err := p.replicaURLs(ctx)
+	if err != nil {
 		p.log.Warn("listing the replicas", "err", err)
 	}
 	p.ha.mu.Lock()
@@ -174,15 +180,9 @@ func (p *process) refreshServers(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		rs, err := p.elector.Replicas(ctx)
+		urls, err := p.replicaURLs(ctx)
 		if err != nil {
 			continue
-		}
-		urls := []string{p.url}
-		for _, r := range rs {
-			if r.URL != p.url && !contains(urls, r.URL) {
-				urls = append(urls, r.URL)
-			}
 		}
 		p.ha.mu.Lock()
 		changed := !slices.Equal(p.ha.servers, urls)
@@ -200,18 +200,9 @@ func (p *process) clientServers(ctx context.Context) string {
 	if p.elector == nil {
 		return p.url
 	}
-	urls := []string{p.url}
-	if rs, err := p.elector.Replicas(ctx); err == nil {
-		for _, r := range rs {
-			if !contains(urls, r.URL) {
-				urls = append(urls, r.URL)
-			}
-		}
-	}
+	urls, _ := p.replicaURLs(ctx)
 	return strings.Join(urls, ",")
 }
-
-func contains(xs []string, x string) bool { return slices.Contains(xs, x) }
 
 // replicaHandler is the API for a server alone, and for a replica the API
 // behind the follower's forwarding (internal/replica).

@@ -127,36 +127,13 @@ func TestTablesListEveryColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	have := map[string]map[string]bool{}
+	have := storetest.Columns{}
 	for rows.Next() {
 		var table, col string
 		if err := rows.Scan(&table, &col); err != nil {
 			t.Fatal(err)
 		}
-		if have[table] == nil {
-			have[table] = map[string]bool{}
-		}
-		have[table][col] = true
+		have.Add(table, col)
 	}
-	listed := map[string]map[string]bool{}
-	for _, tb := range store.Tables {
-		listed[tb.Name] = map[string]bool{}
-		for _, c := range tb.Columns {
-			listed[tb.Name][c.Name] = true
-		}
-	}
-	for table, cols := range have {
-		for c := range cols {
-			if !listed[table][c] {
-				t.Errorf("column %s.%s is not in store.Tables", table, c)
-			}
-		}
-	}
-	for table, cols := range listed {
-		for c := range cols {
-			if !have[table][c] {
-				t.Errorf("store.Tables lists %s.%s, which the SQLite schema does not have", table, c)
-			}
-		}
-	}
+	storetest.CheckTables(t, "SQLite", have)
 }

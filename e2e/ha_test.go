@@ -329,3 +329,54 @@ func processesOn(dir string) []string {
 	}
 	return out
 }
+
+// Rotating the leader (docs/ha.md): SIGTERM to the leader gives the lease
+// up after its last writes, a follower leads at once (well within the
+// lease TTL, which a killed leader's takeover does not wait for either),
+// the old leader exits cleanly, and a run submitted through the replicas
+// before and after completes; restarted, the old leader follows.
+func TestHALeaderRotation(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	e := newEnv(t)
+	r1 := replicaUp(e, dsn)
+	eventually(t, 20*time.Second, "the first replica to lead", func() bool { return strings.Contains(r1.Logs(), "this server leads") })
+	r2 := replicaUp(e, dsn)
+	c := api.NewClient(r1.url+","+r2.url, adminToken(t, e), "default")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := func(what string) {
+		t.Helper()
+		r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"echo", what}}, "")
+		if err != nil {
+			t.Fatalf("submitting %s: %v", what, err)
+		}
+		done, err := c.WaitRun(ctx, r.ID, nil)
+		if err != nil || done.Status != api.RunCompleted {
+			t.Fatalf("the run %s: %+v, %v", what, done, err)
+		}
+	}
+	run("before")
+	stopped := time.Now()
+	if err := r1.stop(t); err != nil {
+		t.Fatalf("the leader did not stop cleanly: %v\n%s", err, r1.Logs())
+	}
+	if !strings.Contains(r1.Logs(), "gave up the leader lease") {
+		t.Fatalf("the leader stopped without giving up its lease\n%s", r1.Logs())
+	}
+	eventually(t, 10*time.Second, "the follower to lead", func() bool { return strings.Contains(r2.Logs(), "this server leads") })
+	m := leadsLine.FindStringSubmatch(r2.Logs())
+	led, _ := time.Parse(time.RFC3339Nano, m[1])
+	t.Logf("the follower led %s after SIGTERM to the leader", led.Sub(stopped).Round(time.Millisecond))
+	if led.Sub(stopped) > 3*time.Second { // the lease TTL is 3 s: a resignation does not wait for it
+		t.Errorf("the follower led %s after the leader was stopped: the lease was not given up", led.Sub(stopped))
+	}
+	run("after")
+	// Started again, the old leader follows: it answers reads itself and
+	// hands writes to the leader.
+	r3 := replicaUp(e, dsn)
+	c = api.NewClient(r3.url, adminToken(t, e), "default")
+	run("through the follower")
+	if strings.Contains(r3.Logs(), "this server leads") {
+		t.Errorf("a replica started beside a leader leads too\n%s", r3.Logs())
+	}
+}

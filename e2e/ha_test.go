@@ -380,3 +380,38 @@ func TestHALeaderRotation(t *testing.T) {
 		t.Errorf("a replica started beside a leader leads too\n%s", r3.Logs())
 	}
 }
+
+// `paddock store copy` moves a SQLite workspace into PostgreSQL: a server
+// started on the copy has the runs and their logs, the same admin token
+// works, a second copy is refused, and a bad --to says which flag is wrong.
+func TestStoreCopyToPostgres(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	e := newEnv(t)
+	s := e.up()
+	id := e.submit("--", "sh", "-c", "echo moved along")
+	if r := e.waitRun(id); r.Status != api.RunCompleted {
+		t.Fatalf("run %s: %s", id, r.Status)
+	}
+	// Copying while the server runs is refused: the store may change under it.
+	if r := e.run("store", "copy", "--from", "sqlite:"+e.dataDir, "--to", dsn); r.code == 0 || !strings.Contains(r.stderr, "is running on data dir") {
+		t.Fatalf("store copy beside a running server: exit %d %q", r.code, r.stderr)
+	}
+	s.stop(t)
+	if r := e.run("store", "copy", "--from", "sqlite:"+e.dataDir, "--to", "mysql://x"); r.code != 2 || !strings.Contains(r.stderr, "--to must be a postgres:// URL") {
+		t.Fatalf("store copy --to mysql://x: exit %d %q", r.code, r.stderr)
+	}
+	out := e.ok("store", "copy", "--from", "sqlite:"+e.dataDir, "--to", dsn)
+	if !strings.Contains(out, "every table's count matches") {
+		t.Fatalf("store copy said:\n%s", out)
+	}
+	if r := e.run("store", "copy", "--from", "sqlite:"+e.dataDir, "--to", dsn); r.code == 0 || !strings.Contains(r.stderr, "already holds a workspace") {
+		t.Fatalf("a second store copy into the same database: exit %d %q", r.code, r.stderr)
+	}
+	replicaUp(e, dsn)
+	if got := strings.TrimSpace(e.ok("run", "logs", id)); got != "moved along" {
+		t.Errorf("the copied run's log on PostgreSQL: %q", got)
+	}
+	if r := e.show(id); r.Status != api.RunCompleted {
+		t.Errorf("the copied run on PostgreSQL: %s", r.Status)
+	}
+}

@@ -73,6 +73,15 @@ func workspace(t *testing.T) (*sqlite.Store, string) {
 	if err := src.PutQuota(ctx, store.Quota{Workspace: "default", DedicatedCores: 64, LowPriorityCores: store.Unlimited}); err != nil {
 		t.Fatal(err)
 	}
+	if err := src.CreateIdentity(ctx, store.Identity{Workspace: "default", Name: "Blob-Reader", Type: api.IdentityUserAssigned,
+		PrincipalID: "p-1", Description: "reads the bucket", CreatedBy: "ana", CreatedAt: now, UpdatedAt: now,
+		Secrets: []byte{9, 8, 7}, SecretKeys: []string{"AWS_ACCESS_KEY_ID"}, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.PutPolicy(ctx, store.Policy{Workspace: "default", MaxIdleSeconds: 600, MaxRunDurationSeconds: 3600,
+		UpdatedBy: "admin", UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
 	if err := src.SaveBatch(ctx, nil, []store.Node{{ID: "cpu-cluster-1", Workspace: "default", Compute: "cpu-cluster",
 		TokenHash: "nh", CreatedAt: now, State: store.NodeIdle, Cores: 2, MemoryGB: 7}}, nil); err != nil {
 		t.Fatal(err)
@@ -153,7 +162,8 @@ func TestCopyAWorkspaceOf10000Runs(t *testing.T) {
 		counts[c.Table] = c.Copied
 	}
 	for table, want := range map[string]int64{"runs": nRuns, "run_logs": nRuns * linesPerRun, "run_metrics": nRuns / metricsEvery * 3,
-		"users": 3, "tokens": 3, "roles": 1, "computes": 3, "quotas": 1, "nodes": 1, "audit": 300, "workspaces": 2} {
+		"users": 3, "tokens": 3, "roles": 1, "computes": 3, "quotas": 1, "nodes": 1, "audit": 300, "workspaces": 2,
+		"identities": 1, "workspace_policies": 1} {
 		if counts[table] != want {
 			t.Errorf("%s: %d rows copied, want %d", table, counts[table], want)
 		}
@@ -190,6 +200,16 @@ func TestCopyAWorkspaceOf10000Runs(t *testing.T) {
 		if diff := cmp.Diff(a, b, cmpopts.EquateEmpty()); err != nil || diff != "" {
 			t.Errorf("target %s differs (%v):\n%s", name, err, diff)
 		}
+	}
+	ia, _ := src.ListIdentities(ctx, "default")
+	ib, err := dst.ListIdentities(ctx, "default")
+	if diff := cmp.Diff(ia, ib); err != nil || len(ia) != 1 || diff != "" {
+		t.Errorf("identities differ (%v):\n%s", err, diff)
+	}
+	pa, _ := src.Policy(ctx, "default")
+	pb, err := dst.Policy(ctx, "default")
+	if diff := cmp.Diff(pa, pb); err != nil || pa.MaxIdleSeconds != 600 || diff != "" {
+		t.Errorf("the policy differs (%v):\n%s", err, diff)
 	}
 	ta, _ := src.Tokens(ctx, "")
 	tb, _ := dst.Tokens(ctx, "")

@@ -46,7 +46,7 @@ type Config struct {
 	// keep their workspace in, each in a schema of its own, instead of
 	// SQLite; figure 7 (failover) needs it.
 	Store string
-	Out  io.Writer
+	Out   io.Writer
 	// Progress, when set, receives each figure's rows as it finishes, so
 	// a run that fails later still shows what it measured.
 	Progress io.Writer

@@ -451,6 +451,7 @@ func (p *process) serve(ctx context.Context, ln net.Listener, ready func()) erro
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	var lead *leaderLoops
+	endCampaign := func() {}
 	leadCh := make(chan *leaderLoops, 1)
 	lost := make(chan error, 1)
 	if p.elector == nil {
@@ -465,7 +466,26 @@ func (p *process) serve(ctx context.Context, ln net.Listener, ready func()) erro
 			return err
 		}
 	} else {
-		go p.campaign(loops, leadCh, lost)
+		campaigning, stopCampaign := context.WithCancel(loops)
+		defer stopCampaign()
+		settled := make(chan struct{})
+		go p.campaign(campaigning, loops, leadCh, lost, settled)
+		// At shutdown, campaigning stops, and a takeover under way ends
+		// before what the leader started is stopped.
+		endCampaign = func() {
+			stopCampaign()
+			select {
+			case <-settled:
+			case <-time.After(10 * time.Second): // taking the lead is stuck (the database?)
+				stopLoops()
+				<-settled
+			}
+			select {
+			case l := <-leadCh:
+				lead = l
+			default:
+			}
+		}
 	}
 	ready()
 	if p.o.Ready != nil {
@@ -507,6 +527,7 @@ wait:
 	defer cancel()
 	endRequests()
 	err := srv.Shutdown(shutdownCtx)
+	endCampaign()
 	if lead != nil && !keepLocalAgent {
 		p.local.Stop()
 	}

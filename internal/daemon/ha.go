@@ -97,11 +97,14 @@ func (p *process) stopReplica() {
 	}
 }
 
-// campaign waits for this server to win the lease, then leads until the
-// loops end or the lease is lost (told on lost).
-func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost chan<- error) {
-	term, err := p.elector.Campaign(loops, p.ha.self)
+// campaign waits for this server to win the lease (until ctx ends), then
+// leads until the loops end or the lease is lost (told on lost). settled
+// is closed once it gave up campaigning or has taken the lead (its loops
+// sent on led): then a shutdown knows what to stop.
+func (p *process) campaign(ctx, loops context.Context, led chan<- *leaderLoops, lost chan<- error, settled chan<- struct{}) {
+	term, err := p.elector.Campaign(ctx, p.ha.self)
 	if err != nil {
+		close(settled)
 		return // the server is stopping
 	}
 	p.ha.mu.Lock()
@@ -111,6 +114,7 @@ func (p *process) campaign(loops context.Context, led chan<- *leaderLoops, lost 
 	if l != nil {
 		led <- l
 	}
+	close(settled)
 	if err != nil {
 		lost <- fmt.Errorf("taking the lead: %w", err)
 		return

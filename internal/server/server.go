@@ -189,6 +189,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
 	a.handle("DELETE /api/v1/tokens/{id}", byUsers, anyUser, a.revokeToken)
 	a.handle("POST /api/v1/tokens/{id}", byUsers, anyUser, a.rotateToken) // current:rotate
+	a.handle("POST /api/v1/studio/links", byUsers, anyUser, a.createStudioLink)
 	// Node agents.
 	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
@@ -436,6 +437,8 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
 		}
 		return caller{RunID: runID, Attempt: attempt}, nil
+	case strings.HasPrefix(token, tokens.LinkPrefix), strings.HasPrefix(token, tokens.SessionPrefix):
+		return caller{}, api.Forbidden("a studio sign-in link or session works only in the studio; the API takes user tokens (`paddock token create`)")
 	case strings.HasPrefix(token, identities.TokenPrefix):
 		if !acc.identityTokens {
 			return caller{}, api.Forbidden("an identity token only proves an identity, at GET %s", api.IdentityTokenPath)

@@ -502,8 +502,8 @@ func decodeBody(body io.Reader, v any) error {
 	return nil
 }
 
-func (a *API) listComputes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"))
+func (a *API) listComputes(w http.ResponseWriter, r *http.Request, who caller) error {
+	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"), who.P)
 	if err != nil {
 		return err
 	}
@@ -526,8 +526,8 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	return nil
 }
 
-func (a *API) getCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+func (a *API) getCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

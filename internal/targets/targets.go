@@ -203,20 +203,32 @@ func secretNames(m map[string]secret.Value) []string {
 	return out
 }
 
-// GetCompute returns one target.
-func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute, error) {
+// GetCompute returns one target p may see (see Visible); another user's
+// compute instance is not found.
+func (s *Service) GetCompute(ctx context.Context, ws string, p authz.Principal, name string) (api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
-	rec, err := s.Store.GetCompute(ctx, ws, name)
+	rec, err := s.VisibleCompute(ctx, ws, p, name)
 	if err != nil {
 		return api.Compute{}, err
 	}
 	return s.view(ctx, rec), nil
 }
 
-// ListComputes returns every target of a workspace.
-func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
+// VisibleCompute reads a target's record if p may see it (see Visible),
+// else answers NotFound as for a target that does not exist.
+func (s *Service) VisibleCompute(ctx context.Context, ws string, p authz.Principal, name string) (store.Compute, error) {
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err == nil && !Visible(p, rec) {
+		return store.Compute{}, api.NotFound("compute target %q not found in workspace %q", name, ws)
+	}
+	return rec, err
+}
+
+// ListComputes returns the targets of a workspace that p may see (see
+// Visible), sorted by name.
+func (s *Service) ListComputes(ctx context.Context, ws string, p authz.Principal) ([]api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return nil, err
 	}
@@ -225,9 +237,11 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 		return nil, err
 	}
 	pol, err := s.policyOf(ctx, ws)
-	out := make([]api.Compute, len(recs))
-	for i, r := range recs {
-		out[i] = s.viewWith(ctx, r, pol, err == nil)
+	out := make([]api.Compute, 0, len(recs))
+	for _, r := range recs {
+		if Visible(p, r) {
+			out = append(out, s.viewWith(ctx, r, pol, err == nil))
+		}
 	}
 	return out, nil
 }

@@ -96,7 +96,9 @@ func nodeChart(hist []sample, now time.Time) chart {
 		xs, ys = append(xs, x), append(ys, float64(s.Total()))
 	}
 	xs, ys = append(xs, math.Max(now.Sub(t0).Seconds(), xs[len(xs)-1])), append(ys, ys[len(ys)-1])
-	label := func(v float64) string { return t0.Add(time.Duration(v * float64(time.Second))).UTC().Format("15:04:05") }
+	label := func(v float64) string {
+		return t0.Add(time.Duration(v * float64(time.Second))).UTC().Format("15:04:05")
+	}
 	last := hist[len(hist)-1]
 	return chart{Name: "nodes", SVG: lineSVG("nodes", xs, ys, "time (UTC)", fmtNum, true, label),
 		Summary: fmt.Sprintf("%d nodes now; %d changes since %s", last.Total(), len(hist), t0.UTC().Format("15:04:05"))}

@@ -122,8 +122,8 @@ type computeData struct {
 	Chart    chart
 	Events   []event
 	// Waiting says why queued runs wait, when some do.
-	Waiting       string
-	Queued        int
+	Waiting string
+	Queued  int
 	// What the user may do to it (the server checks again).
 	MayOperate, MayDelete, MayUpdate, MayPreempt bool
 	Operations                                   []opt

@@ -21,12 +21,12 @@ type quotaRow struct {
 
 // userUse is what one user holds now.
 type userUse struct {
-	User                  string
-	Running, Queued       int
-	Cores                 float64 // asked for by their running runs, all nodes
-	Instances             int     // their running compute instances
-	InstanceCores         float64
-	InstanceNames         []string
+	User            string
+	Running, Queued int
+	Cores           float64 // asked for by their running runs, all nodes
+	Instances       int     // their running compute instances
+	InstanceCores   float64
+	InstanceNames   []string
 }
 
 // quotasData is the quotas and usage page.
@@ -169,4 +169,3 @@ func (s *Studio) addUser(w http.ResponseWriter, r *http.Request, q *req) error {
 	s.Log.Info("user added", "user", u.Name, "role", u.Role, "by", q.ID.User.Name, "via", "studio")
 	return s.showUsers(w, r, q, http.StatusCreated, usersData{Added: &u, Name: userNameField()})
 }
-

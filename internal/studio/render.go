@@ -77,7 +77,7 @@ func (s *Studio) funcs() template.FuncMap {
 			}
 			return "-"
 		},
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"bytes": humanBytes,
 		"join":  strings.Join,
 		"lower": strings.ToLower,

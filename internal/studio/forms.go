@@ -164,6 +164,7 @@ func (s *Studio) createCompute(w http.ResponseWriter, r *http.Request, q *req) e
 		return api.Invalid("type", "the studio has no form for %q targets", typ)
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
+	q.target = "computes/" + name
 	props, err := formProps(r, f.Fields, false)
 	if err == nil {
 		_, err = s.Targets.CreateCompute(r.Context(), q.WS, q.ID.User.Name, api.ComputeCreate{Name: name, Type: typ, Properties: props})

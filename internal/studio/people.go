@@ -152,6 +152,7 @@ func (s *Studio) showUsers(w http.ResponseWriter, r *http.Request, q *req, statu
 // addUser adds a user with a role and shows their first token once.
 func (s *Studio) addUser(w http.ResponseWriter, r *http.Request, q *req) error {
 	in := api.UserCreate{Name: strings.TrimSpace(r.PostFormValue("name")), Role: r.PostFormValue("role")}
+	q.target = "users/" + in.Name
 	u, err := s.Users.Add(r.Context(), q.WS, in)
 	var e *api.Error
 	if errors.As(err, &e) && (e.Code == api.CodeInvalid || e.Code == api.CodeConflict) {

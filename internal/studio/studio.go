@@ -157,8 +157,10 @@ func (s *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	// A sign-in link carries its code in the query: never pass it on.
-	h.Set("Referrer-Policy", "no-referrer")
+	// A sign-in link carries its code in the query: never pass it to
+	// another site. (Not no-referrer: with it, browsers send "Origin: null"
+	// on form posts, which the CSRF check cannot tell from a foreign site.)
+	h.Set("Referrer-Policy", "same-origin")
 	if !strings.HasPrefix(r.URL.Path, "/static/") {
 		h.Set("Cache-Control", "no-store")
 	}
@@ -173,6 +175,9 @@ type req struct {
 	CSRF string
 	// session is the studio session token (for CSRF).
 	session string
+	// target names what a page made, for its audit entry (the path
+	// names the rest).
+	target string
 }
 
 // path is a path under the workspace's pages.
@@ -224,9 +229,9 @@ func (s *Studio) page(pattern string, action authz.Action, audited string, h han
 			if name == "" {
 				name = string(action)
 			}
-			s.record(r, q, name, targetOf(r), rec.code, err)
+			s.record(r, q, name, q.targetOf(r), rec.code, err)
 		case denied:
-			s.record(r, q, string(action), targetOf(r), rec.code, err)
+			s.record(r, q, string(action), q.targetOf(r), rec.code, err)
 		}
 	})
 }
@@ -324,8 +329,10 @@ func (s *Studio) record(r *http.Request, q *req, action, target string, status i
 }
 
 // targetOf names what a page acted on, as the API's audit entries do.
-func targetOf(r *http.Request) string {
+func (q *req) targetOf(r *http.Request) string {
 	switch {
+	case q.target != "":
+		return q.target
 	case r.PathValue("node") != "":
 		return "computes/" + r.PathValue("name") + "/nodes/" + r.PathValue("node")
 	case r.PathValue("name") != "":

@@ -227,7 +227,6 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AuditVerify{Entries: res.Entries, OK: res.OK, FirstSeq: res.FirstSeq, LastSeq: res.LastSeq,
-		BadSeq: res.BadSeq, Problem: res.Problem})
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

@@ -164,6 +164,30 @@ func (b *browser) phone(on bool) {
 	}
 }
 
+// phoneShot saves a PNG of the page at phone width, and fails the test
+// when the page is wider than the phone (what is wider must scroll
+// inside its own box, as tables do).
+func (b *browser) phoneShot(name string) {
+	b.t.Helper()
+	b.phone(true)
+	defer b.phone(false)
+	b.shot(name)
+	wide := eval[string](b, `(function(){
+	  var w = document.documentElement.clientWidth, out = [];
+	  if (document.documentElement.scrollWidth <= w) { return ""; }
+	  document.querySelectorAll("body *").forEach(function(e){
+	    var r = e.getBoundingClientRect(), pos = getComputedStyle(e).position;
+	    if (r.right > w + 1 && (!e.closest(".scroll") || pos === "absolute" || pos === "fixed")) {
+	      out.push(e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (typeof e.className === "string" && e.className ? "." + e.className : "") + " " + Math.round(r.right) + "px");
+	    }
+	  });
+	  return "the page is " + document.documentElement.scrollWidth + "px wide: " + out.slice(0, 10).join(", ");
+	})()`)
+	if wide != "" {
+		b.t.Errorf("%s: wider than a phone: %s", name, wide)
+	}
+}
+
 // signIn signs the browser in through a one-time link that `paddock
 // studio` prints for the user of token ("" for the admin).
 func (b *browser) signIn(e *env, token string) {

@@ -14,9 +14,10 @@
 #   pytest  pytest: the Python SDK's tests
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
+#   browser chromium (headless) and a font: the studio's browser tests (e2e/studio_test.go)
 set -euo pipefail
 
-all=(cc ssh venv pytest slurm podman)
+all=(cc ssh venv pytest slurm podman browser)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -27,6 +28,7 @@ present() {
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    browser) command -v chromium >/dev/null && [ -n "$(fc-list 2>/dev/null)" ] ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
 }
@@ -40,6 +42,7 @@ packages() {
     pytest) echo python3-pytest ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    browser) echo chromium fonts-dejavu-core fontconfig ;;
   esac
 }
 

@@ -57,7 +57,7 @@ func metricCharts(ms []api.Metric) []chart {
 			xLabel = "value #"
 		}
 		last := series[len(series)-1]
-		out = append(out, chart{Name: last.Name, SVG: lineSVG(last.Name, xs, ys, xLabel, fmtNum, false),
+		out = append(out, chart{Name: last.Name, SVG: lineSVG(last.Name, xs, ys, axes{X: xLabel, XTick: wholeTick}),
 			Summary: fmt.Sprintf("%s: %d values, the last %s at step %d", last.Name, len(series), fmtNum(last.Value), last.Step)})
 		i = j
 	}
@@ -81,6 +81,10 @@ func thin(n int) []int {
 	return append(idx, n-1)
 }
 
+// nodeWindow is the least time a node chart spans: a cluster that just
+// grew shows its step in the last minute, not across the whole width.
+const nodeWindow = time.Minute
+
 // nodeChart draws a target's node count over time as steps, up to now.
 func nodeChart(hist []sample, now time.Time) chart {
 	if len(hist) == 0 {
@@ -88,37 +92,62 @@ func nodeChart(hist []sample, now time.Time) chart {
 	}
 	xs, ys := make([]float64, 0, 2*len(hist)+1), make([]float64, 0, 2*len(hist)+1)
 	t0 := hist[0].At
+	start := t0
+	if w := now.Add(-nodeWindow); w.Before(start) {
+		start = w
+	}
 	for i, s := range hist {
-		x := s.At.Sub(t0).Seconds()
+		x := s.At.Sub(start).Seconds()
 		if i > 0 {
 			xs, ys = append(xs, x), append(ys, float64(hist[i-1].Total()))
 		}
 		xs, ys = append(xs, x), append(ys, float64(s.Total()))
 	}
-	xs, ys = append(xs, math.Max(now.Sub(t0).Seconds(), xs[len(xs)-1])), append(ys, ys[len(ys)-1])
+	xs, ys = append(xs, math.Max(now.Sub(start).Seconds(), xs[len(xs)-1])), append(ys, ys[len(ys)-1])
 	label := func(v float64) string {
-		return t0.Add(time.Duration(v * float64(time.Second))).UTC().Format("15:04:05")
+		return start.Add(time.Duration(v * float64(time.Second))).UTC().Format("15:04:05")
 	}
 	last := hist[len(hist)-1]
-	return chart{Name: "nodes", SVG: lineSVG("nodes", xs, ys, "time (UTC)", fmtNum, true, label),
-		Summary: fmt.Sprintf("%d nodes now; %d changes since %s", last.Total(), len(hist), t0.UTC().Format("15:04:05"))}
+	return chart{Name: "nodes", SVG: lineSVG("nodes", xs, ys, axes{X: "time (UTC)", XTick: label, MinX: 0, FromMinX: true, Counts: true}),
+		Summary: fmt.Sprintf("%s now; followed since %s", plural(last.Total(), "node"), t0.UTC().Format("15:04:05"))}
 }
 
-// lineSVG draws ys against xs with axes, four grid lines and labels.
-// xLabels, when given, writes the x axis' tick labels.
-func lineSVG(title string, xs, ys []float64, xName string, yFmt func(float64) string, filled bool, xLabels ...func(float64) string) template.HTML {
+// plural writes n things: "1 node", "2 nodes".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// axes say how lineSVG draws a chart's axes.
+type axes struct {
+	// X names the x axis; XTick writes its tick labels.
+	X     string
+	XTick func(float64) string
+	// FromMinX starts the x axis at MinX instead of the first x.
+	FromMinX bool
+	MinX     float64
+	// Counts draws whole numbers from 0, filled below the line: each
+	// grid line a whole number.
+	Counts bool
+}
+
+// lineSVG draws ys against xs with axes, a grid line at each round
+// value and labels.
+func lineSVG(title string, xs, ys []float64, ax axes) template.HTML {
 	minX, maxX := xs[0], xs[len(xs)-1]
+	if ax.FromMinX {
+		minX = ax.MinX
+	}
 	minY, maxY := math.Inf(1), math.Inf(-1)
 	for _, y := range ys {
 		minY, maxY = math.Min(minY, y), math.Max(maxY, y)
 	}
-	if filled {
-		minY = math.Min(minY, 0)
-		maxY = math.Max(maxY, 1)
+	if ax.Counts {
+		minY, maxY = 0, math.Max(maxY, 1)
 	}
-	if maxY == minY {
-		maxY, minY = maxY+1, minY-1
-	}
+	minY, maxY, stepY := niceRange(minY, maxY, ax.Counts)
 	if maxX == minX {
 		maxX = minX + 1
 	}
@@ -126,26 +155,25 @@ func lineSVG(title string, xs, ys []float64, xName string, yFmt func(float64) st
 	py := func(y float64) float64 { return padT + (1-(y-minY)/(maxY-minY))*plotH }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
-		chartW, chartH, template.HTMLEscapeString(title+" against "+xName))
-	for i := range 5 {
-		y := minY + float64(i)*(maxY-minY)/4
+		chartW, chartH, template.HTMLEscapeString(title+" against "+ax.X))
+	for i := 0; ; i++ {
+		y := minY + float64(i)*stepY
+		if y > maxY+stepY/2 {
+			break
+		}
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="1"/>`, padL, chartW-padR, py(y), py(y), gridColor)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11" fill="%s">%s</text>`, padL-6, py(y)+4, axisColor, template.HTMLEscapeString(yFmt(y)))
-	}
-	xl := fmtNum
-	if len(xLabels) > 0 {
-		xl = xLabels[0]
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11" fill="%s">%s</text>`, padL-6, py(y)+4, axisColor, template.HTMLEscapeString(fmtNum(y)))
 	}
 	for i := range 3 {
 		x := minX + float64(i)*(maxX-minX)/2
 		anchor := []string{"start", "middle", "end"}[i]
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="%s" font-size="11" fill="%s">%s</text>`, px(x), chartH-8, anchor, axisColor, template.HTMLEscapeString(xl(x)))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="%s" font-size="11" fill="%s">%s</text>`, px(x), chartH-8, anchor, axisColor, template.HTMLEscapeString(ax.XTick(x)))
 	}
 	var pts strings.Builder
 	for i := range xs {
 		fmt.Fprintf(&pts, "%.1f,%.1f ", px(xs[i]), py(ys[i]))
 	}
-	if filled {
+	if ax.Counts {
 		fmt.Fprintf(&b, `<polygon points="%.1f,%.1f %s%.1f,%.1f" fill="%s"/>`, px(xs[0]), py(minY), pts.String(), px(xs[len(xs)-1]), py(minY), stepFillColor)
 	}
 	fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`, strings.TrimSpace(pts.String()), lineColor)
@@ -153,6 +181,31 @@ func lineSVG(title string, xs, ys []float64, xName string, yFmt func(float64) st
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// niceRange widens [lo, hi] to round numbers and picks a round step
+// between grid lines (1, 2 or 5 times a power of ten; whole numbers when
+// whole is set), so that there are 3 to 6 of them.
+func niceRange(lo, hi float64, whole bool) (float64, float64, float64) {
+	if hi == lo {
+		lo, hi = lo-1, hi+1
+	}
+	raw := (hi - lo) / 4
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * p
+	for _, m := range []float64{1, 2, 5} {
+		if m*p >= raw {
+			step = m * p
+			break
+		}
+	}
+	if whole {
+		step = math.Max(1, math.Round(step))
+	}
+	return math.Floor(lo/step) * step, math.Ceil(hi/step) * step, step
+}
+
+// wholeTick labels a step axis: steps are whole numbers.
+func wholeTick(v float64) string { return fmtNum(math.Round(v)) }
 
 // fmtNum writes an axis or metric value briefly.
 func fmtNum(v float64) string {

@@ -90,19 +90,6 @@ func (s *Studio) computes(w http.ResponseWriter, r *http.Request, q *req) error 
 	return nil
 }
 
-// renderView writes a page whose view is made.
-func (s *Studio) renderView(w http.ResponseWriter, status int, page string, v view) {
-	var b strings.Builder
-	if err := s.pages[page].ExecuteTemplate(&b, "layout", v); err != nil {
-		s.Log.Error("rendering a studio page", "page", page, "err", err)
-		http.Error(w, "the page could not be rendered; the server's log says why", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	w.Write([]byte(b.String()))
-}
-
 // nodeRow is one node on a target's page.
 type nodeRow struct {
 	store.Node
@@ -190,14 +177,21 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 		}
 		d.Nodes = append(d.Nodes, nodeRow{Node: n, Shown: shown})
 	}
-	hist := s.hub.history(store.Key(q.WS, c.Name))
+	key := store.Key(q.WS, c.Name)
+	s.hub.seed(key, d.Counts)
+	hist := s.hub.history(key)
 	d.Chart = nodeChart(hist, s.Clock.Now())
+	// Scale events: changes of the node count (the first sample's count
+	// came from 0, or is where the timeline was seeded).
 	for i := len(hist) - 1; i >= 0 && len(d.Events) < 10; i-- {
 		from := 0
 		if i > 0 {
 			from = hist[i-1].Total()
 		}
 		h := hist[i]
+		if from == h.Total() {
+			continue
+		}
 		d.Events = append(d.Events, event{At: h.At.UTC().Format("15:04:05"), From: from, To: h.Total(),
 			What: fmt.Sprintf("%d idle, %d running, %d preparing, %d leaving", h.Idle, h.Running, h.Preparing, h.Leaving)})
 	}

@@ -113,6 +113,16 @@ func (h *hub) wait(key string) <-chan struct{} {
 	return ch
 }
 
+// seed starts a target's timeline with its counts now, when it has none:
+// a page shows it from then, and its first change has a count before it.
+func (h *hub) seed(key string, c counts) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.hist[key]) == 0 {
+		h.hist[key] = []sample{{At: h.clock.Now(), counts: c}}
+	}
+}
+
 // history is a target's node counts over time, oldest first.
 func (h *hub) history(key string) []sample {
 	h.mu.Lock()

@@ -124,7 +124,11 @@ func (s *Studio) parse() error {
 
 // render writes a whole page: the layout around page's "content".
 func (s *Studio) render(w http.ResponseWriter, r *http.Request, status int, page string, q *req, title string, data any) {
-	v := s.view(q, title, data)
+	s.renderView(w, status, page, s.view(q, title, data))
+}
+
+// renderView writes a page whose view is made.
+func (s *Studio) renderView(w http.ResponseWriter, status int, page string, v view) {
 	var b bytes.Buffer
 	if err := s.pages[page].ExecuteTemplate(&b, "layout", v); err != nil {
 		s.Log.Error("rendering a studio page", "page", page, "err", err)

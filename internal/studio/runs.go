@@ -1,7 +1,6 @@
 package studio
 
 import (
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -128,15 +127,16 @@ func (s *Studio) runLog(w http.ResponseWriter, r *http.Request, q *req) error {
 	if err != nil || before <= 0 {
 		return api.Invalid("before", "before must be a log line's number")
 	}
-	id := r.PathValue("id")
-	if _, err := s.Store.GetRun(r.Context(), q.WS, id); err != nil {
-		return err
-	}
-	lines, err := s.Store.LogsBefore(r.Context(), id, before, s.logPage)
+	run, err := s.Store.GetRun(r.Context(), q.WS, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	d := runData{Lines: lines}
+	lines, err := s.Store.LogsBefore(r.Context(), run.ID, before, s.logPage)
+	if err != nil {
+		return err
+	}
+	// The run's id makes the link to the lines above these.
+	d := runData{Run: api.Run{ID: run.ID}, Lines: lines}
 	if len(lines) == s.logPage {
 		d.Older = lines[0].Seq
 	}
@@ -178,10 +178,9 @@ func (s *Studio) output(w http.ResponseWriter, r *http.Request, q *req) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.NewReplacer(`"`, "", "\\", "", "\n", "", "\r", "").Replace(lastPart(p))+`"`)
 	w.Header().Set("Content-Length", strconv.FormatInt(run.Outputs[i].Size, 10))
-	_, err = io.Copy(w, f)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil
-	}
+	// Headers are sent: a copy that fails midway (the browser went
+	// away) can only end the download short.
+	io.Copy(w, f)
 	return nil
 }
 

@@ -31,6 +31,7 @@
   function appendLines(frag) {
     var none = document.getElementById("nolog");
     if (none) { none.remove(); }
+    log.classList.remove("empty");
     log.appendChild(frag);
     var lines = log.querySelectorAll(":scope > .ln");
     if (lines.length > maxLines) {

@@ -201,4 +201,3 @@ func TestPagesRender(t *testing.T) {
 		t.Errorf("a bad status filter: %d", rec.Code)
 	}
 }
-

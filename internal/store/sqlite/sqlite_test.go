@@ -112,3 +112,48 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 		t.Fatal("the admin got a role row; admins are Owner everywhere without one")
 	}
 }
+
+// A database from before the studio keeps its runs findable by
+// experiment: the new column is filled from each run's JSON.
+func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
+	studio := -1
+	for i, m := range migrations {
+		if strings.Contains(m, "ADD COLUMN experiment") {
+			studio = i
+		}
+	}
+	if studio < 0 {
+		t.Fatal("no run filters migration")
+	}
+	all := migrations
+	migrations = all[:studio]
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := Open(t.Context(), path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO runs(id, workspace, compute, seq, status, created_by, created_at, data) VALUES
+			('run-a', 'default', 'local', 1, 'Completed', 'ana', '2026-01-01T00:00:00Z', '{"id":"run-a","experiment":"mnist","compute":"local","status":"Completed"}'),
+			('run-b', 'default', 'local', 2, 'Completed', 'ana', '2026-01-01T00:00:01Z', '{"id":"run-b","compute":"local","status":"Completed"}')`,
+	} {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: "mnist"})
+	if err != nil || len(rs) != 1 || rs[0].ID != "run-a" {
+		t.Fatalf("runs of experiment mnist after the migration: %+v, %v", rs, err)
+	}
+	if rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: ""}); err != nil || len(rs) != 2 {
+		t.Fatalf("every run: %d, %v", len(rs), err)
+	}
+}

@@ -173,6 +173,9 @@ func TestStudioRunPage(t *testing.T) {
 	sort.Float64s(sorted)
 	t.Logf("log line printed → in the page's DOM: first %.0f ms, p50 %.0f ms, p90 %.0f ms, max %.0f ms (%d lines)",
 		lat[0], sorted[len(sorted)/2], sorted[len(sorted)*9/10], sorted[len(sorted)-1], len(sorted))
+	if p50 := sorted[len(sorted)/2]; p50 > 300 {
+		t.Errorf("log lines reached the page %.0f ms after they were printed (p50), want < 300 ms", p50)
+	}
 	if b.text("#charts figcaption") != "loss" || eval[int](b, `document.querySelectorAll("#charts svg polyline").length`) != 1 {
 		t.Errorf("the metrics: %q", b.text("#charts"))
 	}

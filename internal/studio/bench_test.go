@@ -58,7 +58,7 @@ func BenchmarkComputesPage1000(b *testing.B) {
 
 // runsFixture is the studio over a workspace of n ended runs, on two
 // targets, in ten experiments, by three users.
-func runsFixture(b *testing.B, n int) *fixture {
+func runsFixture(b testing.TB, n int) *fixture {
 	f := newFixture(b)
 	statuses := []api.RunStatus{api.RunCompleted, api.RunFailed, api.RunCanceled}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

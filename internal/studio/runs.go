@@ -1,9 +1,12 @@
 package studio
 
 import (
+	"html/template"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +25,10 @@ type runsData struct {
 	Page     runs.Page
 	Filter   store.RunFilter
 	Statuses []api.RunStatus
-	// Query is the filter as a query string, for the paging links.
-	Query string
+	// Filtered says a filter is set; Older and Newer link the pages
+	// beside this one, with the same filter ("" when there is none).
+	Filtered     bool
+	Older, Newer template.URL
 }
 
 // runsPage lists runs, newest first, filtered and paged by keyset.
@@ -40,15 +45,26 @@ func (s *Studio) runsPage(w http.ResponseWriter, r *http.Request, q *req) error 
 	if err != nil {
 		return err
 	}
-	keep := r.URL.Query()
-	keep.Del("before")
-	keep.Del("after")
-	for k, v := range keep {
-		if len(v) == 0 || v[0] == "" {
-			keep.Del(k)
+	keep := url.Values{}
+	for k, v := range map[string]string{"compute": f.Compute, "status": string(f.Status), "experiment": f.Experiment, "user": f.User} {
+		if v != "" {
+			keep.Set(k, v)
 		}
 	}
-	v := s.view(q, "Runs", runsData{Page: p, Filter: f, Statuses: runStatuses, Query: keep.Encode()})
+	d := runsData{Page: p, Filter: f, Statuses: runStatuses, Filtered: len(keep) > 0}
+	// link is the runs page at a cursor, with the filter: built here
+	// (and escaped here) as a whole URL.
+	link := func(cursor string, seq int64) template.URL {
+		if seq == 0 {
+			return ""
+		}
+		v := url.Values{}
+		maps.Copy(v, keep)
+		v.Set(cursor, strconv.FormatInt(seq, 10))
+		return template.URL(q.path("runs") + "?" + v.Encode())
+	}
+	d.Older, d.Newer = link("before", p.Older), link("after", p.Newer)
+	v := s.view(q, "Runs", d)
 	v.Section = "runs"
 	s.renderView(w, http.StatusOK, "runs", v)
 	return nil

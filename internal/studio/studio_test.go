@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
@@ -199,5 +201,95 @@ func TestPagesRender(t *testing.T) {
 	if rec := f.get("/ws/default/runs?status=Bogus"); rec.Code != http.StatusBadRequest ||
 		!strings.Contains(rec.Body.String(), "status must be one of the run statuses") {
 		t.Errorf("a bad status filter: %d", rec.Code)
+	}
+}
+
+// A target's update form changes what it names and answers a refused
+// value beside its field; delete asks for the name first.
+func TestUpdateAndDelete(t *testing.T) {
+	f := newFixture(t)
+	if rec := f.post("/ws/default/computes", "", url.Values{"csrf": {f.csrf}, "type": {"cluster"}, "name": {"cpu"},
+		"vm_size": {"STANDARD_D2_V2"}, "max_nodes": {"2"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", rec.Code, rec.Body)
+	}
+	testenv.Provisioned(t, f.st, "default", "cpu") // no provisioning loop here
+	rec := f.post("/ws/default/computes/cpu/update", "", url.Values{"csrf": {f.csrf}, "min_nodes": {"3"}, "max_nodes": {"2"}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `<p class="error" id="e-min_nodes">min_nodes (3) must not be more than max_nodes (2)</p>`) {
+		t.Errorf("a refused update: %d\n%s", rec.Code, rec.Body)
+	}
+	rec = f.post("/ws/default/computes/cpu/update", "", url.Values{"csrf": {f.csrf}, "max_nodes": {"5"}, "description": {"team cpu"}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("an update: %d\n%s", rec.Code, rec.Body)
+	}
+	c, err := f.st.GetCompute(f.ctx, "default", "cpu")
+	if err != nil || !strings.Contains(string(c.Properties), `"max_nodes":5`) || !strings.Contains(string(c.Properties), `"description":"team cpu"`) {
+		t.Errorf("after the update: %s, %v", c.Properties, err)
+	}
+
+	if rec := f.get("/ws/default/computes/cpu/delete"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Type <b>cpu</b> to confirm") {
+		t.Errorf("the delete page: %d", rec.Code)
+	}
+	rec = f.post("/ws/default/computes/cpu/delete", "", url.Values{"csrf": {f.csrf}, "confirm": {"gpu"}})
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "type the target&#39;s name, cpu, to delete it") {
+		t.Errorf("delete with the wrong name: %d\n%s", rec.Code, rec.Body)
+	}
+	if _, err := f.st.GetCompute(f.ctx, "default", "cpu"); err != nil {
+		t.Fatalf("deleted without its name: %v", err)
+	}
+	if rec := f.post("/ws/default/computes/cpu/delete", "", url.Values{"csrf": {f.csrf}, "confirm": {"cpu"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("delete: %d\n%s", rec.Code, rec.Body)
+	}
+	// The provisioning loop (not running here) removes it once Deleting.
+	if c, err := f.st.GetCompute(f.ctx, "default", "cpu"); err != nil || c.State != api.StateDeleting {
+		t.Errorf("after delete: %s, %v", c.State, err)
+	}
+}
+
+// The runs list pages by keyset: 50 a page, older and newer links that
+// keep the filters, every run on exactly one page.
+func TestRunsPaging(t *testing.T) {
+	f := runsFixture(t, 230)
+	older := regexp.MustCompile(`href="(/ws/default/runs\?[^"]*before=\d+[^"]*)" rel="next"`)
+	newer := regexp.MustCompile(`href="(/ws/default/runs\?[^"]*after=\d+[^"]*)" rel="prev"`)
+	row := regexp.MustCompile(`<a href="/ws/default/runs/(run-\d+)">`)
+	seen := map[string]bool{}
+	path, pages := "/ws/default/runs?compute=local", 0
+	var last string
+	for path != "" {
+		rec := f.get(strings.ReplaceAll(path, "&amp;", "&"))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d", path, rec.Code)
+		}
+		body := rec.Body.String()
+		pages++
+		for _, m := range row.FindAllStringSubmatch(body, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		if pages > 1 && !newer.MatchString(body) {
+			t.Errorf("page %d has no link to newer runs", pages)
+		}
+		last, path = path, ""
+		if m := older.FindStringSubmatch(body); m != nil {
+			path = m[1]
+			if !strings.Contains(path, "compute=local") {
+				t.Errorf("the older link drops the filter: %s", path)
+			}
+		}
+	}
+	// 115 of the 230 runs are on local (every other one).
+	if pages != 3 || len(seen) != 115 {
+		t.Errorf("%d pages, %d runs, want 3 pages of the 115 on local", pages, len(seen))
+	}
+	// Back from the last page: the page before it again.
+	body := f.get(strings.ReplaceAll(last, "&amp;", "&")).Body.String()
+	m := newer.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the last page has no newer link")
+	}
+	if got := len(row.FindAllString(f.get(strings.ReplaceAll(m[1], "&amp;", "&")).Body.String(), -1)); got != 50 {
+		t.Errorf("the page before the last has %d runs, want 50", got)
 	}
 }

@@ -116,6 +116,16 @@ func (b *browser) open(path string) {
 	b.do(chromedp.Navigate(b.base + path))
 }
 
+// sees opens a page of the studio and checks that its main part says
+// want.
+func (b *browser) sees(path, want string) {
+	b.t.Helper()
+	b.open(path)
+	if got := b.text("main"); !strings.Contains(got, want) {
+		b.t.Errorf("%s says %q, want %q in it", path, got, want)
+	}
+}
+
 // text is an element's text.
 func (b *browser) text(sel string) string {
 	b.t.Helper()

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,23 +64,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 // becomes a named token, the admin stays admin, the others become
 // Contributors of every workspace.
 func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
-	teams := -1
-	for i, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE tokens") {
-			teams = i
-		}
-	}
-	if teams < 0 {
-		t.Fatal("no teams migration")
-	}
-	all := migrations
-	migrations = all[:teams]
-	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := Open(t.Context(), path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openBefore(t, "CREATE TABLE tokens")
 	for _, q := range []string{
 		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
 		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('admin', 1, 'aaaaaaaaaaaaaaaa', '2026-01-01T00:00:00Z')`,
@@ -90,7 +75,7 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 		}
 	}
 	s.Close()
-	s, err = Open(t.Context(), path)
+	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,23 +101,7 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 // A database from before the studio keeps its runs findable by
 // experiment: the new column is filled from each run's JSON.
 func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
-	studio := -1
-	for i, m := range migrations {
-		if strings.Contains(m, "ADD COLUMN experiment") {
-			studio = i
-		}
-	}
-	if studio < 0 {
-		t.Fatal("no run filters migration")
-	}
-	all := migrations
-	migrations = all[:studio]
-	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := Open(t.Context(), path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := openBefore(t, "ADD COLUMN experiment")
 	for _, q := range []string{
 		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
 		`INSERT INTO runs(id, workspace, compute, seq, status, created_by, created_at, data) VALUES
@@ -144,7 +113,7 @@ func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
 		}
 	}
 	s.Close()
-	s, err = Open(t.Context(), path)
+	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,4 +125,23 @@ func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
 	if rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: ""}); err != nil || len(rs) != 2 {
 		t.Fatalf("every run: %d, %v", len(rs), err)
 	}
+}
+
+// openBefore opens a new database at the schema from before the migration
+// that contains marker, to test that migration on data stored before it.
+func openBefore(t *testing.T, marker string) (*Store, string) {
+	t.Helper()
+	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, marker) })
+	if i < 0 {
+		t.Fatalf("no migration contains %q", marker)
+	}
+	all := migrations
+	migrations = all[:i]
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := Open(t.Context(), path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, path
 }

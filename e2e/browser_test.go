@@ -53,6 +53,8 @@ type browser struct {
 	t    *testing.T
 	ctx  context.Context
 	base string // the server's URL
+	// signedInOnce is set after the first sign-in (whose page is shot).
+	signedInOnce bool
 }
 
 // newBrowser starts chromium at 1280×900; it is stopped at the end of
@@ -210,7 +212,12 @@ func (b *browser) signIn(e *env, token string) {
 	if !strings.HasPrefix(link, b.base+"/signin?code=pdl_") {
 		b.t.Fatalf("paddock studio printed %q", link)
 	}
-	b.do(chromedp.Navigate(link), chromedp.Click("#continue"), chromedp.WaitVisible("header nav"))
+	b.do(chromedp.Navigate(link), chromedp.WaitVisible("#continue"))
+	if !b.signedInOnce {
+		b.signedInOnce = true
+		b.shot("signin")
+	}
+	b.do(chromedp.Click("#continue"), chromedp.WaitVisible("header nav"))
 }
 
 // signOut signs the browser out.

@@ -95,6 +95,16 @@ func TestStudioClusterForm(t *testing.T) {
 	if !slices.Equal(outcomes, []string{"failed", "ok"}) {
 		t.Errorf("audit entries of creating cpu: %v (%+v), want failed then ok", outcomes, entries)
 	}
+
+	// Delete, after typing its name.
+	b.open("/ws/default/computes/cpu")
+	b.do(chromedp.Click(`a.button.danger`), chromedp.WaitVisible("#f-confirm"))
+	b.shot("delete-confirm")
+	b.do(chromedp.SendKeys("#f-confirm", "cpu"), chromedp.Click(".submit button"), chromedp.WaitVisible("#computes"))
+	eventually(t, 20*time.Second, "cpu gone from the live list", func() bool { return eval[bool](b, `!document.getElementById("c-cpu")`) })
+	if r := e.run("compute", "show", "cpu"); r.code != 3 {
+		t.Errorf("after delete on its page, compute show cpu: exit %d %s", r.code, r.stdout)
+	}
 }
 
 // studioTrain prints a line with the time it printed it (ns) every 0.2 s,

@@ -6,7 +6,8 @@
 # nothing else running.
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
-# (the Slurm tests), root (run isolation, cgroups, a full disk). As root on
+# (the Slurm tests), Chromium (the studio in a browser), root (run
+# isolation, cgroups, a full disk). As root on
 # Debian or Ubuntu this script installs what is missing (scripts/deps.sh)
 # and starts a one-host Slurm cluster (scripts/dev-slurm.sh), stopping it
 # at the end if it started it. Where it cannot, those tests skip; either

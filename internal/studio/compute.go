@@ -181,14 +181,10 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 	s.hub.seed(key, d.Counts)
 	hist := s.hub.history(key)
 	d.Chart = nodeChart(hist, s.Clock.Now())
-	// Scale events: changes of the node count (the first sample's count
-	// came from 0, or is where the timeline was seeded).
-	for i := len(hist) - 1; i >= 0 && len(d.Events) < 10; i-- {
-		from := 0
-		if i > 0 {
-			from = hist[i-1].Total()
-		}
-		h := hist[i]
+	// Scale events: changes of the node count since the timeline began
+	// (at its first sample, when the page was first opened).
+	for i := len(hist) - 1; i > 0 && len(d.Events) < 10; i-- {
+		from, h := hist[i-1].Total(), hist[i]
 		if from == h.Total() {
 			continue
 		}

@@ -56,9 +56,9 @@ type sample struct {
 
 // hub turns the notifier's "target changed" keys into what live pages
 // wait for: it reads the changed targets' node counts (at most every
-// sampleEvery), keeps each target's recent history of them (its
-// timeline), and then wakes the pages watching the target or its
-// workspace.
+// sampleEvery), keeps the recent history of them (the timeline) of each
+// target whose page was opened, and then wakes the pages watching the
+// target or its workspace.
 type hub struct {
 	disp  *dispatch.Dispatcher
 	clock clock.Clock
@@ -149,41 +149,47 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-// sample reads the node counts of every changed target (one read per
-// workspace), records those that changed and wakes their watchers.
+// sample records the node counts of the changed targets that are
+// followed (those with a timeline: their page was opened since the server
+// started) and wakes the pages waiting on the changed targets and their
+// workspaces. Counts are read once per workspace, and only for followed
+// targets: the read goes through the dispatcher's loop, so a server that
+// nobody watches in a browser pays nothing for the studio.
 func (h *hub) sample(ctx context.Context) {
 	h.mu.Lock()
-	dirty := h.dirty
-	h.dirty = map[string]bool{}
-	h.mu.Unlock()
 	byWS := map[string][]string{}
-	for key := range dirty {
+	followed := map[string]bool{}
+	for key := range h.dirty {
 		ws, _ := store.SplitKey(key)
 		byWS[ws] = append(byWS[ws], key)
+		if len(h.hist[key]) > 0 {
+			followed[ws] = true
+		}
 	}
+	h.dirty = map[string]bool{}
+	h.mu.Unlock()
 	now := h.clock.Now()
 	for ws, keys := range byWS {
-		nodes, err := h.disp.Nodes(ctx, ws, "")
-		if err != nil {
-			continue // the server is stopping
-		}
-		cs := map[string]counts{}
-		for _, n := range nodes {
-			c := cs[store.Key(ws, n.Compute)]
-			c.add(n.State)
-			cs[store.Key(ws, n.Compute)] = c
+		var cs map[string]counts
+		if followed[ws] {
+			nodes, err := h.disp.Nodes(ctx, ws, "")
+			if err != nil {
+				return // the server is stopping
+			}
+			cs = map[string]counts{}
+			for _, n := range nodes {
+				c := cs[store.Key(ws, n.Compute)]
+				c.add(n.State)
+				cs[store.Key(ws, n.Compute)] = c
+			}
 		}
 		h.mu.Lock()
 		for _, key := range keys {
-			c := cs[key]
-			hs := h.hist[key]
-			if len(hs) == 0 && c.Total() == 0 {
-				// nothing yet: a timeline starts at its first node
-			} else if len(hs) == 0 || hs[len(hs)-1].counts != c {
+			if hs := h.hist[key]; len(hs) > 0 && cs != nil && hs[len(hs)-1].counts != cs[key] {
 				if len(hs) == historyLen {
 					hs = append(hs[:0], hs[1:]...)
 				}
-				h.hist[key] = append(hs, sample{At: now, counts: c})
+				h.hist[key] = append(hs, sample{At: now, counts: cs[key]})
 			}
 			h.wake(key)
 		}

@@ -11,14 +11,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/dispatch"
 	"github.com/paddock-ml/paddock/internal/runs"
+	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 	"github.com/paddock-ml/paddock/internal/targets"
 	"github.com/paddock-ml/paddock/internal/testenv"
+	"github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/users"
 )
 
@@ -32,6 +35,7 @@ type fixture struct {
 	studio  *Studio
 	st      *sqlite.Store
 	targets *targets.Service
+	disp    *dispatch.Dispatcher
 	cookie  *http.Cookie
 	csrf    string
 }
@@ -70,7 +74,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts,
+	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts, disp: disp,
 		cookie: &http.Cookie{Name: sessionCookie, Value: session}, csrf: csrfToken(session)}
 }
 
@@ -291,5 +295,48 @@ func TestRunsPaging(t *testing.T) {
 	}
 	if got := len(row.FindAllString(f.get(strings.ReplaceAll(m[1], "&amp;", "&")).Body.String(), -1)); got != 50 {
 		t.Errorf("the page before the last has %d runs, want 50", got)
+	}
+}
+
+// A target's node-count timeline starts when its page is first opened:
+// the hub reads no counts for targets nobody follows (the read goes
+// through the dispatcher's loop), then records each change.
+func TestTimelineFollowsOpenedTargets(t *testing.T) {
+	f := newFixture(t)
+	if rec := f.post("/ws/default/computes", "", url.Values{"csrf": {f.csrf}, "type": {"cluster"}, "name": {"cpu"},
+		"vm_size": {"STANDARD_D2_V2"}, "max_nodes": {"4"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", rec.Code, rec.Body)
+	}
+	testenv.Provisioned(t, f.st, "default", "cpu")
+	key := store.Key("default", "cpu")
+	h := f.studio.hub
+	addNode := func(id string) {
+		t.Helper()
+		if err := f.disp.AddNode(f.ctx, store.Node{ID: id, Workspace: "default", Compute: "cpu", TokenHash: token.Hash(token.NewNode()),
+			CreatedAt: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+		woken := h.wait(key)
+		h.changed(key) // as the dispatcher's Demand notice does
+		select {
+		case <-woken:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hub did not wake the target's watchers")
+		}
+	}
+	addNode("cpu-1")
+	if hs := h.history(key); len(hs) != 0 {
+		t.Fatalf("a target nobody opened has a timeline: %+v", hs)
+	}
+	if rec := f.get("/ws/default/computes/cpu"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `id="node-total">1 node<`) {
+		t.Fatalf("the target's page: %d", rec.Code)
+	}
+	addNode("cpu-2")
+	hs := h.history(key)
+	if len(hs) != 2 || hs[0].Total() != 1 || hs[1].Total() != 2 {
+		t.Fatalf("the timeline after a page view and a node: %+v", hs)
+	}
+	if body := f.get("/ws/default/computes/cpu").Body.String(); !strings.Contains(body, "1 → 2 nodes") || strings.Contains(body, "0 → 1 nodes") {
+		t.Errorf("scale events: %s", body[strings.Index(body, `<section id="timeline"`):])
 	}
 }

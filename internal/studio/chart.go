@@ -88,7 +88,7 @@ const nodeWindow = time.Minute
 // nodeChart draws a target's node count over time as steps, up to now.
 func nodeChart(hist []sample, now time.Time) chart {
 	if len(hist) == 0 {
-		return chart{Name: "nodes", Summary: "no node has come or gone since the server started"}
+		return chart{Name: "nodes", Summary: "followed from now on"}
 	}
 	xs, ys := make([]float64, 0, 2*len(hist)+1), make([]float64, 0, 2*len(hist)+1)
 	t0 := hist[0].At

@@ -163,6 +163,8 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 	if st.Error != "" {
 		d.Problems = append(d.Problems, st.Error)
 	}
+	key := store.Key(q.WS, c.Name)
+	s.hub.follow(key) // before reading: no change falls between
 	nodes, err := s.Dispatch.Nodes(r.Context(), q.WS, c.Name)
 	if err != nil {
 		return computeData{}, err
@@ -177,8 +179,6 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 		}
 		d.Nodes = append(d.Nodes, nodeRow{Node: n, Shown: shown})
 	}
-	key := store.Key(q.WS, c.Name)
-	s.hub.seed(key, d.Counts)
 	hist := s.hub.history(key)
 	d.Chart = nodeChart(hist, s.Clock.Now())
 	// Scale events: changes of the node count since the timeline began

@@ -67,12 +67,15 @@ type hub struct {
 	dirty   map[string]bool          // target keys changed since the last sample
 	waiters map[string]chan struct{} // by target key, or "ws/" for any of the workspace
 	hist    map[string][]sample      // by target key
-	kick    chan struct{}
+	// followed are the target keys whose counts are sampled (a page of
+	// them was opened since the server started).
+	followed map[string]bool
+	kick     chan struct{}
 }
 
 func newHub(d *dispatch.Dispatcher, c clock.Clock) *hub {
 	return &hub{disp: d, clock: c, dirty: map[string]bool{}, waiters: map[string]chan struct{}{},
-		hist: map[string][]sample{}, kick: make(chan struct{}, 1)}
+		hist: map[string][]sample{}, followed: map[string]bool{}, kick: make(chan struct{}, 1)}
 }
 
 // watch subscribes the hub to what changes a target: its nodes and queue
@@ -113,13 +116,17 @@ func (h *hub) wait(key string) <-chan struct{} {
 	return ch
 }
 
-// seed starts a target's timeline with its counts now, when it has none:
-// a page shows it from then, and its first change has a count before it.
-func (h *hub) seed(key string, c counts) {
+// follow makes the hub keep a target's timeline from now on (a page
+// of it was opened); the first sample is taken at once.
+func (h *hub) follow(key string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.hist[key]) == 0 {
-		h.hist[key] = []sample{{At: h.clock.Now(), counts: c}}
+	if !h.followed[key] {
+		h.followed[key], h.dirty[key] = true, true
+	}
+	h.mu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -150,8 +157,7 @@ func (h *hub) run(ctx context.Context) {
 }
 
 // sample records the node counts of the changed targets that are
-// followed (those with a timeline: their page was opened since the server
-// started) and wakes the pages waiting on the changed targets and their
+// followed (their page was opened since the server started) and wakes the pages waiting on the changed targets and their
 // workspaces. Counts are read once per workspace, and only for followed
 // targets: the read goes through the dispatcher's loop, so a server that
 // nobody watches in a browser pays nothing for the studio.
@@ -162,7 +168,7 @@ func (h *hub) sample(ctx context.Context) {
 	for key := range h.dirty {
 		ws, _ := store.SplitKey(key)
 		byWS[ws] = append(byWS[ws], key)
-		if len(h.hist[key]) > 0 {
+		if h.followed[key] {
 			followed[ws] = true
 		}
 	}
@@ -185,7 +191,7 @@ func (h *hub) sample(ctx context.Context) {
 		}
 		h.mu.Lock()
 		for _, key := range keys {
-			if hs := h.hist[key]; len(hs) > 0 && cs != nil && hs[len(hs)-1].counts != cs[key] {
+			if hs := h.hist[key]; h.followed[key] && (len(hs) == 0 || hs[len(hs)-1].counts != cs[key]) {
 				if len(hs) == historyLen {
 					hs = append(hs[:0], hs[1:]...)
 				}

@@ -86,7 +86,7 @@ func (s *Studio) computesEvents(w http.ResponseWriter, r *http.Request, q *req) 
 	var names string
 	sent := map[string]string{}
 	var st *stream
-	for first := true; ; first = false {
+	for {
 		changed := s.hub.wait(q.WS + "/")
 		items, err := s.Targets.ListComputes(ctx, q.WS, q.P)
 		if err != nil {
@@ -109,13 +109,13 @@ func (s *Studio) computesEvents(w http.ResponseWriter, r *http.Request, q *req) 
 		var out strings.Builder
 		if joined := strings.Join(ns, "\x00"); joined != names {
 			names = joined
+			// The whole table, the first time too: targets may have come
+			// or gone since the page was rendered.
 			html, err := s.fragment("computes", "rows", v)
 			if err != nil {
 				return err
 			}
-			if !first {
-				out.WriteString(html)
-			}
+			out.WriteString(html)
 			for _, rw := range d.Rows {
 				sent[rw.Name] = rowHTML(s, q, rw)
 			}

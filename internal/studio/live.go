@@ -88,40 +88,33 @@ func (s *Studio) computesEvents(w http.ResponseWriter, r *http.Request, q *req) 
 	var st *stream
 	for {
 		changed := s.hub.wait(q.WS + "/")
-		items, err := s.Targets.ListComputes(ctx, q.WS, q.P)
+		rows, err := s.rows(ctx, q)
 		if err != nil {
 			return err
 		}
-		cs, err := s.hub.countsByTarget(ctx, q.WS)
-		if err != nil {
-			return err
-		}
-		d := computesData{Rows: make([]row, len(items))}
 		var ns []string
-		for i, c := range items {
-			d.Rows[i] = rowOf(c, cs)
-			ns = append(ns, c.Name)
+		for _, rw := range rows {
+			ns = append(ns, rw.Name)
 		}
 		if st == nil {
 			st = startStream(w)
 		}
-		v := s.view(q, "", d)
 		var out strings.Builder
 		if joined := strings.Join(ns, "\x00"); joined != names {
 			names = joined
 			// The whole table, the first time too: targets may have come
 			// or gone since the page was rendered.
-			html, err := s.fragment("computes", "rows", v)
+			html, err := s.fragment("computes", "rows", s.view(q, "", computesData{Body: rowsHTML(rows, q.WS)}))
 			if err != nil {
 				return err
 			}
 			out.WriteString(html)
-			for _, rw := range d.Rows {
-				sent[rw.Name] = rowHTML(s, q, rw)
+			for _, rw := range rows {
+				sent[rw.Name] = rw.html(q.WS)
 			}
 		} else {
-			for _, rw := range d.Rows {
-				if h := rowHTML(s, q, rw); h != sent[rw.Name] {
+			for _, rw := range rows {
+				if h := rw.html(q.WS); h != sent[rw.Name] {
 					sent[rw.Name] = h
 					out.WriteString(h)
 				}
@@ -136,11 +129,6 @@ func (s *Studio) computesEvents(w http.ResponseWriter, r *http.Request, q *req) 
 			return nil
 		}
 	}
-}
-
-func rowHTML(s *Studio, q *req, rw row) string {
-	h, _ := s.fragment("computes", "row", s.view(q, "", rw))
-	return h
 }
 
 // waitOrPing waits for changed, sending keep-alives meanwhile; it fails

@@ -83,7 +83,7 @@ func (s *Studio) usage(ctx context.Context, q *req) ([]userUse, error) {
 		u.Running++
 		u.Cores += r.Resources.Cores * float64(max(r.NodeCount, 1))
 	}
-	items, err := s.Targets.ListComputes(ctx, q.WS, q.P)
+	items, err := s.Targets.ListBrief(ctx, q.WS, q.P)
 	if err != nil {
 		return nil, err
 	}

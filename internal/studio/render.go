@@ -37,13 +37,6 @@ func (v view) Can(action string) bool {
 	return v.Role != "" && authz.ScopeOf(v.Role, authz.Action(action)) != authz.None
 }
 
-// With is the view with other data, for a part of a page that shows one
-// item (a row) with the page's context.
-func (v view) With(d any) view {
-	v.Data = d
-	return v
-}
-
 // CanOn reports whether the user may do an action on a record owned by
 // owners.
 func (v view) CanOn(action string, owners ...string) bool {

@@ -65,8 +65,11 @@ func newBrowser(t *testing.T, base string) *browser {
 	if path == "" {
 		t.Skip("chromium is not installed: as root, `bash scripts/deps.sh browser` (or scripts/test.sh) installs it")
 	}
+	// Its profile and its shared memory files (disable-dev-shm-usage
+	// keeps them in $TMPDIR) go in the test's directories, removed after
+	// the browser has stopped.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900), chromedp.Flag("lang", "en-US"))
+		chromedp.Env("TMPDIR="+t.TempDir()), chromedp.WindowSize(1280, 900), chromedp.Flag("lang", "en-US"))
 	if os.Getuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox) // chromium refuses to run as root with its sandbox
 	}

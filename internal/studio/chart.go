@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,9 +34,10 @@ type chart struct {
 	Summary string
 }
 
-// metricCharts draws one line chart per metric name (ms are ordered by
-// name, then step), value against step.
+// metricCharts draws one line chart per name of a number metric (ms are
+// ordered by name, then step), value against step.
 func metricCharts(ms []api.Metric) []chart {
+	ms = slices.DeleteFunc(slices.Clone(ms), func(m api.Metric) bool { return m.Kind != api.MetricNumber })
 	var out []chart
 	for i := 0; i < len(ms); {
 		j := i
@@ -60,6 +62,41 @@ func metricCharts(ms []api.Metric) []chart {
 		out = append(out, chart{Name: last.Name, SVG: lineSVG(last.Name, xs, ys, axes{X: xLabel, XTick: wholeTick}),
 			Summary: fmt.Sprintf("%s: %d values, the last %s at step %d", last.Name, len(series), fmtNum(last.Value), last.Step)})
 		i = j
+	}
+	return out
+}
+
+// otherMetric is the last value of a metric that is not a number (a
+// string, a table row, JSON, an image's file), as text.
+type otherMetric struct {
+	Name, Kind, Value string
+	Step              int64
+	Count             int
+}
+
+// maxOtherLen bounds the text shown of such a value.
+const maxOtherLen = 300
+
+// otherMetrics lists the last value of each metric that is not a number.
+func otherMetrics(ms []api.Metric) []otherMetric {
+	var out []otherMetric
+	for _, m := range ms {
+		if m.Kind == api.MetricNumber {
+			continue
+		}
+		v := m.Text
+		if len(m.Data) > 0 {
+			v = string(m.Data)
+		}
+		if len(v) > maxOtherLen {
+			v = strings.ToValidUTF8(v[:maxOtherLen], "") + "…"
+		}
+		if n := len(out); n > 0 && out[n-1].Name == m.Name {
+			out[n-1].Kind, out[n-1].Value, out[n-1].Step = m.Kind, v, m.Step
+			out[n-1].Count++
+			continue
+		}
+		out = append(out, otherMetric{Name: m.Name, Kind: m.Kind, Value: v, Step: m.Step, Count: 1})
 	}
 	return out
 }

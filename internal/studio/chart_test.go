@@ -63,3 +63,24 @@ func TestNodeChartWindow(t *testing.T) {
 		t.Errorf("summary %q", c.Summary)
 	}
 }
+
+// Only numbers are charted; a metric of another kind shows its last value.
+func TestOtherMetrics(t *testing.T) {
+	ms := []api.Metric{
+		{Name: "loss", Value: 0.5, Step: 1}, {Name: "loss", Value: 0.25, Step: 2},
+		{Name: "note", Kind: api.MetricString, Text: "warming up", Step: 1}, {Name: "note", Kind: api.MetricString, Text: "done", Step: 2},
+		{Name: "row", Kind: api.MetricRow, Data: []byte(`{"epoch":1,"acc":0.9}`), Step: 0},
+		{Name: "text", Kind: api.MetricString, Text: strings.Repeat("é", 400)},
+	}
+	if cs := metricCharts(ms); len(cs) != 1 || cs[0].Name != "loss" {
+		t.Errorf("charts: %+v", cs)
+	}
+	got := otherMetrics(ms)
+	if len(got) != 3 || got[0] != (otherMetric{Name: "note", Kind: "string", Value: "done", Step: 2, Count: 2}) ||
+		got[1].Value != `{"epoch":1,"acc":0.9}` {
+		t.Errorf("others: %+v", got)
+	}
+	if v := got[2].Value; len(v) > maxOtherLen+len("…") || !strings.HasSuffix(v, "é…") {
+		t.Errorf("a long value is cut to %d bytes, on a character: %q", len(v), v)
+	}
+}

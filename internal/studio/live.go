@@ -219,7 +219,7 @@ func (s *Studio) runEvents(w http.ResponseWriter, r *http.Request, q *req) error
 			return nil
 		}
 		lastMetrics = len(ms)
-		html, err := s.fragment("run", "charts", s.view(q, "", runData{Charts: metricCharts(ms)}))
+		html, err := s.fragment("run", "charts", s.view(q, "", runData{Charts: metricCharts(ms), Others: otherMetrics(ms)}))
 		if err != nil {
 			return err
 		}

@@ -82,6 +82,7 @@ type runData struct {
 	// follow then).
 	Paged     bool
 	Charts    []chart
+	Others    []otherMetric
 	CanCancel bool
 	Outputs   []api.OutputFile
 	Notice    string
@@ -114,7 +115,7 @@ func (s *Studio) runView(r *http.Request, q *req, id string, before int64) (runD
 	if err != nil {
 		return runData{}, err
 	}
-	d.Charts = metricCharts(ms)
+	d.Charts, d.Others = metricCharts(ms), otherMetrics(ms)
 	return d, nil
 }
 

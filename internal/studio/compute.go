@@ -234,7 +234,7 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 		d.Problems = append(d.Problems, st.Error)
 	}
 	key := store.Key(q.WS, c.Name)
-	s.hub.follow(key) // before reading: no change falls between
+	s.hub.follow(r.Context(), key)
 	nodes, err := s.Dispatch.Nodes(r.Context(), q.WS, c.Name)
 	if err != nil {
 		return computeData{}, err

@@ -116,17 +116,30 @@ func (h *hub) wait(key string) <-chan struct{} {
 	return ch
 }
 
-// follow makes the hub keep a target's timeline from now on (a page
-// of it was opened); the first sample is taken at once.
-func (h *hub) follow(key string) {
+// follow makes the hub keep a target's timeline from now on (a page of it
+// was opened): its first sample is taken now, before the page reads the
+// target, so the first change the page sees has a count before it.
+func (h *hub) follow(ctx context.Context, key string) {
 	h.mu.Lock()
-	if !h.followed[key] {
-		h.followed[key], h.dirty[key] = true, true
-	}
+	already := h.followed[key]
+	h.followed[key] = true
 	h.mu.Unlock()
-	select {
-	case h.kick <- struct{}{}:
-	default:
+	if already {
+		return
+	}
+	ws, name := store.SplitKey(key)
+	nodes, err := h.disp.Nodes(ctx, ws, name)
+	if err != nil {
+		return
+	}
+	var c counts
+	for _, n := range nodes {
+		c.add(n.State)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.hist[key]) == 0 { // else a change was sampled meanwhile
+		h.hist[key] = []sample{{At: h.clock.Now(), counts: c}}
 	}
 }
 

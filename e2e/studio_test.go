@@ -23,10 +23,7 @@ import (
 // are saved among the artefacts.
 func TestStudioClusterForm(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	s := e.up()
-	b := newBrowser(t, s.url)
-	b.signIn(e, "")
+	e, _, b := studioAsAdmin(t)
 	b.waitText("h1", regexp.MustCompile(`Compute targets`), 10*time.Second)
 	b.shot("computes")
 
@@ -107,6 +104,16 @@ func TestStudioClusterForm(t *testing.T) {
 	}
 }
 
+// studioAsAdmin starts a server and a browser signed in to its studio as
+// the admin.
+func studioAsAdmin(t *testing.T) (*env, *server, *browser) {
+	e := newEnv(t)
+	s := e.up()
+	b := newBrowser(t, s.url)
+	b.signIn(e, "")
+	return e, s, b
+}
+
 // studioTrain prints a line with the time it printed it (ns) every 0.2 s,
 // posts a loss for each step, and writes an output.
 const studioTrain = `import json, os, sys, time, urllib.request
@@ -141,10 +148,7 @@ const lineSeen = `(function(){
 // run is cancelled from its page.
 func TestStudioRunPage(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	s := e.up()
-	b := newBrowser(t, s.url)
-	b.signIn(e, "")
+	e, s, b := studioAsAdmin(t)
 
 	src := filepath.Join(t.TempDir(), "src")
 	os.MkdirAll(src, 0o755)

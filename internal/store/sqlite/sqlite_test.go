@@ -64,22 +64,10 @@ func TestRefusesNewerSchema(t *testing.T) {
 // becomes a named token, the admin stays admin, the others become
 // Contributors of every workspace.
 func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
-	s, path := openBefore(t, "CREATE TABLE tokens")
-	for _, q := range []string{
+	s := migrated(t, "CREATE TABLE tokens",
 		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
 		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('admin', 1, 'aaaaaaaaaaaaaaaa', '2026-01-01T00:00:00Z')`,
-		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('bob', 0, 'bbbbbbbbbbbbbbbb', '2026-01-02T00:00:00Z')`,
-	} {
-		if _, err := s.w.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('bob', 0, 'bbbbbbbbbbbbbbbb', '2026-01-02T00:00:00Z')`)
 	bob, err := s.TokenByHash(t.Context(), "bbbbbbbbbbbbbbbb")
 	if err != nil || bob.User != "bob" || bob.Name != "default" || !bob.RevokedAt.IsZero() {
 		t.Fatalf("bob's token = %+v, %v", bob, err)
@@ -101,23 +89,11 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 // A database from before the studio keeps its runs findable by
 // experiment: the new column is filled from each run's JSON.
 func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
-	s, path := openBefore(t, "ADD COLUMN experiment")
-	for _, q := range []string{
+	s := migrated(t, "ADD COLUMN experiment",
 		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
 		`INSERT INTO runs(id, workspace, compute, seq, status, created_by, created_at, data) VALUES
 			('run-a', 'default', 'local', 1, 'Completed', 'ana', '2026-01-01T00:00:00Z', '{"id":"run-a","experiment":"mnist","compute":"local","status":"Completed"}'),
-			('run-b', 'default', 'local', 2, 'Completed', 'ana', '2026-01-01T00:00:01Z', '{"id":"run-b","compute":"local","status":"Completed"}')`,
-	} {
-		if _, err := s.w.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+			('run-b', 'default', 'local', 2, 'Completed', 'ana', '2026-01-01T00:00:01Z', '{"id":"run-b","compute":"local","status":"Completed"}')`)
 	rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: "mnist"})
 	if err != nil || len(rs) != 1 || rs[0].ID != "run-a" {
 		t.Fatalf("runs of experiment mnist after the migration: %+v, %v", rs, err)
@@ -127,9 +103,11 @@ func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
 	}
 }
 
-// openBefore opens a new database at the schema from before the migration
-// that contains marker, to test that migration on data stored before it.
-func openBefore(t *testing.T, marker string) (*Store, string) {
+// migrated makes a database at the schema from before the migration that
+// contains marker, stores data there (stmts), and opens it again with
+// every migration: the migration under test runs on data stored before
+// it. The store is closed at the end of the test.
+func migrated(t *testing.T, marker string, stmts ...string) *Store {
 	t.Helper()
 	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, marker) })
 	if i < 0 {
@@ -143,5 +121,15 @@ func openBefore(t *testing.T, marker string) (*Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, path
+	for _, q := range stmts {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if s, err = Open(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

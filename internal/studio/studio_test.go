@@ -36,8 +36,18 @@ type fixture struct {
 	st      *sqlite.Store
 	targets *targets.Service
 	disp    *dispatch.Dispatcher
+	nodes   *fakePreempter
 	cookie  *http.Cookie
 	csrf    string
+}
+
+// fakePreempter stands in for the node controller, which preempts a
+// node through its provider: it records what it was asked.
+type fakePreempter struct{ got []string }
+
+func (f *fakePreempter) Preempt(_ context.Context, ws, name, node string) error {
+	f.got = append(f.got, ws+"/"+name+"/"+node)
+	return nil
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -61,7 +71,8 @@ func newFixture(t testing.TB) *fixture {
 	}
 	us := &users.Service{Store: st}
 	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ts, HasSource: art.HasSnapshot, Log: log}
-	s, err := New(Deps{Targets: ts, Runs: rs, Users: us, Store: st, Dispatch: disp, Artifacts: art, Log: log})
+	nodes := &fakePreempter{}
+	s, err := New(Deps{Targets: ts, Runs: rs, Users: us, Store: st, Dispatch: disp, Artifacts: art, Log: log, Nodes: nodes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +85,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts, disp: disp,
+	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts, disp: disp, nodes: nodes,
 		cookie: &http.Cookie{Name: sessionCookie, Value: session}, csrf: csrfToken(session)}
 }
 
@@ -341,5 +352,49 @@ func TestTimelineFollowsOpenedTargets(t *testing.T) {
 	}
 	if body := f.get("/ws/default/computes/cpu").Body.String(); !strings.Contains(body, "1 → 2 nodes") || strings.Contains(body, "0 → 1 nodes") {
 		t.Errorf("scale events: %s", body[strings.Index(body, `<section id="timeline"`):])
+	}
+}
+
+// An instance's page stops and starts it; a low-priority cluster's node
+// table preempts a node (as `paddock compute preempt` does).
+func TestOperateAndPreempt(t *testing.T) {
+	f := newFixture(t)
+	for _, form := range []url.Values{
+		{"type": {"instance"}, "name": {"box"}, "vm_size": {"STANDARD_D2_V2"}},
+		{"type": {"cluster"}, "name": {"spot"}, "vm_size": {"STANDARD_D2_V2"}, "max_nodes": {"2"}, "vm_priority": {"lowpriority"}},
+	} {
+		form.Set("csrf", f.csrf)
+		if rec := f.post("/ws/default/computes", "", form); rec.Code != http.StatusSeeOther {
+			t.Fatalf("create %s: %d\n%s", form.Get("name"), rec.Code, rec.Body)
+		}
+		testenv.Provisioned(t, f.st, "default", form.Get("name"))
+	}
+	body := f.get("/ws/default/computes/box").Body.String()
+	for _, op := range []string{"start", "stop", "restart"} {
+		if !strings.Contains(body, `action="/ws/default/computes/box/`+op+`"`) {
+			t.Errorf("the instance's page has no %s button", op)
+		}
+	}
+	rec := f.post("/ws/default/computes/box/stop", "", url.Values{"csrf": {f.csrf}})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ws/default/computes/box?done=stop" {
+		t.Fatalf("stop: %d %q\n%s", rec.Code, rec.Header().Get("Location"), rec.Body)
+	}
+	if c, _ := f.st.GetCompute(f.ctx, "default", "box"); !strings.Contains(string(c.Status), `"state":"Stopping"`) {
+		t.Errorf("after stop on its page the instance's status is %s", c.Status)
+	}
+	if strings.Contains(f.get("/ws/default/computes/spot").Body.String(), "/start\"") {
+		t.Error("a cluster's page offers start")
+	}
+
+	if err := f.disp.AddNode(f.ctx, store.Node{ID: "spot-1", Workspace: "default", Compute: "spot", TokenHash: token.Hash(token.NewNode()),
+		CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if body := f.get("/ws/default/computes/spot").Body.String(); !strings.Contains(body, `action="/ws/default/computes/spot/nodes/spot-1/preempt"`) {
+		t.Fatal("the low-priority cluster's node has no preempt button")
+	}
+	rec = f.post("/ws/default/computes/spot/nodes/spot-1/preempt", "", url.Values{"csrf": {f.csrf}})
+	if rec.Code != http.StatusSeeOther || len(f.nodes.got) != 1 || f.nodes.got[0] != "default/spot/spot-1" {
+		t.Errorf("preempt: %d, the node controller was asked %v", rec.Code, f.nodes.got)
 	}
 }

@@ -398,3 +398,22 @@ func TestOperateAndPreempt(t *testing.T) {
 		t.Errorf("preempt: %d, the node controller was asked %v", rec.Code, f.nodes.got)
 	}
 }
+
+// A run's page charts its number metrics and lists the last value of the
+// others.
+func TestRunPageMetrics(t *testing.T) {
+	f := runsFixture(t, 1)
+	if err := f.st.AddMetrics(f.ctx, "run-000001", []api.Metric{
+		{Name: "loss", Value: 1, Step: 1, Time: time.Now()}, {Name: "loss", Value: 0.5, Step: 2, Time: time.Now()},
+		{Name: "phase", Kind: api.MetricString, Text: "<eval>", Step: 2, Time: time.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.get("/ws/default/runs/run-000001")
+	body := rec.Body.String()
+	for _, want := range []string{`<figcaption><b>loss</b></figcaption><svg class="chart"`, `<th scope="row">phase</th><td>string</td><td class="value">&lt;eval&gt;</td>`} {
+		if rec.Code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("the run's page (%d) lacks %s", rec.Code, want)
+		}
+	}
+}

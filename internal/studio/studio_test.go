@@ -37,6 +37,7 @@ type fixture struct {
 	targets *targets.Service
 	disp    *dispatch.Dispatcher
 	nodes   *fakePreempter
+	admin   string // the admin's user token
 	cookie  *http.Cookie
 	csrf    string
 }
@@ -85,7 +86,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts, disp: disp, nodes: nodes,
+	return &fixture{t: t, ctx: ctx, studio: s, st: st, targets: ts, disp: disp, nodes: nodes, admin: admin,
 		cookie: &http.Cookie{Name: sessionCookie, Value: session}, csrf: csrfToken(session)}
 }
 
@@ -416,4 +417,58 @@ func TestRunPageMetrics(t *testing.T) {
 			t.Errorf("the run's page (%d) lacks %s", rec.Code, want)
 		}
 	}
+}
+
+// Signing in with a token: the form's CSRF cookie must come back with it;
+// a wrong token is refused in one sentence; a right one gives an HttpOnly,
+// SameSite=Strict session cookie and sends the browser where it was going.
+func TestSignInWithToken(t *testing.T) {
+	f := newFixture(t)
+	rec := httptest.NewRecorder()
+	f.studio.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin?next=/ws/default/runs", nil))
+	form := cookieOf(rec, signinCookie)
+	if rec.Code != http.StatusOK || form == nil || !form.HttpOnly || form.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("the sign-in page: %d, form cookie %+v", rec.Code, form)
+	}
+	signin := func(tok, formValue string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(url.Values{"token": {tok}, "form": {formValue}, "next": {"/ws/default/runs"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(form)
+		rec := httptest.NewRecorder()
+		f.studio.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := signin(f.admin, "forged"); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "CSRF check") {
+		t.Errorf("a sign-in without the form's value: %d", rec.Code)
+	}
+	if rec := signin("pdk_wrong", form.Value); rec.Code != http.StatusUnauthorized || cookieOf(rec, sessionCookie) != nil {
+		t.Errorf("a wrong token: %d %+v", rec.Code, cookieOf(rec, sessionCookie))
+	}
+	if rec := signin("hello", form.Value); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "user tokens start with pdk_") {
+		t.Errorf("not a token: %d", rec.Code)
+	}
+	rec = signin(f.admin, form.Value)
+	session := cookieOf(rec, sessionCookie)
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ws/default/runs" || session == nil ||
+		!session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Value == f.admin || !strings.HasPrefix(session.Value, "pds_") {
+		t.Fatalf("signing in: %d to %q, session cookie %+v", rec.Code, rec.Header().Get("Location"), session)
+	}
+	// The session is what the studio takes from now on.
+	req := httptest.NewRequest(http.MethodGet, "/ws/default/runs", nil)
+	req.AddCookie(session)
+	rec = httptest.NewRecorder()
+	f.studio.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("the new session: %d", rec.Code)
+	}
+}
+
+// cookieOf is the cookie an answer sets, or nil.
+func cookieOf(rec *httptest.ResponseRecorder, name string) *http.Cookie {
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }

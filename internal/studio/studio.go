@@ -164,8 +164,17 @@ func (s *Studio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/static/") {
 		h.Set("Cache-Control", "no-store")
 	}
+	if r.ContentLength != 0 {
+		// A form is small: it has formBodyTimeout to arrive, as the
+		// API's JSON bodies have.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(formBodyTimeout))
+	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// formBodyTimeout is how long a form post may take to send its body once
+// its headers are in.
+const formBodyTimeout = 30 * time.Second
 
 // req is one request of a signed-in user in a workspace.
 type req struct {

@@ -1,6 +1,7 @@
 package studio
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -471,4 +472,63 @@ func cookieOf(rec *httptest.ResponseRecorder, name string) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// A live page's stream outlasts the server's read timeout (a page stays
+// open for hours; the server's is an hour) and sends what changed: here
+// a target added after it began.
+func TestStreamOutlastsReadTimeout(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewUnstartedServer(f.studio)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(f.ctx, http.MethodGet, srv.URL+"/ws/default/events/computes", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.AddCookie(f.cookie)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 10)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var ev strings.Builder
+		for sc.Scan() {
+			if sc.Text() == "" && ev.Len() > 0 {
+				events <- ev.String()
+				ev.Reset()
+			} else if strings.HasPrefix(sc.Text(), "data: ") || strings.HasPrefix(sc.Text(), "event: ") {
+				ev.WriteString(sc.Text() + "\n")
+			}
+		}
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatalf("the stream ended before %s", what)
+			}
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event: %s", what)
+		}
+		return ""
+	}
+	if ev := next("the first table"); !strings.Contains(ev, `id="c-local"`) {
+		t.Fatalf("first event: %s", ev)
+	}
+	time.Sleep(time.Second) // past the read timeout
+	if rec := f.post("/ws/default/computes", "", url.Values{"csrf": {f.csrf}, "type": {"cluster"}, "name": {"late"},
+		"vm_size": {"STANDARD_D2_V2"}, "max_nodes": {"2"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("create: %d", rec.Code)
+	}
+	f.studio.hub.changed(store.Key("default", "late")) // as the notifier's Targets topic does
+	if ev := next("the new target"); !strings.Contains(ev, `id="c-late"`) {
+		t.Errorf("after a target was added: %s", ev)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/postgres"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/studio"
 	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/users"
@@ -326,7 +328,7 @@ func (p *process) build(ctx context.Context) error {
 	if err := p.targets.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
-	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.targets, HasSource: p.arts.HasSnapshot, Log: p.log,
+	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.targets, HasSource: p.arts.HasSnapshot, HasFile: p.arts.HasRunFile, Log: p.log,
 		Clock: p.clock, MaxLogBytes: p.o.MaxRunLogBytes}
 	p.provision.Watch(p.notify)
 	p.nodes.Watch(p.notify)
@@ -430,6 +432,10 @@ func (p *process) nodeHost(ctx context.Context, nodeID string) (string, string, 
 func (p *process) serve(ctx context.Context, ln net.Listener, ready func()) error {
 	loops, stopLoops := context.WithCancel(context.Background())
 	defer stopLoops()
+	handler, err := p.handler(loops)
+	if err != nil {
+		return err
+	}
 	go p.sizes.Watch(loops, 2*time.Second)
 	usersDone := make(chan struct{}) // its last flush of token use needs the store
 	go func() { p.users.Run(loops, 0); close(usersDone) }()
@@ -440,9 +446,7 @@ func (p *process) serve(ctx context.Context, ln net.Listener, ready func()) erro
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	apiHandler := server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
-		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock, Servers: p.ha.serverList})
-	srv := server.NewHTTPServer(p.replicaHandler(apiHandler), reqCtx, p.log, server.DefaultTimeouts)
+	srv := server.NewHTTPServer(p.replicaHandler(handler), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	if p.tls != nil {
 		srv.TLSConfig = p.tls
@@ -526,7 +530,7 @@ wait:
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	endRequests()
-	err := srv.Shutdown(shutdownCtx)
+	err = srv.Shutdown(shutdownCtx)
 	endCampaign()
 	if lead != nil && !keepLocalAgent {
 		p.local.Stop()
@@ -564,6 +568,25 @@ func (p *process) waitLoops(l *leaderLoops) {
 	case <-time.After(15 * time.Second):
 		p.log.Warn("the provisioning loop did not stop within 15 s")
 	}
+}
+
+// handler is everything the server serves on its one address: the API
+// (under /api/, with /healthz and /metrics) and the studio (the rest).
+func (p *process) handler(loops context.Context) (http.Handler, error) {
+	a := server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock, Servers: p.ha.serverList})
+	st, err := studio.New(studio.Deps{Targets: p.targets, Runs: p.runs, Users: p.users, Store: p.st, Dispatch: p.disp,
+		Artifacts: p.arts, Nodes: p.nodes, Audit: p.audit, Notifier: p.notify, Log: p.log, Clock: p.clock, Secure: p.tls != nil})
+	if err != nil {
+		return nil, err
+	}
+	go st.Run(loops)
+	mux := http.NewServeMux()
+	for _, path := range []string{"/api/", "/healthz", "/metrics"} {
+		mux.Handle(path, a)
+	}
+	mux.Handle("/", st)
+	return mux, nil
 }
 
 // hideArgs are the agent flags that hide paths from runs.

@@ -26,6 +26,10 @@ func init() { Register("cluster", reconcileCluster) }
 // pool; JobStates nodes are batch jobs whose end Slurm decides too (polled
 // every second while there are any); a NodeConfigurer gives each node its
 // own settings.
+// maxCreatesPerPass bounds the nodes one reconcile pass of a cluster
+// starts.
+const maxCreatesPerPass = 256
+
 func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
 	ws := rec.Workspace
 	p, err := compute.Props[compute.ClusterProperties](rec)
@@ -66,6 +70,13 @@ func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (re
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
 	for i := range dec.Create {
+		if i == maxCreatesPerPass {
+			// The rest in the next pass, right away: meanwhile the status
+			// says where the cluster is going and other targets get
+			// their turn (10,000 nodes took minutes in one pass).
+			res.Requeue = true
+			break
+		}
 		host := p.From // the attached target nodes are made through, if any
 		if hosts != nil {
 			if i >= len(hosts) {

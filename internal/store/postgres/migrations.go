@@ -202,4 +202,36 @@ var migrations = []string{
 		updated_by               text NOT NULL,
 		updated_at               timestamptz NOT NULL
 	);`,
+
+	// 8: metrics that are strings, table rows, JSON values or images (kind,
+	// text); run tags, beside the run's record that the leader rewrites;
+	// environments registered under a name, by version.
+	`ALTER TABLE run_metrics ADD COLUMN kind text NOT NULL DEFAULT '';   -- '' number, string, row, json, image
+	ALTER TABLE run_metrics ADD COLUMN text text NOT NULL DEFAULT '';    -- a string, an image's file, or JSON (row, json)
+	CREATE TABLE run_tags (
+		run_id text NOT NULL,
+		key    text NOT NULL,
+		value  text NOT NULL,
+		PRIMARY KEY (run_id, key)
+	);
+	CREATE TABLE environments (
+		workspace  text NOT NULL,
+		name_key   text NOT NULL,            -- lower(name): names are unique case-insensitively
+		version    integer NOT NULL,
+		name       text NOT NULL,
+		data       json NOT NULL,            -- environment, env, description
+		created_by text NOT NULL,
+		created_at timestamptz NOT NULL,
+		PRIMARY KEY (workspace, name_key, version)
+	);`,
+
+	// 9: runs listed a page at a time, newest first, filtered by compute,
+	// status, experiment or user (keyset paging on seq, an index per
+	// filter); run_logs(run_id, seq), which a log's tail reads, exists
+	// since 2.
+	`ALTER TABLE runs ADD COLUMN experiment text NOT NULL DEFAULT '';
+	UPDATE runs SET experiment = COALESCE(data->>'experiment', '');
+	CREATE INDEX runs_ws_status_seq ON runs(workspace, status, seq);
+	CREATE INDEX runs_ws_experiment_seq ON runs(workspace, experiment, seq);
+	CREATE INDEX runs_ws_user_seq ON runs(workspace, created_by, seq);`,
 }

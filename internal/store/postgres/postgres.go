@@ -152,6 +152,9 @@ const (
 	lockBootstrap = 2
 	lockAudit     = 3
 	lockLeader    = 4 // with the epoch as the second key: see lease.go
+	// lockEnvironments, with a hash of the workspace and name, orders the
+	// registrations of one environment's versions.
+	lockEnvironments = 5
 )
 
 // SchemaVersion reports the highest migration applied.

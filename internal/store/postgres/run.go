@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,7 @@ func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 	n := len(runs)
 	ids, wss, computes, statuses, nodeIDs, hashes, keys, bys, datas := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	exps := make([]string, n)
 	seqs, created := make([]int64, n), make([]time.Time, n)
 	for i := range runs {
 		r := &runs[i]
@@ -39,7 +42,7 @@ func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 		}
 		ids[i], wss[i], computes[i], statuses[i], nodeIDs[i] = r.ID, r.Workspace, r.Compute, string(r.Status), r.Node
 		hashes[i], keys[i], bys[i], datas[i] = r.TokenHash, r.IdempotencyKey, r.CreatedBy, string(data)
-		seqs[i], created[i] = r.Seq, r.CreatedAt
+		seqs[i], created[i], exps[i] = r.Seq, r.CreatedAt, r.Experiment
 	}
 	m := len(nodes)
 	nIDs, nWss, nComputes, nHashes, nDatas := make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m)
@@ -53,12 +56,12 @@ func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 	}
 	err := s.pipeline(ctx, true, func(b *pgx.Batch) {
 		if n > 0 {
-			b.Queue(`INSERT INTO runs(id, workspace, compute, seq, status, node, token_hash, idem_key, created_by, created_at, data)
+			b.Queue(`INSERT INTO runs(id, workspace, compute, seq, status, node, token_hash, idem_key, created_by, created_at, data, experiment)
 				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-					$8::text[], $9::text[], $10::timestamptz[], $11::json[])
+					$8::text[], $9::text[], $10::timestamptz[], $11::json[], $12::text[])
 				ON CONFLICT(id) DO UPDATE SET status=excluded.status, node=excluded.node,
 				token_hash=excluded.token_hash, data=excluded.data`,
-				ids, wss, computes, seqs, statuses, nodeIDs, hashes, keys, bys, created, datas)
+				ids, wss, computes, seqs, statuses, nodeIDs, hashes, keys, bys, created, datas, exps)
 			for _, chunk := range notifyChunks(ids) {
 				b.Queue(`SELECT pg_notify($1, $2)`, s.chRuns, s.origin+"|"+chunk)
 			}
@@ -144,10 +147,29 @@ func (s *Store) ListRuns(ctx context.Context, workspace string, f store.RunFilte
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	if f.Compute != "" {
-		return s.runs(ctx, `workspace = $1 AND compute = $2 ORDER BY seq DESC LIMIT $3`, workspace, f.Compute, f.Limit)
+	where, args := `workspace = $1`, []any{workspace}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
 	}
-	return s.runs(ctx, `workspace = $1 ORDER BY seq DESC LIMIT $2`, workspace, f.Limit)
+	for _, c := range []struct{ col, v string }{{"compute", f.Compute}, {"status", string(f.Status)},
+		{"experiment", f.Experiment}, {"created_by", f.User}} {
+		if c.v != "" {
+			where += ` AND ` + c.col + ` = ` + arg(c.v)
+		}
+	}
+	if f.BeforeSeq > 0 {
+		where += ` AND seq < ` + arg(f.BeforeSeq)
+	}
+	if f.AfterSeq > 0 {
+		// The page just after the cursor, read upwards, then turned
+		// newest first like every page.
+		where += ` AND seq > ` + arg(f.AfterSeq)
+		rs, err := s.runs(ctx, where+` ORDER BY seq LIMIT `+arg(f.Limit), args...)
+		slices.Reverse(rs)
+		return rs, err
+	}
+	return s.runs(ctx, where+` ORDER BY seq DESC LIMIT `+arg(f.Limit), args...)
 }
 
 // ActiveRuns implements store.Store.
@@ -215,6 +237,14 @@ func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit in
 		WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, scanLogLine, runID, afterSeq, limit)
 }
 
+// LogsBefore implements store.Store.
+func (s *Store) LogsBefore(ctx context.Context, runID string, beforeSeq int64, limit int) ([]api.LogLine, error) {
+	ls, err := queryAll(ctx, s, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
+		WHERE run_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, scanLogLine, runID, beforeSeq, limit)
+	slices.Reverse(ls)
+	return ls, err
+}
+
 func scanLogLine(r pgx.Row) (api.LogLine, error) {
 	var l api.LogLine
 	err := r.Scan(&l.Seq, &l.Attempt, &l.Rank, &l.Stream, &l.Time, &l.Text)
@@ -229,28 +259,81 @@ func (s *Store) AddMetrics(ctx context.Context, runID string, ms []api.Metric) e
 	}
 	n := len(ms)
 	names, steps, values, times := make([]string, n), make([]int64, n), make([]float64, n), make([]time.Time, n)
+	kinds, texts := make([]string, n), make([]string, n)
 	for i, m := range ms {
-		names[i], steps[i], values[i], times[i] = clean(m.Name), m.Step, m.Value, m.Time
+		names[i], steps[i], values[i], times[i], kinds[i], texts[i] = clean(m.Name), m.Step, m.Value, m.Time, m.Kind, clean(m.Text)
+		if len(m.Data) > 0 { // rows and JSON values keep their JSON in text
+			texts[i] = clean(string(m.Data))
+		}
 	}
 	return s.pipeline(ctx, false, func(b *pgx.Batch) {
-		b.Queue(`INSERT INTO run_metrics(run_id, name, step, value, ts)
-			SELECT $1, n, st, v, t FROM unnest($2::text[], $3::bigint[], $4::float8[], $5::timestamptz[]) WITH ORDINALITY AS u(n, st, v, t, o)
-			ORDER BY o`, runID, names, steps, values, times)
+		b.Queue(`INSERT INTO run_metrics(run_id, name, step, value, ts, kind, text)
+			SELECT $1, n, st, v, t, k, x FROM unnest($2::text[], $3::bigint[], $4::float8[], $5::timestamptz[], $6::text[], $7::text[])
+			WITH ORDINALITY AS u(n, st, v, t, k, x, o) ORDER BY o`, runID, names, steps, values, times, kinds, texts)
 		b.Queue(`SELECT pg_notify($1, $2)`, s.chRuns, s.origin+"|"+runID)
 	})
 }
 
 // Metrics implements store.Store.
 func (s *Store) Metrics(ctx context.Context, runID string) ([]api.Metric, error) {
-	return queryAll(ctx, s, `SELECT name, step, value, ts FROM run_metrics WHERE run_id = $1
+	return queryAll(ctx, s, `SELECT name, step, value, ts, kind, text FROM run_metrics WHERE run_id = $1
 		ORDER BY name, step, id`, scanMetric, runID)
 }
 
 func scanMetric(r pgx.Row) (api.Metric, error) {
 	var m api.Metric
-	err := r.Scan(&m.Name, &m.Step, &m.Value, &m.Time)
+	var text string
+	err := r.Scan(&m.Name, &m.Step, &m.Value, &m.Time, &m.Kind, &text)
 	m.Time = utc(m.Time)
+	if m.Kind == api.MetricRow || m.Kind == api.MetricJSON {
+		m.Data = json.RawMessage(text)
+	} else {
+		m.Text = text
+	}
 	return m, err
+}
+
+// SetRunTags implements store.Store. Not fenced: runs and users change
+// tags beside the run's record, which the leader writes.
+func (s *Store) SetRunTags(ctx context.Context, runID string, set map[string]string, remove []string) error {
+	keys, values := make([]string, 0, len(set)), make([]string, 0, len(set))
+	for k, v := range set {
+		keys, values = append(keys, clean(k)), append(values, clean(v))
+	}
+	return s.pipeline(ctx, false, func(b *pgx.Batch) {
+		if len(remove) > 0 {
+			b.Queue(`DELETE FROM run_tags WHERE run_id = $1 AND key = ANY($2)`, runID, remove)
+		}
+		if len(keys) > 0 {
+			b.Queue(`INSERT INTO run_tags(run_id, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS u(k, v)
+				ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value`, runID, keys, values)
+		}
+		b.Queue(`SELECT pg_notify($1, $2)`, s.chRuns, s.origin+"|"+runID)
+	})
+}
+
+// RunTags implements store.Store.
+func (s *Store) RunTags(ctx context.Context, runIDs ...string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	if len(runIDs) == 0 {
+		return out, nil
+	}
+	type tag struct{ run, key, value string }
+	tags, err := queryAll(ctx, s, `SELECT run_id, key, value FROM run_tags WHERE run_id = ANY($1)`, func(r pgx.Row) (tag, error) {
+		var t tag
+		err := r.Scan(&t.run, &t.key, &t.value)
+		return t, err
+	}, runIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		if out[t.run] == nil {
+			out[t.run] = map[string]string{}
+		}
+		out[t.run][t.key] = t.value
+	}
+	return out, nil
 }
 
 func (s *Store) nodes(ctx context.Context, where string, args ...any) ([]store.Node, error) {

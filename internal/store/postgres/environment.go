@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -11,18 +10,6 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
 )
-
-// envData is what of an environment version is kept in its data column
-// (as the SQLite store keeps it).
-type envData struct {
-	Environment api.Environment   `json:"environment"`
-	Env         map[string]string `json:"env,omitempty"`
-	Description string            `json:"description,omitempty"`
-}
-
-func envDataOf(e store.Environment) ([]byte, error) {
-	return json.Marshal(envData{Environment: e.Environment, Env: e.Env, Description: e.Description})
-}
 
 const envCols = `workspace, name, version, data, created_by, created_at`
 
@@ -32,17 +19,13 @@ func scanEnvironment(r pgx.Row) (store.Environment, error) {
 	if err := r.Scan(&e.Workspace, &e.Name, &e.Version, &data, &e.CreatedBy, &e.CreatedAt); err != nil {
 		return e, err
 	}
-	var d envData
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		return e, err
-	}
-	e.Environment, e.Env, e.Description, e.CreatedAt = d.Environment, d.Env, d.Description, utc(e.CreatedAt)
-	return e, nil
+	e.CreatedAt = utc(e.CreatedAt)
+	return e, e.SetData([]byte(data))
 }
 
 // RegisterEnvironment implements store.Store.
 func (s *Store) RegisterEnvironment(ctx context.Context, e store.Environment) (store.Environment, bool, error) {
-	data, err := envDataOf(e)
+	data, err := e.Data()
 	if err != nil {
 		return store.Environment{}, false, err
 	}
@@ -61,7 +44,7 @@ func (s *Store) RegisterEnvironment(ctx context.Context, e store.Environment) (s
 		case err != nil:
 			return err
 		default:
-			if old, err := envDataOf(latest); err == nil && bytes.Equal(old, data) {
+			if old, err := latest.Data(); err == nil && bytes.Equal(old, data) {
 				e = latest
 				return nil
 			}

@@ -17,9 +17,11 @@
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
 #   java    a Java 17 runtime and python3-venv: scripts/dev-spark.sh, the Spark tests
+#   browser chromium (headless) and a font: the studio's browser tests (e2e/studio_test.go)
+#   postgres  PostgreSQL 15 (Debian's): the PostgreSQL store and HA tests (scripts/dev-postgres.sh)
 set -euo pipefail
 
-all=(cc ssh venv pytest mypy mpi slurm podman java)
+all=(cc ssh venv pytest mypy mpi slurm podman browser postgres java)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -32,6 +34,8 @@ present() {
     mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    browser) command -v chromium >/dev/null && [ -n "$(fc-list 2>/dev/null)" ] ;;
+    postgres) [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ;;
     java) command -v java >/dev/null && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
@@ -48,6 +52,8 @@ packages() {
     mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    browser) echo chromium fonts-dejavu-core fontconfig ;;
+    postgres) echo postgresql-15 ;;
     java) echo openjdk-17-jre-headless python3-venv ;;
   esac
 }

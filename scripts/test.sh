@@ -6,11 +6,14 @@
 # nothing else running.
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
-# (the Slurm tests), Java and PyPI's pyspark (the Spark tests), root (run
-# isolation, cgroups, a full disk). As root on Debian or Ubuntu this script
-# installs what is missing (scripts/deps.sh), starts a one-host Slurm
-# cluster (scripts/dev-slurm.sh) and a one-host Spark standalone cluster
-# (scripts/dev-spark.sh), stopping each at the end if it started it. Where it cannot, those tests skip; either
+# (the Slurm tests), Java and PyPI's pyspark (the Spark tests), Chromium
+# (the studio in a browser), root (run isolation, cgroups, a full disk). As
+# root on Debian or Ubuntu this script installs what is missing
+# (scripts/deps.sh) and starts a one-host Slurm cluster
+# (scripts/dev-slurm.sh), a one-host Spark standalone cluster
+# (scripts/dev-spark.sh) and a PostgreSQL (scripts/dev-postgres.sh: the
+# PostgreSQL store and HA tests), stopping them at the end if it started
+# them. Where it cannot, those tests skip; either
 # way its last lines name every test that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 started_slurm=0
 started_spark=0
+started_pg=0
 
 # summary is the end of every run, passed or not: what did not run.
 summary() {
@@ -27,6 +31,9 @@ summary() {
   fi
   if [ $started_spark = 1 ]; then
     bash scripts/dev-spark.sh stop || true
+  fi
+  if [ $started_pg = 1 ]; then
+    bash scripts/dev-postgres.sh stop || true
   fi
   local go_skips py_skips bench_skips
   go_skips=$( [ -f "$work/skips.tsv" ] && cat "$work/skips.tsv" || true)
@@ -55,7 +62,8 @@ summary() {
     fi
     echo
     echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
-    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) and Spark (scripts/dev-spark.sh) itself."
+    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh), Spark"
+    echo "(scripts/dev-spark.sh) and PostgreSQL (scripts/dev-postgres.sh) itself."
     if [ "$(id -u)" != 0 ]; then
       echo "This run was not root: \`sudo bash scripts/test.sh\`."
     elif ! command -v apt-get >/dev/null; then
@@ -96,6 +104,21 @@ if ! [ -f "${PADDOCK_SPARK_DIR:-/var/tmp/paddock-spark}/env" ] && [ "$(id -u)" =
     started_spark=1
   else
     echo "test.sh: the dev Spark cluster did not start; the Spark tests will skip" >&2
+  fi
+fi
+
+# A PostgreSQL for the PostgreSQL store's tests and the HA tests: one given
+# by PADDOCK_TEST_POSTGRES, or one started now (root with PostgreSQL 15
+# installed) and stopped at the end. Each test makes a schema of its own.
+if [ -z "${PADDOCK_TEST_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+  pg_was_up=0
+  [ -f "${PADDOCK_PG_DIR:-/tmp/paddock-pg}/data/postmaster.pid" ] && pg_was_up=1
+  if bash scripts/dev-postgres.sh start; then
+    [ $pg_was_up = 1 ] || started_pg=1
+    PADDOCK_TEST_POSTGRES=$(bash scripts/dev-postgres.sh dsn)
+    export PADDOCK_TEST_POSTGRES
+  else
+    echo "test.sh: the dev PostgreSQL did not start; the PostgreSQL tests will skip" >&2
   fi
 fi
 
@@ -140,4 +163,10 @@ bash sdk/python/run_tests.sh -rs 2>&1 | tee -a "$work/pytest.txt"
 # The benchmark at tiny sizes: checks every figure still runs (the numbers
 # it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
 # Figure 6 needs a Slurm cluster and is skipped without.
-timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"
+# Figure 7 (failover) needs PostgreSQL: with one, it runs on its own on it.
+if [ -n "${PADDOCK_TEST_POSTGRES:-}" ]; then
+  timeout 300 go run ./cmd/paddock-bench --smoke --only 1,2,3,4,5,6 2>&1 | tee "$work/bench.txt"
+  timeout 120 go run ./cmd/paddock-bench --smoke --only 7 --store "$PADDOCK_TEST_POSTGRES" 2>&1 | tee -a "$work/bench.txt"
+else
+  timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"
+fi

@@ -83,6 +83,9 @@ type Deps struct {
 	Log        *slog.Logger
 	// Clock times agents' long polls (default clock.Real).
 	Clock clock.Clock
+	// Servers, when set, lists the URLs of the workspace's replicas,
+	// which agents are told with their work so they can fail over.
+	Servers func() []string
 }
 
 // Preempter injects a preemption of a target's node (tests, demos).
@@ -105,6 +108,7 @@ type API struct {
 	nodes    Preempter
 	log      *slog.Logger
 	clock    clock.Clock
+	servers  func() []string
 	mux      *http.ServeMux
 	routes   []route
 	registry *prometheus.Registry
@@ -126,7 +130,7 @@ func NewAPI(d Deps) *API {
 		d.Identities = &identities.Service{Store: d.Store, Box: d.Targets.Box, Clock: d.Clock}
 	}
 	a := &API{targets: d.Targets, identities: d.Identities, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
-		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
+		clock: clock.Or(d.Clock), servers: d.Servers, mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	if a.users == nil {
 		a.users = &users.Service{Store: d.Store, Clock: d.Clock}
@@ -205,6 +209,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
 	a.handle("DELETE /api/v1/tokens/{id}", byUsers, anyUser, a.revokeToken)
 	a.handle("POST /api/v1/tokens/{id}", byUsers, anyUser, a.rotateToken) // current:rotate
+	a.handle("POST /api/v1/studio/links", byUsers, anyUser, a.createStudioLink)
 	// Node agents.
 	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
@@ -403,6 +408,9 @@ func (a *API) handle(pattern string, acc access, action authz.Action, h handlerF
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away: nobody to answer, nothing went wrong here
 			}
+			if errors.Is(err, store.ErrNotLeader) {
+				w.Header().Set(api.HeaderRetryElsewhere, "1") // not applied: another replica leads
+			}
 			e := api.AsError(err)
 			if e.Code == api.CodeInternal || e.Code == api.CodeInsufficientStorage {
 				a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -454,6 +462,8 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
 		}
 		return caller{RunID: runID, Attempt: attempt}, nil
+	case strings.HasPrefix(token, tokens.LinkPrefix), strings.HasPrefix(token, tokens.SessionPrefix):
+		return caller{}, api.Forbidden("a studio sign-in link or session works only in the studio; the API takes user tokens (`paddock token create`)")
 	case strings.HasPrefix(token, identities.TokenPrefix):
 		if !acc.identityTokens {
 			return caller{}, api.Forbidden("an identity token only proves an identity, at GET %s", api.IdentityTokenPath)
@@ -517,8 +527,8 @@ func decodeBody(body io.Reader, v any) error {
 	return nil
 }
 
-func (a *API) listComputes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"))
+func (a *API) listComputes(w http.ResponseWriter, r *http.Request, who caller) error {
+	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"), who.P)
 	if err != nil {
 		return err
 	}
@@ -541,8 +551,8 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	return nil
 }
 
-func (a *API) getCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+func (a *API) getCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -181,6 +181,17 @@ type RunSubmit struct {
 	// Interactive starts a run that runs nothing (no compute, no command):
 	// it is Running at once and its client ends it.
 	Interactive bool `json:"interactive,omitempty"`
+	// Spark overrides a spark target's executor defaults for this run
+	// (only on spark targets).
+	Spark *SparkOptions `json:"spark,omitempty"`
+}
+
+// SparkOptions are a run's spark-submit executor settings on a spark
+// target; zero values keep the target's defaults.
+type SparkOptions struct {
+	NumExecutors   int    `json:"num_executors,omitempty"`
+	ExecutorCores  int    `json:"executor_cores,omitempty"`
+	ExecutorMemory string `json:"executor_memory,omitempty"`
 }
 
 // RunUpdate is the body of PATCH .../runs/{id}: tags to set, and (null)

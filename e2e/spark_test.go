@@ -171,7 +171,10 @@ func TestSparkTarget(t *testing.T) {
 	}
 
 	start := time.Now()
-	r := e.runWithin(5*time.Minute, "run", "submit", "--compute", "spark1", "--source", src, "--stream", "--", "wc.py", "input.txt")
+	if r := e.run("run", "submit", "--compute", "local", "--executor-memory", "1g", "--", "true"); r.code != 2 || !strings.Contains(r.stderr, "only for runs on spark targets") {
+		t.Errorf("executor settings on the local target: exit %d %q", r.code, r.stderr)
+	}
+	r := e.runWithin(5*time.Minute, "run", "submit", "--compute", "spark1", "--source", src, "--executor-memory", "600m", "--stream", "--", "wc.py", "input.txt")
 	if r.code != 0 || !strings.Contains(r.stdout, "distinct words: 9") {
 		t.Fatalf("word count: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
@@ -179,7 +182,7 @@ func TestSparkTarget(t *testing.T) {
 	runs := decodeJSON[[]api.Run](t, e.ok("run", "list", "-o", "json"))
 	wc := e.show(runs[0].ID)
 	if strings.Join(wc.Command[:5], " ") != spark["SPARK_HOME"]+"/bin/spark-submit --master "+spark["SPARK_MASTER"]+" --deploy-mode client" ||
-		!strings.Contains(strings.Join(wc.Command, " "), "--executor-memory 512m wc.py input.txt") {
+		!strings.Contains(strings.Join(wc.Command, " "), "--executor-memory 600m wc.py input.txt") {
 		t.Errorf("the run's command: %q", wc.Command)
 	}
 	if m, ok := wc.Metrics["distinct_words"]; !ok || m.Value != 9 {

@@ -43,6 +43,7 @@ type submitFlags struct {
 	idempotencyKey                 string
 	spec                           string
 	startInstance                  bool
+	spark                          api.SparkOptions
 }
 
 // build checks the flags that can be checked here and returns the
@@ -74,6 +75,9 @@ func (sf *submitFlags) build(cmd *cobra.Command, args []string) (api.RunSubmit, 
 	}
 	if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
 		in.Resources = &api.Resources{Cores: sf.cores, MemoryGB: sf.memGB, GPUs: sf.gpus}
+	}
+	if cmd.Flags().Changed("num-executors") || cmd.Flags().Changed("executor-cores") || cmd.Flags().Changed("executor-memory") {
+		in.Spark = &sf.spark
 	}
 	if sf.duration != "" {
 		d, err := time.ParseDuration(sf.duration)
@@ -188,6 +192,9 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringArrayVar(&sf.tags, "tag", nil, "a tag NAME=VALUE for the run (repeatable)")
 	f.StringVar(&sf.duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
 	f.StringVar(&sf.in.Distribution, "distribution", "", "none, pytorch or mpi")
+	f.IntVar(&sf.spark.NumExecutors, "num-executors", 0, "spark targets: spark-submit's --num-executors (default: the target's)")
+	f.IntVar(&sf.spark.ExecutorCores, "executor-cores", 0, "spark targets: spark-submit's --executor-cores (default: the target's)")
+	f.StringVar(&sf.spark.ExecutorMemory, "executor-memory", "", "spark targets: spark-submit's --executor-memory, e.g. 2g (default: the target's)")
 	f.BoolVar(&sf.stream, "stream", false, "follow the run's log and exit with its outcome")
 	f.BoolVar(&sf.startInstance, "start", false, "start the compute instance first if it is stopped")
 	f.StringVar(&sf.idempotencyKey, "idempotency-key", "", "make retried submissions return the first run (default: a fresh key per invocation)")

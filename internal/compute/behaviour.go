@@ -41,9 +41,10 @@ type RunRules struct {
 	// Refuse, when set, refuses every run with this message.
 	Refuse string
 	// Command, when set, turns a run's command into the one its node
-	// runs (a spark target spark-submits the application); an error
-	// refuses the run.
-	Command func(cmd []string) ([]string, error)
+	// runs (a spark target spark-submits the application, with the run's
+	// spark options); an error refuses the run. Kinds without it refuse
+	// spark options.
+	Command func(cmd []string, spark *api.SparkOptions) ([]string, error)
 }
 
 // QuotaHolder is a kind whose nodes count against the workspace's core

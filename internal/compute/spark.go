@@ -237,9 +237,36 @@ func (spark) RunRules(props json.RawMessage, _ *Catalog) (RunRules, error) {
 	return RunRules{DefaultCores: 1, Command: p.submitCommand}, nil
 }
 
+// override sets the run's own executor settings over the target's.
+func (p *SparkProperties) override(o api.SparkOptions) error {
+	var err error
+	if o.NumExecutors != 0 {
+		if p.NumExecutors, err = intField("spark.num_executors", &o.NumExecutors, 0, 1, 10000); err != nil {
+			return err
+		}
+	}
+	if o.ExecutorCores != 0 {
+		if p.ExecutorCores, err = intField("spark.executor_cores", &o.ExecutorCores, 0, 1, 1024); err != nil {
+			return err
+		}
+	}
+	if o.ExecutorMemory != "" {
+		if !sparkMemory.MatchString(o.ExecutorMemory) {
+			return api.Invalid("spark.executor_memory", "spark.executor_memory %q must be a size such as 512m or 4g", o.ExecutorMemory)
+		}
+		p.ExecutorMemory = o.ExecutorMemory
+	}
+	return nil
+}
+
 // submitCommand turns a run's command (the application first: wc.py, an
 // app.jar; python3 wc.py is taken as wc.py) into the spark-submit command the agent runs on the head node.
-func (p SparkProperties) submitCommand(cmd []string) ([]string, error) {
+func (p SparkProperties) submitCommand(cmd []string, opts *api.SparkOptions) ([]string, error) {
+	if opts != nil {
+		if err := p.override(*opts); err != nil {
+			return nil, err
+		}
+	}
 	// `python3 wc.py` (what the SDK's ScriptRunConfig sends) is the
 	// PySpark application wc.py: spark-submit starts the driver's Python.
 	if (cmd[0] == "python" || cmd[0] == "python3") && len(cmd) > 1 && strings.HasSuffix(cmd[1], ".py") {

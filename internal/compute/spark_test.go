@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -73,21 +74,31 @@ func TestSparkRunCommand(t *testing.T) {
 	if err != nil || !ok || rules.Command == nil {
 		t.Fatalf("RunRulesOf: %+v %v %v", rules, ok, err)
 	}
-	cmd, err := rules.Command([]string{"wc.py", "in.txt"})
+	cmd, err := rules.Command([]string{"wc.py", "in.txt"}, nil)
 	want := "/opt/spark/bin/spark-submit --master spark://head:7077 --deploy-mode client --num-executors 2 --executor-cores 1 --executor-memory 2g wc.py in.txt"
 	if err != nil || strings.Join(cmd, " ") != want {
 		t.Errorf("command = %q, %v; want %q", cmd, err, want)
 	}
+	// A run's own executor settings win over the target's; each is checked.
+	cmd, err = rules.Command([]string{"wc.py"}, &api.SparkOptions{NumExecutors: 4, ExecutorMemory: "1g"})
+	want = "/opt/spark/bin/spark-submit --master spark://head:7077 --deploy-mode client --num-executors 4 --executor-cores 1 --executor-memory 1g wc.py"
+	if err != nil || strings.Join(cmd, " ") != want {
+		t.Errorf("with the run's options: %q, %v; want %q", cmd, err, want)
+	}
+	for field, o := range map[string]api.SparkOptions{"spark.num_executors": {NumExecutors: -2}, "spark.executor_cores": {ExecutorCores: 5000}, "spark.executor_memory": {ExecutorMemory: "1 GB"}} {
+		_, err := rules.Command([]string{"wc.py"}, &o)
+		wantInvalid(t, err, field)
+	}
 	rec.Properties = json.RawMessage(`{"address":"head","username":"ml"}`)
 	rules, _, _ = compute.RunRulesOf(rec, nil)
-	if cmd, _ := rules.Command([]string{"app.jar"}); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "app.jar"}) {
+	if cmd, _ := rules.Command([]string{"app.jar"}, nil); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "app.jar"}) {
 		t.Errorf("without master or spark_home: %q", cmd)
 	}
-	if cmd, _ := rules.Command([]string{"python3", "wc.py", "x"}); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "wc.py", "x"}) {
+	if cmd, _ := rules.Command([]string{"python3", "wc.py", "x"}, nil); !slices.Equal(cmd, []string{"spark-submit", "--deploy-mode", "client", "wc.py", "x"}) {
 		t.Errorf("python3 wc.py (the SDK's command): %q", cmd)
 	}
 	for _, bad := range [][]string{{"python3", "-c", "print(1)"}, {"python3"}, {"sh", "-c", "spark-submit x"}} {
-		if _, err := rules.Command(bad); err == nil {
+		if _, err := rules.Command(bad, nil); err == nil {
 			t.Errorf("%q: no error", bad)
 		} else {
 			wantInvalid(t, err, "command")

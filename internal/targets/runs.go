@@ -91,10 +91,13 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.MaxRunDurationSeconds < 0 || in.MaxRunDurationSeconds > MaxRunDurationSeconds {
 		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must be 0 (no limit) to %d (a year), not %d", MaxRunDurationSeconds, in.MaxRunDurationSeconds)
 	}
-	if rules.Command != nil {
-		if in.Command, err = rules.Command(in.Command); err != nil {
+	switch {
+	case rules.Command != nil:
+		if in.Command, err = rules.Command(in.Command, in.Spark); err != nil {
 			return store.Run{}, err
 		}
+	case in.Spark != nil:
+		return store.Run{}, api.Invalid("spark", "spark options (executors) are only for runs on spark targets; %s is a %s target", target.Name, target.Type)
 	}
 	pol, err := s.policyOf(ctx, ws)
 	if err != nil {

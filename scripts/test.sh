@@ -98,8 +98,14 @@ if ! { command -v scontrol >/dev/null && scontrol ping 2>/dev/null | grep -q UP;
 fi
 
 # A Spark standalone cluster for the Spark tests: one scripts/dev-spark.sh
-# already started, or one started now (root with Java) and stopped at the end.
-if ! [ -f "${PADDOCK_SPARK_DIR:-/var/tmp/paddock-spark}/env" ] && [ "$(id -u)" = 0 ] && command -v java >/dev/null; then
+# already started (its master answers), or one started now (root with Java)
+# and stopped at the end.
+spark_env=${PADDOCK_SPARK_DIR:-/var/tmp/paddock-spark}/env
+spark_up() {
+  [ -f "$spark_env" ] && python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/json/", timeout=5)' \
+    "$(sed -n 's/^SPARK_MASTER_UI=//p' "$spark_env")" 2>/dev/null
+}
+if ! spark_up && [ "$(id -u)" = 0 ] && command -v java >/dev/null; then
   if bash scripts/dev-spark.sh start; then
     started_spark=1
   else

@@ -112,7 +112,7 @@ spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(600)).colle
 func TestSparkTarget(t *testing.T) {
 	spark := devSpark(t)
 	e := newEnv(t)
-	e.up()
+	srv := e.up()
 	port := freeLoopbackPort(t)
 	sd := startSSHD(t, t.TempDir(), port, false)
 	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
@@ -209,5 +209,17 @@ func TestSparkTarget(t *testing.T) {
 	if pids := pidsWith(app); len(pids) > 0 {
 		t.Errorf("processes of the cancelled job left: %v", pids)
 	}
+	// The private key never shows: not in the target, not in the server's log.
+	key, _ := os.ReadFile(sd.keyFile)
+	keyBody := strings.Split(strings.TrimSpace(string(key)), "\n")[1]
+	for _, out := range []string{e.ok("compute", "show", "spark1", "-o", "json"), srv.Logs()} {
+		if strings.Contains(out, keyBody) {
+			t.Fatal("the private key leaked")
+		}
+	}
 	e.ok("compute", "detach", "spark1")
+	eventually(t, 10*time.Second, "~/.paddock-agent to be removed from the head node", func() bool {
+		_, err := os.Stat(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+		return os.IsNotExist(err)
+	})
 }

@@ -128,7 +128,7 @@ func TestSparkTarget(t *testing.T) {
 		{[]string{"--spark-home", "relative/spark"}, 2, "spark_home \"relative/spark\" must be an absolute path"},
 		{[]string{"--spark-home", spark["SPARK_HOME"], "--executor-memory", "lots"}, 2, "executor_memory \"lots\" must be a size such as 512m or 4g"},
 	} {
-		if r := e.run(append(attach, tc.args...)...); r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+		if r := e.run(append(attach, tc.args...)...); r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "Traceback") {
 			t.Errorf("attach %v: exit %d %q; want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 		}
 	}

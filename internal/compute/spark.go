@@ -175,27 +175,27 @@ func (spark) Attach(ctx context.Context, props json.RawMessage, secrets map[stri
 	return mustJSON(p), mustJSON(st), nil
 }
 
-// SparkMasterState is the part of a standalone master's /json/ that Paddock
-// reads.
-type SparkMasterState struct {
+// sparkMasterState is the part of a standalone master's /json/ that
+// Paddock reads.
+type sparkMasterState struct {
 	Status      string `json:"status"`
 	AliveWorker int    `json:"aliveworkers"`
 	Cores       int    `json:"cores"`
 	Memory      int    `json:"memory"` // MiB
-	ActiveApps  []struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"activeapps"`
 }
 
 // readSparkMaster reads the master's /json/ from the head node (the UI is
-// often reachable only from inside the cluster).
+// often reachable only from inside the cluster); an error is Python's last
+// line (the reason), not its traceback.
 func readSparkMaster(c *ssh.Client, ui string, st *SparkStatus) error {
-	out, err := sshclient.MustRun(c, "python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "+sshclient.Quote(ui+"/json/"), nil)
+	out, errOut, code, err := sshclient.Run(c, "python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "+sshclient.Quote(ui+"/json/"), nil)
 	if err != nil {
 		return err
 	}
-	var m SparkMasterState
+	if code != 0 {
+		return fmt.Errorf("%s", lastLines(strings.TrimSpace(errOut), 1))
+	}
+	var m sparkMasterState
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		return fmt.Errorf("not a Spark master's status: %w", err)
 	}

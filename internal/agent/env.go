@@ -44,7 +44,8 @@ func (e errImage) Error() string { return e.msg }
 // environment variables and command to run:
 //   - python: an existing interpreter is put first on PATH as python and python3;
 //   - requirements: a venv made once per content hash and user, and reused;
-//   - image: the command runs in a container with podman or docker;
+//   - image: the command runs in a container with podman or docker (or
+//     directly, when the agent itself runs in that image: a pod's);
 //   - none: the node's python3, as it is.
 func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper, sb sandbox) (prepared, error) {
 	e := as.Environment
@@ -64,7 +65,7 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 		env = setEnv(env, "VIRTUAL_ENV", venv)
 		return prepared{env: setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
 			binds: []proc.Bind{{Path: venv, ReadOnly: true}}}, nil
-	case e.Image != "":
+	case e.Image != "" && e.Image != a.cfg.Image:
 		engine, why := containerEngine()
 		if engine == "" {
 			return prepared{}, fmt.Errorf("image %q needs podman or docker on this node: %s", e.Image, why)

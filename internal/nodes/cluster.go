@@ -23,9 +23,10 @@ func init() { Register("cluster", reconcileCluster) }
 // nodes it should have and which idle ones go, the provider makes and
 // removes them. What the provider is matters only through what it can do:
 // a Pooled provider gives at most one node per free host of the cluster's
-// pool; JobStates nodes are batch jobs whose end Slurm decides too (polled
-// every second while there are any); a NodeConfigurer gives each node its
-// own settings.
+// pool; JobStates nodes are batch jobs whose end the batch scheduler
+// decides too (polled every second while there are any, unless the
+// provider is a Watcher that says when they change); a NodeConfigurer
+// gives each node its own settings.
 func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
 	ws := rec.Workspace
 	p, err := compute.Props[compute.ClusterProperties](rec)
@@ -125,7 +126,8 @@ func (c *Controller) providerLimits(ctx context.Context, prov provider.Provider,
 		if err := c.checkJobs(ctx, jobs, live); err != nil {
 			return nil, res, err
 		}
-		if len(nodes) > 0 {
+		// A provider that watches its jobs says when they change.
+		if _, watched := prov.(provider.Watcher); len(nodes) > 0 && !watched {
 			res = reconcile.After(time.Second)
 		}
 	}

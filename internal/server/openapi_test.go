@@ -64,6 +64,7 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/agent/hello"},
 	{"POST", "/api/v1/agent/poll"},
 	{"GET", "/api/v1/agent/snapshots/{digest}"},
+	{"GET", "/api/v1/agent/binary"},
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/status"},
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/logs"},
 	{"PUT", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},

@@ -145,12 +145,14 @@ func (a Access) String() string {
 
 // Needed is what Paddock does in its namespace: it makes Jobs (runs) and
 // Pods (cluster nodes), a headless Service per multi-node run and a Secret
-// holding the node tokens of each, and watches Jobs and Pods.
+// holding the node tokens of each (updated when a create is retried, and
+// given its owner), and watches Jobs and Pods. docs/kubernetes.md has the
+// Role that grants it.
 var Needed = []Access{
 	{"create", "batch", "jobs"}, {"delete", "batch", "jobs"}, {"get", "batch", "jobs"}, {"list", "batch", "jobs"}, {"watch", "batch", "jobs"},
 	{"create", "", "pods"}, {"delete", "", "pods"}, {"get", "", "pods"}, {"list", "", "pods"}, {"watch", "", "pods"},
 	{"create", "", "services"}, {"delete", "", "services"},
-	{"create", "", "secrets"}, {"delete", "", "secrets"},
+	{"create", "", "secrets"}, {"delete", "", "secrets"}, {"update", "", "secrets"}, {"patch", "", "secrets"},
 }
 
 // Node is one node of the cluster as the API reports it.
@@ -200,22 +202,27 @@ func Check(ctx context.Context, conn *Connection, priorityClass string) (Found, 
 	case !apierrors.IsForbidden(err):
 		return f, Explain(conn, err)
 	}
+	if !nsKnown {
+		// A role limited to the namespace may not read the namespace object;
+		// a dry-run create tells whether it exists (when the credentials may
+		// not create Jobs there either, the checks below say so).
+		switch err := dryRunJob(ctx, cs, conn.Namespace); {
+		case apierrors.IsNotFound(err):
+			return f, noNamespace(conn)
+		case err != nil && !apierrors.IsForbidden(err):
+			return f, Explain(conn, err)
+		}
+	}
 	for _, a := range Needed {
 		ok, why, err := Allowed(ctx, cs, conn.Namespace, a)
 		if err != nil {
 			return f, Explain(conn, err)
 		}
 		if !ok {
-			return f, forbidden(conn, a, why)
-		}
-	}
-	if !nsKnown {
-		// A role limited to the namespace may not read the namespace object;
-		// a dry-run create tells whether it exists.
-		if err := dryRunJob(ctx, cs, conn.Namespace); apierrors.IsNotFound(err) {
-			return f, noNamespace(conn)
-		} else if err != nil {
-			return f, Explain(conn, err)
+			if !nsKnown {
+				why = strings.TrimSpace(why + "; or the namespace does not exist: the credentials may not read namespaces to tell")
+			}
+			return f, forbidden(conn, a, strings.TrimPrefix(why, "; "))
 		}
 	}
 	if priorityClass != "" {

@@ -350,8 +350,8 @@ func nodeIDs(m metav1.Object) []string {
 	return strings.Split(s, ",")
 }
 
-// objectChanged is the watches' handler: the objects' nodes have been
-// seen, and their target is to be reconciled.
+// objectChanged is the watches' handler: a pod's node has been seen, and
+// the object's target is to be reconciled.
 func (p *Provider) objectChanged(obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -360,12 +360,16 @@ func (p *Provider) objectChanged(obj any) {
 	if err != nil {
 		return
 	}
-	ids, _ := nodesIndex(obj)
-	p.mu.Lock()
-	for _, id := range ids {
-		p.seen[id] = true
+	if _, isPod := obj.(*corev1.Pod); isPod {
+		// A node whose pod has been seen and is gone was deleted; one whose
+		// pod has not been seen yet is still being made.
+		ids, _ := nodesIndex(obj)
+		p.mu.Lock()
+		for _, id := range ids {
+			p.seen[id] = true
+		}
+		p.mu.Unlock()
 	}
-	p.mu.Unlock()
 	p.markDirty(m.GetAnnotations()[AnnotTargetKey])
 }
 

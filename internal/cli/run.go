@@ -164,7 +164,7 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringArrayVar(&sf.envs, "env", nil, "environment variable KEY=VALUE for the run (repeatable)")
 	f.StringVar(&sf.in.Environment.Python, "python", "", "an existing python interpreter on the node")
 	f.StringVar(&sf.requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
-	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node)")
+	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node; on a kubernetes target, the pod's image)")
 	f.StringVar(&sf.duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
 	f.StringVar(&sf.in.Distribution, "distribution", "", "none, pytorch or mpi")
 	f.BoolVar(&sf.stream, "stream", false, "follow the run's log and exit with its outcome")

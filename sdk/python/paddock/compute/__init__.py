@@ -4,13 +4,13 @@ from ._compute import (
     AmlCompute, AmlComputeProvisioningConfiguration, AmlComputeStatus, AttachConfiguration, BatchCompute,
     ComputeInstance, ComputeInstanceProvisioningConfiguration, ComputeInstanceStatus, ComputeTarget,
     ComputeTargetAttachConfiguration, ComputeTargetProvisioningConfiguration, DatabricksCompute,
-    HDInsightCompute, KubernetesCompute, LocalCompute, RemoteCompute, RemoteComputeStatus,
+    HDInsightCompute, KubernetesCompute, KubernetesComputeStatus, LocalCompute, RemoteCompute, RemoteComputeStatus,
 )
 
 __all__ = [
     "ComputeTarget", "ComputeTargetException", "AmlCompute", "AmlComputeProvisioningConfiguration",
     "AmlComputeStatus", "ComputeInstance", "ComputeInstanceProvisioningConfiguration", "ComputeInstanceStatus",
     "RemoteCompute", "RemoteComputeStatus", "HDInsightCompute", "BatchCompute", "DatabricksCompute",
-    "KubernetesCompute", "LocalCompute", "AttachConfiguration", "ComputeTargetAttachConfiguration",
+    "KubernetesCompute", "KubernetesComputeStatus", "LocalCompute", "AttachConfiguration", "ComputeTargetAttachConfiguration",
     "ComputeTargetProvisioningConfiguration",
 ]

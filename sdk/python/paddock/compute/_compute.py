@@ -230,6 +230,24 @@ class RemoteComputeStatus(_Status):
         self.error: Optional[str] = s.get("error")
 
 
+class KubernetesComputeStatus(_Status):
+    """What the server sees of an attached Kubernetes cluster: reachable, version, its nodes (name, ready, and
+    the cores, memory_gb and gpus each offers pods) and their totals."""
+
+    def __init__(self, target: "ComputeTarget") -> None:
+        super().__init__(target)
+        s = self._raw
+        self.reachable: Optional[bool] = s.get("reachable")
+        self.version: Optional[str] = s.get("version")
+        self.node_count: Optional[int] = s.get("node_count")
+        self.cores: Optional[float] = s.get("cores")
+        self.memory_gb: Optional[float] = s.get("memory_gb")
+        self.gpus: Optional[int] = s.get("gpus")
+        self.nodes: List[Dict[str, Any]] = list(s.get("nodes") or [])
+        self.nodes_error: Optional[str] = s.get("nodes_error")
+        self.error: Optional[str] = s.get("error")
+
+
 class LocalComputeStatus(_Status):
     def __init__(self, target: "ComputeTarget") -> None:
         super().__init__(target)
@@ -835,18 +853,51 @@ class DatabricksCompute(_Attached):
 
 
 class KubernetesCompute(_Attached):
-    """A Kubernetes namespace (type ``kubernetes``; not supported by the server yet)."""
+    """A namespace of a Kubernetes cluster (Azure ML's Kubernetes compute): runs become Jobs whose pods run the
+    Paddock agent; clusters with ``provider="kubernetes"`` get their nodes as pods. See docs/kubernetes.md."""
     _paddock_type = "kubernetes"
     _azure_type = "Kubernetes"
+    _status_class = KubernetesComputeStatus
 
     @staticmethod
-    def attach_configuration(kubeconfig_file: Optional[str] = None, namespace: Optional[str] = None,
-                             instance_types: Optional[Dict[str, Any]] = None, resource_id: Optional[str] = None
+    def attach_configuration(resource_id: Optional[str] = None, namespace: Optional[str] = None,
+                             identity_type: Optional[str] = None, identity_ids: Optional[List[str]] = None, *,
+                             kubeconfig_file: Optional[str] = None, kubeconfig: Optional[str] = None,
+                             context: Optional[str] = None, instance_types: Optional[Dict[str, Any]] = None,
+                             image: Optional[str] = None, server_url: Optional[str] = None,
+                             lowpriority_priority_class: Optional[str] = None,
+                             lowpriority_tolerations: Optional[List[str]] = None,
+                             description: Optional[str] = None, tags: Optional[Dict[str, str]] = None
                              ) -> KubernetesAttachConfiguration:
-        warn_unsupported("KubernetesCompute.attach_configuration", resource_id=resource_id)
+        """Azure ML's parameters where they mean something here (``namespace``); the cluster is named by a
+        kubeconfig (``kubeconfig_file``, or its content as ``kubeconfig``) instead of an Azure resource id.
+        ``instance_types`` maps names to ``{"cpu": "4", "memory": "16Gi", "gpu": 1, "node_selector": {...}}``."""
+        warn_unsupported("KubernetesCompute.attach_configuration", resource_id=resource_id,
+                         identity_type=identity_type, identity_ids=identity_ids)
+        if kubeconfig is not None and kubeconfig_file is not None:
+            raise ComputeTargetException("give kubeconfig_file or kubeconfig, not both", code="Invalid",
+                                         field="kubeconfig")
+        content = kubeconfig if kubeconfig is not None else _read_file(kubeconfig_file, "kubeconfig_file")
+        if not content:
+            raise ComputeTargetException(
+                "KubernetesCompute.attach_configuration needs kubeconfig_file (a kubeconfig with a token or "
+                "client certificate; docs/kubernetes.md makes one); Azure resource ids have no meaning to Paddock",
+                code="Invalid", field="kubeconfig")
         return KubernetesAttachConfiguration("kubernetes", {
-            "kubeconfig": _read_file(kubeconfig_file, "kubeconfig_file"), "namespace": namespace,
-            "instance_types": instance_types})
+            "kubeconfig": content, "context": context, "namespace": namespace, "instance_types": instance_types,
+            "image": image, "server_url": server_url, "lowpriority_priority_class": lowpriority_priority_class,
+            "lowpriority_tolerations": lowpriority_tolerations, "description": description, "tags": tags})
+
+    @property
+    def namespace(self) -> Optional[str]:
+        return self.properties.get("namespace")
+
+    @property
+    def instance_types(self) -> Dict[str, Any]:
+        return dict(self.properties.get("instance_types") or {})
+
+    def get_status(self) -> "KubernetesComputeStatus":  # type: ignore[override]
+        return super().get_status()  # type: ignore[return-value]
 
 
 _CLASSES: Dict[str, Type[ComputeTarget]] = {

@@ -14,9 +14,11 @@
 #   pytest  pytest: the Python SDK's tests
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
+#   k8s     curl and openssl: scripts/dev-k8s.sh (which builds the control
+#           plane itself, from the Go module proxy), the Kubernetes tests
 set -euo pipefail
 
-all=(cc ssh venv pytest slurm podman)
+all=(cc ssh venv pytest slurm podman k8s)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -27,6 +29,7 @@ present() {
     pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    k8s) command -v curl >/dev/null && command -v openssl >/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
 }
@@ -40,6 +43,7 @@ packages() {
     pytest) echo python3-pytest ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    k8s) echo curl openssl ca-certificates ;;
   esac
 }
 

@@ -9,6 +9,8 @@
 #   scripts/dev-k8s.sh start   build if needed, start it all, wait for a Ready node (~5 s)
 #   scripts/dev-k8s.sh stop    stop what start started (by PID)
 #   scripts/dev-k8s.sh env     print `export KUBECONFIG=...` (an admin, system:masters)
+#   scripts/dev-k8s.sh built   exit 0 when the binaries are cached
+#   scripts/dev-k8s.sh status  exit 0 when a control plane started here answers
 #
 # The build is cached in $PADDOCK_K8S_CACHE (default ~/.cache/paddock-k8s):
 # its own GOMODCACHE and GOCACHE, and the binaries under bin/<versions>;
@@ -202,8 +204,18 @@ N
   echo "dev-k8s: up: export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
+up() {
+  [ -f "$KUBECONFIG_FILE" ] || return 1
+  local server token
+  server=$(sed -n 's/.*server: "\(https[^"]*\)".*/\1/p' "$KUBECONFIG_FILE")
+  token=$(sed -n 's/.*token: "\([^"]*\)".*/\1/p' "$KUBECONFIG_FILE")
+  curl -ksf -m 5 -H "Authorization: Bearer $token" "$server/readyz" >/dev/null
+}
+
 case "${1:-start}" in
   build) build ;;
+  built) built ;;
+  status) up ;;
   start) start ;;
   stop) stop_all ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;

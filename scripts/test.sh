@@ -6,22 +6,29 @@
 # nothing else running.
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
-# (the Slurm tests), root (run isolation, cgroups, a full disk). As root on
-# Debian or Ubuntu this script installs what is missing (scripts/deps.sh)
-# and starts a one-host Slurm cluster (scripts/dev-slurm.sh), stopping it
-# at the end if it started it. Where it cannot, those tests skip; either
-# way its last lines name every test that did not run, why, and what runs it.
+# (the Slurm tests), a Kubernetes control plane (the Kubernetes tests),
+# root (run isolation, cgroups, a full disk). As root on Debian or Ubuntu
+# this script installs what is missing (scripts/deps.sh) and starts a
+# one-host Slurm cluster (scripts/dev-slurm.sh); where the control plane's
+# binaries are built (scripts/dev-k8s.sh build, cached; CI builds them) it
+# starts one (scripts/dev-k8s.sh start). It stops what it started at the
+# end. Where it cannot, those tests skip; either way its last lines name
+# every test that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 started_slurm=0
+started_k8s=0
 
 # summary is the end of every run, passed or not: what did not run.
 summary() {
   local code=$?
   if [ $started_slurm = 1 ]; then
     bash scripts/dev-slurm.sh stop || true
+  fi
+  if [ $started_k8s = 1 ]; then
+    bash scripts/dev-k8s.sh stop || true
   fi
   local go_skips py_skips bench_skips
   go_skips=$( [ -f "$work/skips.tsv" ] && cat "$work/skips.tsv" || true)
@@ -50,7 +57,9 @@ summary() {
     fi
     echo
     echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
-    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) itself."
+    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) itself; for the"
+    echo "Kubernetes tests, build the control plane once first: \`bash scripts/dev-k8s.sh build\`"
+    echo "(about 7 minutes on 2 cores, cached in ~/.cache/paddock-k8s)."
     if [ "$(id -u)" != 0 ]; then
       echo "This run was not root: \`sudo bash scripts/test.sh\`."
     elif ! command -v apt-get >/dev/null; then
@@ -81,6 +90,18 @@ if ! { command -v scontrol >/dev/null && scontrol ping 2>/dev/null | grep -q UP;
     started_slurm=1
   else
     echo "test.sh: the dev Slurm cluster did not start; the Slurm tests will skip" >&2
+  fi
+fi
+
+# A Kubernetes control plane: one scripts/dev-k8s.sh started already, or
+# one started now when its binaries are built (a cold build takes minutes:
+# this script does not start one; `bash scripts/dev-k8s.sh build` does, and
+# CI does), stopped at the end.
+if ! bash scripts/dev-k8s.sh status 2>/dev/null && bash scripts/dev-k8s.sh built; then
+  if bash scripts/dev-k8s.sh start; then
+    started_k8s=1
+  else
+    echo "test.sh: the dev Kubernetes control plane did not start; the Kubernetes tests will skip" >&2
   fi
 fi
 

@@ -74,6 +74,10 @@ type Assignment struct {
 	Resources             Resources         `json:"resources"`
 	GPUIndices            []int             `json:"gpu_indices,omitempty"`
 	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	// Identities names the managed identities the run holds: the agent
+	// serves their credentials to the run (and to no other) at
+	// PADDOCK_IDENTITY_ENDPOINT while the attempt runs.
+	Identities []string `json:"identities,omitempty"`
 	// NodeRank is this node's rank in a multi-node run (0 otherwise); only
 	// rank 0 uploads outputs.
 	NodeRank int `json:"node_rank"`

@@ -23,8 +23,8 @@ type AgentClient struct {
 // NewAgentClient returns a client for a node agent holding the node token
 // token. Its HTTP client has the timeouts of NewClient; a caller that
 // wants others (long polls, uploads) sets HTTP before the first call.
-func NewAgentClient(server, token string) *AgentClient {
-	return &AgentClient{Client: *NewClient(server, token, "")}
+func NewAgentClient(server, token string, opts ...Option) *AgentClient {
+	return &AgentClient{Client: *NewClient(server, token, "", opts...)}
 }
 
 // attemptPath is the path of one of an attempt's routes (status, logs,

@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,14 +25,71 @@ type Client struct {
 	HTTP      *http.Client
 }
 
+// Option configures a Client made by NewClient.
+type Option func(*Client)
+
+// WithRootCAs makes the client trust, for an https server, the CAs in
+// pool and no others (the CA `paddock up --tls` made, say); nil keeps the
+// system's roots.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Client) {
+		if pool != nil {
+			c.HTTP.Transport = NewTransport(pool)
+		}
+	}
+}
+
 // NewClient returns a client with sensible timeouts.
-func NewClient(server, token, workspace string) *Client {
-	return &Client{
+func NewClient(server, token, workspace string, opts ...Option) *Client {
+	c := &Client{
 		Server:    strings.TrimRight(server, "/"),
 		Token:     token,
 		Workspace: workspace,
 		HTTP:      &http.Client{Timeout: 60 * time.Second},
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// NewTransport is an HTTP transport like http.DefaultTransport that
+// trusts, for https, the CAs in roots and no others (nil: the system's
+// roots), over TLS 1.2 or later.
+func NewTransport(roots *x509.CertPool) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return t
+}
+
+// unreachable is the error of a request that got no answer: the server is
+// not there, or the TLS handshake failed, which says why.
+func unreachable(server string, err error) error {
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var notTLS tls.RecordHeaderError
+	cause := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		cause = ue.Err // without the method and URL, which the message names
+	}
+	switch {
+	case errors.As(err, &unknownCA) || errors.As(err, &badName) || errors.As(err, &invalid) || errors.As(err, &verify):
+		return Unavailable("the Paddock server at %s presented a certificate this client does not trust (%v): give the client the server's CA (paddock --ca-file, PADDOCK_CA_FILE)", server, cause)
+	case errors.As(err, &notTLS) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return Unavailable("the Paddock server at %s does not speak TLS: use an http:// URL", server)
+	}
+	return Unavailable("cannot reach the Paddock server at %s (is `paddock up` running?): %v", server, err)
+}
+
+// httpToHTTPS is what Go's HTTPS server answers a plain HTTP request.
+const httpToHTTPS = "Client sent an HTTP request to an HTTPS server"
+
+// plainToTLS is the error of a plain HTTP request to an HTTPS server.
+func plainToTLS(server string) error {
+	return Unavailable("the Paddock server at %s serves HTTPS: use %s", server, "https://"+strings.TrimPrefix(server, "http://"))
 }
 
 func (c *Client) wsPath(parts ...string) string {
@@ -73,7 +133,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return Unavailable("cannot reach the Paddock server at %s (is `paddock up` running?): %v", c.Server, err)
+		return unreachable(c.Server, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -84,6 +144,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
 			return eb.Error
+		}
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte(httpToHTTPS)) {
+			return plainToTLS(c.Server)
 		}
 		return &Error{Code: codeForStatus(resp.StatusCode), Message: fmt.Sprintf("server answered %s", resp.Status)}
 	}

@@ -45,6 +45,11 @@ type Compute struct {
 	// values are never returned.
 	SecretsSet []string        `json:"secrets_set,omitempty"`
 	Status     json.RawMessage `json:"status"`
+	// Identity is the target's managed identity, when it has one.
+	Identity *ComputeIdentity `json:"identity,omitempty"`
+	// Limits are the limits that hold for the target with the workspace's
+	// policy applied, for kinds they concern.
+	Limits *ComputeLimits `json:"limits,omitempty"`
 }
 
 // ComputeCreate is the body of POST .../computes. Properties holds the

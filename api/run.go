@@ -95,6 +95,13 @@ type Run struct {
 	EndedAt               *time.Time        `json:"ended_at,omitempty"`
 	Metrics               map[string]Metric `json:"metrics,omitempty"` // the latest value of each metric
 	Outputs               []OutputFile      `json:"outputs,omitempty"`
+	// MaxRunDurationFromPolicy says the workspace's policy set
+	// max_run_duration_seconds (the run asked for no limit).
+	MaxRunDurationFromPolicy bool `json:"max_run_duration_from_policy,omitempty"`
+	// IdentityType and Identities are the managed identities the run
+	// holds: its target's when it was submitted (see docs/security.md).
+	IdentityType string   `json:"identity_type,omitempty"`
+	Identities   []string `json:"identities,omitempty"`
 }
 
 // ComputeSpec asks for a cluster made for one run and deleted when the run

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -128,13 +129,17 @@ func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error)
 	hc.Timeout = 0 // streams last as long as the run
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, Unavailable("cannot reach the Paddock server at %s: %v", c.Server, err)
+		return nil, unreachable(c.Server, err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var eb ErrorBody
-		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Error != nil {
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 			return nil, eb.Error
+		}
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte(httpToHTTPS)) {
+			return nil, plainToTLS(c.Server)
 		}
 		return nil, &Error{Code: codeForStatus(resp.StatusCode), Message: "server answered " + resp.Status}
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"sort"
 	"testing"
@@ -11,43 +10,8 @@ import (
 	"github.com/paddock-ml/paddock/api"
 )
 
-// BenchmarkScaleFromZero creates an empty cluster, submits one run of
-// `true` and reports created_at → started_at: the autoscaler starts a node
-// (a real agent process), the agent says hello, the run is placed and
-// started. Each iteration uses a new cluster.
-func BenchmarkScaleFromZero(b *testing.B) {
-	c := benchClient(b)
-	ctx := benchContext(b)
-	var lat []time.Duration
-	i := 0
-	for b.Loop() {
-		i++
-		name := fmt.Sprintf("zero-%d-x", i)
-		props, _ := json.Marshal(map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1, "idle_seconds_before_scaledown": 0})
-		if _, err := c.CreateCompute(ctx, api.ComputeCreate{Name: name, Type: "cluster", Properties: props}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.WaitCompute(ctx, name, false, nil); err != nil {
-			b.Fatal(err)
-		}
-		r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: name, Command: []string{"true"}}, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		done, err := c.WaitRun(ctx, r.ID, nil)
-		if err != nil || done.Status != api.RunCompleted {
-			b.Fatalf("%+v %v", done, err)
-		}
-		lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
-		b.StopTimer()
-		c.DeleteCompute(ctx, name, true)
-		c.WaitCompute(ctx, name, true, nil)
-		b.StartTimer()
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
-}
+// Scale from zero has one implementation, figure 4 of paddock-bench
+// (internal/bench); these are the cluster figures it does not have.
 
 // BenchmarkIdleToGone runs one run on a cluster with a 1 s idle time and
 // reports how long after the idle deadline (run end + 1 s) the node is gone

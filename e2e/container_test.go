@@ -96,6 +96,19 @@ func buildImage() error {
 		return fmt.Errorf("copying %s: %v %s", stdlib, err, out)
 	}
 	os.RemoveAll(filepath.Join(root, stdlib, "test"))
+	// Python's ssl module loads OpenSSL, which ldd of python3 does not name.
+	mods, _ := filepath.Glob(filepath.Join(stdlib, "lib-dynload", "_ssl*.so"))
+	hashlib, _ := filepath.Glob(filepath.Join(stdlib, "lib-dynload", "_hashlib*.so"))
+	for _, m := range append(mods, hashlib...) {
+		out, _ := exec.Command("ldd", m).Output()
+		for _, field := range strings.Fields(string(out)) {
+			if strings.HasPrefix(field, "/") {
+				if err := copyIn(field); err != nil {
+					return fmt.Errorf("copying %s: %w", field, err)
+				}
+			}
+		}
+	}
 	if err := os.WriteFile(filepath.Join(root, stdlib, "paddock_image_marker.py"), []byte("WHERE = 'inside the test image'\n"), 0o644); err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func (s *server) Logs() string {
 	return s.logs.String()
 }
 
-var urlInLog = regexp.MustCompile(`msg="paddock is serving".* url=(http://\S+)`)
+var urlInLog = regexp.MustCompile(`msg="paddock is serving".* url=(https?://\S+)`)
 
 // up starts `paddock up` and waits until it serves; it is stopped at the
 // end of the test.

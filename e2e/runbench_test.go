@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -48,32 +47,6 @@ func benchContext(b testing.TB) context.Context {
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
-}
-
-// BenchmarkSubmitToRunning submits 200 runs of `true` one after another to
-// the warm local node and reports the p50/p99 of created_at → started_at
-// (both server timestamps: the submit's commit, and the commit of the
-// agent's Running report, which it sends once the process has started).
-func BenchmarkSubmitToRunning(b *testing.B) {
-	c := benchClient(b)
-	ctx := benchContext(b)
-	for b.Loop() {
-		var lat []time.Duration
-		for range 200 {
-			r, err := c.SubmitRun(ctx, api.RunSubmit{Compute: "local", Command: []string{"true"}}, "")
-			if err != nil {
-				b.Fatal(err)
-			}
-			done, err := c.WaitRun(ctx, r.ID, nil)
-			if err != nil || done.Status != api.RunCompleted || done.StartedAt == nil {
-				b.Fatalf("run %s: %+v %v", r.ID, done, err)
-			}
-			lat = append(lat, done.StartedAt.Sub(done.CreatedAt))
-		}
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
-	}
 }
 
 // BenchmarkQueuedThroughput queues 1,000 runs of `true` (8 concurrent

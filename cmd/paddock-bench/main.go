@@ -21,7 +21,8 @@ func main() {
 	var cfg bench.Config
 	flag.StringVar(&cfg.Paddock, "paddock", "", "paddock binary (default: build ./cmd/paddock)")
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "tiny sizes: check that every figure runs")
-	flag.DurationVar(&cfg.HeartbeatWindow, "heartbeat-window", 0, "how long 10,000 nodes heartbeat (default 2m; smoke 5s)")
+	flag.DurationVar(&cfg.HeartbeatWindow, "heartbeat-window", 0, "how long figure 3's nodes heartbeat (default 2m; smoke 5s)")
+	flag.IntVar(&cfg.HeartbeatNodes, "heartbeat-nodes", 0, "how many simulated nodes figure 3 runs (default 50,000; smoke 200)")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the server during figures 2 and 5 here (go tool pprof -top FILE)")
 	only := flag.String("only", "", "run just these figures, e.g. 2,5 (default: all)")
 	flag.Parse()

@@ -57,6 +57,7 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Server, "server", "", "server URL")
 	f.StringVar(&cfg.ServerFile, "server-file", "", "file holding the server URL, re-read when the server cannot be reached")
+	f.StringVar(&cfg.CAFile, "ca-file", "", "file holding the CA certificate (PEM) to trust, and no other, for an https server; re-read with --server-file (unset or missing: the system's roots)")
 	f.StringVar(&cfg.TokenFile, "token-file", "", "file holding the node token (or set PADDOCK_NODE_TOKEN)")
 	f.StringVar(&cfg.WorkDir, "work-dir", "", "directory for runs, caches and environments")
 	f.StringVar(&cfg.PIDFile, "pid-file", "", "write the agent's pid here")

@@ -50,6 +50,7 @@ var otherTools = map[string]string{
 	"gres":        "sbatch: how a pilot job is sized (slurm.md)",
 	"time":        "sbatch: how a pilot job is sized (slurm.md)",
 	"epochs":      "an argument of the example train.py (runs.md)",
+	"cacert":      "curl: trusting the server's CA (README.md)",
 }
 
 // cliFlags maps every long flag of every command (the hidden agent's

@@ -17,7 +17,8 @@ import (
 func newUpCmd() *cobra.Command {
 	var dataDir, listen, logLevel, logFormat string
 	var nodeLost, preemptEvery, simWait, simBeat time.Duration
-	var simOn bool
+	var simOn, tlsOn, insecureListen bool
+	var tlsCert, tlsKey, tlsCA string
 	var maxLogMB int64
 	var auditDays int
 	var pprofListen string
@@ -29,9 +30,16 @@ func newUpCmd() *cobra.Command {
 On first start it creates the data dir, the workspace 'default' and an admin
 token. Every start writes the server URL and the admin token to
 ~/.paddock/config (or $PADDOCK_CONFIG), so the CLI works with no flags.
-Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
+Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.
+
+It serves plain HTTP on loopback only. With --tls it serves HTTPS with a CA
+and server certificate it makes in the data dir on first start, and writes
+the CA to the CLI config for the CLI, agents and SDK to pin; --tls-cert and
+--tls-key serve a certificate you have instead.`,
 		Example: `  paddock up
-  paddock up --listen 127.0.0.1:9000 --data-dir /srv/paddock`,
+  paddock up --listen 127.0.0.1:9000 --data-dir /srv/paddock
+  paddock up --tls --listen 0.0.0.0:8765
+  paddock up --listen paddock.example.com:443 --tls-cert fullchain.pem --tls-key key.pem`,
 		Args: cli.NoArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -63,12 +71,18 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.`,
 			}
 			return daemon.Run(cmd.Context(), daemon.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
 				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20,
-				AuditRetention: time.Duration(auditDays) * 24 * time.Hour})
+				AuditRetention: time.Duration(auditDays) * 24 * time.Hour, InsecureListen: insecureListen,
+				TLS: tlsOn, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, TLSCAFile: tlsCA})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "", "where the server keeps its database, secret key and admin token (default ~/.paddock)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8765", "address to serve on; port 0 picks a free port")
+	f.BoolVar(&tlsOn, "tls", false, "serve HTTPS with a CA and server certificate made in the data dir (tls/) on first start; clients pin the CA")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, chain after it) instead; needs --tls-key")
+	f.StringVar(&tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	f.StringVar(&tlsCA, "tls-ca", "", "the CA certificate (PEM) that issued --tls-cert when the system does not trust it: the CLI config and agents pin it")
+	f.BoolVar(&insecureListen, "insecure-listen", false, "allow plain HTTP on an address other than loopback (tokens cross the network unencrypted)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&simOn, "sim", false, "enable the sim node provider: in-process simulated agents for load and scale tests (never for real work)")

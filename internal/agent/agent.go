@@ -42,10 +42,14 @@ import (
 type Config struct {
 	Server     string // server URL
 	ServerFile string // or a file holding it, re-read whenever the server cannot be reached
-	Token      string // node token
-	TokenFile  string // or a file holding it
-	WorkDir    string // runs, caches and environments live here
-	PIDFile    string // written at start, removed at exit
+	// CAFile holds the CA certificate(s), PEM, the agent trusts for an
+	// https server, and no others; re-read with ServerFile. Unset or
+	// missing: the system's roots. Runs get a copy (PADDOCK_CA_FILE).
+	CAFile    string
+	Token     string // node token
+	TokenFile string // or a file holding it
+	WorkDir   string // runs, caches and environments live here
+	PIDFile   string // written at start, removed at exit
 	// KillGrace is how long a run has between SIGTERM and SIGKILL.
 	KillGrace time.Duration
 	// OrphanTimeout ends an idle agent that cannot reach its server.
@@ -97,12 +101,17 @@ type Agent struct {
 	// replaces a client whole instead of writing to one in use.
 	client, uploads atomic.Pointer[api.AgentClient]
 	node            api.AgentNode
+	// trust is the CA the clients pin, and their transport; loadTrust
+	// changes it under trustMu.
+	trust   atomic.Pointer[trust]
+	trustMu sync.Mutex
 
 	iso *isolation
 
 	mu       sync.Mutex
 	attempts map[string]*attempt // by run id
 	ssh      *sshServer
+	ids      *identityServer    // runs' identity endpoint, once an attempt needs it
 	stop     context.CancelFunc // ends the agent (OneRun)
 	wg       sync.WaitGroup
 	envLocks sync.Map // venv key → *sync.Mutex
@@ -166,16 +175,34 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, a.stop = context.WithCancel(ctx)
 	defer a.stop()
-	client := api.NewAgentClient(a.serverURL(), token)
-	client.HTTP = &http.Client{Timeout: 90 * time.Second}
-	a.client.Store(client)
-	uploads := api.NewAgentClient(a.serverURL(), token)
-	uploads.HTTP = &http.Client{}
-	a.uploads.Store(uploads)
+	if err := a.connect(token); err != nil {
+		return err
+	}
 	err := a.loop(ctx)
 	a.stopAll("the node agent is stopping")
 	a.wg.Wait()
+	a.mu.Lock()
+	if a.ids != nil {
+		a.ids.close()
+	}
+	a.mu.Unlock()
 	return err
+}
+
+// connect makes the agent's clients of the server, with the node token,
+// pinning the CA of Config.CAFile.
+func (a *Agent) connect(token string) error {
+	tr, err := a.loadTrust()
+	if err != nil {
+		return err
+	}
+	client := api.NewAgentClient(a.serverURL(), token)
+	client.HTTP = &http.Client{Timeout: 90 * time.Second, Transport: tr.transport}
+	a.client.Store(client)
+	uploads := api.NewAgentClient(a.serverURL(), token)
+	uploads.HTTP = &http.Client{Transport: tr.transport}
+	a.uploads.Store(uploads)
+	return nil
 }
 
 // privateDirs makes dir and its subdirectories, readable by this agent's
@@ -249,24 +276,19 @@ func (a *Agent) serverURL() string {
 	return strings.TrimRight(a.cfg.Server, "/")
 }
 
-// refreshServer re-reads the server URL after a failed call.
+// refreshServer re-reads the server URL and the CA after a failed call. A
+// CA file that cannot be used is logged and the CA in use kept.
 func (a *Agent) refreshServer() {
 	u := a.serverURL()
-	for _, p := range []*atomic.Pointer[api.AgentClient]{&a.client, &a.uploads} {
-		for {
-			old := p.Load()
-			if old.Server == u {
-				break
-			}
-			c := *old
-			c.Server = u
-			if p.CompareAndSwap(old, &c) {
-				if p == &a.client {
-					a.log.Info("server URL changed", "url", u)
-				}
-				break
-			}
+	t, err := a.loadTrust()
+	if err != nil {
+		a.log.Warn("keeping the CA in use", "err", err)
+		if t = a.trust.Load(); t == nil {
+			return
 		}
+	}
+	if a.refreshClients(u, t) {
+		a.log.Info("server URL or CA changed", "url", u)
 	}
 }
 

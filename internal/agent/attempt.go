@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -185,6 +187,14 @@ func derefInt(p *int) any {
 // execute prepares and runs the command; it returns how it ended.
 func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outcome {
 	as := at.as
+	// With the server's own CA, the run is given it to reach PADDOCK_API_URL.
+	caFile := at.a.runCA()
+	if caFile != "" {
+		env := make(map[string]string, len(as.Env)+1)
+		maps.Copy(env, as.Env)
+		env[RunCAEnv] = caFile
+		as.Env = env
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "outputs"), 0o755); err != nil {
 		return failed("PreparationFailed", "creating the working directory: %v", err)
 	}
@@ -204,6 +214,20 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 	}
 	if tmp != "" {
 		defer os.RemoveAll(tmp)
+	}
+	if len(as.Identities) > 0 {
+		ids, err := at.a.identityEndpoint()
+		if err != nil {
+			return failed("PreparationFailed", "%v", err)
+		}
+		url, token, release := ids.register(at)
+		defer release() // the endpoint refuses the attempt once it has ended
+		vars := make(map[string]string, len(as.Env)+2)
+		for k, v := range as.Env {
+			vars[k] = v
+		}
+		vars["PADDOCK_IDENTITY_ENDPOINT"], vars["PADDOCK_IDENTITY_TOKEN"] = url, token
+		as.Env = vars
 	}
 	env := runEnv(as.Env)
 	if _, own := as.Env["PATH"]; !own {
@@ -231,7 +255,7 @@ func (at *attempt) execute(ctx context.Context, dir string, ship *shipper) outco
 		Cores: as.Resources.Cores, MemoryBytes: int64(as.Resources.MemoryGB * (1 << 30)),
 	}
 	if !prep.unsandboxed {
-		sb.withBinds(prep.binds...).apply(&spec, at.a.iso.mode)
+		sb.withBinds(slices.Concat(prep.binds, runCABind(caFile))...).apply(&spec, at.a.iso.mode)
 	}
 	p, err := proc.Start(spec)
 	if err != nil {

@@ -217,6 +217,9 @@ func containerCommand(engine, name string, as api.Assignment, dir string, cmd []
 	// --init: the command is not PID 1, so SIGTERM reaches it.
 	args := []string{engine, "run", "--rm", "--init", "--name", name, "--pull", "never", "--network", "host",
 		"-v", dir + ":/workdir", "-w", "/workdir"}
+	if ca := as.Env[RunCAEnv]; ca != "" {
+		args = append(args, "-v", ca+":"+ca+":ro") // the server's CA, at the path the run is given
+	}
 	if iso.mode == isolateRoot {
 		args = append(args, "--user", fmt.Sprintf("%d:%d", sb.user.id.UID, sb.user.id.GID))
 	}

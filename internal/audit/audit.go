@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -136,15 +137,8 @@ func hashOf(e *store.AuditEntry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Result is what Verify found.
-type Result struct {
-	Entries  int    `json:"entries"`
-	OK       bool   `json:"ok"`
-	FirstSeq int64  `json:"first_seq,omitempty"`
-	LastSeq  int64  `json:"last_seq,omitempty"`
-	BadSeq   int64  `json:"bad_seq,omitempty"`
-	Problem  string `json:"problem,omitempty"`
-}
+// Result is what Verify found, as the API answers it.
+type Result = api.AuditVerify
 
 // Verify walks the whole log and checks every entry's hash and its link
 // to the one before. The oldest entry kept is trusted as the start (older
@@ -167,11 +161,11 @@ func Verify(ctx context.Context, st store.Store) (Result, error) {
 			res.LastSeq = e.Seq
 			switch {
 			case prev != nil && e.Seq != prev.Seq+1:
-				return res.bad(e.Seq, fmt.Sprintf("entries %d to %d are missing", prev.Seq+1, e.Seq-1)), nil
+				return bad(res, e.Seq, fmt.Sprintf("entries %d to %d are missing", prev.Seq+1, e.Seq-1)), nil
 			case prev != nil && e.PrevHash != prev.Hash:
-				return res.bad(e.Seq, fmt.Sprintf("entry %d does not follow entry %d: the chain was changed", e.Seq, prev.Seq)), nil
+				return bad(res, e.Seq, fmt.Sprintf("entry %d does not follow entry %d: the chain was changed", e.Seq, prev.Seq)), nil
 			case hashOf(e) != e.Hash:
-				return res.bad(e.Seq, fmt.Sprintf("entry %d was edited: its hash does not match its fields", e.Seq)), nil
+				return bad(res, e.Seq, fmt.Sprintf("entry %d was edited: its hash does not match its fields", e.Seq)), nil
 			}
 			prev = e
 		}
@@ -183,7 +177,7 @@ func Verify(ctx context.Context, st store.Store) (Result, error) {
 	}
 }
 
-func (r Result) bad(seq int64, problem string) Result {
+func bad(r Result, seq int64, problem string) Result {
 	r.OK, r.BadSeq, r.Problem = false, seq, problem
 	return r
 }

@@ -67,12 +67,16 @@ const (
 	WriteUsers     Action = "user.write" // add, set role, remove
 	ReadAudit      Action = "audit.read"
 	WriteWorkspace Action = "workspace.write" // workspace settings and policy
+	// WriteIdentity makes, changes, deletes and assigns managed
+	// identities (assigning one to a target hands its secrets to the
+	// target's runs).
+	WriteIdentity Action = "identity.write"
 )
 
 // Actions lists every action.
 func Actions() []Action {
 	return []Action{ReadCompute, WriteCompute, DeleteCompute, OperateCompute, PreemptNode, WriteQuota,
-		ReadRun, SubmitRun, CancelRun, WriteMetrics, ReadUsers, WriteUsers, ReadAudit, WriteWorkspace}
+		ReadRun, SubmitRun, CancelRun, WriteMetrics, ReadUsers, WriteUsers, ReadAudit, WriteWorkspace, WriteIdentity}
 }
 
 // Scope is how far a role's permission for an action reaches.
@@ -91,10 +95,10 @@ var table = map[Role]map[Action]Scope{
 	Owner: all(Any),
 	Contributor: {
 		ReadCompute: Any, WriteCompute: Own, DeleteCompute: Own, OperateCompute: Own,
-		ReadRun: Any, SubmitRun: Any, CancelRun: Own, WriteMetrics: Own,
+		ReadRun: Any, SubmitRun: Any, CancelRun: Own, WriteMetrics: Own, WriteIdentity: Own,
 	},
 	ComputeOperator: {
-		ReadCompute: Any, WriteCompute: Any, DeleteCompute: Any, OperateCompute: Any, PreemptNode: Any,
+		ReadCompute: Any, WriteCompute: Any, DeleteCompute: Any, OperateCompute: Any, PreemptNode: Any, WriteIdentity: Own,
 	},
 	Reader: {
 		ReadCompute: Any, ReadRun: Any,
@@ -170,6 +174,8 @@ func verb(a Action) string {
 		return "cancel"
 	case WriteMetrics:
 		return "post metrics to"
+	case WriteIdentity:
+		return "change, delete or assign"
 	}
 	return string(a)
 }

@@ -13,12 +13,12 @@ import (
 // - not at all. Columns follow Actions().
 func TestTableIsTheRoles(t *testing.T) {
 	want := map[Role]string{
-		//                compute     quota run          user audit ws
-		//                r w d o p   w     r s c m      r w  r     w
-		Owner:           "A A A A A   A     A A A A      A A  A     A",
-		Contributor:     "A O O O -   -     A A O O      - -  -     -",
-		ComputeOperator: "A A A A A   -     - - - -      - -  -     -",
-		Reader:          "A - - - -   -     A - - -      - -  -     -",
+		//                compute     quota run          user audit ws identity
+		//                r w d o p   w     r s c m      r w  r     w  w
+		Owner:           "A A A A A   A     A A A A      A A  A     A  A",
+		Contributor:     "A O O O -   -     A A O O      - -  -     -  O",
+		ComputeOperator: "A A A A A   -     - - - -      - -  -     -  O",
+		Reader:          "A - - - -   -     A - - -      - -  -     -  -",
 	}
 	letter := map[Scope]string{Any: "A", Own: "O", None: "-"}
 	for role, row := range want {
@@ -52,6 +52,8 @@ func TestCheck(t *testing.T) {
 		{Principal{User: "ann", Role: Owner}, DeleteCompute, []string{"bob"}, ""},
 		{Principal{User: "rita", Role: Reader}, CancelRun, []string{"rita"}, "does not allow run.cancel"},
 		{System, DeleteCompute, []string{"bob"}, ""},
+		{bob, WriteIdentity, []string{"admin"}, "may change, delete or assign only what they own"},
+		{Principal{User: "rita", Role: Reader}, WriteIdentity, []string{"rita"}, "does not allow identity.write"},
 	}
 	for _, c := range cases {
 		err := c.p.Check(c.a, "the thing", c.owners...)

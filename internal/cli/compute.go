@@ -92,6 +92,8 @@ var updateFlags = append([]propFlag{
 	{"idle-seconds-before-scaledown", "idle_seconds_before_scaledown", kInt, "cluster: idle seconds before a node is removed"},
 	{"max-concurrent-runs", "max_concurrent_runs", kInt, "instance: runs at once"},
 	{"idle-time-before-shutdown", "idle_time_before_shutdown", kString, "instance: stop after this long idle (0 = never)"},
+	{"identity-type", "identity_type", kString, "cluster: None, SystemAssigned or UserAssigned (None removes its identities)"},
+	{"identity-id", "identity_id", kList, "cluster: a user-assigned identity (repeatable; with --identity-type UserAssigned; gives the whole list)"},
 }, commonFlags...)
 
 func newComputeCmd(g *globals) *cobra.Command {
@@ -264,6 +266,9 @@ func statusCmd(g *globals) *cobra.Command {
 				for _, k := range sortedKeys(p) {
 					fmt.Fprintf(w, "%s:\t%s\n", k, p[k])
 				}
+				if id := out.Identity; id != nil && id.PrincipalID != "" {
+					fmt.Fprintf(w, "identity:\t%s principal_id=%s\n", id.Type, id.PrincipalID)
+				}
 			})
 		},
 	}
@@ -293,8 +298,8 @@ func updateCmd(g *globals) *cobra.Command {
 	var noWait bool
 	cmd := &cobra.Command{
 		Use:     "update NAME",
-		Short:   "Change a target's scale settings, description or tags",
-		Example: "  paddock compute update cpu-cluster --max-nodes 8 --idle-seconds-before-scaledown 600",
+		Short:   "Change a target's scale settings, identities, description or tags",
+		Example: "  paddock compute update cpu-cluster --max-nodes 8 --idle-seconds-before-scaledown 600\n  paddock compute update cpu-cluster --identity-type UserAssigned --identity-id blob-reader",
 		Args:    exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			props, err := propsFromFlags(cmd, updateFlags)

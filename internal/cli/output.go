@@ -114,6 +114,28 @@ func showTable(w io.Writer, c *api.Compute) {
 		fmt.Fprintf(w, "  %s:\t(set, write-only)\n", strings.Join(c.SecretsSet, ", "))
 	}
 	writeSection(w, "Status", c.Status)
+	if id := c.Identity; id != nil {
+		fmt.Fprintf(w, "Identity:\n  type:\t%s\n", id.Type)
+		if id.PrincipalID != "" {
+			fmt.Fprintf(w, "  principal_id:\t%s\n", id.PrincipalID)
+		}
+		for _, u := range id.UserAssignedIdentities {
+			fmt.Fprintf(w, "  %s:\tprincipal_id=%s\n", u.Name, u.PrincipalID)
+		}
+	}
+	if l := c.Limits; l != nil {
+		fmt.Fprintf(w, "Limits:\n")
+		if l.IdleTimeBeforeShutdown != "" {
+			from := ""
+			if l.IdleTimeFromPolicy {
+				from = " (the workspace's policy)"
+			}
+			fmt.Fprintf(w, "  idle_time_before_shutdown:\t%s%s\n", l.IdleTimeBeforeShutdown, from)
+		}
+		if l.MaxRunDurationSeconds > 0 {
+			fmt.Fprintf(w, "  max_run_duration:\t%s (the workspace's policy)\n", time.Duration(l.MaxRunDurationSeconds)*time.Second)
+		}
+	}
 }
 
 func writeSection(w io.Writer, title string, raw json.RawMessage) {

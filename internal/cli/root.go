@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	"github.com/paddock-ml/paddock/internal/version"
 	"github.com/spf13/cobra"
@@ -24,7 +26,7 @@ import (
 
 // globals are the flags every command has.
 type globals struct {
-	server, token, workspace, output string
+	server, token, workspace, output, caFile string
 }
 
 // Main runs the CLI with args and returns the process exit code. more are
@@ -95,6 +97,7 @@ command finds it with no flags.`,
 	pf.StringVar(&g.server, "server", "", "server URL (default from ~/.paddock/config, else "+clientconfig.DefaultServer+"; env PADDOCK_SERVER)")
 	pf.StringVar(&g.token, "token", "", "bearer token (default from ~/.paddock/config; env PADDOCK_TOKEN)")
 	pf.StringVar(&g.workspace, "workspace", "", "workspace (default from ~/.paddock/config, else default; env PADDOCK_WORKSPACE)")
+	pf.StringVar(&g.caFile, "ca-file", "", "trust only the CA certificate(s) in this PEM file for an https server (default: the CA in ~/.paddock/config when it names the server, else the system's roots; env "+clientconfig.EnvCAFile+")")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return api.Invalid("flags", "%v (see '%s --help')", err, c.CommandPath())
@@ -106,7 +109,7 @@ command finds it with no flags.`,
 		}
 		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
 	}
-	root.AddCommand(newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newTokenCmd(g), newAuditCmd(g))
+	root.AddCommand(newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newTokenCmd(g), newAuditCmd(g), newIdentityCmd(g), newWorkspaceCmd(g))
 	// cobra adds these when it executes; add them now so that they get the
 	// same treatment as every other command.
 	root.SetHelpCommand(&cobra.Command{
@@ -160,7 +163,7 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 // client builds an API client from flags, environment and the config file,
 // in that order of precedence.
 func (g *globals) client() (*api.Client, error) {
-	cfg, _, err := clientconfig.Load()
+	cfg, path, err := clientconfig.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +175,50 @@ func (g *globals) client() (*api.Client, error) {
 		}
 		return def
 	}
+	server := pick(g.server, "PADDOCK_SERVER", cfg.Server, clientconfig.DefaultServer)
+	opts, err := g.trust(server, cfg, path)
+	if err != nil {
+		return nil, err
+	}
 	return api.NewClient(
-		pick(g.server, "PADDOCK_SERVER", cfg.Server, clientconfig.DefaultServer),
+		server,
 		pick(g.token, "PADDOCK_TOKEN", cfg.Token, ""),
 		pick(g.workspace, "PADDOCK_WORKSPACE", cfg.Workspace, "default"),
+		opts...,
 	), nil
+}
+
+// trust is the CA the client pins for server: --ca-file, else
+// $PADDOCK_CA_FILE, else the config's CA when the config names this
+// server. Without one the system's roots are trusted.
+func (g *globals) trust(server string, cfg clientconfig.Config, cfgPath string) ([]api.Option, error) {
+	var data []byte
+	var what string
+	switch env := os.Getenv(clientconfig.EnvCAFile); {
+	case g.caFile != "" || env != "":
+		file := g.caFile
+		what = "--ca-file " + file
+		if file == "" {
+			file, what = env, clientconfig.EnvCAFile+" "+env
+		}
+		var err error
+		if data, err = os.ReadFile(file); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, api.Invalid("ca-file", "%s cannot be read: %v", what, err)
+		}
+	case cfg.CA != "" && strings.EqualFold(strings.TrimRight(server, "/"), strings.TrimRight(cfg.Server, "/")):
+		data, what = []byte(cfg.CA), "the \"ca\" of "+cfgPath
+	default:
+		return nil, nil
+	}
+	pool, err := certs.Pool(data)
+	if err != nil {
+		return nil, api.Invalid("ca-file", "%s is not a CA certificate: %v", what, err)
+	}
+	return []api.Option{api.WithRootCAs(pool)}, nil
 }
 
 // exactArgs is cobra.ExactArgs with an error that names what is missing and

@@ -367,6 +367,16 @@ func showRun(w io.Writer, r *api.Run) {
 	fmt.Fprintf(w, "Command:\t%s\n", jsonText(r.Command))
 	fmt.Fprintf(w, "Created:\t%s by %s\n", r.CreatedAt.Format(time.RFC3339), r.CreatedBy)
 	fmt.Fprintf(w, "Duration:\t%s\n", duration(*r))
+	if r.MaxRunDurationSeconds > 0 {
+		limit := (time.Duration(r.MaxRunDurationSeconds) * time.Second).String()
+		if r.MaxRunDurationFromPolicy {
+			limit += " (the workspace's policy)"
+		}
+		fmt.Fprintf(w, "Max duration:\t%s\n", limit)
+	}
+	if len(r.Identities) > 0 {
+		fmt.Fprintf(w, "Identities:\t%s (%s)\n", strings.Join(r.Identities, ", "), r.IdentityType)
+	}
 	for _, a := range r.Attempts {
 		line := fmt.Sprintf("#%d on %s: %s", a.Number, a.Node, a.Status)
 		if a.ExitCode != nil {

@@ -1,6 +1,7 @@
 // Package clientconfig reads and writes the CLI's configuration file
-// (~/.paddock/config, or $PADDOCK_CONFIG): the server URL, a token and the
-// workspace, so the CLI and the SDK work with no flags after `paddock up`.
+// (~/.paddock/config, or $PADDOCK_CONFIG): the server URL, a token, the
+// workspace and, for an HTTPS server, the CA to trust, so the CLI and the
+// SDK work with no flags after `paddock up`.
 package clientconfig
 
 import (
@@ -23,7 +24,15 @@ type Config struct {
 	Server    string `json:"server"`
 	Token     string `json:"token"`
 	Workspace string `json:"workspace"`
+	// CA is the PEM certificate(s) of the CA clients trust for Server,
+	// and no others (`paddock up --tls`'s own CA, or --tls-ca); empty: the
+	// system's roots.
+	CA string `json:"ca,omitempty"`
 }
+
+// EnvCAFile names the environment variable that gives clients (the CLI,
+// the SDK, runs) a CA file to trust for the server.
+const EnvCAFile = "PADDOCK_CA_FILE"
 
 // Path is where the config lives.
 func Path() (string, error) {

@@ -3,6 +3,7 @@ package compute
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -66,6 +67,33 @@ type Startable interface {
 // demos) when their provider can.
 type Preemptible interface {
 	PreemptibleNodes()
+}
+
+// IdentityHolder is a kind whose targets may hold managed identities that
+// their runs use (a cluster's identity_type and identity_id).
+type IdentityHolder interface {
+	// Identity returns the identity type (None, SystemAssigned or
+	// UserAssigned) and, for UserAssigned, the identities' names.
+	Identity(props json.RawMessage) (typ string, names []string)
+}
+
+// IdleStopper is a kind whose targets are stopped when idle for a time of
+// their own (an instance's idle_time_before_shutdown), which the
+// workspace's policy caps.
+type IdleStopper interface {
+	// IdleTime is the target's own idle time before it is stopped (0:
+	// never).
+	IdleTime(props json.RawMessage) time.Duration
+}
+
+// IdleTimeOf returns a kind's idle time before shutdown in props; ok is
+// false for kinds that are not stopped when idle.
+func IdleTimeOf(k Kind, props json.RawMessage) (d time.Duration, ok bool) {
+	is, ok := k.(IdleStopper)
+	if !ok {
+		return 0, false
+	}
+	return is.IdleTime(props), true
 }
 
 // kindOf returns the kind of a stored target, or nil.
@@ -140,6 +168,17 @@ func CanStartStop(rec store.Compute) bool {
 func CanPreempt(rec store.Compute) bool {
 	_, ok := kindOf(rec).(Preemptible)
 	return ok
+}
+
+// IdentityOf returns the managed identities a target gives its runs: the
+// identity type and the names of its user-assigned identities. typ is
+// "None" for targets without one and kinds that cannot hold one.
+func IdentityOf(rec store.Compute) (typ string, names []string) {
+	h, ok := kindOf(rec).(IdentityHolder)
+	if !ok {
+		return "None", nil
+	}
+	return h.Identity(rec.Properties)
 }
 
 // Props decodes a target's properties as T (e.g. ClusterProperties).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
@@ -52,7 +53,7 @@ func (cluster) Type() string           { return "cluster" }
 func (cluster) Origin() Origin         { return Created }
 func (cluster) SecretFields() []string { return []string{"admin_user_password"} }
 func (cluster) UpdatableFields() []string {
-	return []string{"description", "idle_seconds_before_scaledown", "max_nodes", "min_nodes", "tags"}
+	return []string{"description", "identity_id", "identity_type", "idle_seconds_before_scaledown", "max_nodes", "min_nodes", "tags"}
 }
 
 func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[string]secret.Value, env Env) (json.RawMessage, error) {
@@ -94,10 +95,8 @@ func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[s
 	if len(p.IdentityID) > maxIdentityIDs {
 		return nil, api.Invalid("identity_id", "identity_id may name at most %d identities", maxIdentityIDs)
 	}
-	for _, id := range p.IdentityID {
-		if id == "" {
-			return nil, api.Invalid("identity_id", "identity_id entries must not be empty")
-		}
+	if p.IdentityID, err = identityIDs(ctx, env, p.IdentityID); err != nil {
+		return nil, err
 	}
 	if p.RemoteLoginPortPublicAccess, err = enum("remote_login_port_public_access", p.RemoteLoginPortPublicAccess,
 		"NotSpecified", "Enabled", "Disabled", "NotSpecified"); err != nil {
@@ -158,10 +157,12 @@ func (cluster) InitialStatus(json.RawMessage) json.RawMessage {
 }
 
 var (
-	_ NodeKind    = cluster{}
-	_ RunTarget   = cluster{}
-	_ QuotaHolder = cluster{}
-	_ Preemptible = cluster{}
+	_ NodeKind       = cluster{}
+	_ RunTarget      = cluster{}
+	_ QuotaHolder    = cluster{}
+	_ Preemptible    = cluster{}
+	_ IdentityHolder = cluster{}
+	_ patchCompleter = cluster{}
 )
 
 // Provider implements NodeKind: the cluster's provider property.
@@ -198,3 +199,28 @@ func (cluster) Quota(props json.RawMessage) (string, int, bool) {
 
 // PreemptibleNodes implements Preemptible.
 func (cluster) PreemptibleNodes() {}
+
+// Identity implements IdentityHolder: the cluster's identity_type and
+// identity_id.
+func (cluster) Identity(props json.RawMessage) (string, []string) {
+	var p ClusterProperties
+	json.Unmarshal(props, &p)
+	if p.IdentityType == "" {
+		p.IdentityType = "None"
+	}
+	return p.IdentityType, p.IdentityID
+}
+
+// completePatch implements patchCompleter: changing identity_type to
+// anything but UserAssigned drops the identity_id it had, so
+// `identity_type: None` alone removes a cluster's identities.
+func (cluster) completePatch(patch map[string]json.RawMessage) {
+	raw, ok := patch["identity_type"]
+	if _, given := patch["identity_id"]; !ok || given {
+		return
+	}
+	var t string
+	if json.Unmarshal(raw, &t) == nil && !strings.EqualFold(t, "UserAssigned") {
+		patch["identity_id"] = json.RawMessage("null")
+	}
+}

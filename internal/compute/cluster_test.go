@@ -77,6 +77,13 @@ func TestClusterNormalize(t *testing.T) {
 			want:  with(clusterDefaults(), "identity_type", "UserAssigned", "identity_id", []any{"id-1", "id-2"}),
 		},
 		{
+			desc: "identity_id by Azure resource id, any case, without duplicates",
+			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"identity_type":"UserAssigned","identity_id":[` +
+				`"/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/blob-reader",` +
+				`"BLOB-READER","id-1"]}`,
+			want: with(clusterDefaults(), "identity_type", "UserAssigned", "identity_id", []any{"Blob-Reader", "id-1"}),
+		},
+		{
 			desc:  "admin_username with ssh key, key trimmed",
 			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"admin_username":"azureuser","admin_user_ssh_key":` + string(keyJSON) + `}`,
 			want:  with(clusterDefaults(), "admin_username", "azureuser", "admin_user_ssh_key", sshKeyLine()),
@@ -158,6 +165,9 @@ func TestClusterNormalizeInvalid(t *testing.T) {
 		{desc: "identity_id without UserAssigned", props: `{` + base + `,"identity_id":["id-1"]}`, field: "identity_id"},
 		{desc: "identity_id with SystemAssigned", props: `{` + base + `,"identity_type":"SystemAssigned","identity_id":["id-1"]}`, field: "identity_id"},
 		{desc: "empty identity_id entry", props: `{` + base + `,"identity_type":"UserAssigned","identity_id":["id-1",""]}`, field: "identity_id"},
+		{desc: "identity_id naming no identity", props: `{` + base + `,"identity_type":"UserAssigned","identity_id":["nobody"]}`, field: "identity_id", msg: "paddock identity create nobody"},
+		{desc: "identity_id not a name", props: `{` + base + `,"identity_type":"UserAssigned","identity_id":["two words"]}`, field: "identity_id", msg: "two words"},
+		{desc: "identity_id another Azure resource", props: `{` + base + `,"identity_type":"UserAssigned","identity_id":["/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"]}`, field: "identity_id"},
 		{desc: "bad remote_login_port_public_access", props: `{` + base + `,"remote_login_port_public_access":"Open"}`, field: "remote_login_port_public_access"},
 		{desc: "invalid ssh key", props: `{` + base + `,"admin_username":"u","admin_user_ssh_key":"ssh-ed25519 notbase64"}`, field: "admin_user_ssh_key", msg: "OpenSSH"},
 		{desc: "private key as ssh key", props: `{` + base + `,"admin_username":"u","admin_user_ssh_key":"-----BEGIN OPENSSH PRIVATE KEY-----"}`, field: "admin_user_ssh_key"},
@@ -206,6 +216,17 @@ func TestClusterNormalizeTargetLookupError(t *testing.T) {
 	k := mustKind(t, "cluster")
 	_, err := k.Normalize(t.Context(),
 		json.RawMessage(`{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"slurm","from":"broken"}`), nil, testEnv(t))
+	if !errors.Is(err, errLookup) {
+		t.Fatalf("err = %v, want the lookup error %v", err, errLookup)
+	}
+}
+
+// A failing lookup of an identity is passed on as it is, like a target's.
+func TestClusterNormalizeIdentityLookupError(t *testing.T) {
+	t.Parallel()
+	k := mustKind(t, "cluster")
+	_, err := k.Normalize(t.Context(),
+		json.RawMessage(`{"vm_size":"STANDARD_D2_V2","max_nodes":4,"identity_type":"UserAssigned","identity_id":["broken-id"]}`), nil, testEnv(t))
 	if !errors.Is(err, errLookup) {
 		t.Fatalf("err = %v, want the lookup error %v", err, errLookup)
 	}

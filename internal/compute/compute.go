@@ -67,6 +67,10 @@ type Env struct {
 	// Target finds another target of the workspace by name (for references
 	// such as a cluster's `from`); it returns api.ErrNotFound when missing.
 	Target func(ctx context.Context, name string) (typ string, err error)
+	// Identity finds a user-assigned identity of the workspace by name
+	// (for a cluster's identity_id) and returns its name as stored; it
+	// returns api.ErrNotFound when missing. Nil: names are not checked.
+	Identity func(ctx context.Context, name string) (string, error)
 }
 
 var (
@@ -175,6 +179,9 @@ func Overlay(k Kind, stored, patch json.RawMessage) (json.RawMessage, error) {
 	if len(changes) == 0 {
 		return nil, api.Invalid("properties", "nothing to update: give at least one of %s", strings.Join(k.UpdatableFields(), ", "))
 	}
+	if pc, ok := k.(patchCompleter); ok {
+		pc.completePatch(changes)
+	}
 	allowed := map[string]bool{}
 	for _, f := range k.UpdatableFields() {
 		allowed[f] = true
@@ -196,6 +203,13 @@ func Overlay(k Kind, stored, patch json.RawMessage) (json.RawMessage, error) {
 		}
 	}
 	return json.Marshal(base)
+}
+
+// patchCompleter is a kind where changing one field implies changing
+// another (a cluster's identity_type and identity_id): completePatch adds
+// what the change implies to a patch, unless the patch says otherwise.
+type patchCompleter interface {
+	completePatch(patch map[string]json.RawMessage)
 }
 
 func object(raw json.RawMessage) (map[string]json.RawMessage, error) {

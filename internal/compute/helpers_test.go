@@ -22,7 +22,8 @@ import (
 var errLookup = errors.New("store unavailable")
 
 // testEnv is an Env backed by maps: a catalog of only the built-in sizes,
-// users alice and bob, and one target of each attached type.
+// users alice and bob, one target of each attached type, and identities
+// named id-* and Blob-Reader ("broken-id" fails to look up).
 func testEnv(t *testing.T) compute.Env {
 	t.Helper()
 	cat, err := compute.NewCatalog(filepath.Join(t.TempDir(), compute.SizesFile))
@@ -54,6 +55,17 @@ func testEnv(t *testing.T) compute.Env {
 				return "", api.NotFound("compute target %q not found", name)
 			}
 			return typ, nil
+		},
+		Identity: func(_ context.Context, name string) (string, error) {
+			switch {
+			case name == "broken-id":
+				return "", errLookup
+			case strings.EqualFold(name, "blob-reader"):
+				return "Blob-Reader", nil
+			case strings.HasPrefix(name, "id-"):
+				return name, nil
+			}
+			return "", api.NotFound("identity %q not found", name)
 		},
 	}
 }

@@ -92,7 +92,16 @@ var (
 	_ QuotaHolder = instance{}
 	_ Private     = instance{}
 	_ Startable   = instance{}
+	_ IdleStopper = instance{}
 )
+
+// IdleTime implements IdleStopper: idle_time_before_shutdown.
+func (instance) IdleTime(props json.RawMessage) time.Duration {
+	var p InstanceProperties
+	json.Unmarshal(props, &p)
+	d, _ := time.ParseDuration(p.IdleTimeBeforeShutdown)
+	return max(d, 0)
+}
 
 // Provider implements NodeKind: an instance's node is a local one.
 func (instance) Provider(json.RawMessage) string { return "local" }

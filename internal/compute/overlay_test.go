@@ -60,6 +60,26 @@ func TestOverlay(t *testing.T) {
 			normalized: map[string]any{"description": nil, "tags": nil},
 		},
 		{
+			desc: "cluster gets user-assigned identities (add_identity)", typ: "cluster", stored: clusterProps,
+			patch:      `{"identity_type":"UserAssigned","identity_id":["id-1","blob-reader"]}`,
+			overlaid:   map[string]any{"identity_type": "UserAssigned", "identity_id": []any{"id-1", "blob-reader"}},
+			normalized: map[string]any{"identity_type": "UserAssigned", "identity_id": []any{"id-1", "Blob-Reader"}},
+		},
+		{
+			desc: "cluster identity_type None drops identity_id (remove_identity)", typ: "cluster",
+			stored:     `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"identity_type":"UserAssigned","identity_id":["id-1"]}`,
+			patch:      `{"identity_type":"None"}`,
+			overlaid:   map[string]any{"identity_type": "None", "identity_id": nil},
+			normalized: map[string]any{"identity_type": "None", "identity_id": nil},
+		},
+		{
+			desc: "cluster from UserAssigned to SystemAssigned", typ: "cluster",
+			stored:     `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"identity_type":"UserAssigned","identity_id":["id-1"]}`,
+			patch:      `{"identity_type":"systemassigned"}`,
+			overlaid:   map[string]any{"identity_type": "systemassigned", "identity_id": nil},
+			normalized: map[string]any{"identity_type": "SystemAssigned", "identity_id": nil},
+		},
+		{
 			desc: "instance idle time", typ: "instance", stored: instanceProps,
 			patch:      `{"idle_time_before_shutdown":"2h"}`,
 			overlaid:   map[string]any{"idle_time_before_shutdown": "2h"},
@@ -151,6 +171,8 @@ func TestOverlayThenNormalizeChecksAcrossFields(t *testing.T) {
 		{"min_nodes above max_nodes", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"min_nodes":5}`, "min_nodes"},
 		{"max_nodes reset", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"max_nodes":null}`, "max_nodes"},
 		{"max_nodes zero", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"max_nodes":0}`, "max_nodes"},
+		{"identity_id without UserAssigned", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"identity_id":["id-1"]}`, "identity_id"},
+		{"UserAssigned without identity_id", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"identity_type":"UserAssigned"}`, "identity_id"},
 		{"max_nodes wrong type", `{"vm_size":"STANDARD_D2_V2","max_nodes":4}`, `{"max_nodes":"eight"}`, "max_nodes"},
 	}
 	k := mustKind(t, "cluster")

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,9 +24,11 @@ import (
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/localagent"
 	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/provisioning"
 	"github.com/paddock-ml/paddock/internal/runs"
@@ -72,6 +75,15 @@ type Options struct {
 	MaxRunLogBytes int64
 	// AuditRetention is how long audit entries are kept (0: for ever).
 	AuditRetention time.Duration
+	// TLS serves HTTPS with a CA and server certificate made in the data
+	// dir (tls/) on first start.
+	TLS bool
+	// TLSCertFile and TLSKeyFile serve HTTPS with this certificate (PEM,
+	// chain after it) and key instead; TLSCAFile, when set, is the CA that
+	// issued it, for clients to pin (else they trust the system's roots).
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// InsecureListen allows plain HTTP on an address other than loopback.
+	InsecureListen bool
 }
 
 // Files inside the data dir.
@@ -88,9 +100,13 @@ type process struct {
 	o       Options
 	log     *slog.Logger
 	dataDir string
-	url     string
+	url     string // https:// with TLS
 	clock   clock.Clock
 	notify  *notify.Notifier
+	// tls, when set, is what the HTTPS server presents; caPEM is the CA
+	// its clients pin (nil: the system's roots).
+	tls   *tls.Config
+	caPEM []byte
 
 	st    *sqlite.Store
 	box   *secret.Box
@@ -98,8 +114,11 @@ type process struct {
 	arts  *artifact.Store
 	token string // the admin's
 
-	providers *provider.Registry
-	disp      *dispatch.Dispatcher
+	providers  *provider.Registry
+	disp       *dispatch.Dispatcher
+	identities *identities.Service
+	// policy records when the workspace policy stops something.
+	policy    *policy.Recorder
 	nodes     *nodes.Controller
 	provision *provisioning.Controller
 	targets   *targets.Service
@@ -115,6 +134,9 @@ type process struct {
 func Run(ctx context.Context, o Options) error {
 	start := time.Now()
 	notDumpable()
+	if err := checkListen(o); err != nil {
+		return err
+	}
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -145,7 +167,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer stop()
 	}
-	p := &process{o: o, log: o.Log, dataDir: dataDir, url: "http://" + ln.Addr().String(), clock: clock.Real, notify: &notify.Notifier{}}
+	p := &process{o: o, log: o.Log, dataDir: dataDir, clock: clock.Real, notify: &notify.Notifier{}}
+	if err := p.setupTLS(ln); err != nil {
+		return err
+	}
 	if err := p.open(ctx); err != nil {
 		return err
 	}
@@ -155,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := p.build(ctx, loops); err != nil {
 		return err
 	}
-	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName})
+	cfgPath, err := clientconfig.Save(clientconfig.Config{Server: p.url, Token: p.token, Workspace: targets.DefaultName, CA: string(p.caPEM)})
 	if err != nil {
 		return fmt.Errorf("writing the CLI config: %w", err)
 	}
@@ -216,25 +241,31 @@ func (p *process) build(ctx, loops context.Context) error {
 		p.hide = append(p.hide, cfg)
 	}
 	var err error
-	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, Log: p.log, Hide: p.hide,
+	p.providers, err = provider.Build(loops, provider.Env{DataDir: p.dataDir, ServerURL: p.url, CA: p.caPEM, Log: p.log, Hide: p.hide,
 		PreemptEvery: p.o.PreemptEvery, Sim: p.o.Sim, SimPollWait: p.o.SimPollWait, SimHeartbeat: p.o.SimHeartbeat,
 		Target: p.attachedTarget, NodeHost: p.nodeHost})
 	if err != nil {
 		return err
 	}
-	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify})
+	// Policy events go to the server log and the audit log.
+	p.policy = &policy.Recorder{Log: p.log, Auditor: audit.Policies{Recorder: p.audit, Log: p.log}}
+	p.identities = &identities.Service{Store: p.st, Box: p.box, Clock: p.clock}
+	p.disp = dispatch.New(p.st, p.box, p.log, p.clock, dispatch.Options{NodeLostAfter: p.o.NodeLostAfter, APIURL: p.url, Notifier: p.notify,
+		Policy: p.policy})
 	if err := p.disp.Load(ctx); err != nil {
 		return fmt.Errorf("loading runs: %w", err)
 	}
 	p.nodes = &nodes.Controller{Store: p.st, Dispatch: p.disp, Providers: p.providers, Sizes: p.sizes, Log: p.log,
-		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes")}
+		Clock: p.clock, ServerURL: p.url, NewToken: tokens.NewNode, TokenHash: tokens.Hash, HomesDir: filepath.Join(p.dataDir, "homes"),
+		Policy: p.policy}
 	p.nodes.Init()
 	p.provision = provisioning.New(p.st, compute.ProvisionEnv{
 		ProviderAvailable: func(name string) bool { _, ok := p.providers.Get(name); return ok },
 		ReleaseNodes:      p.nodes.ReleaseNodes,
 	}, p.log, p.clock, p.notify)
 	p.targets = &targets.Service{Store: p.st, Box: p.box, Sizes: p.sizes, Clock: p.clock, Notifier: p.notify,
-		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes}
+		ActiveRuns: p.disp.ActiveRuns, CancelRun: p.disp.CancelRun, Nodes: p.disp.Nodes,
+		Identities: p.identities, Policy: p.policy}
 	if err := p.targets.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
@@ -244,7 +275,7 @@ func (p *process) build(ctx, loops context.Context) error {
 	p.nodes.Watch(p.notify)
 	p.runs.Watch(p.notify)
 	p.local = &localagent.Supervisor{
-		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log,
+		Dir: filepath.Join(p.dataDir, "local-agent"), Workspace: targets.DefaultName, Log: p.log, CA: p.caPEM,
 		AddNode: p.disp.AddNode, TokenHash: tokens.Hash, NewToken: tokens.NewNode,
 		Busy:      func() bool { return p.disp.NodeBusy(context.Background(), localagent.NodeID) },
 		ExtraArgs: hideArgs(p.hide),
@@ -306,9 +337,14 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
-		Artifacts: p.arts, Nodes: p.nodes, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
+		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if p.tls != nil {
+		srv.TLSConfig = p.tls
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	if !p.o.NoLocalAgent {
 		if err := p.local.Start(loops, p.url); err != nil {
 			return fmt.Errorf("starting the local agent: %w", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/clientconfig"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/users"
@@ -49,7 +50,11 @@ func privateDataDir(dir string, log *slog.Logger) error {
 	} else {
 		return fmt.Errorf("creating %s: %w", db, err)
 	}
-	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile} {
+	if err := tighten(filepath.Join(dir, tlsDir), 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{dbFile, dbFile + "-wal", dbFile + "-shm", dbFile + "-journal", adminTokenFile, lockFile,
+		filepath.Join(tlsDir, certs.CAFile), filepath.Join(tlsDir, certs.CAKeyFile), filepath.Join(tlsDir, certs.CertFile), filepath.Join(tlsDir, certs.KeyFile)} {
 		if err := tighten(filepath.Join(dir, name), 0o600); err != nil {
 			return err
 		}

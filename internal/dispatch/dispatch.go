@@ -35,6 +35,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/scheduler"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -54,6 +55,10 @@ type Options struct {
 	// MaxPreemptions is how many times a run is restarted after its node
 	// was preempted before it fails (default 3).
 	MaxPreemptions int
+	// Policy records when a run is stopped at the workspace policy's
+	// max_run_duration_seconds (nil: nowhere). It is told after the
+	// commit, from the loop.
+	Policy *policy.Recorder
 }
 
 // Dispatcher is the run and node state machine.
@@ -123,6 +128,7 @@ type txn struct {
 	schedule bool
 	clusters map[string]bool // targets whose demand or nodes changed
 	ended    [][2]string     // workspace and target of runs that ended
+	policy   []policy.Event  // policies that stopped runs
 }
 
 // changed notes that a target's queue or nodes changed, so its autoscaler
@@ -364,6 +370,9 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 		for _, e := range tx.ended {
 			d.opts.Notifier.Publish(notify.RunEnded, store.Key(e[0], e[1]))
 		}
+		for _, ev := range tx.policy {
+			d.opts.Policy.Fire(ctx, ev)
+		}
 	}
 	for i, o := range batch {
 		if o.done != nil {
@@ -557,6 +566,11 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	}
 	r.Status, r.ExitCode, r.Error, r.EndedAt = status, exit, msg, &now
 	r.StatusReason = reason
+	if reason == reasonMaxRunDuration && r.MaxRunDurationFromPolicy {
+		tx.policy = append(tx.policy, policy.Event{Workspace: r.Workspace, Policy: policy.NameMaxRunDuration, Action: "stopped",
+			Compute: r.Compute, Run: r.ID, User: r.CreatedBy, Limit: strconv.FormatInt(r.MaxRunDurationSeconds, 10),
+			Message: "the run asked for no max_run_duration_seconds and was stopped at the workspace policy's " + strconv.FormatInt(r.MaxRunDurationSeconds, 10) + " s"})
+	}
 	r.CancelRequested = ""
 	delete(d.runs, r.ID)
 	delete(d.recovered, r.ID)
@@ -566,6 +580,10 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	tx.touchRun(r)
 	tx.schedule = true
 }
+
+// reasonMaxRunDuration is the reason of an attempt its agent stopped at
+// max_run_duration_seconds.
+const reasonMaxRunDuration = "MaxRunDurationExceeded"
 
 func errStale(ref api.AttemptRef) error {
 	return api.Conflict("attempt %d of run %s is no longer current", ref.Attempt, ref.RunID)

@@ -360,7 +360,7 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, User: r.CreatedBy, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
-		MaxRunDurationSeconds: r.MaxRunDurationSeconds, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, Identities: r.Identities, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
 }
 
 // masterPort picks the rendezvous port of a multi-node attempt: stable for

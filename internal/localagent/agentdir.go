@@ -18,12 +18,13 @@ import (
 const (
 	tokenFile  = "token"
 	serverFile = "server-url"
+	caFile     = "ca.pem"
 	pidFile    = "agent.pid"
 	logFile    = "agent.log"
 )
 
 // AgentDir is the directory of one agent process on this host: its token,
-// the server URL it reads, its pid file, its log and its work dir. Both the
+// the server URL and CA it reads, its pid file, its log and its work dir. Both the
 // local target's agent and the local provider's cluster nodes use one.
 type AgentDir string
 
@@ -52,6 +53,22 @@ func (d AgentDir) SetServer(url string) error {
 		return err
 	}
 	return clientconfig.WriteFileAtomic(d.path(serverFile), []byte(url+"\n"), 0o600)
+}
+
+// SetCA writes the CA certificate (PEM) the agent pins for an https server
+// URL, or removes it (nil: the system's roots); a running agent re-reads
+// it with the URL.
+func (d AgentDir) SetCA(pem []byte) error {
+	if len(pem) == 0 {
+		if err := os.Remove(d.path(caFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
+		return err
+	}
+	return clientconfig.WriteFileAtomic(d.path(caFile), pem, 0o600)
 }
 
 // AlivePID returns the pid in the pid file if that process is a paddock
@@ -112,6 +129,7 @@ func (d AgentDir) Spawn(extra ...string) (int, error) {
 	defer logf.Close()
 	args := append([]string{"agent",
 		"--server-file", d.path(serverFile),
+		"--ca-file", d.path(caFile),
 		"--token-file", d.path(tokenFile),
 		"--work-dir", d.path("work"),
 		"--pid-file", d.path(pidFile),

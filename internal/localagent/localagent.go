@@ -8,10 +8,11 @@
 // adopts the agent it finds alive (its pid file) instead of starting a
 // second one, and writes its new URL to a file the agent re-reads whenever
 // it cannot connect. A clean server shutdown stops an idle agent and leaves
-// a busy one running.
+// a busy one running. The CA it pins for an https server is kept in a file
+// beside the URL, re-read with it.
 //
 // AgentDir, the files of one agent process on this host (token, server
-// URL, pid file, log), serves the local provider's cluster nodes too.
+// URL, CA, pid file, log), serves the local provider's cluster nodes too.
 package localagent
 
 import (
@@ -43,6 +44,9 @@ type Supervisor struct {
 	// ExtraArgs are appended to the agent's command line (the paths runs
 	// must not see; tests add more).
 	ExtraArgs []string
+	// CA is the PEM CA certificate the agent pins for an https server URL
+	// (nil: the system's roots).
+	CA []byte
 
 	// pid is the agent's; the watch goroutine changes it when it restarts
 	// the agent while Stop may read it.
@@ -64,9 +68,16 @@ func (s *Supervisor) Start(ctx context.Context, serverURL string) error {
 	if err := dir.SetServer(serverURL); err != nil {
 		return err
 	}
+	if err := dir.SetCA(s.CA); err != nil {
+		return err
+	}
 	if pid := dir.AlivePID(); pid != 0 {
 		s.pid.Store(int64(pid))
 		s.Log.Info("adopted the running local agent", "pid", pid)
+		if len(s.CA) > 0 && dir.Flag("ca-file") == "" {
+			// Started by a paddock from before TLS: it cannot pin the CA.
+			s.Log.Warn("the local agent was started without --ca-file and cannot reach an HTTPS server; stop it (its runs end) to have it restarted", "pid", pid)
+		}
 	} else if err := s.spawn(); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -88,6 +89,9 @@ type Controller struct {
 	HomesDir  string
 	NewToken  func() string
 	TokenHash func(string) string
+	// Policy records when the workspace's policy stops an instance (nil:
+	// nowhere).
+	Policy *policy.Recorder
 
 	queue *reconcile.Queue
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/testenv"
 )
@@ -315,4 +317,50 @@ func TestLoopScalesDownOnTheClock(t *testing.T) {
 	}
 	f.clock.Advance(time.Second)
 	testenv.Eventually(t, 10*time.Second, "the idle node to be deleted by the loop", func() bool { return f.prov.wasDeleted(node) })
+}
+
+// policyAuditor collects the policy events the controller records.
+type policyAuditor struct {
+	mu     sync.Mutex
+	events []policy.Event
+}
+
+func (a *policyAuditor) PolicyFired(_ context.Context, ev policy.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, ev)
+}
+
+// An instance with no idle shutdown of its own is stopped after the
+// workspace policy's maximum, and the stop is recorded; one with a
+// shorter time of its own keeps it, and nothing is recorded for it.
+func TestInstanceIdlePolicyStopsInstances(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := &policyAuditor{}
+	f.ctrl.Policy = &policy.Recorder{Auditor: a}
+	f.startInstance("never-box", nil)
+	f.startInstance("short-box", map[string]any{"idle_time_before_shutdown": "10m"})
+	if err := f.st.PutPolicy(f.ctx, store.Policy{Workspace: "default", MaxIdleSeconds: 3600, UpdatedBy: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(10 * time.Minute)
+	f.pass("short-box")
+	f.pass("never-box")
+	if st := f.instanceState("short-box"); st != "Stopping" {
+		t.Fatalf("short-box after its own 10m: %s, want Stopping", st)
+	}
+	if st := f.instanceState("never-box"); st != "Running" {
+		t.Fatalf("never-box after 10m: %s, want Running until the policy's 1h", st)
+	}
+	f.clock.Advance(50 * time.Minute)
+	f.pass("never-box")
+	if st := f.instanceState("never-box"); st != "Stopping" {
+		t.Fatalf("never-box after the policy's 1h: %s, want Stopping", st)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.events) != 1 || a.events[0].Compute != "never-box" || a.events[0].Action != "stopped" || a.events[0].Policy != policy.NameMaxIdle {
+		t.Fatalf("policy events = %+v, want one stop of never-box", a.events)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/reconcile"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -119,8 +120,17 @@ func (c *Controller) instanceStep(ctx context.Context, prov provider.Provider, r
 			next = InstanceRunning
 		}
 		if next == InstanceRunning && state == InstanceRunning {
-			if stop, wait := c.idleExpired(ctx, rec.Workspace, rec.Name, p, live); stop {
-				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", p.IdleTimeBeforeShutdown)
+			idle, fromPolicy, err := c.idleTime(ctx, rec)
+			if err != nil {
+				return "", nil, res, err
+			}
+			if stop, wait := c.idleExpired(ctx, rec.Workspace, rec.Name, idle, live); stop {
+				c.Log.Info("instance idle; stopping it", "compute", rec.Name, "idle_time_before_shutdown", idle.String(), "from_policy", fromPolicy)
+				if fromPolicy {
+					c.Policy.Fire(ctx, policy.Event{Workspace: rec.Workspace, Policy: policy.NameMaxIdle, Action: "stopped",
+						Compute: rec.Name, User: p.AssignedUser, Limit: idle.String(),
+						Message: fmt.Sprintf("instance %s was idle for %s, the workspace's %s, and was stopped", rec.Name, idle, policy.NameMaxIdle)})
+				}
 				next = InstanceStopping
 			} else if wait > 0 {
 				res = reconcile.After(wait)
@@ -149,14 +159,31 @@ func (c *Controller) instanceStep(ctx context.Context, prov provider.Provider, r
 	return next, live, res, nil
 }
 
+// idleTime is how long an instance may be idle before it is stopped (0:
+// never): its idle_time_before_shutdown, capped by the workspace's policy;
+// fromPolicy says the policy set it.
+func (c *Controller) idleTime(ctx context.Context, rec store.Compute) (d time.Duration, fromPolicy bool, err error) {
+	own, ok := compute.IdleTimeOf(kindOf(rec.Type), rec.Properties)
+	if !ok {
+		return 0, false, nil
+	}
+	sp, err := c.Store.Policy(ctx, rec.Workspace)
+	if err != nil {
+		return 0, false, err
+	}
+	d, fromPolicy = policy.Policy{MaxIdle: time.Duration(sp.MaxIdleSeconds) * time.Second}.EffectiveIdle(own)
+	return d, fromPolicy, nil
+}
+
+func kindOf(typ string) compute.Kind {
+	k, _ := compute.Lookup(typ)
+	return k
+}
+
 // idleExpired says whether the instance has been idle long enough to be
 // stopped, and otherwise how long until it may be.
-func (c *Controller) idleExpired(ctx context.Context, ws, name string, p compute.InstanceProperties, live []store.Node) (bool, time.Duration) {
-	if p.IdleTimeBeforeShutdown == "" || len(live) == 0 {
-		return false, 0
-	}
-	idle, err := time.ParseDuration(p.IdleTimeBeforeShutdown)
-	if err != nil || idle <= 0 {
+func (c *Controller) idleExpired(ctx context.Context, ws, name string, idle time.Duration, live []store.Node) (bool, time.Duration) {
+	if idle <= 0 || len(live) == 0 {
 		return false, 0
 	}
 	queued, placed, err := c.Dispatch.TargetLoad(ctx, ws, name)

@@ -188,6 +188,9 @@ type Env struct {
 	DataDir   string
 	ServerURL string
 	Log       *slog.Logger
+	// CA is the PEM CA certificate agents pin for an https ServerURL
+	// (nil: the system's roots).
+	CA []byte
 	// Hide are paths runs on this host must not see (the server's data dir
 	// and CLI config).
 	Hide []string

@@ -31,6 +31,10 @@ var auditNames = map[string]string{
 	"DELETE /api/v1/workspaces/{ws}/users/{name}":               "user.remove",
 	"POST /api/v1/tokens":                                       "token.create",
 	"DELETE /api/v1/tokens/{id}":                                "token.revoke",
+	"PATCH /api/v1/workspaces/{ws}":                             "workspace.set-policy",
+	"POST /api/v1/workspaces/{ws}/identities":                   "identity.create",
+	"PATCH /api/v1/workspaces/{ws}/identities/{name}":           "identity.update",
+	"DELETE /api/v1/workspaces/{ws}/identities/{name}":          "identity.delete",
 	"POST /api/v1/tokens/{id}":                                  "token.rotate",
 }
 
@@ -164,6 +168,10 @@ func targetOf(r *http.Request, note *auditNote) string {
 		return "runs/" + strip(r.PathValue("id"))
 	case strings.Contains(path, "/users/"):
 		return "users/" + r.PathValue("name")
+	case strings.Contains(path, "/identities/"):
+		return "identities/" + r.PathValue("name")
+	case strings.HasSuffix(path, "/workspaces/{ws}"):
+		return "policy"
 	case strings.Contains(path, "/tokens/"):
 		return "tokens/" + r.PathValue("id")
 	}
@@ -218,7 +226,6 @@ func (a *API) verifyAudit(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AuditVerify{Entries: res.Entries, OK: res.OK, FirstSeq: res.FirstSeq, LastSeq: res.LastSeq,
-		BadSeq: res.BadSeq, Problem: res.Problem})
+	writeJSON(w, http.StatusOK, res)
 	return nil
 }

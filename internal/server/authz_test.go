@@ -52,6 +52,9 @@ func newMatrixFixture(t *testing.T) *matrixFixture {
 				t.Fatal(err)
 			}
 		}
+		if _, err := f.s.api.identities.Create(f.s.ctx, "default", p, api.IdentityCreate{Name: owner + "-key"}); err != nil {
+			t.Fatal(err)
+		}
 		run, err := f.s.ws.ValidateRun(f.s.ctx, "default", owner, api.RunSubmit{Compute: "local", Command: []string{"sleep", "60"}}, f.s.art.HasSnapshot)
 		if err != nil {
 			t.Fatal(err)
@@ -76,6 +79,19 @@ func matrixRequest(pattern, owner, runID string) (method, path string, body any)
 		if method == http.MethodPatch {
 			body = api.UserUpdate{Role: "Reader"}
 		}
+	case strings.Contains(pattern, "/identities/{name}"):
+		path = strings.Replace(path, "{name}", owner+"-key", 1)
+		if method == http.MethodPatch {
+			d := "changed"
+			body = api.IdentityUpdate{Description: &d}
+		}
+	case pattern == "POST /api/v1/workspaces/{ws}/identities":
+		body = api.IdentityCreate{Name: "new-" + owner + "-key"}
+	case pattern == "PATCH /api/v1/workspaces/{ws}":
+		n := int64(3600)
+		var u api.PolicyUpdate
+		u.Policy.MaxRunDurationSeconds = &n
+		body = u
 	case strings.Contains(pattern, "/nodes"):
 		path = strings.Replace(path, "{name}", owner+"-cpu", 1)
 	case pattern == "POST /api/v1/workspaces/{ws}/computes/{name}":
@@ -136,12 +152,20 @@ var wantActions = map[string]authz.Action{
 	"DELETE /api/v1/workspaces/{ws}/users/{name}":               authz.WriteUsers,
 	"GET /api/v1/workspaces/{ws}/audit":                         authz.ReadAudit,
 	"GET /api/v1/workspaces/{ws}/audit/verify":                  authz.ReadAudit,
+	"GET /api/v1/workspaces/{ws}":                               authz.ReadCompute,
+	"PATCH /api/v1/workspaces/{ws}":                             authz.WriteWorkspace,
+	"GET /api/v1/workspaces/{ws}/identities":                    authz.ReadCompute,
+	"POST /api/v1/workspaces/{ws}/identities":                   authz.WriteIdentity,
+	"GET /api/v1/workspaces/{ws}/identities/{name}":             authz.ReadCompute,
+	"PATCH /api/v1/workspaces/{ws}/identities/{name}":           authz.WriteIdentity,
+	"DELETE /api/v1/workspaces/{ws}/identities/{name}":          authz.WriteIdentity,
 }
 
 // creates are the routes that make a record: it is the caller's own.
 var creates = map[string]bool{
-	"POST /api/v1/workspaces/{ws}/computes": true,
-	"POST /api/v1/workspaces/{ws}/runs":     true,
+	"POST /api/v1/workspaces/{ws}/computes":   true,
+	"POST /api/v1/workspaces/{ws}/runs":       true,
+	"POST /api/v1/workspaces/{ws}/identities": true,
 }
 
 // Every workspace route × every role: a role the table does not allow is

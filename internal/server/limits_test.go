@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/identities"
 )
 
 // countingBody is a request body of a given size that counts what the
@@ -110,6 +111,9 @@ func TestEveryRouteRefusesABodyOverItsLimitUnread(t *testing.T) {
 		token := s.token
 		if acc.agents {
 			token = node
+		}
+		if acc.identityTokens {
+			token = identities.TokenPrefix + "checked-by-the-handler"
 		}
 		path = strings.NewReplacer("{ws}", "default", "{id}", "run-x", "{n}", "1", "{name}", "local",
 			"{node}", "node-a", "{digest}", strings.Repeat("ab", 32)).Replace(path)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/kube"
 	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -31,6 +32,8 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/metrics"},
 	{"GET", "/api/v1/openapi.json"},
 	{"GET", "/api/v1/version"},
+	{"GET", "/api/v1/workspaces/{ws}"},
+	{"PATCH", "/api/v1/workspaces/{ws}"},
 	{"GET", "/api/v1/workspaces/{ws}/computes"},
 	{"POST", "/api/v1/workspaces/{ws}/computes"},
 	{"GET", "/api/v1/workspaces/{ws}/computes/{name}"},
@@ -52,6 +55,11 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"POST", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/outputs"},
+	{"GET", "/api/v1/workspaces/{ws}/identities"},
+	{"POST", "/api/v1/workspaces/{ws}/identities"},
+	{"GET", "/api/v1/workspaces/{ws}/identities/{name}"},
+	{"PATCH", "/api/v1/workspaces/{ws}/identities/{name}"},
+	{"DELETE", "/api/v1/workspaces/{ws}/identities/{name}"},
 	{"GET", "/api/v1/workspaces/{ws}/users"},
 	{"POST", "/api/v1/workspaces/{ws}/users"},
 	{"PATCH", "/api/v1/workspaces/{ws}/users/{name}"},
@@ -70,6 +78,8 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/logs"},
 	{"PUT", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
 	{"GET", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
+	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/identity"},
+	{"GET", "/api/v1/identity/token"},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -109,13 +119,13 @@ func TestOpenAPIHeader(t *testing.T) {
 		t.Errorf("info = %v/%v, want Paddock API/v1", info["title"], info["version"])
 	}
 	// One scheme per kind of token; all are sent as Authorization: Bearer.
-	for _, name := range []string{userScheme, runScheme, nodeScheme} {
+	for _, name := range []string{userScheme, runScheme, nodeScheme, identityScheme} {
 		s := obj(t, doc, "components", "securitySchemes", name)
 		if s["type"] != "http" || s["scheme"] != "bearer" {
 			t.Errorf("%s = %v, want an HTTP bearer scheme", name, s)
 		}
 	}
-	prefixes := map[string]string{userScheme: "pdk_", runScheme: tokens.RunPrefix, nodeScheme: tokens.NodePrefix}
+	prefixes := map[string]string{userScheme: "pdk_", runScheme: tokens.RunPrefix, nodeScheme: tokens.NodePrefix, identityScheme: identities.TokenPrefix}
 	for name, prefix := range prefixes {
 		if f, _ := obj(t, doc, "components", "securitySchemes", name)["bearerFormat"].(string); !strings.HasPrefix(f, prefix) {
 			t.Errorf("%s.bearerFormat = %q, want the %s token prefix", name, f, prefix)
@@ -128,12 +138,15 @@ const (
 	userScheme = "bearerAuth" // a user's API token (pdk_)
 	runScheme  = "runToken"   // a run's own token (pdr_), PADDOCK_RUN_TOKEN
 	nodeScheme = "nodeToken"  // a node agent's token (pdn_)
+	// identityScheme is an identity token (pdi_) a run got with a credential.
+	identityScheme = "identityToken"
 )
 
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
 	"byUsers": byUsers, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
 	"agents": agents, "agentReports": agentReports, "agentLogs": agentLogs, "agentUploads": agentUploads,
+	"identityTokens": identityTokens,
 }
 
 // wantSecurity is the security requirement an operation with access acc
@@ -143,7 +156,7 @@ func wantSecurity(acc access) string {
 	for _, s := range []struct {
 		ok     bool
 		scheme string
-	}{{acc.users, userScheme}, {acc.runs, runScheme}, {acc.agents, nodeScheme}} {
+	}{{acc.users, userScheme}, {acc.runs, runScheme}, {acc.agents, nodeScheme}, {acc.identityTokens, identityScheme}} {
 		if s.ok {
 			alts = append(alts, `{"`+s.scheme+`":[]}`)
 		}
@@ -300,9 +313,12 @@ func TestOpenAPIOperations(t *testing.T) {
 			ws := strings.HasPrefix(path, "/api/v1/workspaces/")
 			user := path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/")
 			agent := strings.HasPrefix(path, "/api/v1/agent/")
+			idToken := path == api.IdentityTokenPath
 			switch {
-			case (ws || user || agent) != authed:
-				t.Errorf("%s: registered with access = %v, want %v", where, authed, ws || user || agent)
+			case (ws || user || agent || idToken) != authed:
+				t.Errorf("%s: registered with access = %v, want %v", where, authed, ws || user || agent || idToken)
+			case idToken && (!acc.identityTokens || acc.users || acc.runs || acc.agents):
+				t.Errorf("%s: the identity token route must take identity tokens only", where)
 			case ws && (!acc.users || acc.agents):
 				t.Errorf("%s: a workspace route must take user tokens and not node tokens", where)
 			case user && (!acc.users || acc.runs || acc.agents):
@@ -393,6 +409,15 @@ func TestOpenAPIOperations(t *testing.T) {
 		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":            {"200", "400", "404", "409", "413"},
 		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409", "413", "507"},
 		"GET /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409"},
+		"GET /api/v1/workspaces/{ws}":                               {"200"},
+		"PATCH /api/v1/workspaces/{ws}":                             {"200", "400", "403"},
+		"GET /api/v1/workspaces/{ws}/identities":                    {"200"},
+		"POST /api/v1/workspaces/{ws}/identities":                   {"201", "400", "409"},
+		"GET /api/v1/workspaces/{ws}/identities/{name}":             {"200"},
+		"PATCH /api/v1/workspaces/{ws}/identities/{name}":           {"200", "400", "403", "409"},
+		"DELETE /api/v1/workspaces/{ws}/identities/{name}":          {"204", "403", "409"},
+		"POST /api/v1/agent/runs/{id}/attempts/{n}/identity":        {"200", "400", "403", "404", "409"},
+		"GET /api/v1/identity/token":                                {"200", "401"},
 		"GET /api/v1/version":                                       {"200"},
 		"GET /api/v1/openapi.json":                                  {"200"},
 		"GET /healthz":                                              {"200"},
@@ -410,7 +435,7 @@ func TestOpenAPIOperations(t *testing.T) {
 	if len(wantCodes) != len(documentedRoutes) {
 		t.Errorf("wantCodes lists %d routes, documentedRoutes %d: give every route its status codes", len(wantCodes), len(documentedRoutes))
 	}
-	for _, p := range []string{"/api/v1/workspaces/{ws}/computes", "/api/v1/workspaces/{ws}/runs"} {
+	for _, p := range []string{"/api/v1/workspaces/{ws}/computes", "/api/v1/workspaces/{ws}/runs", "/api/v1/workspaces/{ws}/identities"} {
 		created := obj(t, paths, p, "post", "responses", "201")
 		if _, ok := obj(t, created, "headers")["Location"]; !ok {
 			t.Errorf("POST %s 201: no Location header", p)
@@ -799,6 +824,20 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"AgentLogs":     wireIn[api.AgentLogs](),
 		"AgentLogLine":  wireIn[api.AgentLogLine](),
 		"LogAckBody":    wireOut[api.LogAckBody](),
+		// The workspace and its identities.
+		"ComputeIdentity":      wireOut[api.ComputeIdentity](),
+		"ComputeUserIdentity":  wireOut[api.ComputeUserIdentity](),
+		"ComputeLimits":        wireOut[api.ComputeLimits](),
+		"Workspace":            wireOut[api.Workspace](),
+		"Policy":               wireOut[api.Policy](),
+		"PolicyUpdate":         wireIn[api.PolicyUpdate](),
+		"Identity":             wireOut[api.Identity](),
+		"IdentityList":         wireOut[api.IdentityList](),
+		"IdentityCreate":       wireIn[api.IdentityCreate](),
+		"IdentityUpdate":       wireIn[api.IdentityUpdate](),
+		"IdentityCredential":   wireOut[api.IdentityCredential](),
+		"IdentityTokenInfo":    wireOut[api.IdentityTokenInfo](),
+		"AgentIdentityRequest": wireIn[api.AgentIdentityRequest](),
 		// Users.
 		"User":        wireOut[api.User](),
 		"UserCreate":  wireIn[api.UserCreate](),

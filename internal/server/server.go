@@ -24,6 +24,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/targets"
@@ -71,7 +72,10 @@ type Deps struct {
 	Artifacts *artifact.Store
 	// Nodes injects preemptions (the node controller).
 	Nodes Preempter
-	Log   *slog.Logger
+	// Identities are the workspace's managed identities (default: a
+	// service over Store and the targets' secret box).
+	Identities *identities.Service
+	Log        *slog.Logger
 	// Clock times agents' long polls (default clock.Real).
 	Clock clock.Clock
 }
@@ -87,6 +91,7 @@ type API struct {
 	users   *users.Service
 	audit   audit.Recorder
 	auditState
+	nodeAuth nodeAuth
 	runs     *runs.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
@@ -103,12 +108,18 @@ type API struct {
 	// bodyTimeout and uploadTimeout bound the time to send a request body
 	// (jsonBodyTimeout and uploadBodyTimeout; tests shorten them).
 	bodyTimeout, uploadTimeout time.Duration
+
+	// identities are the workspace's managed identities.
+	identities *identities.Service
 }
 
 // NewAPI builds the handler tree. Every route is registered here, so this
 // list is the API (the OpenAPI test checks the document against it).
 func NewAPI(d Deps) *API {
-	a := &API{targets: d.Targets, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
+	if d.Identities == nil && d.Targets != nil {
+		d.Identities = &identities.Service{Store: d.Store, Box: d.Targets.Box, Clock: d.Clock}
+	}
+	a := &API{targets: d.Targets, identities: d.Identities, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
 		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	if a.users == nil {
@@ -139,6 +150,8 @@ func NewAPI(d Deps) *API {
 		writeJSON(w, http.StatusOK, api.Version{Version: version.Version})
 	})
 	// Users.
+	a.handle("GET /api/v1/workspaces/{ws}", byUsers, authz.ReadCompute, a.getWorkspace)
+	a.handle("PATCH /api/v1/workspaces/{ws}", byUsers, authz.WriteWorkspace, a.updateWorkspace)
 	a.handle("GET /api/v1/workspaces/{ws}/computes", byUsers, authz.ReadCompute, a.listComputes)
 	a.handle("POST /api/v1/workspaces/{ws}/computes", byUsers, authz.WriteCompute, a.createCompute)
 	a.handle("GET /api/v1/workspaces/{ws}/computes/{name}", byUsers, authz.ReadCompute, a.getCompute)
@@ -160,6 +173,11 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, authz.ReadRun, a.getMetrics)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, authz.WriteMetrics, a.postMetrics)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, authz.ReadRun, a.getOutputs)
+	a.handle("GET /api/v1/workspaces/{ws}/identities", byUsers, authz.ReadCompute, a.listIdentities)
+	a.handle("POST /api/v1/workspaces/{ws}/identities", byUsers, authz.WriteIdentity, a.createIdentity)
+	a.handle("GET /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.ReadCompute, a.getIdentity)
+	a.handle("PATCH /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.WriteIdentity, a.updateIdentity)
+	a.handle("DELETE /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.WriteIdentity, a.deleteIdentity)
 	a.handle("GET /api/v1/workspaces/{ws}/users", byUsers, authz.ReadUsers, a.listUsers)
 	a.handle("POST /api/v1/workspaces/{ws}/users", byUsers, authz.WriteUsers, a.addUser)
 	a.handle("PATCH /api/v1/workspaces/{ws}/users/{name}", byUsers, authz.WriteUsers, a.setUserRole)
@@ -180,6 +198,9 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, agentsOnly, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, agentsOnly, a.agentOutputs)
 	a.handle("GET /api/v1/agent/runs/{id}/attempts/{n}/outputs", agents, agentsOnly, a.agentRestoreOutputs)
+	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/identity", agents, agentsOnly, a.agentIdentity)
+	// Services that check an identity token a run gave them.
+	a.handle("GET /api/v1/identity/token", identityTokens, identityTokensOnly, a.identityToken) // api.IdentityTokenPath
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no API route %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -240,8 +261,9 @@ func (s *statusRecorder) Flush() {
 	}
 }
 
-// caller is who makes a request: a user, a node's agent, or a run (with
-// its run token). Exactly one of User, Node and RunID is set.
+// caller is who makes a request: a user, a node's agent, a run (with its
+// run token), or a service holding an identity token. Exactly one of
+// User, Node, RunID and IdentityToken is set.
 type caller struct {
 	User *users.Identity
 	// P is the user acting in the route's workspace, with their role
@@ -250,6 +272,8 @@ type caller struct {
 	Node    *store.Node
 	RunID   string
 	Attempt int
+	// IdentityToken is checked by the one route that takes it.
+	IdentityToken string
 }
 
 // name is the user name for records such as created_by.
@@ -263,9 +287,9 @@ func (c caller) name() string {
 // access says who may call a route, how large its body may be and whether
 // it is an upload (with uploadTimeout to send it).
 type access struct {
-	users, agents, runs bool
-	maxBody             int64
-	upload              bool
+	users, agents, runs, identityTokens bool
+	maxBody                             int64
+	upload                              bool
 }
 
 var (
@@ -277,6 +301,8 @@ var (
 	agentReports = access{agents: true, maxBody: maxReportBody}
 	agentLogs    = access{agents: true, maxBody: api.MaxLogBatchBytes}
 	agentUploads = access{agents: true, maxBody: maxOutputsBody, upload: true}
+	// identityTokens is the route that says what an identity token is.
+	identityTokens = access{identityTokens: true, maxBody: maxJSONBody}
 )
 
 // limitBody applies a route's body limits once the caller is known and
@@ -319,6 +345,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, who caller) error
 const (
 	anyUser    authz.Action = "" // any user with a valid token (their own tokens)
 	agentsOnly authz.Action = "" // node agents; users are refused by access
+	// identityTokensOnly: services holding an identity token; users are
+	// refused by access.
+	identityTokensOnly authz.Action = ""
 )
 
 // route is a registered route, for the tests that walk them all.
@@ -387,11 +416,11 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 		if !acc.agents {
 			return caller{}, api.Forbidden("a node token can only be used by the node agent")
 		}
-		n, err := a.store.NodeByTokenHash(r.Context(), tokens.Hash(token))
-		if errors.Is(err, api.ErrNotFound) {
-			return caller{}, unauthenticated("the node token is not valid for this server")
+		n, err := a.node(r.Context(), token)
+		if err != nil {
+			return caller{}, err
 		}
-		return caller{Node: &n}, err
+		return caller{Node: &n}, nil
 	case strings.HasPrefix(token, tokens.RunPrefix):
 		if !acc.runs {
 			return caller{}, api.Forbidden("a run token can only post metrics for its own run")
@@ -408,6 +437,14 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
 		}
 		return caller{RunID: runID, Attempt: attempt}, nil
+	case strings.HasPrefix(token, identities.TokenPrefix):
+		if !acc.identityTokens {
+			return caller{}, api.Forbidden("an identity token only proves an identity, at GET %s", api.IdentityTokenPath)
+		}
+		return caller{IdentityToken: token}, nil
+	}
+	if acc.identityTokens {
+		return caller{}, unauthenticated("this route takes an identity token (pdi_…), as a run's identity endpoint gives it")
 	}
 	if !acc.users {
 		return caller{}, api.Forbidden("this route is for node agents")

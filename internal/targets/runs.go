@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/identities"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
@@ -88,12 +91,26 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.MaxRunDurationSeconds < 0 || in.MaxRunDurationSeconds > MaxRunDurationSeconds {
 		return store.Run{}, api.Invalid("max_run_duration_seconds", "max_run_duration_seconds must be 0 (no limit) to %d (a year), not %d", MaxRunDurationSeconds, in.MaxRunDurationSeconds)
 	}
+	pol, err := s.policyOf(ctx, ws)
+	if err != nil {
+		return store.Run{}, err
+	}
+	maxDuration, fromPolicy, err := pol.RunDuration(in.MaxRunDurationSeconds)
+	if err != nil {
+		s.Policy.Fire(ctx, policy.Event{Workspace: ws, Policy: policy.NameMaxRunDuration, Action: "refused", Compute: target.Name,
+			User: user, Limit: strconv.FormatInt(pol.MaxRunDurationSeconds, 10), Message: err.Error()})
+		return store.Run{}, err
+	}
+	// The run holds its target's identities as they are now; a change to
+	// them reaches the runs submitted after it.
+	idType, ids := identities.ForRun(target)
 	return store.Run{
 		Workspace: ws,
 		Run: api.Run{
 			Experiment: in.Experiment, Compute: target.Name, Command: in.Command, Source: in.Source,
 			Environment: env, Env: in.Env, NodeCount: in.NodeCount, ProcessCountPerNode: in.ProcessCountPerNode,
-			Distribution: in.Distribution, Resources: res, MaxRunDurationSeconds: in.MaxRunDurationSeconds,
+			Distribution: in.Distribution, Resources: res, MaxRunDurationSeconds: maxDuration,
+			MaxRunDurationFromPolicy: fromPolicy, IdentityType: idType, Identities: ids,
 			CreatedBy: user, Attempts: []api.Attempt{},
 		},
 	}, nil

@@ -17,7 +17,9 @@ import (
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/notify"
+	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -41,6 +43,12 @@ type Service struct {
 	CancelRun  func(ctx context.Context, ws, id, why string) error
 	// Nodes lists the nodes of a target ("" for every target), for quotas.
 	Nodes func(ctx context.Context, ws, target string) ([]store.Node, error)
+	// Identities are the workspace's managed identities: a cluster's
+	// identity_id names them, a SystemAssigned cluster has its own.
+	Identities *identities.Service
+	// Policy records when the workspace's policy refuses a request (nil:
+	// nowhere).
+	Policy *policy.Recorder
 }
 
 // changed tells the controllers that a target's desired state changed.
@@ -97,6 +105,9 @@ func (s *Service) env(ws, user string) compute.Env {
 			c, err := s.Store.GetCompute(ctx, ws, name)
 			return c.Type, err
 		},
+		Identity: func(ctx context.Context, name string) (string, error) {
+			return s.ids().Lookup(ctx, ws, name)
+		},
 	}
 }
 
@@ -143,6 +154,13 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 	if err := s.checkQuota(ctx, ws, in.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, err
 	}
+	if err := s.checkPolicy(ctx, ws, user, in.Name, kind, props, nil); err != nil {
+		return api.Compute{}, err
+	}
+	newRec := store.Compute{Workspace: ws, Name: in.Name, Type: kind.Type(), Properties: props}
+	if err := s.checkIdentities(ctx, ws, authz.Principal{User: user}, store.Compute{}, newRec); err != nil {
+		return api.Compute{}, err
+	}
 	status := kind.InitialStatus(props)
 	if att, ok := kind.(compute.Attacher); ok {
 		// Check what is attached before storing anything: a failure
@@ -165,11 +183,16 @@ func (s *Service) CreateCompute(ctx context.Context, ws, user string, in api.Com
 		Properties: props, Secrets: sealed, SecretsSet: secretNames(secrets),
 		Status: status, Version: 1,
 	}
+	undo, err := s.systemIdentity(ctx, ws, user, store.Compute{}, rec)
+	if err != nil {
+		return api.Compute{}, err
+	}
 	if err := s.Store.CreateCompute(ctx, rec); err != nil {
+		undo()
 		return api.Compute{}, err
 	}
 	s.changed(store.Key(ws, in.Name))
-	return ToAPI(rec), nil
+	return s.view(ctx, rec), nil
 }
 
 func secretNames(m map[string]secret.Value) []string {
@@ -189,7 +212,7 @@ func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute,
 	if err != nil {
 		return api.Compute{}, err
 	}
-	return ToAPI(rec), nil
+	return s.view(ctx, rec), nil
 }
 
 // ListComputes returns every target of a workspace.
@@ -201,9 +224,10 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 	if err != nil {
 		return nil, err
 	}
+	pol, err := s.policyOf(ctx, ws)
 	out := make([]api.Compute, len(recs))
 	for i, r := range recs {
-		out[i] = ToAPI(r)
+		out[i] = s.viewWith(ctx, r, pol, err == nil)
 	}
 	return out, nil
 }
@@ -264,12 +288,30 @@ func (s *Service) updateCompute(ctx context.Context, ws string, p authz.Principa
 	if err := s.checkQuota(ctx, ws, rec.Name, kind.Type(), props); err != nil {
 		return api.Compute{}, false, err
 	}
-	rec.Properties, rec.State, rec.Errors, rec.UpdatedAt = props, next, nil, s.now()
+	if err := s.checkPolicy(ctx, ws, p.User, rec.Name, kind, props, rec.Properties); err != nil {
+		return api.Compute{}, false, err
+	}
+	old := rec
+	rec.Properties = props
+	if err := s.checkIdentities(ctx, ws, p, old, rec); err != nil {
+		return api.Compute{}, false, err
+	}
+	undo, err := s.systemIdentity(ctx, ws, p.User, old, rec)
+	if err != nil {
+		return api.Compute{}, false, err
+	}
+	rec.State, rec.Errors, rec.UpdatedAt = next, nil, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
+		undo()
 		return api.Compute{}, errors.Is(err, api.ErrConflict), err
 	}
+	if oldType, _ := compute.IdentityOf(old); oldType == api.IdentitySystemAssigned {
+		if newType, _ := compute.IdentityOf(rec); newType != oldType {
+			s.ids().DropSystem(context.WithoutCancel(ctx), ws, rec.Name)
+		}
+	}
 	s.changed(store.Key(ws, rec.Name))
-	return ToAPI(rec), false, nil
+	return s.view(ctx, rec), false, nil
 }
 
 // DeleteCompute moves a target to Deleting; the controller releases its
@@ -279,44 +321,57 @@ func (s *Service) DeleteCompute(ctx context.Context, ws string, p authz.Principa
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
+	return redoStale(func() (api.Compute, bool, error) { return s.deleteCompute(ctx, ws, p, name, force) })
+}
+
+// deleteCompute is one read-modify-write of DeleteCompute; stale reports
+// that the record changed between the read and the write (its controller
+// writes the status while nodes come and go).
+func (s *Service) deleteCompute(ctx context.Context, ws string, p authz.Principal, name string, force bool) (_ api.Compute, stale bool, _ error) {
 	rec, err := s.Store.GetCompute(ctx, ws, name)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if err := p.Check(authz.DeleteCompute, "compute target "+rec.Name, rec.CreatedBy); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if kind, ok := compute.Lookup(rec.Type); ok && kind.Origin() == compute.BuiltIn {
-		return api.Compute{}, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
+		return api.Compute{}, false, api.Invalid("name", "the %s target is built in and cannot be deleted", rec.Name)
 	}
 	if rec.State == api.StateDeleting {
 		s.changed(store.Key(ws, rec.Name))
-		return ToAPI(rec), nil
+		return ToAPI(rec), false, nil
 	}
 	next, err := compute.Next(rec.Name, rec.State, compute.EventDelete)
 	if err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, false, err
 	}
 	if s.ActiveRuns != nil {
 		active, err := s.ActiveRuns(ctx, ws, rec.Name)
 		if err != nil {
-			return api.Compute{}, err
+			return api.Compute{}, false, err
 		}
 		if len(active) > 0 && !force {
-			return api.Compute{}, api.Conflict("compute target %q has %d active runs; cancel them first or delete with --force, which cancels them", rec.Name, len(active))
+			return api.Compute{}, false, api.Conflict("compute target %q has %d active runs; cancel them first or delete with --force, which cancels them", rec.Name, len(active))
 		}
 		for _, id := range active {
 			if err := s.CancelRun(ctx, ws, id, "compute target "+rec.Name+" is being deleted"); err != nil {
-				return api.Compute{}, err
+				return api.Compute{}, false, err
 			}
 		}
 	}
 	rec.State, rec.UpdatedAt = next, s.now()
 	if err := s.Store.UpdateCompute(ctx, &rec); err != nil {
-		return api.Compute{}, err
+		return api.Compute{}, errors.Is(err, api.ErrConflict), err
+	}
+	if typ, _ := compute.IdentityOf(rec); typ == api.IdentitySystemAssigned {
+		// The cluster's own identity goes with it; one left behind by a
+		// failure here is never listed and is replaced if the name is
+		// used again.
+		s.ids().DropSystem(context.WithoutCancel(ctx), ws, rec.Name)
 	}
 	s.changed(store.Key(ws, rec.Name))
-	return ToAPI(rec), nil
+	return ToAPI(rec), false, nil
 }
 
 // OpenSecrets decrypts a target's write-only secrets, for the code that

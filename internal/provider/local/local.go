@@ -28,6 +28,7 @@ import (
 // Provider runs nodes as local processes.
 type Provider struct {
 	dir    string   // one AgentDir per node below it
+	ca     []byte   // the CA agents pin (PEM; nil: the system's roots)
 	hide   []string // what runs must not see besides their agent's files
 	log    *slog.Logger
 	events chan provider.Event
@@ -50,7 +51,7 @@ var nodeID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 func init() {
 	provider.Register("local", func(ctx context.Context, env provider.Env) (provider.Provider, error) {
-		p, err := New(ctx, filepath.Join(env.DataDir, "nodes"), env.ServerURL, env.Hide, env.Log)
+		p, err := New(ctx, filepath.Join(env.DataDir, "nodes"), env.ServerURL, env.CA, env.Hide, env.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -61,15 +62,16 @@ func init() {
 	})
 }
 
-// New returns a provider keeping its nodes under dir. Nodes that survived
-// a restart are told the server's new URL. It watches its agents and
-// reports one that dies on its own as gone. Runs on its nodes do not see
-// the paths in hide (the server's data dir, its CLI config).
-func New(ctx context.Context, dir, serverURL string, hide []string, log *slog.Logger) (*Provider, error) {
+// New returns a provider keeping its nodes under dir, whose agents connect
+// to serverURL pinning ca (PEM; nil: the system's roots). Nodes that
+// survived a restart are told the server's new URL and CA. It watches its
+// agents and reports one that dies on its own as gone. Runs on its nodes
+// do not see the paths in hide (the server's data dir, its CLI config).
+func New(ctx context.Context, dir, serverURL string, ca []byte, hide []string, log *slog.Logger) (*Provider, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Provider{dir: dir, hide: hide, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{},
+	p := &Provider{dir: dir, ca: ca, hide: hide, log: log, events: make(chan provider.Event, 256), nodes: map[string]bool{}, gone: map[string]bool{},
 		lowPri: map[string]bool{}, addrs: map[string]string{}}
 	ids, err := p.List(ctx)
 	if err != nil {
@@ -81,6 +83,9 @@ func New(ctx context.Context, dir, serverURL string, hide []string, log *slog.Lo
 			p.addrs[id] = addr
 		}
 		if err := p.agent(id).SetServer(serverURL); err != nil {
+			return nil, err
+		}
+		if err := p.agent(id).SetCA(ca); err != nil {
 			return nil, err
 		}
 	}
@@ -108,6 +113,9 @@ func (p *Provider) Create(ctx context.Context, spec provider.NodeSpec) error {
 		return err
 	}
 	if err := d.SetServer(spec.ServerURL); err != nil {
+		return err
+	}
+	if err := d.SetCA(p.ca); err != nil {
 		return err
 	}
 	// A node serving SSH keeps its endpoint beside its host key, so the

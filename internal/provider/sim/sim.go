@@ -1,7 +1,7 @@
 // Package sim is a node provider for load and scale work — a test and demo
 // tool, never a default (`paddock up --sim`). Each node is a lightweight
 // agent inside the server's process that speaks the real agent protocol
-// over loopback HTTP: it says hello with the cores and memory of its
+// over loopback HTTP(S): it says hello with the cores and memory of its
 // vm_size, polls for work, and "runs" an assignment by reporting Running,
 // waiting as long as the run asks (a command `sleep N`, or
 // SIM_SECONDS in its environment) and reporting Completed.
@@ -9,6 +9,8 @@ package sim
 
 import (
 	"context"
+	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/provider"
 )
 
@@ -26,6 +29,9 @@ type Options struct {
 	// no connection is held, so 10,000 agents fit in one process.
 	PollWait  time.Duration
 	Heartbeat time.Duration
+	// RootCAs are the CAs agents trust for an https server (nil: the
+	// system's roots).
+	RootCAs *x509.CertPool
 }
 
 // Provider runs simulated nodes.
@@ -46,7 +52,15 @@ func init() {
 		if !env.Sim {
 			return nil, nil // only on a server started with --sim
 		}
-		return New(ctx, Options{PollWait: env.SimPollWait, Heartbeat: env.SimHeartbeat}, env.Log), nil
+		opts := Options{PollWait: env.SimPollWait, Heartbeat: env.SimHeartbeat}
+		if len(env.CA) > 0 {
+			pool, err := certs.Pool(env.CA)
+			if err != nil {
+				return nil, fmt.Errorf("sim provider: the server's CA: %w", err)
+			}
+			opts.RootCAs = pool
+		}
+		return New(ctx, opts, env.Log), nil
 	})
 }
 
@@ -55,7 +69,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) *Provider {
 	if opts.Heartbeat == 0 {
 		opts.Heartbeat = 10 * time.Second
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := api.NewTransport(opts.RootCAs)
 	t.MaxIdleConnsPerHost = 256
 	return &Provider{ctx: ctx, opts: opts, log: log, client: &http.Client{Transport: t, Timeout: opts.PollWait + 30*time.Second},
 		nodes: map[string]context.CancelFunc{}}

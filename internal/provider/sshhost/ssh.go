@@ -1,7 +1,8 @@
 // Package sshhost is the ssh node provider: a node is a `paddock agent`
 // that the server installs on a host over SSH (it ships its own binary; the
 // host needs no internet) and starts under the remote user. The agent
-// connects back to the server, so the host must reach the server's URL.
+// connects back to the server, so the host must reach the server's URL;
+// for an https server it pins the server's CA, written beside the URL.
 // Deleting the node stops the agent and removes everything that was
 // installed, leaving the host as it was.
 package sshhost
@@ -175,12 +176,19 @@ func (p *Provider) create(ctx context.Context, spec provider.NodeSpec, start fun
 		}
 	}
 	setup := fmt.Sprintf("umask 077 && mkdir -p %[1]s/work && cat > %[1]s/token && printf '%%s\\n' %[2]s > %[1]s/server-url", dir, sshclient.Quote(spec.ServerURL))
+	// The CA the agent pins for an https server: a public certificate, so
+	// it may travel on the command line (the token goes on stdin).
+	if len(p.env.CA) > 0 {
+		setup += fmt.Sprintf(" && printf '%%s' %s > %s/ca.pem", sshclient.Quote(string(p.env.CA)), dir)
+	} else {
+		setup += " && rm -f " + dir + "/ca.pem"
+	}
 	if _, err := sshclient.MustRun(c, setup, strings.NewReader(spec.Token+"\n")); err != nil {
 		return fmt.Errorf("preparing node %s on %s: %w", spec.ID, target.Address, err)
 	}
 	// Runs see none of Paddock's files on the host (other nodes' tokens
 	// included).
-	agent := fmt.Sprintf(`%[1]s/paddock agent --server-file %[2]s/server-url --token-file %[2]s/token --work-dir %[2]s/work --pid-file %[2]s/agent.pid --hide %[1]s --cores %[3]s --memory-gb %[4]s`,
+	agent := fmt.Sprintf(`%[1]s/paddock agent --server-file %[2]s/server-url --ca-file %[2]s/ca.pem --token-file %[2]s/token --work-dir %[2]s/work --pid-file %[2]s/agent.pid --hide %[1]s --cores %[3]s --memory-gb %[4]s`,
 		base, dir, strconv.FormatFloat(spec.Cores, 'f', -1, 64), strconv.FormatFloat(spec.MemoryGB, 'f', -1, 64))
 	if err := start(c, dir, agent, target); err != nil {
 		return err

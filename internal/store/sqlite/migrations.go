@@ -156,3 +156,37 @@ func init() {
 		CREATE INDEX audit_at ON audit(at);`,
 	)
 }
+
+// Issue 16 (identities for runs, admin policy): managed identities and
+// workspace policies.
+func init() {
+	migrations = append(migrations,
+		// identities: a workspace's managed identities. A UserAssigned
+		// identity is made by a user; a SystemAssigned one belongs to one
+		// cluster (target) and is named after it, so the type is part of
+		// the key.
+		`CREATE TABLE identities (
+			workspace    TEXT NOT NULL REFERENCES workspaces(name),
+			type         TEXT NOT NULL,            -- UserAssigned | SystemAssigned
+			name_key     TEXT NOT NULL,            -- lower(name): names are unique case-insensitively
+			name         TEXT NOT NULL,
+			principal_id TEXT NOT NULL,
+			target       TEXT NOT NULL DEFAULT '', -- the cluster of a SystemAssigned identity
+			description  TEXT NOT NULL DEFAULT '',
+			created_by   TEXT NOT NULL,
+			created_at   TEXT NOT NULL,
+			updated_at   TEXT NOT NULL,
+			secrets      BLOB,                     -- AES-GCM sealed JSON, see internal/secret
+			secret_keys  TEXT NOT NULL DEFAULT '[]',
+			version      INTEGER NOT NULL,
+			PRIMARY KEY (workspace, type, name_key)
+		);
+		CREATE TABLE workspace_policies (
+			workspace                TEXT PRIMARY KEY REFERENCES workspaces(name),
+			max_idle_seconds         INTEGER NOT NULL DEFAULT 0,  -- 0: no limit
+			max_run_duration_seconds INTEGER NOT NULL DEFAULT 0,  -- 0: no limit
+			updated_by               TEXT NOT NULL,
+			updated_at               TEXT NOT NULL
+		);`,
+	)
+}

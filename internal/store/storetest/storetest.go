@@ -22,6 +22,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
 	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
+	t.Run("Identities", func(t *testing.T) { testIdentities(t, open(t)) })
+	t.Run("Policy", func(t *testing.T) { testPolicy(t, open(t)) })
 }
 
 // testLogs: lines are stored once per (attempt, rank, agent line number),

@@ -1,6 +1,7 @@
 """A small JSON-over-HTTP client on urllib (no third-party dependencies)."""
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -10,6 +11,23 @@ from ._version import __version__
 from .exceptions import AuthenticationException, PaddockException
 
 DEFAULT_TIMEOUT = 60.0
+
+CA_FILE_ENV = "PADDOCK_CA_FILE"
+
+
+def ssl_context(ca_file: Optional[str] = None, ca_pem: Optional[str] = None,
+                exc: Type[PaddockException] = PaddockException) -> Optional[ssl.SSLContext]:
+    """A TLS context that trusts only the CA in ``ca_file`` (a PEM file) or ``ca_pem`` (PEM text), or None
+    for the system's roots when neither is given."""
+    if not ca_file and not ca_pem:
+        return None
+    try:
+        if ca_file:
+            return ssl.create_default_context(cafile=ca_file)
+        return ssl.create_default_context(cadata=ca_pem)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        what = "the CA file %s" % ca_file if ca_file else "the CA in the Paddock config"
+        raise exc("%s cannot be used: %s" % (what, getattr(e, "strerror", None) or e)) from None
 
 
 def _error_from(status: int, body: bytes, exc: Type[PaddockException], what: str) -> PaddockException:
@@ -35,10 +53,12 @@ def _error_from(status: int, body: bytes, exc: Type[PaddockException], what: str
 class Client:
     """Talks to one Paddock server with one bearer token."""
 
-    def __init__(self, server: str, token: Optional[str], timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, server: str, token: Optional[str], timeout: float = DEFAULT_TIMEOUT,
+                 context: Optional[ssl.SSLContext] = None) -> None:
         self.server = server.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.context = context  # for https: the CA it trusts (None: the system's roots)
 
     def url(self, path: str, query: Optional[Dict[str, Any]] = None) -> str:
         u = self.server + path
@@ -66,7 +86,7 @@ class Client:
         req = urllib.request.Request(self.url(path, query), data=data, method=method, headers=hdrs)
         what = "%s %s" % (method, path)
         try:
-            return urllib.request.urlopen(req, timeout=timeout or self.timeout)
+            return urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.context)
         except urllib.error.HTTPError as e:
             try:
                 raw = e.read()
@@ -75,6 +95,10 @@ class Client:
             raise _error_from(e.code, raw, exc, what) from None
         except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", e)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise exc("the Paddock server at %s presented a certificate this client does not trust (%s): give "
+                          "the SDK the server's CA (Workspace(ca_file=...) or %s)"
+                          % (self.server, reason.verify_message or reason, CA_FILE_ENV), code="Unavailable") from None
             raise exc("cannot reach the Paddock server at %s (%s)" % (self.server, reason),
                       code="Unavailable") from None
 

@@ -1,11 +1,15 @@
 """Runs (was ``azureml.core.Run``)."""
 import io
+import json
 import math
 import os
 import posixpath
 import sys
 import tarfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 import warnings
 from typing import Any, Dict, List, Optional, TextIO, Union
@@ -15,7 +19,7 @@ from ._http import Client
 from .exceptions import ActivityFailedException, PaddockException, RunException
 from .workspace import Workspace
 
-__all__ = ["Run"]
+__all__ = ["Run", "get_identity_credential"]
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 
@@ -186,6 +190,12 @@ class Run:
                     return target
         raise RunException("run %s has no output %s" % (self._id, name), code="NotFound", status=404)
 
+    def get_identity_credential(self, identity: Optional[str] = None) -> Dict[str, Any]:
+        """A credential of one of the run's managed identities, from PADDOCK_IDENTITY_ENDPOINT: ``secrets``
+        (KEY: VALUE), ``token`` (an identity token, pdi_...), ``principal_id`` and ``expires_on``. ``identity`` names
+        one when the run holds several. Good until ``expires_on`` and only while the run runs: ask again."""
+        return get_identity_credential(identity)
+
     def cancel(self) -> None:
         self._doc = self._client.call("POST", self._ws._path("/runs/%s:cancel" % quote(self._id, safe="")),
                                       exc=RunException)
@@ -301,3 +311,23 @@ class _OfflineRun(Run):
 
 
 _unused = Union
+
+
+def get_identity_credential(identity: Optional[str] = None) -> Dict[str, Any]:
+    """Inside a run on a cluster with a managed identity: a credential of the identity (see
+    ``Run.get_identity_credential``). Raises ``RunException`` outside such a run or when refused."""
+    endpoint, token = os.environ.get("PADDOCK_IDENTITY_ENDPOINT"), os.environ.get("PADDOCK_IDENTITY_TOKEN")
+    if not endpoint or not token:
+        raise RunException("this run holds no managed identity (PADDOCK_IDENTITY_ENDPOINT is not set): give its "
+                           "cluster one with identity_type/identity_id or add_identity")
+    url = endpoint + ("?" + urllib.parse.urlencode({"identity": identity}) if identity else "")
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as e:
+        try:
+            msg = json.loads(e.read().decode("utf-8"))["error"]["message"]
+        except Exception:  # noqa: BLE001 - not the endpoint's JSON
+            msg = str(e)
+        raise RunException("the identity endpoint refused: %s" % msg) from None

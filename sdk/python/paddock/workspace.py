@@ -6,7 +6,7 @@ import warnings
 from typing import Any, Dict, List, Optional
 
 from ._compat import warn_unsupported
-from ._http import Client
+from ._http import CA_FILE_ENV, Client, ssl_context
 from .exceptions import WorkspaceException
 
 __all__ = ["Workspace"]
@@ -30,6 +30,10 @@ def _read_json(path: str) -> Dict[str, Any]:
     if not isinstance(doc, dict):
         raise WorkspaceException("the Paddock config %s is not a JSON object" % path)
     return doc
+
+
+def _same_server(a: Any, b: Any) -> bool:
+    return bool(a) and bool(b) and str(a).rstrip("/").lower() == str(b).rstrip("/").lower()
 
 
 def _find_config_json(start: str) -> Optional[str]:
@@ -61,20 +65,25 @@ class Workspace:
     overrides the path) or a ``config.json``. The Azure-only arguments
     (``subscription_id``, ``resource_group`` …) are accepted and ignored with a
     warning so that ported scripts run.
+
+    For an ``https://`` server it trusts, and trusts alone, the CA in ``ca_file``, else in
+    ``$PADDOCK_CA_FILE`` (set inside runs), else the ``"ca"`` of the config when the config names the
+    same server; with none of them, the system's roots.
     """
 
     def __init__(self, subscription_id: Optional[str] = None, resource_group: Optional[str] = None,
                  workspace_name: Optional[str] = None, auth: Any = None, _location: Optional[str] = None,
                  _disable_service_check: bool = False, _workspace_id: Optional[str] = None,
                  sku: str = "basic", *, server: Optional[str] = None, token: Optional[str] = None,
-                 workspace: Optional[str] = None, timeout: float = 60.0) -> None:
+                 workspace: Optional[str] = None, timeout: float = 60.0, ca_file: Optional[str] = None,
+                 _config: Optional[Dict[str, Any]] = None) -> None:
         warn_unsupported("Workspace", subscription_id=subscription_id, resource_group=resource_group,
                          auth=auth, _location=_location)
         name = workspace or workspace_name
+        cfg: Dict[str, Any] = _config or {}
         if server is None or token is None or name is None:
-            cfg: Dict[str, Any] = {}
             path = _default_config_path()
-            if os.path.isfile(path):
+            if _config is None and os.path.isfile(path):
                 cfg = _read_json(path)
             server = server or os.environ.get("PADDOCK_SERVER") or cfg.get("server") or DEFAULT_SERVER
             token = token if token is not None else (os.environ.get("PADDOCK_TOKEN") or cfg.get("token"))
@@ -82,7 +91,19 @@ class Workspace:
         self._server = str(server).rstrip("/")
         self._token = token
         self._name = str(name)
-        self._client = Client(self._server, token, timeout=timeout)
+        self._ca_file = ca_file or os.environ.get(CA_FILE_ENV) or None
+        self._ca_pem: Optional[str] = None
+        if not self._ca_file and self._server.lower().startswith("https://"):
+            if not cfg and _config is None:
+                try:  # only for its "ca": a server named here may be the config's
+                    path = _default_config_path()
+                    cfg = _read_json(path) if os.path.isfile(path) else {}
+                except WorkspaceException:
+                    cfg = {}
+            if isinstance(cfg.get("ca"), str) and _same_server(cfg.get("server"), self._server):
+                self._ca_pem = cfg["ca"]
+        self._client = Client(self._server, token, timeout=timeout,
+                              context=ssl_context(self._ca_file, self._ca_pem, exc=WorkspaceException))
         self._workspace_id = _workspace_id or str(uuid.uuid5(uuid.NAMESPACE_URL, self._server + "/" + self._name))
         self.sku = sku
 
@@ -125,7 +146,7 @@ class Workspace:
         token = os.environ.get("PADDOCK_TOKEN") or cfg.get("token")
         name = (os.environ.get("PADDOCK_WORKSPACE") or cfg.get("workspace") or cfg.get("workspace_name")
                 or DEFAULT_WORKSPACE)
-        return cls(server=server, token=token, workspace=name)
+        return cls(server=server, token=token, workspace=name, _config=cfg)
 
     @classmethod
     def get(cls, name: str, auth: Any = None, subscription_id: Optional[str] = None,
@@ -178,13 +199,21 @@ class Workspace:
         return {"name": self._name, "id": self._workspace_id, "server": self._server, "version": version}
 
     def write_config(self, path: Optional[str] = None, file_name: Optional[str] = None) -> str:
-        """Writes ``{server, token, workspace}`` to ``path/.paddock/<file_name or config.json>``."""
+        """Writes ``{server, token, workspace}`` (and ``ca``, the CA trusted for the server, when there is one)
+        to ``path/.paddock/<file_name or config.json>``."""
         d = os.path.join(path or os.getcwd(), ".paddock")
         os.makedirs(d, exist_ok=True)
         p = os.path.join(d, file_name or "config.json")
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"server": self._server, "token": self._token, "workspace": self._name}, f, indent=2)
+            doc = {"server": self._server, "token": self._token, "workspace": self._name}
+            ca = self._ca_pem
+            if ca is None and self._ca_file:
+                with open(self._ca_file, "r", encoding="utf-8") as caf:
+                    ca = caf.read()
+            if ca:
+                doc["ca"] = ca
+            json.dump(doc, f, indent=2)
         return p
 
     def __repr__(self) -> str:

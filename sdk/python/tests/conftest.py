@@ -30,6 +30,13 @@ def _kill_pidfile(path):
         pass
 
 
+# Runs' OS users (made when an agent is root) get a prefix of this test
+# session, inherited by every server the tests start, so they can be told
+# apart and removed at the end.
+RUN_USER_PREFIX = "pdks%d-" % os.getpid()
+os.environ["PADDOCK_RUN_USER_PREFIX"] = RUN_USER_PREFIX
+
+
 @pytest.fixture(scope="session")
 def server():
     if shutil.which("go") is None and not os.environ.get("PADDOCK_BIN"):
@@ -84,6 +91,17 @@ def server():
     for pf in [os.path.join(data, "local-agent", "agent.pid")] + glob.glob(os.path.join(data, "nodes", "*", "agent.pid")):
         _kill_pidfile(pf)
     shutil.rmtree(tmp, ignore_errors=True)
+    _remove_run_users(RUN_USER_PREFIX)
+
+
+def _remove_run_users(prefix):
+    """Removes the OS users the session's agents made for runs (root only)."""
+    if os.geteuid() != 0:
+        return
+    with open("/etc/passwd") as f:
+        names = [line.split(":", 1)[0] for line in f if line.startswith(prefix)]
+    for name in names:
+        subprocess.run(["userdel", "-r", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -68,23 +68,43 @@ def test_low_priority_and_update(ws):
     c.wait_for_completion(is_delete_operation=True, timeout_in_minutes=1)
 
 
+def _identity(ws, name, secrets):
+    """Makes a user-assigned identity as an admin would (`paddock identity create`)."""
+    ws._client.call("POST", ws._path("/identities"), body={"name": name, "secrets": secrets})
+
+
 def test_managed_identity(ws):
-    ident = '/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u'
+    _identity(ws, "u-ident", {"TOKEN": "t"})
+    ident = '/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u-ident'
     compute_config = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2', max_nodes=5,
                                                            identity_type="UserAssigned", identity_id=[ident])
     c = ComputeTarget.create(ws, "id-cluster", compute_config)
     c.wait_for_completion()
-    assert c.identity_type == "UserAssigned" and c.identity_id == [ident]
-    c.add_identity(identity_type="UserAssigned", identity_id=[ident])  # already there: fine
-    with pytest.raises(ComputeTargetException, match="cannot change"):
-        c.add_identity(identity_type="SystemAssigned")
-    with pytest.raises(ComputeTargetException, match="cannot remove"):
-        c.remove_identity()
+    assert c.identity_type == "UserAssigned" and c.identity_id == ["u-ident"]  # the resource id names it
+    assert c.identity["user_assigned_identities"][0]["principal_id"]
+    c.add_identity(identity_type="UserAssigned", identity_id=[ident])  # already there: nothing changes
+    assert c.identity_id == ["u-ident"]
+    # The seed's add_identity on an existing cluster: an identity of its own.
+    c.add_identity(identity_type="SystemAssigned")
+    assert c.identity_type == "SystemAssigned" and c.identity_id == [] and len(c.principal_id or "") == 36
+    assert c.get_status().identity["principal_id"] == c.principal_id
+    c.remove_identity()
+    assert c.identity_type == "None" and c.identity == {}
+    with pytest.raises(ComputeTargetException) as ei:
+        c.add_identity(identity_type="UserAssigned", identity_id=["nobody-has-this"])
+    assert ei.value.field == "identity_id" and "nobody-has-this" in ei.value.message
+    c.update(identity_type="UserAssigned", identity_id=["u-ident"])  # update() takes them too
+    c.wait_for_completion()
+    c.remove_identity(identity_id=["u-ident"])  # the last one: no identity left
+    assert c.identity_type == "None"
     sys_cfg = AmlCompute.provisioning_configuration(vm_size='STANDARD_D2_V2', max_nodes=5,
                                                     identity_type="SystemAssigned")
     s = ComputeTarget.create(ws, "sysid-cluster", sys_cfg)
     s.wait_for_completion()
-    assert s.identity_type == "SystemAssigned"
+    assert s.identity_type == "SystemAssigned" and s.principal_id
+    for t in (c, s):
+        t.delete()
+        t.wait_for_completion(is_delete_operation=True, timeout_in_minutes=1)
 
 
 def test_invalid_config_carries_server_message(ws):

@@ -100,3 +100,36 @@ def test_context_outside_run_is_noop(monkeypatch):
         warnings.simplefilter("error")
         run.log("accuracy", 0.9)
     assert run.id.startswith("OfflineRun_")
+
+
+def test_add_identity_reaches_the_next_run(ws, src):
+    """The seed's add_identity on an existing cluster: the runs submitted after it read the identity's credential
+    from their endpoint; the one before had none."""
+    from paddock.compute import AmlCompute, ComputeTarget
+    ws._client.call("POST", ws._path("/identities"), body={"name": "sdk-runs-key", "secrets": {"TOKEN": "sdk-s3cret"}})
+    c = ComputeTarget.create(ws, "idrun-cluster", AmlCompute.provisioning_configuration(
+        vm_size="STANDARD_D2_V2", max_nodes=1, idle_seconds_before_scaledown=30))
+    c.wait_for_completion()
+    (src / "ident.py").write_text(
+        "import os\nfrom paddock import Run\nfrom paddock.run import get_identity_credential\n"
+        "run = Run.get_context()\n"
+        "if 'PADDOCK_IDENTITY_ENDPOINT' not in os.environ:\n"
+        "    run.log('has_identity', 0)\n"
+        "else:\n"
+        "    cred = get_identity_credential()\n"
+        "    run.log('has_identity', 1)\n"
+        "    run.log('secret_ok', float(cred['secrets']['TOKEN'] == 'sdk-s3cret' and cred['identity'] == 'sdk-runs-key'))\n")
+
+    def submit():
+        run = Experiment(ws, "sdk-tests").submit(ScriptRunConfig(source_directory=str(src), script="ident.py",
+                                                                 compute_target=c))
+        run.wait_for_completion(timeout_seconds=120)
+        return run.get_metrics()
+
+    try:
+        assert submit() == {"has_identity": 0.0}
+        c.add_identity(identity_type="UserAssigned", identity_id=["sdk-runs-key"])
+        assert submit() == {"has_identity": 1.0, "secret_ok": 1.0}
+    finally:
+        c.delete(force=True)
+        c.wait_for_completion(is_delete_operation=True, timeout_in_minutes=1)

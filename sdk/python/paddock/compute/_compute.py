@@ -185,6 +185,7 @@ class AmlComputeStatus(_Status):
         self.vm_size: Optional[str] = p.get("vm_size")
         self.vm_priority: Optional[str] = p.get("vm_priority")
         self.scale_settings = ScaleSettings(p)
+        self.identity: Dict[str, Any] = dict(target._doc.get("identity") or {})
 
 
 class ScaleSettings:
@@ -442,11 +443,6 @@ class ComputeTarget:
 
     def update(self, **properties: Any) -> "ComputeTarget":
         """Changes updatable properties (description, tags; per type see the subclasses)."""
-        for k in ("identity_type", "identity_id"):
-            if k in properties:
-                raise ComputeTargetException(
-                    "%s cannot be changed on an existing compute target in Paddock; delete and recreate the "
-                    "cluster with it in provisioning_configuration" % k, code="Invalid", field=k)
         self._doc = self.workspace._client.call(
             "PATCH", _compute_path(self.workspace, self.name), body={"properties": properties},
             exc=ComputeTargetException)
@@ -629,28 +625,63 @@ class AmlCompute(ComputeTarget):
                                      code="Invalid")
 
     def add_identity(self, identity_type: str, identity_id: Optional[List[str]] = None) -> None:
-        """Paddock sets a cluster's managed identity at creation only. This succeeds when the cluster already
-        has that identity and raises ComputeTargetException otherwise."""
+        """Gives the cluster a managed identity (Azure ML's ``add_identity``): ``"SystemAssigned"`` an identity of
+        its own, ``"UserAssigned"`` the identities of ``identity_id`` (names, or Azure resource ids ending in
+        ``.../userAssignedIdentities/NAME``; they must exist on the server, see ``paddock identity create``), added
+        to those it has. Waits until the change is applied: the runs submitted after it hold the identity."""
         self.refresh_state()
-        want_type = (identity_type or "None").lower()
-        have_type = (self.identity_type or "None").lower()
-        if want_type == have_type and set(identity_id or []) <= set(self.identity_id):
-            return
-        raise ComputeTargetException(
-            "Paddock cannot change the managed identity of the existing cluster %r (it has identity_type %s); "
-            "delete it and create it again with identity_type=%r%s in AmlCompute.provisioning_configuration"
-            % (self.name, self.identity_type, identity_type, ", identity_id=[...]" if identity_id else ""),
-            code="NotSupported", field="identity_type")
+        kind = (identity_type or "").strip()
+        if kind.lower() == "systemassigned":
+            props: Dict[str, Any] = {"identity_type": "SystemAssigned"}
+        elif kind.lower() == "userassigned":
+            if not identity_id:
+                raise ComputeTargetException("add_identity with identity_type UserAssigned needs identity_id, a list of "
+                                             "identity names", code="Invalid", field="identity_id")
+            if isinstance(identity_id, str):
+                identity_id = [identity_id]
+            have = self.identity_id if (self.identity_type or "").lower() == "userassigned" else []
+            props = {"identity_type": "UserAssigned", "identity_id": have + [i for i in identity_id if i not in have]}
+        else:
+            raise ComputeTargetException("identity_type must be SystemAssigned or UserAssigned, not %r" % identity_type,
+                                         code="Invalid", field="identity_type")
+        self._set_identity(props)
 
-    def remove_identity(self) -> None:
-        """Succeeds when the cluster has no managed identity; Paddock cannot remove one (raises)."""
+    def remove_identity(self, identity_type: Optional[str] = None, identity_id: Optional[List[str]] = None) -> None:
+        """Removes the cluster's managed identity; with ``identity_id``, only those user-assigned identities (the
+        cluster keeps the others). Runs already running lose it at once; waits until the change is applied."""
         self.refresh_state()
+        if identity_id and (self.identity_type or "").lower() == "userassigned":
+            drop = {_identity_name(i).lower() for i in ([identity_id] if isinstance(identity_id, str) else identity_id)}
+            keep = [i for i in self.identity_id if i.lower() not in drop]
+            props: Dict[str, Any] = {"identity_type": "UserAssigned", "identity_id": keep} if keep else {"identity_type": "None"}
+        else:
+            if identity_type and (self.identity_type or "None").lower() != identity_type.lower():
+                return  # it has no identity of that type: nothing to remove
+            props = {"identity_type": "None"}
         if (self.identity_type or "None") == "None":
             return
-        raise ComputeTargetException(
-            "Paddock cannot remove the managed identity of the existing cluster %r (identity_type %s); delete it "
-            "and create it again without identity_type" % (self.name, self.identity_type),
-            code="NotSupported", field="identity_type")
+        self._set_identity(props)
+
+    def _set_identity(self, props: Dict[str, Any]) -> None:
+        self._doc = self.workspace._client.call(
+            "PATCH", _compute_path(self.workspace, self.name), body={"properties": props}, exc=ComputeTargetException)
+        self.wait_for_completion(timeout_in_minutes=5)
+
+    @property
+    def identity(self) -> Dict[str, Any]:
+        """The cluster's managed identity as the server reports it: ``type``, ``principal_id`` (SystemAssigned),
+        ``user_assigned_identities`` (each with its ``principal_id``); empty when it has none."""
+        return dict(self._doc.get("identity") or {})
+
+    @property
+    def principal_id(self) -> Optional[str]:
+        """The principal id of the cluster's SystemAssigned identity."""
+        return self.identity.get("principal_id")
+
+
+def _identity_name(identity_id: str) -> str:
+    """The identity a name or an Azure resource id (``.../userAssignedIdentities/NAME``) names."""
+    return identity_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 class ComputeInstance(ComputeTarget):

@@ -415,3 +415,49 @@ func adminToken(t *testing.T, kubeconfig []byte) string {
 	}
 	return cfg.Users[0].User.Token
 }
+
+// With paddock up --tls the pods pin the server's CA: the Secret carries
+// it, the init container fetches the agent trusting it and nothing else,
+// the agent connects over HTTPS with it, and the run reaches the API with
+// the CA file it is given.
+func TestTLSKubernetesPod(t *testing.T) {
+	k := needKube(t)
+	e := newEnv(t)
+	srv := e.up("--tls")
+	defer func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	}()
+	k.attach(e, "k8s")
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, src, "post.py", postMetric)
+	id := e.submit2("k8s", "--source", src, "--", "python3", "post.py")
+	job := k.jobOf(id)
+	sec, err := k.cs.CoreV1().Secrets(k.ns).Get(context.Background(), job.Name, metav1.GetOptions{})
+	if err != nil || !strings.HasPrefix(string(sec.Data["server-url"]), "https://") ||
+		!strings.Contains(string(sec.Data["ca.pem"]), "BEGIN CERTIFICATE") || strings.Contains(string(sec.Data["ca.pem"]), "PRIVATE KEY") {
+		t.Fatalf("the Job's Secret: %v, keys %v", err, keysOf(sec.Data))
+	}
+	lp := k.runPodLocally(e, k.podsOf(job.Name, 1)[0])
+	if r := e.waitRun(id); r.Status != api.RunCompleted {
+		t.Fatalf("the run: %s %q\n%s", r.Status, r.Error, lp.out)
+	}
+	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "posted 201 to https ca True") {
+		t.Errorf("the run's log: %s", logs)
+	}
+	if got := e.show(id).Metrics["loss"]; got.Value != 0.25 {
+		t.Errorf("the run's metric: %+v", got)
+	}
+	k.nothingLeft("after the run")
+	e.ok("compute", "detach", "k8s")
+}
+
+func keysOf(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -468,7 +468,7 @@ func (p *Provider) create(ctx context.Context, specs []provider.NodeSpec, job bo
 	}
 	targetKey := store.Key(first.Workspace, first.Compute)
 	secrets := c.cs.CoreV1().Secrets(c.ns)
-	sec := GroupSecret(group, c.ns, c.label, serverURL, tokens)
+	sec := GroupSecret(group, c.ns, c.label, serverURL, p.env.CA, tokens)
 	if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
 		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}) // a retry: its tokens are new
 		if err != nil {

@@ -54,14 +54,17 @@ const (
 
 // fetchAgent is the init container's program: it fetches this server's
 // paddock binary with the node's token (GET /api/v1/agent/binary) into
-// the agent's volume. It needs only python3, which the pod image has.
-const fetchAgent = `import os, shutil, sys, urllib.request
+// the agent's volume, trusting only the server's CA when the Secret holds
+// one (ca.pem: the server runs HTTPS with its own CA). It needs only
+// python3, which the pod image has.
+const fetchAgent = `import os, shutil, ssl, sys, urllib.request
 d, out = os.environ["PADDOCK_SECRET_DIR"], os.environ["PADDOCK_AGENT_DIR"] + "/paddock"
 token = open(d + "/token-" + os.environ["` + IndexEnv + `"]).read().strip()
 url = open(d + "/server-url").read().strip() + "/api/v1/agent/binary"
 req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+ctx = ssl.create_default_context(cafile=d + "/ca.pem") if os.path.exists(d + "/ca.pem") else None
 try:
-    with urllib.request.urlopen(req, timeout=300) as r, open(out + ".tmp", "wb") as f:
+    with urllib.request.urlopen(req, timeout=300, context=ctx) as r, open(out + ".tmp", "wb") as f:
         shutil.copyfileobj(r, f)
 except Exception as e:
     sys.exit("cannot fetch the Paddock agent from %s: %s (the pod must reach the server: see server_url)" % (url, e))
@@ -118,6 +121,7 @@ func podTemplate(name, targetKey string, nodeIDs []string, cfg PodConfig, indexe
 	}
 	args := []string{"agent",
 		"--server-file", SecretDir + "/server-url",
+		"--ca-file", SecretDir + "/ca.pem", // absent: the system's roots
 		"--token-file", SecretDir + "/token-$(" + IndexEnv + ")",
 		"--work-dir", WorkDir,
 		"--cores", strconv.FormatFloat(cfg.Cores, 'f', -1, 64),
@@ -245,11 +249,15 @@ func RunJob(name, ns, target, targetKey string, nodeIDs []string, cfg PodConfig)
 	return job
 }
 
-// GroupSecret holds what the pods of a group read: the server's URL and
-// each node's token (token-<index>).
-func GroupSecret(name, ns, target, serverURL string, tokens []string) *corev1.Secret {
+// GroupSecret holds what the pods of a group read: the server's URL,
+// the CA the agents pin when the server runs HTTPS with its own (ca.pem;
+// nil: none) and each node's token (token-<index>).
+func GroupSecret(name, ns, target, serverURL string, ca []byte, tokens []string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: objectMeta(name, ns, target, nil), Type: corev1.SecretTypeOpaque,
 		StringData: map[string]string{"server-url": serverURL}}
+	if len(ca) > 0 {
+		s.StringData["ca.pem"] = string(ca)
+	}
 	for i, t := range tokens {
 		s.StringData["token-"+strconv.Itoa(i)] = t
 	}

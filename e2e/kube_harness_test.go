@@ -353,7 +353,6 @@ type localPod struct {
 func (k *kubeEnv) runPodLocally(e *env, pod corev1.Pod) *localPod {
 	t := k.t
 	t.Helper()
-	ctx := context.Background()
 	root := t.TempDir()
 	dirs := map[string]string{} // volume name → local dir
 	for _, v := range pod.Spec.Volumes {
@@ -361,10 +360,7 @@ func (k *kubeEnv) runPodLocally(e *env, pod corev1.Pod) *localPod {
 		os.MkdirAll(dir, 0o755)
 		dirs[v.Name] = dir
 		if v.Secret != nil {
-			s, err := k.cs.CoreV1().Secrets(k.ns).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatalf("the pod's Secret %s: %v", v.Secret.SecretName, err)
-			}
+			s := k.secret(v.Secret.SecretName)
 			for key, val := range s.Data {
 				os.WriteFile(filepath.Join(dir, key), val, 0o400)
 			}
@@ -419,6 +415,19 @@ func (k *kubeEnv) runPodLocally(e *env, pod corev1.Pod) *localPod {
 		e.noDataRaces("the agent of pod "+pod.Name, lp.out.String())
 	})
 	return lp
+}
+
+// secret waits for a Secret (Paddock makes a group's Secret right after
+// its Job or pod, as the kubelet waits for it) and returns it.
+func (k *kubeEnv) secret(name string) *corev1.Secret {
+	k.t.Helper()
+	var s *corev1.Secret
+	eventually(k.t.(*testing.T), 30*time.Second, "Secret "+name, func() bool {
+		var err error
+		s, err = k.cs.CoreV1().Secrets(k.ns).Get(context.Background(), name, metav1.GetOptions{})
+		return err == nil
+	})
+	return s
 }
 
 // kill stops the pod's processes, as a kubelet would.

@@ -177,10 +177,10 @@ func TestKubernetesJobs(t *testing.T) {
 	case ps.ActiveDeadlineSeconds == nil || *ps.ActiveDeadlineSeconds != 11*60+300:
 		t.Errorf("activeDeadlineSeconds: %v", ps.ActiveDeadlineSeconds)
 	}
-	sec, err := k.cs.CoreV1().Secrets(k.ns).Get(ctx, job.Name, metav1.GetOptions{})
-	if err != nil || string(sec.Data["server-url"]) != "http://paddock.invalid:8765" || !strings.HasPrefix(string(sec.Data["token-0"]), "pdn_") ||
-		len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Name != job.Name {
-		t.Errorf("the Job's Secret: %v %+v", err, sec.ObjectMeta)
+	sec := k.secret(job.Name)
+	if string(sec.Data["server-url"]) != "http://paddock.invalid:8765" || !strings.HasPrefix(string(sec.Data["token-0"]), "pdn_") ||
+		len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Name != job.Name || sec.OwnerReferences[0].UID != job.UID {
+		t.Errorf("the Job's Secret: %+v", sec.ObjectMeta)
 	}
 	// kwok runs the pod; no agent connects (nothing executes under kwok).
 	pod := k.podsOf(job.Name, 1)[0]
@@ -435,10 +435,10 @@ func TestTLSKubernetesPod(t *testing.T) {
 	writeFile(t, src, "post.py", postMetric)
 	id := e.submit2("k8s", "--source", src, "--", "python3", "post.py")
 	job := k.jobOf(id)
-	sec, err := k.cs.CoreV1().Secrets(k.ns).Get(context.Background(), job.Name, metav1.GetOptions{})
-	if err != nil || !strings.HasPrefix(string(sec.Data["server-url"]), "https://") ||
+	sec := k.secret(job.Name)
+	if !strings.HasPrefix(string(sec.Data["server-url"]), "https://") ||
 		!strings.Contains(string(sec.Data["ca.pem"]), "BEGIN CERTIFICATE") || strings.Contains(string(sec.Data["ca.pem"]), "PRIVATE KEY") {
-		t.Fatalf("the Job's Secret: %v, keys %v", err, keysOf(sec.Data))
+		t.Fatalf("the Job's Secret has keys %v", keysOf(sec.Data))
 	}
 	lp := k.runPodLocally(e, k.podsOf(job.Name, 1)[0])
 	if r := e.waitRun(id); r.Status != api.RunCompleted {

@@ -145,14 +145,14 @@ func (a Access) String() string {
 
 // Needed is what Paddock does in its namespace: it makes Jobs (runs) and
 // Pods (cluster nodes), a headless Service per multi-node run and a Secret
-// holding the node tokens of each (updated when a create is retried, and
-// given its owner), and watches Jobs and Pods. docs/kubernetes.md has the
+// holding the node tokens of each (updated when a create is retried), and
+// watches Jobs and Pods. docs/kubernetes.md has the
 // Role that grants it.
 var Needed = []Access{
 	{"create", "batch", "jobs"}, {"delete", "batch", "jobs"}, {"get", "batch", "jobs"}, {"list", "batch", "jobs"}, {"watch", "batch", "jobs"},
 	{"create", "", "pods"}, {"delete", "", "pods"}, {"get", "", "pods"}, {"list", "", "pods"}, {"watch", "", "pods"},
 	{"create", "", "services"}, {"delete", "", "services"},
-	{"create", "", "secrets"}, {"delete", "", "secrets"}, {"update", "", "secrets"}, {"patch", "", "secrets"},
+	{"create", "", "secrets"}, {"delete", "", "secrets"}, {"update", "", "secrets"},
 }
 
 // Node is one node of the cluster as the API reports it.

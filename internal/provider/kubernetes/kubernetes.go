@@ -41,7 +41,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -467,16 +466,9 @@ func (p *Provider) create(ctx context.Context, specs []provider.NodeSpec, job bo
 		serverURL = first.ServerURL
 	}
 	targetKey := store.Key(first.Workspace, first.Compute)
-	secrets := c.cs.CoreV1().Secrets(c.ns)
-	sec := GroupSecret(group, c.ns, c.label, serverURL, p.env.CA, tokens)
-	if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}) // a retry: its tokens are new
-		if err != nil {
-			return kube.Explain(conn2(c), err)
-		}
-	} else if err != nil {
-		return kube.Explain(conn2(c), err)
-	}
+	// The Job (or pod) first, then its Secret owned by it, so that the
+	// Secret goes with it should the server not delete it: two calls per
+	// run. The kubelet waits for a pod's Secret volume to exist.
 	var owner metav1.OwnerReference
 	if job {
 		j, err := c.cs.BatchV1().Jobs(c.ns).Create(ctx, RunJob(group, c.ns, c.label, targetKey, ids, cfg), metav1.CreateOptions{})
@@ -504,9 +496,15 @@ func (p *Provider) create(ctx context.Context, specs []provider.NodeSpec, job bo
 		}
 		owner = metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
 	}
-	// The Secret goes with its owner, should the server not delete it.
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{owner}}})
-	if _, err := secrets.Patch(ctx, group, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	secrets := c.cs.CoreV1().Secrets(c.ns)
+	sec := GroupSecret(group, c.ns, c.label, serverURL, p.env.CA, tokens)
+	sec.OwnerReferences = []metav1.OwnerReference{owner}
+	if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}) // a retry: its tokens are new
+		if err != nil {
+			return kube.Explain(conn2(c), err)
+		}
+	} else if err != nil {
 		return kube.Explain(conn2(c), err)
 	}
 	what := "pod"

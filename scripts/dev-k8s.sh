@@ -11,6 +11,8 @@
 #   scripts/dev-k8s.sh env     print `export KUBECONFIG=...` (an admin, system:masters)
 #   scripts/dev-k8s.sh built   exit 0 when the binaries are cached
 #   scripts/dev-k8s.sh status  exit 0 when a control plane started here answers
+#   scripts/dev-k8s.sh kubectl build kubectl of the same version unless cached, print its path
+#                              (the benchmark's bare Jobs; not needed by the tests)
 #
 # The build is cached in $PADDOCK_K8S_CACHE (default ~/.cache/paddock-k8s):
 # its own GOMODCACHE and GOCACHE, and the binaries under bin/<versions>;
@@ -93,6 +95,26 @@ build() {
   GOFLAGS= GOBIN="$BIN" CGO_ENABLED=0 go install -trimpath -ldflags '-s -w' "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   touch "$BIN/.complete"
   echo "dev-k8s: built in $(( $(date +%s) - t0 ))s" >&2
+}
+
+# kubectl: built on demand only (figure 7 of cmd/paddock-bench uses it),
+# from the module of the control plane's build.
+kubectl_bin() {
+  build
+  if [ ! -x "$BIN/kubectl" ]; then
+    echo "dev-k8s: building kubectl $K8S_VERSION into $BIN (a minute or two)" >&2
+    local minor; minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+    (
+      export GOMODCACHE=$CACHE/gomod GOCACHE=$CACHE/gocache GOFLAGS=-mod=mod GOTOOLCHAIN=local
+      cd "$CACHE/work/k8s"
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w \
+        -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 \
+        -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+        -o "$BIN/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
+      mv "$BIN/kubectl.tmp" "$BIN/kubectl"
+    ) >&2
+  fi
+  echo "$BIN/kubectl"
 }
 
 stop_all() {
@@ -216,8 +238,9 @@ case "${1:-start}" in
   build) build ;;
   built) built ;;
   status) up ;;
+  kubectl) kubectl_bin ;;
   start) start ;;
   stop) stop_all ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 build|start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 build|built|start|status|stop|env|kubectl" >&2; exit 2 ;;
 esac

@@ -39,7 +39,7 @@ type Config struct {
 	// ProfileDir, when set, receives CPU profiles of the server during the
 	// figures whose targets are hard (2, 5): <figure>.pprof.
 	ProfileDir string
-	// Only, when set, runs just these figures (1 to 6).
+	// Only, when set, runs just these figures (1 to 7).
 	Only []int
 	Out  io.Writer
 	// Progress, when set, receives each figure's rows as it finishes, so
@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	started := time.Now()
 	var rows []row
-	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm} {
+	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm, figureKubernetes} {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, i+1) {
 			continue
 		}

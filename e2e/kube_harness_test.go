@@ -82,6 +82,22 @@ func needKube(t testing.TB) *kubeEnv {
 	return k
 }
 
+// kubeTest starts a Kubernetes test: the dev control plane with a
+// namespace of the test's own, and a server (paddock up with extra) whose
+// log the test prints should it fail.
+func kubeTest(t *testing.T, extra ...string) (*kubeEnv, *env, *server) {
+	t.Helper()
+	k := needKube(t)
+	e := newEnv(t)
+	srv := e.up(extra...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	})
+	return k, e, srv
+}
+
 type clientcmdConfig struct {
 	cs     *kubernetes.Clientset
 	server string

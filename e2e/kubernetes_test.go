@@ -22,9 +22,7 @@ import (
 // namespace. The kubeconfig is never shown. A target attached with the
 // documented service account shows the cluster's nodes.
 func TestKubernetesAttach(t *testing.T) {
-	k := needKube(t)
-	e := newEnv(t)
-	srv := e.up()
+	k, e, srv := kubeTest(t)
 	dir := t.TempDir()
 
 	// Nothing listens: unreachable.
@@ -147,14 +145,7 @@ func (k *kubeEnv) tokenOf(sa string) string {
 // (a new Job for the run), pods that keep failing (the run fails), cancel
 // (nothing left), a multi-node run (an Indexed Job and a headless Service).
 func TestKubernetesJobs(t *testing.T) {
-	k := needKube(t)
-	e := newEnv(t)
-	srv := e.up()
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.Logs())
-		}
-	}()
+	k, e, _ := kubeTest(t)
 	k.attach(e, "k8s", "--server-url", "http://paddock.invalid:8765")
 	ctx := context.Background()
 
@@ -263,14 +254,7 @@ func TestKubernetesJobs(t *testing.T) {
 // the distributed environment. Then a pod evicted while its run runs:
 // the attempt ends Preempted, and the run restarts in a new Job.
 func TestKubernetesPodContract(t *testing.T) {
-	k := needKube(t)
-	e := newEnv(t)
-	srv := e.up()
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.Logs())
-		}
-	}()
+	k, e, _ := kubeTest(t)
 	k.attach(e, "k8s")
 	src := filepath.Join(e.home, "src")
 	os.MkdirAll(src, 0o755)
@@ -335,14 +319,7 @@ open("outputs/model-%s.txt" % os.environ["RANK"], "w").write("weights")
 // node's pod, run locally, runs the cluster's runs; an evicted pod is a
 // lost node whose run restarts; scale-down deletes the pod.
 func TestKubernetesProviderCluster(t *testing.T) {
-	k := needKube(t)
-	e := newEnv(t)
-	srv := e.up()
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.Logs())
-		}
-	}()
+	k, e, _ := kubeTest(t)
 	ctx := context.Background()
 	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "paddock-low-" + k.ns}, Value: -10}
 	if _, err := k.cs.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil {
@@ -421,14 +398,7 @@ func adminToken(t *testing.T, kubeconfig []byte) string {
 // the agent connects over HTTPS with it, and the run reaches the API with
 // the CA file it is given.
 func TestTLSKubernetesPod(t *testing.T) {
-	k := needKube(t)
-	e := newEnv(t)
-	srv := e.up("--tls")
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.Logs())
-		}
-	}()
+	k, e, _ := kubeTest(t, "--tls")
 	k.attach(e, "k8s")
 	src := filepath.Join(t.TempDir(), "src")
 	os.MkdirAll(src, 0o755)

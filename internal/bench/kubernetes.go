@@ -358,7 +358,7 @@ func waitNoJobs(ctx context.Context, cs k8s.Interface, ns string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Jobs left in namespace %s after 2 minutes", ns)
+			return fmt.Errorf("namespace %s still has Jobs after 2 minutes", ns)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

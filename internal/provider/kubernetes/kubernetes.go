@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -646,12 +648,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 func (p *Provider) List(context.Context) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.nodes))
-	for id := range p.nodes {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out, nil
+	return slices.Sorted(maps.Keys(p.nodes)), nil
 }
 
 // Preempt implements provider.Preempter: the node's pod is deleted, as a

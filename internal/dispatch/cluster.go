@@ -38,14 +38,16 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]sch
 	return nodes, queue, err
 }
 
-// SetRunReason sets why one queued run waits (its status_reason), for
-// targets where each run waits for something of its own (its pod); a run
-// that is no longer queued is left as it is.
-func (d *Dispatcher) SetRunReason(ctx context.Context, ws, id, reason string) error {
+// SetRunReasons sets why queued runs wait (their status_reason, by run
+// id), for targets where each run waits for something of its own (its
+// pod), in one commit; a run that is no longer queued is left as it is.
+func (d *Dispatcher) SetRunReasons(ctx context.Context, ws string, reasons map[string]string) error {
 	return d.do(ctx, func(tx *txn) error {
-		if r := d.runs[id]; r != nil && r.Workspace == ws && r.Status == api.RunQueued && r.StatusReason != reason {
-			r.StatusReason = reason
-			tx.touchRun(r)
+		for id, reason := range reasons {
+			if r := d.runs[id]; r != nil && r.Workspace == ws && r.Status == api.RunQueued && r.StatusReason != reason {
+				r.StatusReason = reason
+				tx.touchRun(r)
+			}
 		}
 		return nil
 	})

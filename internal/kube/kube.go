@@ -91,9 +91,12 @@ func Connect(kubeconfig []byte, contextName, namespace string) (*Connection, err
 	}
 	rc.UserAgent = "paddock"
 	rc.Timeout = 30 * time.Second
-	// The control plane answers Paddock's few calls; client-go's default
-	// (5 QPS) would pace a burst of submissions.
-	rc.QPS, rc.Burst = 50, 100
+	// Paddock reads through watches; its calls are creates and deletes, two
+	// per run (a Job and its Secret). client-go's default (5 QPS) would
+	// pace a burst of submissions at two Jobs a second; this lets a burst
+	// of 100 runs through at once and 50 runs a second after it (twice a
+	// kube-scheduler's default of 50 QPS, burst 100).
+	rc.QPS, rc.Burst = 100, 200
 	return &Connection{Config: rc, Namespace: namespace, Server: cluster.Server}, nil
 }
 

@@ -32,7 +32,7 @@ type Dispatch interface {
 	RemoveNode(ctx context.Context, id string) error
 	NodeGone(ctx context.Context, id string, preempted bool) error
 	NodeEnded(ctx context.Context, id string, preempted bool, why string) error
-	SetRunReason(ctx context.Context, ws, id, reason string) error
+	SetRunReasons(ctx context.Context, ws string, reasons map[string]string) error
 	FailQueued(ctx context.Context, ws, id, reason, msg string) error
 	Nodes(ctx context.Context, ws, compute string) ([]store.Node, error)
 	Evict(ctx context.Context, id, reason, msg string) error

@@ -113,33 +113,73 @@ func (c *Controller) runJobs(ctx context.Context, prov provider.Provider, rec st
 			delete(byRun, runID) // a run requeued gets a new Job below
 		}
 	}
-	var errs []error
+	// The queued runs' Jobs, several at once: each is a store commit and
+	// two API calls, and a burst of submissions should not wait for them
+	// one by one.
+	var (
+		mu      sync.Mutex
+		errs    []error
+		stopped bool
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, launchParallel)
+	)
 	for _, r := range queued {
 		if _, ok := byRun[r.ID]; ok {
 			continue
 		}
 		if n := podFailureCount(key, r.ID); n >= maxPodFailures {
-			errs = append(errs, c.Dispatch.FailQueued(ctx, ws, r.ID, "PodFailed",
-				fmt.Sprintf("the run's pods failed %d times before their agent connected; the last time: %s", n, strings.TrimPrefix(reasons[r.ID], "Kubernetes: "))))
-			continue
-		}
-		err := c.launchJob(ctx, group, cfg, rec, r)
-		if errors.Is(err, api.ErrInvalid) {
-			// It can never start here (no instance type fits it).
-			errs = append(errs, c.Dispatch.FailQueued(ctx, ws, r.ID, "Unschedulable", err.Error()))
-			continue
-		}
-		if err != nil {
+			mu.Lock()
+			last := strings.TrimPrefix(reasons[r.ID], "Kubernetes: ")
+			mu.Unlock()
+			err := c.Dispatch.FailQueued(ctx, ws, r.ID, "PodFailed",
+				fmt.Sprintf("the run's pods failed %d times before their agent connected; the last time: %s", n, last))
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
+			continue
+		}
+		slots <- struct{}{}
+		mu.Lock()
+		stop := stopped
+		mu.Unlock()
+		if stop {
+			<-slots
 			break
 		}
-		reasons[r.ID] = "Kubernetes: Job created"
+		wg.Add(1)
+		go func(r store.Run) {
+			defer func() { <-slots; wg.Done() }()
+			err := c.launchJob(ctx, group, cfg, rec, r)
+			if errors.Is(err, api.ErrInvalid) {
+				// It can never start here (no instance type fits it).
+				err = c.Dispatch.FailQueued(ctx, ws, r.ID, "Unschedulable", err.Error())
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				// The cluster refuses or is unreachable: no more this pass;
+				// the error requeues the target with backoff.
+				errs, stopped = append(errs, err), true
+				return
+			}
+			reasons[r.ID] = "Kubernetes: Job created"
+		}(r)
 	}
+	wg.Wait()
+	waiting := make(map[string]string, len(queued))
 	for _, r := range queued {
-		errs = append(errs, c.Dispatch.SetRunReason(ctx, ws, r.ID, reasons[r.ID]))
+		waiting[r.ID] = reasons[r.ID]
 	}
+	errs = append(errs, c.Dispatch.SetRunReasons(ctx, ws, waiting))
 	return errors.Join(errs...)
 }
+
+// launchParallel is how many Jobs one pass makes at once.
+const launchParallel = 16
 
 // checkRunPods reads the state of one run's pods: why the run waits,
 // and whether its Job has ended before the run did (then every node of

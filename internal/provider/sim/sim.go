@@ -64,6 +64,10 @@ func init() {
 	})
 }
 
+// maxHeartbeatConns bounds the connections of agents that poll without
+// waiting (PollWait 0).
+const maxHeartbeatConns = 1024
+
 // New returns the provider; its agents stop when ctx ends.
 func New(ctx context.Context, opts Options, log *slog.Logger) *Provider {
 	if opts.Heartbeat == 0 {
@@ -71,6 +75,14 @@ func New(ctx context.Context, opts Options, log *slog.Logger) *Provider {
 	}
 	t := api.NewTransport(opts.RootCAs)
 	t.MaxIdleConnsPerHost = 256
+	if opts.PollWait == 0 {
+		// Heartbeating agents hold no connection, so a bounded pool serves
+		// them all: when the server falls behind, their polls queue here
+		// instead of each opening a socket, which in one process (client
+		// and server ends both count) ran out of file descriptors at
+		// 20,000 nodes.
+		t.MaxConnsPerHost = maxHeartbeatConns
+	}
 	return &Provider{ctx: ctx, opts: opts, log: log, client: &http.Client{Transport: t, Timeout: opts.PollWait + 30*time.Second},
 		nodes: map[string]context.CancelFunc{}}
 }

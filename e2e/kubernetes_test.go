@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -245,6 +246,76 @@ func TestKubernetesJobs(t *testing.T) {
 	}
 	e.ok("run", "cancel", multi)
 	k.nothingLeft("after cancelling the multi-node run")
+	e.ok("compute", "detach", "k8s")
+}
+
+// A pod that ends before its agent connects, or whose node goes, ends
+// the run's Job and the run gets a new one: a pod that succeeded (its
+// agent exited early), and a pod evicted from a node that is lost (a
+// NoExecute taint, as the node controller or a drain sets; the real taint
+// controller evicts the pod). The run's instance type puts its pod on a
+// node of the test's own.
+func TestKubernetesPodEnds(t *testing.T) {
+	k, e, srv := kubeTest(t)
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "kwok-lost-" + k.ns,
+		Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		Labels:      map[string]string{"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH, "paddock.dev/e2e-node": k.ns}},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{"cpu": mustQty("4"), "memory": mustQty("8Gi"), "pods": mustQty("10")}}}
+	if _, err := k.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	k.attach(e, "k8s", "--instance-type", "here=cpu:1,memory:1Gi,selector:paddock.dev/e2e-node="+k.ns)
+	id := e.submit2("k8s", "--", "true")
+	j1 := k.jobOf(id)
+	p1 := k.podsOf(j1.Name, 1)[0]
+	if p1.Spec.NodeName != node.Name {
+		t.Fatalf("the pod runs on %q, not on the instance type's node %s", p1.Spec.NodeName, node.Name)
+	}
+	k.endPod(p1.Name, "succeeded")
+	j2 := k.jobOf(id, j1.Name)
+	k.podsOf(j2.Name, 1)
+	eventually(t, 20*time.Second, "the first Job to go", func() bool {
+		_, err := k.cs.BatchV1().Jobs(k.ns).Get(ctx, j1.Name, metav1.GetOptions{})
+		return err != nil
+	})
+	if r := e.show(id); r.Status != api.RunQueued || len(r.Attempts) != 0 {
+		t.Errorf("after a pod that ended before its agent connected: %s %+v", r.Status, r.Attempts)
+	}
+	// The node is lost: the taint controller evicts its pod.
+	node, err := k.cs.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: "paddock.dev/e2e-lost", Effect: corev1.TaintEffectNoExecute})
+	if _, err := k.cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.jobOf(id, j1.Name, j2.Name)
+	eventually(t, 20*time.Second, "the lost node's Job to go", func() bool {
+		_, err := k.cs.BatchV1().Jobs(k.ns).Get(ctx, j2.Name, metav1.GetOptions{})
+		return err != nil
+	})
+	// Its new pod has nowhere to go: the scheduler says why.
+	eventually(t, 30*time.Second, "the scheduler's reason", func() bool {
+		return strings.Contains(e.show(id).StatusReason, "Unschedulable")
+	})
+	if r := e.show(id); r.Status != api.RunQueued {
+		t.Errorf("after its node was lost: %s %q", r.Status, r.StatusReason)
+	}
+	// What the server made of each end (in its log: the run never started,
+	// so it has no attempt to show it): the early exit counts against the
+	// run's tries, the eviction does not.
+	logs := srv.Logs()
+	for _, want := range []string{`preempted=false why="its agent exited before the run ended"`,
+		`preempted=true why="its pod was evicted from its node (a NoExecute taint`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the server's log lacks %s", want)
+		}
+	}
+	e.ok("run", "cancel", id)
+	k.nothingLeft("after cancel")
 	e.ok("compute", "detach", "k8s")
 }
 

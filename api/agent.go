@@ -81,6 +81,15 @@ type Assignment struct {
 	// NodeRank is this node's rank in a multi-node run (0 otherwise); only
 	// rank 0 uploads outputs.
 	NodeRank int `json:"node_rank"`
+	// Hosts are the addresses of the attempt's nodes, rank 0 first
+	// (multi-node runs only).
+	Hosts []string `json:"hosts,omitempty"`
+	// Distribution and ProcessCountPerNode say how the agent starts the
+	// command: ProcessCountPerNode processes on each node, each with its
+	// LOCAL_RANK and RANK; with distribution mpi, through mpirun on rank 0,
+	// which reaches the other nodes through their agents.
+	Distribution        string `json:"distribution,omitempty"`
+	ProcessCountPerNode int    `json:"process_count_per_node,omitempty"`
 	// RestoreOutputs asks the agent to put the run's stored outputs (the
 	// checkpoints of an earlier attempt) into ./outputs before it starts.
 	RestoreOutputs bool `json:"restore_outputs,omitempty"`

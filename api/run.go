@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // RunStatus is where a run is in its lifecycle.
 type RunStatus string
@@ -29,6 +32,11 @@ type Environment struct {
 	Python       string `json:"python,omitempty"`       // an existing interpreter
 	Requirements string `json:"requirements,omitempty"` // contents of a requirements.txt: a venv made once per content hash
 	Image        string `json:"image,omitempty"`        // a container image, run with podman or docker
+	// Conda is the contents of a conda environment file (environment.yml):
+	// its pip packages go into a venv made once per content hash, on a
+	// node whose python3 meets the file's python version; conda packages
+	// need conda or micromamba on the node.
+	Conda string `json:"conda,omitempty"`
 }
 
 // Resources a run asks for on each node.
@@ -55,18 +63,53 @@ type Attempt struct {
 	Error     string           `json:"error,omitempty"`
 }
 
-// Metric is one logged value.
+// Metric kinds: what a logged value is. The default (empty) is a number.
+const (
+	MetricNumber = ""       // Value holds it
+	MetricString = "string" // Text holds it
+	MetricRow    = "row"    // Data holds one row of a table: an object of column → number, string, boolean or null
+	MetricJSON   = "json"   // Data holds a JSON value (a list, a confusion matrix …)
+	MetricImage  = "image"  // Text names the run file that holds the image (PUT .../runs/{id}/files/{path})
+)
+
+// MetricKinds lists the metric kinds.
+var MetricKinds = []string{MetricNumber, MetricString, MetricRow, MetricJSON, MetricImage}
+
+// Metric is one logged value: a number unless Kind says otherwise.
 type Metric struct {
-	Name  string    `json:"name"`
-	Value float64   `json:"value"`
-	Step  int64     `json:"step"`
-	Time  time.Time `json:"time"`
+	Name  string          `json:"name"`
+	Kind  string          `json:"kind,omitempty"`
+	Value float64         `json:"value"`
+	Text  string          `json:"text,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Step  int64           `json:"step"`
+	Time  time.Time       `json:"time"`
 }
 
 // OutputFile is one file a run wrote under ./outputs.
 type OutputFile struct {
 	Path string `json:"path"`
 	Size int64  `json:"size"`
+}
+
+// Where a run's file comes from.
+const (
+	FileOutput   = "outputs"  // the run's ./outputs, uploaded by its agent
+	FileUploaded = "uploaded" // posted with PUT .../runs/{id}/files/{path} (upload_file, log_image)
+)
+
+// RunFile is one file of a run: one of its outputs (path outputs/...) or
+// one the run or its user uploaded (the path it was given).
+type RunFile struct {
+	Path   string    `json:"path"`
+	Size   int64     `json:"size"`
+	Origin string    `json:"origin"` // outputs or uploaded
+	Time   time.Time `json:"time,omitempty"`
+}
+
+// RunFileList is the body of GET .../runs/{id}/files.
+type RunFileList struct {
+	Items []RunFile `json:"items"`
 }
 
 // Run is a training run as the API returns it.
@@ -95,6 +138,13 @@ type Run struct {
 	EndedAt               *time.Time        `json:"ended_at,omitempty"`
 	Metrics               map[string]Metric `json:"metrics,omitempty"` // the latest value of each metric
 	Outputs               []OutputFile      `json:"outputs,omitempty"`
+	Tags                  map[string]string `json:"tags,omitempty"`
+	// Interactive runs (Azure ML's start_logging) run no command: their
+	// client logs to them and ends them with :complete or :fail.
+	Interactive bool `json:"interactive,omitempty"`
+	// FailRequested is why the run said it failed (Run.fail from inside
+	// it): the attempt ends Failed even if its command exits 0.
+	FailRequested string `json:"fail_requested,omitempty"`
 	// MaxRunDurationFromPolicy says the workspace's policy set
 	// max_run_duration_seconds (the run asked for no limit).
 	MaxRunDurationFromPolicy bool `json:"max_run_duration_from_policy,omitempty"`
@@ -127,6 +177,21 @@ type RunSubmit struct {
 	Distribution          string            `json:"distribution,omitempty"`
 	Resources             *Resources        `json:"resources,omitempty"`
 	MaxRunDurationSeconds int64             `json:"max_run_duration_seconds,omitempty"`
+	Tags                  map[string]string `json:"tags,omitempty"`
+	// Interactive starts a run that runs nothing (no compute, no command):
+	// it is Running at once and its client ends it.
+	Interactive bool `json:"interactive,omitempty"`
+}
+
+// RunUpdate is the body of PATCH .../runs/{id}: tags to set, and (null)
+// to remove.
+type RunUpdate struct {
+	Tags map[string]*string `json:"tags"`
+}
+
+// RunEnd is the optional body of POST .../runs/{id}:fail.
+type RunEnd struct {
+	Error string `json:"error,omitempty"`
 }
 
 // RunList is the body of GET .../runs.
@@ -146,17 +211,24 @@ type LogLine struct {
 
 // MetricPost is the body of POST .../runs/{id}/metrics: one metric or a batch.
 type MetricPost struct {
-	Name    string       `json:"name,omitempty"`
-	Value   *float64     `json:"value,omitempty"`
-	Step    *int64       `json:"step,omitempty"`
-	Metrics []MetricItem `json:"metrics,omitempty"`
+	Name    string          `json:"name,omitempty"`
+	Kind    string          `json:"kind,omitempty"`
+	Value   *float64        `json:"value,omitempty"`
+	Text    *string         `json:"text,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Step    *int64          `json:"step,omitempty"`
+	Metrics []MetricItem    `json:"metrics,omitempty"`
 }
 
-// MetricItem is one entry of a MetricPost batch.
+// MetricItem is one entry of a MetricPost batch: value for a number, text
+// for a string or an image's file, data for a row or a JSON value.
 type MetricItem struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Step  *int64  `json:"step,omitempty"`
+	Name  string          `json:"name"`
+	Kind  string          `json:"kind,omitempty"`
+	Value float64         `json:"value"`
+	Text  string          `json:"text,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Step  *int64          `json:"step,omitempty"`
 }
 
 // MetricList is the body of GET .../runs/{id}/metrics: every value logged.

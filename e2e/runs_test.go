@@ -339,7 +339,7 @@ func TestSubmitValidation(t *testing.T) {
 		{[]string{"--compute", "local", "--max-run-duration", "soon", "--", "true"}, 2, "--max-run-duration must be a duration"},
 		{[]string{"--compute", "local", "--source", big, "--", "true"}, 2, "larger than the 100 MiB limit"},
 		{[]string{"--compute", "local", "--source", "/nonexistent", "--", "true"}, 2, "is not a directory"},
-		{[]string{"--compute", "local", "--python", "/usr/bin/python3", "--image", "x", "--", "true"}, 2, "give only one of --python, --requirements and --image"},
+		{[]string{"--compute", "local", "--python", "/usr/bin/python3", "--image", "x", "--", "true"}, 2, "give only one of --python, --requirements, --conda and --image"},
 	}
 	for _, tc := range cases {
 		r := e.run(append([]string{"run", "submit"}, tc.args...)...)

@@ -11,14 +11,16 @@
 #   cc      gcc and libc headers: the race detector (go test -race)
 #   ssh     OpenSSH client and server: instance logins, remote targets
 #   venv    python3-venv: runs with --requirements build venvs
-#   pytest  pytest: the Python SDK's tests
+#   pytest  pytest and wheel: the Python SDK's tests (one pip-installs the SDK offline)
+#   mypy    mypy: the Python SDK is type-checked in strict mode
+#   mpi     OpenMPI's mpirun: runs with distribution mpi (MpiConfiguration)
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
 #   k8s     curl and openssl: scripts/dev-k8s.sh (which builds the control
 #           plane itself, from the Go module proxy), the Kubernetes tests
 set -euo pipefail
 
-all=(cc ssh venv pytest slurm podman k8s)
+all=(cc ssh venv pytest mypy mpi slurm podman k8s)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -26,7 +28,9 @@ present() {
     cc) command -v gcc >/dev/null ;;
     ssh) command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && [ -x /usr/sbin/sshd ] ;;
     venv) python3 -c 'import ensurepip, venv' 2>/dev/null ;;
-    pytest) python3 -m pytest --version >/dev/null 2>&1 ;;
+    pytest) python3 -m pytest --version >/dev/null 2>&1 && python3 -c 'import wheel' 2>/dev/null ;;
+    mypy) python3 -m mypy --version >/dev/null 2>&1 || /usr/bin/python3 -m mypy --version >/dev/null 2>&1 ;;
+    mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
     k8s) command -v curl >/dev/null && command -v openssl >/dev/null ;;
@@ -40,7 +44,9 @@ packages() {
     cc) echo gcc libc6-dev ;;
     ssh) echo openssh-client openssh-server ;;
     venv) echo python3-venv ;;
-    pytest) echo python3-pytest ;;
+    pytest) echo python3-pytest python3-wheel ;;
+    mypy) echo python3-mypy ;;
+    mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
     k8s) echo curl openssl ca-certificates ;;
@@ -79,10 +85,13 @@ done
 echo "deps.sh: installing ${pkgs[*]} (for ${missing[*]})" >&2
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
-# pytest for a python3 that is not Debian's (pyenv and the like) comes from pip.
-if [[ " ${missing[*]} " == *" pytest "* ]] && ! present pytest; then
-  python3 -m pip install -q pytest
-fi
+# pytest and mypy for a python3 that is not Debian's (pyenv and the like) come from pip.
+for tool in pytest mypy; do
+  if [[ " ${missing[*]} " == *" $tool "* ]] && ! present $tool; then
+    python3 -m pip install -q $tool
+    [ $tool != pytest ] || python3 -m pip install -q wheel
+  fi
+done
 still=()
 for g in "${missing[@]}"; do
   present "$g" || still+=("$g")

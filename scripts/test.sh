@@ -131,8 +131,18 @@ FuzzAgentLogs ./internal/server 10000
 FuzzExtract ./internal/snapshot 5000
 FuzzValidateName ./internal/compute 30000
 TARGETS
-# The Python SDK against a real server.
-bash sdk/python/run_tests.sh -rs 2>&1 | tee "$work/pytest.txt"
+# The Python SDK: type-checked in strict mode, then its tests against a real server.
+# (mypy checks the SDK's source, so Debian's python3-mypy serves whatever python3 is first on PATH.)
+mypy=""
+for py in python3 /usr/bin/python3; do
+  if [ -z "$mypy" ] && $py -m mypy --version >/dev/null 2>&1; then mypy="$py -m mypy"; fi
+done
+if [ -n "$mypy" ]; then
+  (cd sdk/python && $mypy --strict paddock)
+else
+  echo "SKIPPED [1] mypy: not installed: the SDK's type check (bash scripts/deps.sh mypy)" >>"$work/pytest.txt"
+fi
+bash sdk/python/run_tests.sh -rs 2>&1 | tee -a "$work/pytest.txt"
 # The benchmark at tiny sizes: checks every figure still runs (the numbers
 # it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
 # Figure 6 needs a Slurm cluster and is skipped without.

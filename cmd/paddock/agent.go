@@ -79,6 +79,7 @@ nodes they make. Stop it with SIGTERM: its runs are stopped and reported.`,
 	f.BoolVar(&cfg.NoIsolation, "no-isolation", false, "run every run as the agent's own user, seeing what the agent sees (trusted single-user setups only)")
 	f.StringVar(&logLevel, "log-level", "info", "log level")
 	withoutClientFlags(cmd)
+	cmd.AddCommand(newLaunchCmd())
 	return cmd
 }
 

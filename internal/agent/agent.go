@@ -115,6 +115,10 @@ type Agent struct {
 	stop     context.CancelFunc // ends the agent (OneRun)
 	wg       sync.WaitGroup
 	envLocks sync.Map // venv key → *sync.Mutex
+
+	launcherOnce sync.Once // see launcher
+	launcherPath string
+	launcherErr  error
 }
 
 // Run runs an agent until ctx ends; then it stops its runs and returns.

@@ -44,11 +44,23 @@ func (e errImage) Error() string { return e.msg }
 // environment variables and command to run:
 //   - python: an existing interpreter is put first on PATH as python and python3;
 //   - requirements: a venv made once per content hash and user, and reused;
+//   - conda: an environment built by conda where the node has it, else a
+//     venv of the file's pip packages (see condaEnv);
 //   - image: the command runs in a container with podman or docker (or
 //     directly, when the agent itself runs in that image: a pod's);
 //   - none: the node's python3, as it is.
 func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper, sb sandbox) (prepared, error) {
 	e := as.Environment
+	// A run asking for the image the agent itself runs in (a Kubernetes
+	// pod's) runs here directly, not in a container of its own.
+	container := e.Image != "" && e.Image != a.cfg.Image
+	cmd, launch, launchPath, err := a.launchCommand(as, cmd, container)
+	if err != nil {
+		return prepared{}, err
+	}
+	if launchPath != "" && !container {
+		env = setEnv(env, "PATH", launchPath+":"+getEnv(env, "PATH"))
+	}
 	switch {
 	case e.Python != "":
 		bin, err := a.pythonShim(e.Python)
@@ -56,7 +68,7 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 			return prepared{}, err
 		}
 		return prepared{env: setEnv(env, "PATH", bin+":"+getEnv(env, "PATH")), cmd: cmd,
-			binds: []proc.Bind{{Path: bin, ReadOnly: true}}}, nil
+			binds: append(launch, proc.Bind{Path: bin, ReadOnly: true})}, nil
 	case e.Requirements != "":
 		venv, err := a.venv(ctx, e.Requirements, ship, sb)
 		if err != nil {
@@ -64,8 +76,20 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 		}
 		env = setEnv(env, "VIRTUAL_ENV", venv)
 		return prepared{env: setEnv(env, "PATH", filepath.Join(venv, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
-			binds: []proc.Bind{{Path: venv, ReadOnly: true}}}, nil
-	case e.Image != "" && e.Image != a.cfg.Image:
+			binds: append(launch, proc.Bind{Path: venv, ReadOnly: true})}, nil
+	case e.Conda != "":
+		prefix, err := a.condaEnv(ctx, e.Conda, ship, sb)
+		if err != nil || prefix == "" {
+			return prepared{env: env, cmd: cmd, binds: launch}, err
+		}
+		envVar := "CONDA_PREFIX"
+		if _, err := os.Stat(filepath.Join(prefix, "pyvenv.cfg")); err == nil {
+			envVar = "VIRTUAL_ENV" // pip packages in a venv: no conda on the node
+		}
+		env = setEnv(env, envVar, prefix)
+		return prepared{env: setEnv(env, "PATH", filepath.Join(prefix, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
+			binds: append(launch, proc.Bind{Path: prefix, ReadOnly: true})}, nil
+	case container:
 		engine, why := containerEngine()
 		if engine == "" {
 			return prepared{}, fmt.Errorf("image %q needs podman or docker on this node: %s", e.Image, why)
@@ -74,12 +98,26 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 			return prepared{}, err
 		}
 		name := "paddock-" + attemptName(as)
-		cmd := containerCommand(engine, name, as, dir, cmd, a.iso, sb)
+		cmd := containerCommand(engine, name, as, dir, cmd, a.iso, sb, launch...)
 		return prepared{env: env, cmd: cmd, unsandboxed: true, stop: func(grace time.Duration) {
 			stopContainer(engine, name, grace)
 		}}, nil
 	}
-	return prepared{env: env, cmd: cmd}, nil
+	return prepared{env: env, cmd: cmd, binds: launch}, nil
+}
+
+// lockEnv takes the lock of the cached environment key in dir (runs with
+// the same one wait for one build) and says whether it is built already
+// (saying so to the run's log); ready is the marker to write once it is.
+func (a *Agent) lockEnv(key, dir string, ship *shipper) (unlock func(), ready string, done bool) {
+	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	ready = filepath.Join(dir, ".paddock-ready")
+	if _, err := os.Stat(ready); err == nil {
+		ship.add("stderr", "[paddock] reusing environment "+key)
+		done = true
+	}
+	return lock.(*sync.Mutex).Unlock, ready, done
 }
 
 // pythonShim makes a directory whose python and python3 are the given
@@ -126,15 +164,11 @@ func (a *Agent) venv(ctx context.Context, requirements string, ship *shipper, sb
 	if python == "" {
 		return "", errors.New("requirements environments need python3 on this node's PATH")
 	}
-	sum := sha256.Sum256([]byte(python + "\x00" + requirements + "\x00" + sb.user.name))
-	key := hex.EncodeToString(sum[:])[:24]
+	key := shortHash(python + "\x00" + requirements + "\x00" + sb.user.name)
 	dir := filepath.Join(a.cfg.WorkDir, "envs", key)
-	lock, _ := a.envLocks.LoadOrStore(key, &sync.Mutex{})
-	lock.(*sync.Mutex).Lock()
-	defer lock.(*sync.Mutex).Unlock()
-	ready := filepath.Join(dir, ".paddock-ready")
-	if _, err := os.Stat(ready); err == nil {
-		ship.add("stderr", "[paddock] reusing environment "+key)
+	unlock, ready, done := a.lockEnv(key, dir, ship)
+	defer unlock()
+	if done {
 		return dir, nil
 	}
 	os.RemoveAll(dir)
@@ -213,10 +247,13 @@ func (a *Agent) runTool(ctx context.Context, name string, sb sandbox, spec proc.
 // (the image is on the node: see ensureImage). The engine runs as the
 // agent's user; with separate OS users, the container's processes run as
 // the run's user. Cores and memory become the container's limits.
-func containerCommand(engine, name string, as api.Assignment, dir string, cmd []string, iso *isolation, sb sandbox) []string {
+func containerCommand(engine, name string, as api.Assignment, dir string, cmd []string, iso *isolation, sb sandbox, ro ...proc.Bind) []string {
 	// --init: the command is not PID 1, so SIGTERM reaches it.
 	args := []string{engine, "run", "--rm", "--init", "--name", name, "--pull", "never", "--network", "host",
 		"-v", dir + ":/workdir", "-w", "/workdir"}
+	for _, b := range ro { // the launcher of the run's processes
+		args = append(args, "-v", b.Source()+":"+b.Path+":ro")
+	}
 	if ca := as.Env[RunCAEnv]; ca != "" {
 		args = append(args, "-v", ca+":"+ca+":ro") // the server's CA, at the path the run is given
 	}

@@ -287,7 +287,10 @@ func TestShowRun(t *testing.T) {
 			{Number: 1, Node: "n1", Status: api.RunFailed, ExitCode: &one, Reason: "Preempted"},
 			{Number: 2, Node: "n2", Status: api.RunCompleted, ExitCode: &zero},
 		},
-		Metrics: map[string]api.Metric{"loss": {Value: 0.1, Step: 3}, "acc": {Value: 0.9, Step: 3}},
+		Metrics: map[string]api.Metric{"loss": {Value: 0.1, Step: 3}, "acc": {Value: 0.9, Step: 3},
+			"opt": {Kind: api.MetricString, Text: "adam"}, "curve": {Kind: api.MetricRow, Data: json.RawMessage(`{"epoch":2}`), Step: 1},
+			"plot": {Kind: api.MetricImage, Text: "outputs/plot.png"}},
+		Tags:    map[string]string{"stage": "eval"},
 		Outputs: []api.OutputFile{{Path: "model.txt", Size: 7}}}
 	var b bytes.Buffer
 	emit(&b, "table", r, func(w io.Writer) { showRun(w, &r) })
@@ -302,7 +305,11 @@ Duration:    2s
 Attempt:     #1 on n1: Failed, exit 1 (Preempted)
 Attempt:     #2 on n2: Completed, exit 0
 Metric:      acc = 0.9 (step 3)
+Metric:      curve = {"epoch":2} (step 1)
 Metric:      loss = 0.1 (step 3)
+Metric:      opt = "adam" (step 0)
+Metric:      plot = image outputs/plot.png (step 0)
+Tag:         stage = eval
 Output:      model.txt (7 bytes)
 `
 	if d := cmp.Diff(want, b.String()); d != "" {

@@ -35,7 +35,8 @@ func newRunCmd(g *globals) *cobra.Command {
 type submitFlags struct {
 	in                             api.RunSubmit
 	source, requirements, duration string
-	envs                           []string
+	conda                          string
+	envs, tags                     []string
 	cores, memGB                   float64
 	gpus                           int
 	stream                         bool
@@ -63,13 +64,13 @@ func (sf *submitFlags) build(cmd *cobra.Command, args []string) (api.RunSubmit, 
 	}
 	in.Command = args
 	set := 0
-	for _, f := range []string{"python", "requirements", "image"} {
+	for _, f := range []string{"python", "requirements", "image", "conda"} {
 		if cmd.Flags().Changed(f) {
 			set++
 		}
 	}
 	if set > 1 {
-		return in, api.Invalid("environment", "give only one of --python, --requirements and --image")
+		return in, api.Invalid("environment", "give only one of --python, --requirements, --conda and --image")
 	}
 	if cmd.Flags().Changed("cores") || cmd.Flags().Changed("memory-gb") || cmd.Flags().Changed("gpus") {
 		in.Resources = &api.Resources{Cores: sf.cores, MemoryGB: sf.memGB, GPUs: sf.gpus}
@@ -97,6 +98,23 @@ func (sf *submitFlags) build(cmd *cobra.Command, args []string) (api.RunSubmit, 
 			return in, api.Invalid("requirements", "--requirements: cannot read %s: %v", sf.requirements, unwrapPathErr(err))
 		}
 		in.Environment.Requirements = string(data)
+	}
+	if sf.conda != "" {
+		data, err := os.ReadFile(sf.conda)
+		if err != nil {
+			return in, api.Invalid("conda", "--conda: cannot read %s: %v", sf.conda, unwrapPathErr(err))
+		}
+		in.Environment.Conda = string(data)
+	}
+	if len(sf.tags) > 0 {
+		in.Tags = map[string]string{}
+		for _, kv := range sf.tags {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return in, api.Invalid("tag", "--tag must be NAME=VALUE, not %q", kv)
+			}
+			in.Tags[k] = v
+		}
 	}
 	return in, nil
 }
@@ -165,6 +183,9 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringVar(&sf.in.Environment.Python, "python", "", "an existing python interpreter on the node")
 	f.StringVar(&sf.requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
 	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node; on a kubernetes target, the pod's image)")
+	f.StringVar(&sf.conda, "conda", "", "a conda environment file (environment.yml): its pip packages in a venv, conda packages with conda on the node")
+	f.IntVar(&sf.in.ProcessCountPerNode, "process-count-per-node", 0, "processes per node, each with its LOCAL_RANK and RANK (default 1)")
+	f.StringArrayVar(&sf.tags, "tag", nil, "a tag NAME=VALUE for the run (repeatable)")
 	f.StringVar(&sf.duration, "max-run-duration", "", "stop the run after this long, e.g. 2h")
 	f.StringVar(&sf.in.Distribution, "distribution", "", "none, pytorch or mpi")
 	f.BoolVar(&sf.stream, "stream", false, "follow the run's log and exit with its outcome")
@@ -362,7 +383,11 @@ func showRun(w io.Writer, r *api.Run) {
 	if r.ExitCode != nil {
 		fmt.Fprintf(w, "Exit code:\t%d\n", *r.ExitCode)
 	}
-	fmt.Fprintf(w, "Compute:\t%s\n", r.Compute)
+	if r.Interactive {
+		fmt.Fprintf(w, "Compute:\t(interactive: its client logs to it and ends it)\n")
+	} else {
+		fmt.Fprintf(w, "Compute:\t%s\n", r.Compute)
+	}
 	fmt.Fprintf(w, "Experiment:\t%s\n", r.Experiment)
 	fmt.Fprintf(w, "Command:\t%s\n", jsonText(r.Command))
 	fmt.Fprintf(w, "Created:\t%s by %s\n", r.CreatedAt.Format(time.RFC3339), r.CreatedBy)
@@ -389,7 +414,10 @@ func showRun(w io.Writer, r *api.Run) {
 	}
 	for _, name := range sortedKeys(r.Metrics) {
 		m := r.Metrics[name]
-		fmt.Fprintf(w, "Metric:\t%s = %g (step %d)\n", name, m.Value, m.Step)
+		fmt.Fprintf(w, "Metric:\t%s = %s (step %d)\n", name, metricText(m), m.Step)
+	}
+	for _, k := range sortedKeys(r.Tags) {
+		fmt.Fprintf(w, "Tag:\t%s = %s\n", k, r.Tags[k])
 	}
 	for _, o := range r.Outputs {
 		fmt.Fprintf(w, "Output:\t%s (%d bytes)\n", o.Path, o.Size)
@@ -533,11 +561,25 @@ func runMetricsCmd(g *globals) *cobra.Command {
 			}, func(w io.Writer, ms []api.Metric) {
 				fmt.Fprintln(w, "NAME\tSTEP\tVALUE\tTIME")
 				for _, m := range ms {
-					fmt.Fprintf(w, "%s\t%d\t%g\t%s\n", m.Name, m.Step, m.Value, m.Time.Format(time.RFC3339Nano))
+					fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", m.Name, m.Step, metricText(m), m.Time.Format(time.RFC3339Nano))
 				}
 			})
 		},
 	}
+}
+
+// metricText is a metric's value as a table shows it: a number, a quoted
+// string, a row's or a JSON value's JSON, or the file of an image.
+func metricText(m api.Metric) string {
+	switch m.Kind {
+	case api.MetricString:
+		return strconv.Quote(m.Text)
+	case api.MetricRow, api.MetricJSON:
+		return string(m.Data)
+	case api.MetricImage:
+		return "image " + m.Text
+	}
+	return strconv.FormatFloat(m.Value, 'g', -1, 64)
 }
 
 // parseComputeSpec reads "vm_size=S,max_nodes=N,...".

@@ -269,7 +269,7 @@ func (p *process) build(ctx, loops context.Context) error {
 	if err := p.targets.EnsureBuiltins(ctx, targets.DefaultName, adminUser); err != nil {
 		return err
 	}
-	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.targets, HasSource: p.arts.HasSnapshot, Log: p.log,
+	p.runs = &runs.Service{Store: p.st, Dispatch: p.disp, Computes: p.targets, HasSource: p.arts.HasSnapshot, HasFile: p.arts.HasRunFile, Log: p.log,
 		Clock: p.clock, MaxLogBytes: p.o.MaxRunLogBytes}
 	p.provision.Watch(p.notify)
 	p.nodes.Watch(p.notify)

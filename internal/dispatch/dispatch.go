@@ -191,6 +191,9 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	for i := range active {
 		r := &active[i]
 		d.runs[r.ID] = r
+		if r.Interactive {
+			continue // its client ends it; nothing is placed
+		}
 		if r.Status == api.RunQueued || r.Node == "" {
 			d.enqueue(r)
 			continue
@@ -560,6 +563,9 @@ func (d *Dispatcher) setNodeBusy(tx *txn, nd *node) {
 // finish ends the current attempt of r and the run itself.
 func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *int, reason, msg string) {
 	now := d.now()
+	if status == api.RunCompleted && r.FailRequested != "" { // the run said it failed
+		status, reason, msg = api.RunFailed, ReasonMarkedFailed, r.FailRequested
+	}
 	if n := len(r.Attempts); n > 0 {
 		a := &r.Attempts[n-1]
 		a.Status, a.EndedAt, a.ExitCode, a.Reason, a.Error = status, &now, exit, reason, msg
@@ -574,7 +580,9 @@ func (d *Dispatcher) finish(tx *txn, r *store.Run, status api.RunStatus, exit *i
 	r.CancelRequested = ""
 	delete(d.runs, r.ID)
 	delete(d.recovered, r.ID)
-	tx.ended = append(tx.ended, [2]string{r.Workspace, r.Compute})
+	if !r.Interactive { // an interactive run has no target
+		tx.ended = append(tx.ended, [2]string{r.Workspace, r.Compute})
+	}
 	d.releaseAll(tx, r)
 	d.dequeue(r)
 	tx.touchRun(r)

@@ -43,31 +43,40 @@ func (d *Dispatcher) ParseRunToken(tok string) (runID string, attempt int, ok bo
 	return parts[0], n, err == nil
 }
 
+// byIdempotencyKey finds the run an earlier submission with r's
+// idempotency key made: in the loop's runs, else in the store.
+func (d *Dispatcher) byIdempotencyKey(ctx context.Context, tx *txn, r store.Run) (store.Run, bool, error) {
+	if r.IdempotencyKey == "" {
+		return store.Run{}, false, nil
+	}
+	for _, x := range tx.runs {
+		if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
+			return clone(x), true, nil
+		}
+	}
+	// The loop's reads must not depend on the caller: a caller that gave
+	// up must not make this look like a new key.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
+	switch {
+	case err == nil:
+		return prev, true, nil
+	case errors.Is(err, api.ErrNotFound):
+		return store.Run{}, false, nil
+	}
+	return store.Run{}, false, err
+}
+
 // Submit queues a new run. r must be validated; Submit gives it an id, a
 // place in the queue, and refuses a run no node of its target could ever
 // hold. A repeated idempotency key returns the first run.
 func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error) {
 	var out store.Run
 	err := d.do(ctx, func(tx *txn) error {
-		if r.IdempotencyKey != "" {
-			for _, x := range tx.runs {
-				if x.IdempotencyKey == r.IdempotencyKey && x.Workspace == r.Workspace && x.CreatedBy == r.CreatedBy {
-					out = clone(x)
-					return nil
-				}
-			}
-			// The loop's reads must not depend on the caller: a caller that
-			// gave up must not make this look like a new key.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			prev, err := d.st.RunByIdempotencyKey(rctx, r.Workspace, r.CreatedBy, r.IdempotencyKey)
-			cancel()
-			switch {
-			case err == nil:
-				out = prev
-				return nil
-			case !errors.Is(err, api.ErrNotFound):
-				return err
-			}
+		if prev, ok, err := d.byIdempotencyKey(ctx, tx, r); err != nil || ok {
+			out = prev
+			return err
 		}
 		if err := d.checkFits(&r); err != nil {
 			return err
@@ -134,18 +143,26 @@ func (d *Dispatcher) current(ctx context.Context, id string) (store.Run, bool) {
 	return out, ok
 }
 
-// Cancel stops a run: a queued run ends at once; a placed run's agent is
-// told to stop it and the run ends Canceled when the agent confirms.
-// Cancelling an ended run returns it unchanged.
-func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run, error) {
-	var out store.Run
-	var found bool
-	err := d.do(ctx, func(tx *txn) error {
+// withLiveRun runs fn in the loop on run id of workspace ws when the loop
+// holds it (it has not ended); found says whether it did.
+func (d *Dispatcher) withLiveRun(ctx context.Context, ws, id string, fn func(tx *txn, r *store.Run) error) (found bool, err error) {
+	err = d.do(ctx, func(tx *txn) error {
 		r := d.runs[id]
 		if r == nil || r.Workspace != ws {
 			return nil
 		}
 		found = true
+		return fn(tx, r)
+	})
+	return found, err
+}
+
+// Cancel stops a run: a queued run ends at once; a placed run's agent is
+// told to stop it and the run ends Canceled when the agent confirms.
+// Cancelling an ended run returns it unchanged.
+func (d *Dispatcher) Cancel(ctx context.Context, ws, id, why string) (store.Run, error) {
+	var out store.Run
+	found, err := d.withLiveRun(ctx, ws, id, func(tx *txn, r *store.Run) error {
 		reachable := false
 		for _, id := range r.Nodes() {
 			if nd := d.nodes[id]; nd != nil && nd.State != store.NodeUnusable && nd.State != store.NodePreempted {
@@ -332,7 +349,12 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 		env["CUDA_VISIBLE_DEVICES"] = joinInts(gpus)
 	}
 	rank := max(r.Rank(nodeID), 0)
-	if nodes := r.Nodes(); len(nodes) > 1 {
+	procs := max(r.ProcessCountPerNode, 1)
+	var hosts []string
+	if nodes := r.Nodes(); len(nodes) > 1 || procs > 1 {
+		// A distributed run: torch.distributed's variables. With several
+		// processes per node the agent starts them, each with its own
+		// RANK and LOCAL_RANK.
 		addrs := make([]string, len(nodes))
 		for i, id := range nodes {
 			addrs[i] = id
@@ -340,14 +362,18 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 				addrs[i] = nd.Address
 			}
 		}
-		procs := max(r.ProcessCountPerNode, 1)
-		env["MASTER_ADDR"] = addrs[0]
+		env["MASTER_ADDR"] = "127.0.0.1"
+		if len(nodes) > 1 {
+			env["MASTER_ADDR"] = addrs[0]
+			env["PADDOCK_HOSTS"] = strings.Join(addrs, ",")
+			hosts = addrs
+		}
 		env["MASTER_PORT"] = strconv.Itoa(masterPort(r.ID, r.Attempt))
-		env["WORLD_SIZE"] = strconv.Itoa(len(nodes) * procs)
+		env["WORLD_SIZE"] = strconv.Itoa(max(len(nodes), 1) * procs)
 		env["NODE_RANK"] = strconv.Itoa(rank)
 		env["RANK"] = strconv.Itoa(rank * procs)
 		env["LOCAL_RANK"] = "0"
-		env["PADDOCK_HOSTS"] = strings.Join(addrs, ",")
+		env["LOCAL_WORLD_SIZE"] = strconv.Itoa(procs)
 	}
 	var ack int64
 	if d.recovered[r.ID] {
@@ -360,15 +386,19 @@ func (d *Dispatcher) assignment(ctx context.Context, r *store.Run, nodeID string
 	}
 	return api.Assignment{RunID: r.ID, Attempt: r.Attempt, Workspace: r.Workspace, User: r.CreatedBy, Command: r.Command, Env: env,
 		Source: r.Source, Environment: r.Environment, Resources: r.Resources, GPUIndices: gpus,
-		MaxRunDurationSeconds: r.MaxRunDurationSeconds, Identities: r.Identities, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank}
+		MaxRunDurationSeconds: r.MaxRunDurationSeconds, Identities: r.Identities, LogAck: ack, RestoreOutputs: r.Attempt > 1, NodeRank: rank,
+		Hosts: hosts, Distribution: r.Distribution, ProcessCountPerNode: procs}
 }
 
 // masterPort picks the rendezvous port of a multi-node attempt: stable for
-// the attempt, spread over 20000-39999 so runs sharing a host rarely meet.
+// the attempt, spread over 20000-32599 so runs sharing a host rarely meet,
+// and below Linux's ephemeral ports (32768 up), which outgoing connections
+// take at random; an mpi run's launchers listen on the ports just above it
+// (one per node, see internal/agent/launch), so the range leaves room.
 func masterPort(runID string, attempt int) int {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s/%d", runID, attempt)
-	return 20000 + int(h.Sum32()%20000)
+	return 20000 + int(h.Sum32()%12600)
 }
 
 // Report applies an agent's report about an attempt. A report about an
@@ -460,9 +490,21 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 	if nodeRank == 0 {
 		r.Outputs = rep.Outputs
 	}
-	if rep.Status != api.RunCompleted && r.CancelRequested == "" {
+	mpi := r.Distribution == "mpi"
+	switch {
+	case mpi && nodeRank > 0:
+		// A node that served mpirun: mpirun on rank 0 notices a daemon it
+		// lost and ends; its end decides (a daemon may well end before
+		// mpirun reports, stopped by it).
+	case rep.Status != api.RunCompleted && r.CancelRequested == "":
 		// One rank failing ends the attempt: stop the others.
 		r.CancelRequested = fmt.Sprintf("rank %d failed: %s", nodeRank, rep.Error)
+		for _, id := range r.Nodes() {
+			tx.wakeNode(id)
+		}
+	case mpi && nodeRank == 0 && r.CancelRequested == "":
+		// mpirun on rank 0 is the run; the other nodes only served it.
+		r.CancelRequested = "mpirun on rank 0 ended"
 		for _, id := range r.Nodes() {
 			tx.wakeNode(id)
 		}
@@ -473,17 +515,24 @@ func (d *Dispatcher) reportPart(tx *txn, r *store.Run, nodeID string, rep api.At
 			return nil
 		}
 	}
-	// Every part has ended: the first failed rank decides, then a cancel.
+	// Every part has ended: the first failed rank decides, then a cancel;
+	// with mpi, mpirun on rank 0 alone when it completed.
+	mpiDone := mpi && r.Parts[r.Nodes()[0]].Status == api.RunCompleted
 	status, reason := api.RunCompleted, ""
 	var exit *int
 	msg := ""
 	for i, id := range r.Nodes() {
+		if mpiDone && i > 0 {
+			break
+		}
 		p := r.Parts[id]
 		if p.Status == api.RunFailed && status != api.RunFailed {
 			status, reason, exit, msg = api.RunFailed, "NonZeroExit", p.ExitCode, fmt.Sprintf("rank %d: %s", i, p.Error)
 		}
 	}
-	if status == api.RunCompleted {
+	// With mpi, the nodes stopped once mpirun on rank 0 completed did
+	// not cancel the run.
+	if status == api.RunCompleted && !mpiDone {
 		for _, id := range r.Nodes() {
 			if p := r.Parts[id]; p.Status == api.RunCanceled {
 				status, reason, msg = api.RunCanceled, "Canceled", r.CancelRequested

@@ -19,6 +19,10 @@ import (
 
 func init() { Register("cluster", reconcileCluster) }
 
+// maxCreatesPerPass bounds the nodes one reconcile pass of a cluster
+// starts.
+const maxCreatesPerPass = 256
+
 // reconcileCluster sizes a cluster to its queue: Decide says how many
 // nodes it should have and which idle ones go, the provider makes and
 // removes them. What the provider is matters only through what it can do:
@@ -67,6 +71,13 @@ func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (re
 		errs = append(errs, c.deleteNode(ctx, prov, id, states[id]))
 	}
 	for i := range dec.Create {
+		if i == maxCreatesPerPass {
+			// The rest in the next pass, right away: meanwhile the status
+			// says where the cluster is going and other targets get
+			// their turn (10,000 nodes took minutes in one pass).
+			res.Requeue = true
+			break
+		}
 		host := p.From // the attached target nodes are made through, if any
 		if hosts != nil {
 			if i >= len(hosts) {

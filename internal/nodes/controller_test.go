@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddock-ml/paddock/internal/nodes"
+
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/policy"
@@ -362,5 +364,42 @@ func TestInstanceIdlePolicyStopsInstances(t *testing.T) {
 	defer a.mu.Unlock()
 	if len(a.events) != 1 || a.events[0].Compute != "never-box" || a.events[0].Action != "stopped" || a.events[0].Policy != policy.NameMaxIdle {
 		t.Fatalf("policy events = %+v, want one stop of never-box", a.events)
+	}
+}
+
+// A large scale-up is spread over passes that follow each other at once:
+// each pass starts a bounded number of nodes and writes the status, so the
+// cluster says where it is going while it grows, and other targets get
+// their turn in between.
+func TestLargeScaleUpWritesStatusBetweenPasses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.quota("", store.Unlimited, store.Unlimited)
+	const want = 600
+	f.cluster("big", "STANDARD_D2_V2", want, time.Hour, map[string]any{"min_nodes": want})
+	var passes int
+	for passes = 1; ; passes++ {
+		res, err := f.ctrl.Reconcile(f.ctx, "default/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st compute.ClusterStatus
+		f.status("big", &st)
+		if st.TargetNodeCount != want || st.CurrentNodeCount != len(f.nodes("big")) {
+			t.Fatalf("pass %d: status target %d, current %d, with %d nodes made", passes, st.TargetNodeCount, st.CurrentNodeCount, len(f.nodes("big")))
+		}
+		if n := len(f.nodes("big")); n > passes*nodes.MaxCreatesPerPass {
+			t.Fatalf("pass %d started %d nodes in all, more than %d a pass", passes, n, nodes.MaxCreatesPerPass)
+		}
+		if !res.Requeue {
+			break
+		}
+		if passes > want {
+			t.Fatal("the passes never end")
+		}
+	}
+	f.wantNodes("big", want)
+	if min := (want + nodes.MaxCreatesPerPass - 1) / nodes.MaxCreatesPerPass; passes != min || passes < 2 {
+		t.Errorf("%d passes for %d nodes, want %d and more than one", passes, want, min)
 	}
 }

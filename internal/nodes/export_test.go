@@ -12,3 +12,6 @@ import (
 func (c *Controller) Reconcile(ctx context.Context, key string) (reconcile.Result, error) {
 	return c.reconcile(ctx, key)
 }
+
+// MaxCreatesPerPass is how many nodes one pass over a cluster starts at most.
+const MaxCreatesPerPass = maxCreatesPerPass

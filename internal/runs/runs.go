@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +31,11 @@ type Service struct {
 	Computes *targets.Service
 	// HasSource reports whether a source snapshot is stored.
 	HasSource func(digest string) bool
-	Log       *slog.Logger
-	Clock     clock.Clock
+	// HasFile reports whether a run has a file (an image metric names
+	// one); nil skips the check.
+	HasFile func(runID, path string) bool
+	Log     *slog.Logger
+	Clock   clock.Clock
 	// MaxLogBytes caps what a run's log may store (0: no cap).
 	MaxLogBytes int64
 
@@ -92,6 +94,12 @@ func (s *Service) Submit(ctx context.Context, ws, user string, in api.RunSubmit,
 	if len(idemKey) > 256 {
 		return api.Run{}, api.Invalid("Idempotency-Key", "the Idempotency-Key header must be at most 256 characters")
 	}
+	if err := checkTags(in.Tags, nil); err != nil {
+		return api.Run{}, err
+	}
+	if in.Interactive {
+		return s.startInteractive(ctx, ws, user, in, idemKey)
+	}
 	runCluster := ""
 	if in.ComputeSpec != nil {
 		if in.Compute != "" {
@@ -129,6 +137,9 @@ func (s *Service) Submit(ctx context.Context, ws, user string, in api.RunSubmit,
 	if err != nil {
 		return api.Run{}, err
 	}
+	if err := s.tag(ctx, saved.ID, in.Tags); err != nil {
+		return api.Run{}, err
+	}
 	return s.view(ctx, saved, false)
 }
 
@@ -152,9 +163,21 @@ func (s *Service) List(ctx context.Context, ws string, f store.RunFilter) ([]api
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	tags, err := s.Store.RunTags(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]api.Run, 0, len(runs))
 	for _, r := range runs {
-		v, _ := s.view(ctx, r, false)
+		v := r.Run
+		if v.Attempts == nil {
+			v.Attempts = []api.Attempt{}
+		}
+		v.Tags = tags[r.ID]
 		out = append(out, v)
 	}
 	return out, nil
@@ -188,12 +211,18 @@ func (s *Service) Metrics(ctx context.Context, ws, id string) ([]api.Metric, err
 	return ms, err
 }
 
-// view is a run as users see it (with its latest metrics when asked).
+// view is a run as users see it, with its tags (and its latest metrics
+// when asked).
 func (s *Service) view(ctx context.Context, r store.Run, withMetrics bool) (api.Run, error) {
 	out := r.Run
 	if out.Attempts == nil {
 		out.Attempts = []api.Attempt{}
 	}
+	tags, err := s.Store.RunTags(ctx, r.ID)
+	if err != nil {
+		return out, err
+	}
+	out.Tags = tags[r.ID]
 	if !withMetrics {
 		return out, nil
 	}
@@ -219,14 +248,23 @@ const maxMetricStep = 1 << 53
 const maxMetricsPerPost = 10000
 
 // PostMetrics stores metrics a run logs (with its run token) or a user
-// posts for a run; run is the run as its caller found it.
+// posts for a run; run is the run as its caller found it. A metric is a
+// number unless its kind says it is a string, a table row, a JSON value or
+// an image (a file of the run).
 func (s *Service) PostMetrics(ctx context.Context, run store.Run, in api.MetricPost) ([]api.Metric, error) {
 	items := in.Metrics
-	if in.Name != "" || in.Value != nil {
-		if in.Value == nil {
+	if in.Name != "" || in.Value != nil || in.Text != nil || in.Data != nil || in.Kind != "" {
+		it := api.MetricItem{Name: in.Name, Kind: in.Kind, Data: in.Data, Step: in.Step}
+		switch {
+		case in.Value != nil:
+			it.Value = *in.Value
+		case in.Kind == api.MetricNumber:
 			return nil, api.Invalid("value", "value is required")
 		}
-		items = append(items, api.MetricItem{Name: in.Name, Value: *in.Value, Step: in.Step})
+		if in.Text != nil {
+			it.Text = *in.Text
+		}
+		items = append(items, it)
 	}
 	if len(items) == 0 {
 		return nil, api.Invalid("metrics", "give a metric as {name, value, step} or a list in metrics")
@@ -240,10 +278,10 @@ func (s *Service) PostMetrics(ctx context.Context, run store.Run, in api.MetricP
 		if it.Name == "" || len(it.Name) > 255 || strings.ContainsRune(it.Name, 0) {
 			return nil, api.Invalid("name", "metric %d: name must be 1 to 255 characters, without NUL bytes", i)
 		}
-		if math.IsNaN(it.Value) || math.IsInf(it.Value, 0) {
-			return nil, api.Invalid("value", "metric %q: value must be a finite number", it.Name)
+		m := api.Metric{Name: it.Name, Kind: it.Kind, Value: it.Value, Text: it.Text, Data: it.Data, Time: now}
+		if err := s.checkMetric(run, &m); err != nil {
+			return nil, err
 		}
-		m := api.Metric{Name: it.Name, Value: it.Value, Time: now}
 		if it.Step != nil {
 			if *it.Step < -maxMetricStep || *it.Step > maxMetricStep {
 				return nil, api.Invalid("step", "metric %q: step must be between -2^53 and 2^53, whole numbers a float holds exactly", it.Name)

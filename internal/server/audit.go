@@ -25,7 +25,9 @@ var auditNames = map[string]string{
 	"PUT /api/v1/workspaces/{ws}/quotas":                        "quota.set",
 	"PUT /api/v1/workspaces/{ws}/snapshots":                     "snapshot.upload",
 	"POST /api/v1/workspaces/{ws}/runs":                         "run.submit",
-	"POST /api/v1/workspaces/{ws}/runs/{id}":                    "run.cancel",
+	"POST /api/v1/workspaces/{ws}/runs/{id}":                    "run.", // + cancel, complete, fail
+	"PATCH /api/v1/workspaces/{ws}/runs/{id}":                   "run.tag",
+	"POST /api/v1/workspaces/{ws}/environments":                 "environment.register",
 	"POST /api/v1/workspaces/{ws}/users":                        "user.add",
 	"PATCH /api/v1/workspaces/{ws}/users/{name}":                "user.set-role",
 	"DELETE /api/v1/workspaces/{ws}/users/{name}":               "user.remove",
@@ -40,7 +42,8 @@ var auditNames = map[string]string{
 
 // notAudited are mutating routes left out of the audit log, and why.
 var notAudited = map[string]string{
-	"POST /api/v1/workspaces/{ws}/runs/{id}/metrics": "data, not control: a training loop posts metrics many times a second",
+	"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":        "data, not control: a training loop posts metrics many times a second",
+	"PUT /api/v1/workspaces/{ws}/runs/{id}/files/{path...}": "data, not control: a training loop uploads images and files as it goes",
 }
 
 // signinEvery is how often a token's successful use is recorded as a
@@ -97,8 +100,8 @@ func (a *API) audited(r *http.Request, rt route, who caller, note *auditNote, st
 			name = "auth.signin"
 		}
 	}
-	if strings.HasSuffix(name, ".") { // compute.start, compute.stop, …
-		_, act, _ := strings.Cut(r.PathValue("name"), ":")
+	if strings.HasSuffix(name, ".") { // compute.start, run.cancel, …
+		_, act, _ := strings.Cut(r.PathValue("name")+r.PathValue("id"), ":")
 		name += act
 	}
 	e := store.AuditEntry{Action: name, Status: status, Target: targetOf(r, note)}

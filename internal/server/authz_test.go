@@ -72,7 +72,7 @@ func newMatrixFixture(t *testing.T) *matrixFixture {
 // the body's).
 func matrixRequest(pattern, owner, runID string) (method, path string, body any) {
 	method, path, _ = strings.Cut(pattern, " ")
-	path = strings.NewReplacer("{ws}", "default", "{digest}", strings.Repeat("a", 64), "{node}", "n1:preempt").Replace(path)
+	path = strings.NewReplacer("{ws}", "default", "{digest}", strings.Repeat("a", 64), "{node}", "n1:preempt", "{path...}", "notes.txt").Replace(path)
 	switch {
 	case strings.HasSuffix(pattern, "/users/{name}"):
 		path = strings.Replace(path, "{name}", "victim", 1)
@@ -105,10 +105,18 @@ func matrixRequest(pattern, owner, runID string) (method, path string, body any)
 		path = strings.Replace(path, "{id}", runID+":cancel", 1)
 	case strings.Contains(pattern, "{id}"):
 		path = strings.Replace(path, "{id}", runID, 1)
-		if method == http.MethodPost {
+		switch method {
+		case http.MethodPost:
 			v := 1.0
 			body = api.MetricPost{Name: "loss", Value: &v}
+		case http.MethodPatch:
+			v := "yes"
+			body = api.RunUpdate{Tags: map[string]*string{"checked": &v}}
+		case http.MethodPut:
+			body = "a file"
 		}
+	case pattern == "POST /api/v1/workspaces/{ws}/environments":
+		body = api.EnvironmentRegister{Name: "env-" + owner, Environment: api.Environment{Requirements: "six\n"}}
 	case pattern == "POST /api/v1/workspaces/{ws}/computes":
 		body = api.ComputeCreate{Name: "new-" + owner, Type: "cluster", Properties: json.RawMessage(`{"vm_size":"STANDARD_D2_V2","max_nodes":1}`)}
 	case pattern == "POST /api/v1/workspaces/{ws}/runs":
@@ -142,6 +150,13 @@ var wantActions = map[string]authz.Action{
 	"POST /api/v1/workspaces/{ws}/runs":                         authz.SubmitRun,
 	"GET /api/v1/workspaces/{ws}/runs/{id}":                     authz.ReadRun,
 	"POST /api/v1/workspaces/{ws}/runs/{id}":                    authz.CancelRun,
+	"PATCH /api/v1/workspaces/{ws}/runs/{id}":                   authz.WriteMetrics,
+	"GET /api/v1/workspaces/{ws}/runs/{id}/files":               authz.ReadRun,
+	"GET /api/v1/workspaces/{ws}/runs/{id}/files/{path...}":     authz.ReadRun,
+	"PUT /api/v1/workspaces/{ws}/runs/{id}/files/{path...}":     authz.WriteMetrics,
+	"GET /api/v1/workspaces/{ws}/environments":                  authz.ReadRun,
+	"POST /api/v1/workspaces/{ws}/environments":                 authz.SubmitRun,
+	"GET /api/v1/workspaces/{ws}/environments/{name}":           authz.ReadRun,
 	"GET /api/v1/workspaces/{ws}/runs/{id}/logs":                authz.ReadRun,
 	"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":             authz.ReadRun,
 	"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":            authz.WriteMetrics,

@@ -61,7 +61,7 @@ func newTestServer(t testing.TB) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, HasSource: art.HasSnapshot, Log: log}
+	rs := &runs.Service{Store: st, Dispatch: disp, Computes: ws, HasSource: art.HasSnapshot, HasFile: art.HasRunFile, Log: log}
 	a := NewAPI(Deps{Targets: ws, Runs: rs, Store: st, Dispatch: disp, Artifacts: art, Log: log, Nodes: noNodes{}})
 	return &testServer{t: t, ctx: ctx, api: a, st: st, disp: disp, art: art, ws: ws, token: token}
 }

@@ -50,11 +50,18 @@ var documentedRoutes = []struct{ method, path string }{
 	{"GET", "/api/v1/workspaces/{ws}/runs"},
 	{"POST", "/api/v1/workspaces/{ws}/runs"},
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}"},
-	{"POST", "/api/v1/workspaces/{ws}/runs/{id}"}, // {id} is "<run id>:cancel"
+	{"PATCH", "/api/v1/workspaces/{ws}/runs/{id}"},
+	{"POST", "/api/v1/workspaces/{ws}/runs/{id}"}, // {id} is "<run id>:cancel", ":complete" or ":fail"
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/logs"},
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"POST", "/api/v1/workspaces/{ws}/runs/{id}/metrics"},
 	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/outputs"},
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/files"},
+	{"GET", "/api/v1/workspaces/{ws}/runs/{id}/files/{path...}"}, // documented as {path}
+	{"PUT", "/api/v1/workspaces/{ws}/runs/{id}/files/{path...}"},
+	{"GET", "/api/v1/workspaces/{ws}/environments"},
+	{"POST", "/api/v1/workspaces/{ws}/environments"},
+	{"GET", "/api/v1/workspaces/{ws}/environments/{name}"},
 	{"GET", "/api/v1/workspaces/{ws}/identities"},
 	{"POST", "/api/v1/workspaces/{ws}/identities"},
 	{"GET", "/api/v1/workspaces/{ws}/identities/{name}"},
@@ -107,7 +114,12 @@ func obj(t *testing.T, m map[string]any, keys ...string) map[string]any {
 	return cur
 }
 
-func routeKey(method, path string) string { return method + " " + path }
+// routeKey names a route by method and documented path: a pattern's
+// wildcard {x...} (the rest of the path) is {x} in the document.
+func routeKey(method, path string) string { return method + " " + docPath(path) }
+
+// docPath is a mux pattern's path as the document writes it.
+func docPath(path string) string { return strings.ReplaceAll(path, "...}", "}") }
 
 func TestOpenAPIHeader(t *testing.T) {
 	doc := loadDoc(t)
@@ -144,7 +156,7 @@ const (
 
 // accessLevels names the access values server.go registers routes with.
 var accessLevels = map[string]access{
-	"byUsers": byUsers, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads,
+	"byUsers": byUsers, "usersOrRun": usersOrRun, "submits": submits, "uploads": uploads, "runUploads": runUploads,
 	"agents": agents, "agentReports": agentReports, "agentLogs": agentLogs, "agentUploads": agentUploads,
 	"identityTokens": identityTokens,
 }
@@ -253,7 +265,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 func TestOpenAPIPathsRouteInMux(t *testing.T) {
 	a := NewAPI(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	fill := strings.NewReplacer("{ws}", "default", "{name}", "gpu-cluster", "{id}", "run-k5qw3xhz2m4ea",
-		"{n}", "1", "{digest}", strings.Repeat("ab", 32), "{node}", "gpu-cluster-mfrggzd")
+		"{n}", "1", "{digest}", strings.Repeat("ab", 32), "{node}", "gpu-cluster-mfrggzd", "{path...}", "outputs/images/loss.png")
 	for _, r := range documentedRoutes {
 		path := fill.Replace(r.path)
 		switch {
@@ -265,7 +277,7 @@ func TestOpenAPIPathsRouteInMux(t *testing.T) {
 			path += ":start"
 		}
 		req := httptest.NewRequest(r.method, path, nil)
-		if _, pattern := a.mux.Handler(req); pattern != routeKey(r.method, r.path) {
+		if _, pattern := a.mux.Handler(req); pattern != r.method+" "+r.path {
 			t.Errorf("%s %s routes to pattern %q", r.method, r.path, pattern)
 		}
 	}
@@ -386,7 +398,14 @@ func TestOpenAPIOperations(t *testing.T) {
 		"GET /api/v1/workspaces/{ws}/runs":                          {"200"},
 		"POST /api/v1/workspaces/{ws}/runs":                         {"201", "400", "403", "409", "503"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}":                     {"200"},
-		"POST /api/v1/workspaces/{ws}/runs/{id}":                    {"202", "404"},
+		"POST /api/v1/workspaces/{ws}/runs/{id}":                    {"202", "400", "403", "404", "409"},
+		"PATCH /api/v1/workspaces/{ws}/runs/{id}":                   {"200", "400", "403", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/files":               {"200", "404"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/files/{path}":        {"200", "400", "404"},
+		"PUT /api/v1/workspaces/{ws}/runs/{id}/files/{path}":        {"201", "400", "403", "404", "409", "413", "507"},
+		"GET /api/v1/workspaces/{ws}/environments":                  {"200"},
+		"POST /api/v1/workspaces/{ws}/environments":                 {"200", "201", "400"},
+		"GET /api/v1/workspaces/{ws}/environments/{name}":           {"200", "400", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":                {"200", "404"},
 		"GET /api/v1/workspaces/{ws}/runs/{id}/metrics":             {"200", "404"},
 		"POST /api/v1/workspaces/{ws}/runs/{id}/metrics":            {"201", "400", "401", "403", "404"},
@@ -444,11 +463,12 @@ func TestOpenAPIOperations(t *testing.T) {
 
 	// Parameters the handlers read.
 	wantParams := map[string][]string{
-		"GET /api/v1/workspaces/{ws}/runs":               {"query compute", "query limit"},
-		"POST /api/v1/workspaces/{ws}/runs":              {"header Idempotency-Key"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}":          {"query watch", "query timeout_ms"},
-		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":     {"query after", "query follow"},
-		"DELETE /api/v1/workspaces/{ws}/computes/{name}": {"query force"},
+		"GET /api/v1/workspaces/{ws}/runs":                {"query compute", "query limit"},
+		"POST /api/v1/workspaces/{ws}/runs":               {"header Idempotency-Key"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}":           {"query watch", "query timeout_ms"},
+		"GET /api/v1/workspaces/{ws}/runs/{id}/logs":      {"query after", "query follow"},
+		"DELETE /api/v1/workspaces/{ws}/computes/{name}":  {"query force"},
+		"GET /api/v1/workspaces/{ws}/environments/{name}": {"query version"},
 	}
 	for k, want := range wantParams {
 		method, path, _ := strings.Cut(k, " ")
@@ -476,7 +496,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		path, param, id string
 		actions         []string
 	}{
-		{"/api/v1/workspaces/{ws}/runs/{id}", "id", "run-k5qw3xhz2m4ea", []string{":cancel"}},
+		{"/api/v1/workspaces/{ws}/runs/{id}", "id", "run-k5qw3xhz2m4ea", []string{":cancel", ":complete", ":fail"}},
 		{"/api/v1/workspaces/{ws}/computes/{name}/nodes/{node}", "node", "gpu-cluster-mfrggzd", []string{":preempt"}},
 		{"/api/v1/workspaces/{ws}/computes/{name}", "name", "my-instance", []string{":start", ":stop", ":restart"}},
 	} {
@@ -809,8 +829,16 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"MetricItem":  wireIn[api.MetricItem](),
 		"MetricList":  wireOut[api.MetricList](),
 		"OutputFile":  wireOut[api.OutputFile](),
-		"LogLine":     wireOut[api.LogLine](),
-		"SnapshotRef": wireOut[api.SnapshotRef](),
+		"RunUpdate":   wireIn[api.RunUpdate](),
+		"RunEnd":      wireIn[api.RunEnd](),
+		"RunFile":     wireOut[api.RunFile](),
+		"RunFileList": wireOut[api.RunFileList](),
+		// Environments.
+		"NamedEnvironment":    wireOut[api.NamedEnvironment](),
+		"EnvironmentRegister": wireIn[api.EnvironmentRegister](),
+		"EnvironmentList":     wireOut[api.EnvironmentList](),
+		"LogLine":             wireOut[api.LogLine](),
+		"SnapshotRef":         wireOut[api.SnapshotRef](),
 		// The node agent's protocol.
 		"AgentHello":    wireIn[api.AgentHello](),
 		"GPUInfo":       wireIn[api.GPUInfo](),
@@ -956,6 +984,15 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	var wantRunStatuses []string
 	for _, s := range runStatuses {
 		wantRunStatuses = append(wantRunStatuses, string(s))
+	}
+	var kinds []string
+	for _, k := range api.MetricKinds {
+		if k != api.MetricNumber { // a number leaves kind out
+			kinds = append(kinds, k)
+		}
+	}
+	if got := enum("components", "schemas", "MetricKind"); !slices.Equal(got, sorted(kinds)) {
+		t.Errorf("MetricKind enum = %q, want %q", got, sorted(kinds))
 	}
 	if got := enum("components", "schemas", "RunStatus"); !slices.Equal(got, sorted(wantRunStatuses)) {
 		t.Errorf("RunStatus enum = %q, want %q", got, sorted(wantRunStatuses))

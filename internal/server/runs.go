@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -91,20 +90,6 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ caller) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// runAction serves POST .../runs/{id}:cancel.
-func (a *API) runAction(w http.ResponseWriter, r *http.Request, who caller) error {
-	id, action, ok := strings.Cut(r.PathValue("id"), ":")
-	if !ok || action != "cancel" {
-		return api.NotFound("no API route POST %s; runs support :cancel", r.URL.Path)
-	}
-	out, err := a.runs.Cancel(r.Context(), r.PathValue("ws"), id, who.P)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusAccepted, out)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/dispatch"
+	"github.com/paddock-ml/paddock/internal/environments"
 	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/runs"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -48,6 +49,7 @@ const (
 	maxReportBody   = 16 << 20 // an agent's final report carries the outputs list (up to 100,000 files)
 	maxSnapshotBody = 1 << 30  // a source snapshot; the artifact store applies the snapshot limit
 	maxOutputsBody  = 2 << 30  // an attempt's outputs archive
+	maxRunFileBody  = 1 << 30  // a file uploaded to a run; the artifact store bounds them together
 )
 
 // How long a client has to send a request body once its headers are in:
@@ -65,11 +67,14 @@ type Deps struct {
 	// Users authenticates user tokens (default: a service on Store).
 	Users *users.Service
 	// Audit records mutating and refused calls (nil: none are recorded).
-	Audit     audit.Recorder
-	Runs      *runs.Service
-	Store     store.Store
-	Dispatch  *dispatch.Dispatcher
-	Artifacts *artifact.Store
+	Audit audit.Recorder
+	Runs  *runs.Service
+	// Environments registers named environments (default: a service on
+	// Store and Targets).
+	Environments *environments.Service
+	Store        store.Store
+	Dispatch     *dispatch.Dispatcher
+	Artifacts    *artifact.Store
 	// Nodes injects preemptions (the node controller).
 	Nodes Preempter
 	// Identities are the workspace's managed identities (default: a
@@ -93,6 +98,7 @@ type API struct {
 	auditState
 	nodeAuth nodeAuth
 	runs     *runs.Service
+	envs     *environments.Service
 	store    store.Store
 	dispatch *dispatch.Dispatcher
 	art      *artifact.Store
@@ -124,6 +130,9 @@ func NewAPI(d Deps) *API {
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	if a.users == nil {
 		a.users = &users.Service{Store: d.Store, Clock: d.Clock}
+	}
+	if a.envs = d.Environments; a.envs == nil {
+		a.envs = &environments.Service{Store: d.Store, Computes: d.Targets, Clock: d.Clock}
 	}
 	a.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "paddock_http_requests_total", Help: "HTTP requests by route, method and status code.",
@@ -168,11 +177,18 @@ func NewAPI(d Deps) *API {
 	a.handle("GET /api/v1/workspaces/{ws}/runs", byUsers, authz.ReadRun, a.listRuns)
 	a.handle("POST /api/v1/workspaces/{ws}/runs", submits, authz.SubmitRun, a.submitRun)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.ReadRun, a.getRun)
-	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", byUsers, authz.CancelRun, a.runAction) // {id}:cancel
+	a.handle("PATCH /api/v1/workspaces/{ws}/runs/{id}", usersOrRun, authz.WriteMetrics, a.updateRun) // tags
+	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}", usersOrRun, authz.CancelRun, a.runAction)     // {id}:cancel|complete|fail
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/logs", byUsers, authz.ReadRun, a.runLogs)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/metrics", byUsers, authz.ReadRun, a.getMetrics)
 	a.handle("POST /api/v1/workspaces/{ws}/runs/{id}/metrics", usersOrRun, authz.WriteMetrics, a.postMetrics)
 	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/outputs", byUsers, authz.ReadRun, a.getOutputs)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/files", byUsers, authz.ReadRun, a.listRunFiles)
+	a.handle("GET /api/v1/workspaces/{ws}/runs/{id}/files/{path...}", byUsers, authz.ReadRun, a.getRunFile)
+	a.handle("PUT /api/v1/workspaces/{ws}/runs/{id}/files/{path...}", runUploads, authz.WriteMetrics, a.putRunFile)
+	a.handle("GET /api/v1/workspaces/{ws}/environments", byUsers, authz.ReadRun, a.listEnvironments)
+	a.handle("POST /api/v1/workspaces/{ws}/environments", byUsers, authz.SubmitRun, a.registerEnvironment)
+	a.handle("GET /api/v1/workspaces/{ws}/environments/{name}", byUsers, authz.ReadRun, a.getEnvironment)
 	a.handle("GET /api/v1/workspaces/{ws}/identities", byUsers, authz.ReadCompute, a.listIdentities)
 	a.handle("POST /api/v1/workspaces/{ws}/identities", byUsers, authz.WriteIdentity, a.createIdentity)
 	a.handle("GET /api/v1/workspaces/{ws}/identities/{name}", byUsers, authz.ReadCompute, a.getIdentity)
@@ -297,6 +313,7 @@ var (
 	usersOrRun   = access{users: true, runs: true, maxBody: maxJSONBody}
 	submits      = access{users: true, maxBody: maxSubmitBody}
 	uploads      = access{users: true, maxBody: maxSnapshotBody, upload: true}
+	runUploads   = access{users: true, runs: true, maxBody: maxRunFileBody, upload: true}
 	agents       = access{agents: true, maxBody: maxJSONBody}
 	agentReports = access{agents: true, maxBody: maxReportBody}
 	agentLogs    = access{agents: true, maxBody: api.MaxLogBatchBytes}
@@ -423,14 +440,15 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 		return caller{Node: &n}, nil
 	case strings.HasPrefix(token, tokens.RunPrefix):
 		if !acc.runs {
-			return caller{}, api.Forbidden("a run token can only post metrics for its own run")
+			return caller{}, api.Forbidden("a run token can only post metrics, tags and files for its own run and mark it failed")
 		}
 		runID, attempt, ok := a.dispatch.ParseRunToken(token)
 		if !ok {
 			return caller{}, unauthenticated("the run token is not valid for this server")
 		}
+		target, _, _ := strings.Cut(r.PathValue("id"), ":") // {id}:fail
 		run, err := a.store.GetRun(r.Context(), r.PathValue("ws"), runID)
-		if err != nil || run.ID != r.PathValue("id") {
+		if err != nil || run.ID != target {
 			return caller{}, api.Forbidden("a run token can only be used for its own run")
 		}
 		if run.Status.Terminal() || run.Attempt != attempt {

@@ -37,10 +37,16 @@ type RunStore interface {
 	// Logs returns up to limit lines after the cursor seq.
 	Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error)
 
-	// AddMetrics stores metric values.
+	// AddMetrics stores metric values (of any kind).
 	AddMetrics(ctx context.Context, runID string, ms []api.Metric) error
-	// Metrics returns every value of a run, by name then step.
+	// Metrics returns every value of a run, by name then step, each in
+	// the order it was added.
 	Metrics(ctx context.Context, runID string) ([]api.Metric, error)
+
+	// SetRunTags sets and removes tags of a run in one transaction.
+	SetRunTags(ctx context.Context, runID string, set map[string]string, remove []string) error
+	// RunTags returns the tags of each run that has any, by run id.
+	RunTags(ctx context.Context, runIDs ...string) (map[string]map[string]string, error)
 
 	// Nodes returns every node.
 	Nodes(ctx context.Context) ([]Node, error)

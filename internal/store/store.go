@@ -80,6 +80,7 @@ type Store interface {
 	DeleteCompute(ctx context.Context, workspace, name string, version int64) error
 
 	RunStore
+	EnvironmentStore
 	IdentityStore
 
 	// Quotas returns a workspace's core quotas (the workspace-wide one has

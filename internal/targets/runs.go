@@ -10,6 +10,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/conda"
 	"github.com/paddock-ml/paddock/internal/identities"
 	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -35,6 +36,7 @@ const (
 	maxMemoryGB           = 64 << 10 // 64 TiB
 	maxGPUs               = 64
 	maxPath               = 4096
+	maxProcessesPerNode   = 256
 )
 
 // ValidateRun checks a submission and returns the run to queue (without id
@@ -54,10 +56,8 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if len(in.Command) > maxCommandArgs {
 		return store.Run{}, api.Invalid("command", "command has more than %d arguments", maxCommandArgs)
 	}
-	if in.Experiment == "" {
-		in.Experiment = defaultExperient
-	} else if !experimentName.MatchString(in.Experiment) {
-		return store.Run{}, api.Invalid("experiment", "experiment %q must be 1 to 255 letters, digits, '_', '.' or '-', starting with a letter or digit", in.Experiment)
+	if in.Experiment, err = ExperimentName(in.Experiment); err != nil {
+		return store.Run{}, err
 	}
 	if in.Source != "" && !hasSource(in.Source) {
 		return store.Run{}, api.Invalid("source", "source snapshot %q is not stored on the server; upload it first (PUT .../snapshots)", in.Source)
@@ -79,8 +79,8 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	if in.ProcessCountPerNode == 0 {
 		in.ProcessCountPerNode = 1
 	}
-	if in.ProcessCountPerNode != 1 {
-		return store.Run{}, api.Invalid("process_count_per_node", "process_count_per_node must be 1: start one process per node and spawn workers from it (e.g. torchrun --nproc-per-node)")
+	if in.ProcessCountPerNode < 1 || in.ProcessCountPerNode > maxProcessesPerNode {
+		return store.Run{}, api.Invalid("process_count_per_node", "process_count_per_node must be 1 to %d, not %d", maxProcessesPerNode, in.ProcessCountPerNode)
 	}
 	if in.Distribution == "" {
 		in.Distribution = "none"
@@ -116,6 +116,17 @@ func (s *Service) ValidateRun(ctx context.Context, ws, user string, in api.RunSu
 	}, nil
 }
 
+// ExperimentName checks an experiment's name; "" is the default one.
+func ExperimentName(name string) (string, error) {
+	if name == "" {
+		return defaultExperient, nil
+	}
+	if !experimentName.MatchString(name) {
+		return "", api.Invalid("experiment", "experiment %q must be 1 to 255 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+	}
+	return name, nil
+}
+
 // runTarget looks up the compute target a run is submitted to and the rules
 // its kind sets for runs, refusing one the user may not use or that takes no
 // runs.
@@ -149,20 +160,34 @@ func (s *Service) runTarget(ctx context.Context, ws, user, name string) (store.C
 	return target, rules, nil
 }
 
+// CheckEnvironment checks an environment and its variables as a run's
+// would be (a registered environment is one runs will take).
+func CheckEnvironment(env api.Environment, vars map[string]string) error {
+	return checkEnvironment(nil, vars, env)
+}
+
 // checkEnvironment checks a run's environment (at most one of python,
 // requirements and image) and its variables.
 func checkEnvironment(command []string, vars map[string]string, env api.Environment) error {
 	set := 0
-	for _, v := range []string{env.Python, env.Requirements, env.Image} {
+	for _, v := range []string{env.Python, env.Requirements, env.Image, env.Conda} {
 		if v != "" {
 			set++
 		}
 	}
 	if set > 1 {
-		return api.Invalid("environment", "give at most one of python, requirements and image")
+		return api.Invalid("environment", "give at most one of python, requirements, image and conda")
 	}
 	if len(env.Requirements) > maxRequirements {
 		return api.Invalid("environment.requirements", "requirements must be at most %d bytes", maxRequirements)
+	}
+	if len(env.Conda) > maxRequirements {
+		return api.Invalid("environment.conda", "conda must be at most %d bytes", maxRequirements)
+	}
+	if env.Conda != "" {
+		if _, err := conda.Parse(env.Conda); err != nil {
+			return err
+		}
 	}
 	if err := checkStrings(command, vars, env); err != nil {
 		return err
@@ -223,6 +248,8 @@ func checkStrings(command []string, vars map[string]string, env api.Environment)
 		return api.Invalid("environment.python", "python must be a path or command name of at most %d bytes without control characters", maxPath)
 	case strings.ContainsRune(env.Requirements, 0):
 		return api.Invalid("environment.requirements", "requirements contains a NUL byte; give the text of a requirements file")
+	case strings.ContainsRune(env.Conda, 0):
+		return api.Invalid("environment.conda", "conda contains a NUL byte; give the text of a conda environment file")
 	case env.Image != "" && !imageRef.MatchString(env.Image):
 		return api.Invalid("environment.image", "image %q must be an image reference such as python:3.12 or ghcr.io/org/img@sha256:…, starting with a letter or digit", env.Image)
 	}

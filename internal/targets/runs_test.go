@@ -75,6 +75,17 @@ func TestValidateRunBoundsNumbers(t *testing.T) {
 		{"node_count", func(in *api.RunSubmit) { in.NodeCount = 1<<63 - 1 }, "node_count"},
 		{"negative node_count", func(in *api.RunSubmit) { in.NodeCount = -1 }, "node_count"},
 		{"process_count_per_node", func(in *api.RunSubmit) { in.ProcessCountPerNode = 1<<63 - 1 }, "process_count_per_node"},
+		{"most processes per node", func(in *api.RunSubmit) { in.ProcessCountPerNode = 256 }, ""},
+		{"too many processes per node", func(in *api.RunSubmit) { in.ProcessCountPerNode = 257 }, "process_count_per_node"},
+		{"negative processes per node", func(in *api.RunSubmit) { in.ProcessCountPerNode = -1 }, "process_count_per_node"},
+		{"a conda file", func(in *api.RunSubmit) {
+			in.Environment.Conda = "dependencies:\n  - python=3.11\n  - pip:\n    - six\n"
+		}, ""},
+		{"a conda file that is not one", func(in *api.RunSubmit) { in.Environment.Conda = "dependencies: [{x: 1}]" }, "environment.conda"},
+		{"conda and requirements", func(in *api.RunSubmit) {
+			in.Environment.Conda, in.Environment.Requirements = "name: x", "six"
+		}, "environment"},
+		{"NUL in a conda file", func(in *api.RunSubmit) { in.Environment.Conda = "name: x\x00" }, "environment.conda"},
 	}
 	validateEdits(t, s, tests)
 }

@@ -190,3 +190,31 @@ func init() {
 		);`,
 	)
 }
+
+// Issue 18 (SDK), migration 8, after issue 16's 7: metrics that are
+// strings, table rows, JSON values or images (kind, text); run tags, which
+// runs and users change at any time, so they live beside the run's record
+// that the dispatcher rewrites; and environments registered under a name,
+// by version.
+func init() {
+	migrations = append(migrations,
+		`ALTER TABLE run_metrics ADD COLUMN kind TEXT NOT NULL DEFAULT '';   -- '' number, string, row, json, image
+		ALTER TABLE run_metrics ADD COLUMN text TEXT NOT NULL DEFAULT '';    -- a string, an image's file, or JSON (row, json)
+		CREATE TABLE run_tags (
+			run_id TEXT NOT NULL,
+			key    TEXT NOT NULL,
+			value  TEXT NOT NULL,
+			PRIMARY KEY (run_id, key)
+		);
+		CREATE TABLE environments (
+			workspace  TEXT NOT NULL,
+			name_key   TEXT NOT NULL,            -- lower(name): names are unique case-insensitively
+			version    INTEGER NOT NULL,
+			name       TEXT NOT NULL,
+			data       TEXT NOT NULL,            -- environment, env, description as JSON
+			created_by TEXT NOT NULL,
+			created_at TEXT NOT NULL,
+			PRIMARY KEY (workspace, name_key, version)
+		);`,
+	)
+}

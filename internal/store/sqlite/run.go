@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
@@ -218,8 +219,12 @@ func (s *Store) addMetrics(ctx context.Context, runID string, ms []api.Metric) e
 	}
 	defer tx.Rollback()
 	for _, m := range ms {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO run_metrics(run_id, name, step, value, ts) VALUES(?,?,?,?,?)`,
-			runID, m.Name, m.Step, m.Value, ts(m.Time)); err != nil {
+		text := m.Text
+		if len(m.Data) > 0 { // rows and JSON values keep their JSON in text
+			text = string(m.Data)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO run_metrics(run_id, name, step, value, ts, kind, text) VALUES(?,?,?,?,?,?,?)`,
+			runID, m.Name, m.Step, m.Value, ts(m.Time), m.Kind, text); err != nil {
 			return err
 		}
 	}
@@ -228,16 +233,79 @@ func (s *Store) addMetrics(ctx context.Context, runID string, ms []api.Metric) e
 
 // Metrics implements store.Store.
 func (s *Store) Metrics(ctx context.Context, runID string) ([]api.Metric, error) {
-	return queryAll(ctx, s.r, `SELECT name, step, value, ts FROM run_metrics WHERE run_id = ?
+	return queryAll(ctx, s.r, `SELECT name, step, value, ts, kind, text FROM run_metrics WHERE run_id = ?
 		ORDER BY name, step, rowid`, scanMetric, runID)
 }
 
 func scanMetric(r rowScanner) (api.Metric, error) {
 	var m api.Metric
-	var t string
-	err := r.Scan(&m.Name, &m.Step, &m.Value, &t)
+	var t, text string
+	err := r.Scan(&m.Name, &m.Step, &m.Value, &t, &m.Kind, &text)
 	m.Time = parseTS(t)
+	if m.Kind == api.MetricRow || m.Kind == api.MetricJSON {
+		m.Data = json.RawMessage(text)
+	} else {
+		m.Text = text
+	}
 	return m, err
+}
+
+// SetRunTags implements store.Store.
+func (s *Store) SetRunTags(ctx context.Context, runID string, set map[string]string, remove []string) error {
+	if s.reserve.short() {
+		return errDiskFull
+	}
+	return storageError(s.setRunTags(ctx, runID, set, remove))
+}
+
+func (s *Store) setRunTags(ctx context.Context, runID string, set map[string]string, remove []string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, k := range remove {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM run_tags WHERE run_id = ? AND key = ?`, runID, k); err != nil {
+			return err
+		}
+	}
+	for k, v := range set {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO run_tags(run_id, key, value) VALUES(?,?,?)
+			ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value`, runID, k, v); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// RunTags implements store.Store.
+func (s *Store) RunTags(ctx context.Context, runIDs ...string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for len(runIDs) > 0 {
+		batch := runIDs[:min(len(runIDs), 500)] // under SQLite's limit of bound parameters
+		runIDs = runIDs[len(batch):]
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			args[i] = id
+		}
+		type tag struct{ run, key, value string }
+		tags, err := queryAll(ctx, s.r, `SELECT run_id, key, value FROM run_tags WHERE run_id IN (?`+strings.Repeat(",?", len(batch)-1)+`)`,
+			func(r rowScanner) (tag, error) {
+				var t tag
+				err := r.Scan(&t.run, &t.key, &t.value)
+				return t, err
+			}, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tags {
+			if out[t.run] == nil {
+				out[t.run] = map[string]string{}
+			}
+			out[t.run][t.key] = t.value
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) nodes(ctx context.Context, where string, args ...any) ([]store.Node, error) {

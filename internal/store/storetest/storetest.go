@@ -22,6 +22,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
 	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
+	t.Run("MetricKinds", func(t *testing.T) { testMetricKinds(t, open(t)) })
+	t.Run("RunTags", func(t *testing.T) { testRunTags(t, open(t)) })
+	t.Run("Environments", func(t *testing.T) { testEnvironments(t, open(t)) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, open(t)) })
 	t.Run("Policy", func(t *testing.T) { testPolicy(t, open(t)) })
 }

@@ -7,6 +7,7 @@ from ._version import __version__
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m paddock``: prints the SDK's version."""
     p = argparse.ArgumentParser(prog="python -m paddock", description="Paddock Python SDK")
     p.add_argument("--version", action="store_true", help="print the SDK's version")
     args = p.parse_args(argv)

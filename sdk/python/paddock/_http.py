@@ -61,6 +61,7 @@ class Client:
         self.context = context  # for https: the CA it trusts (None: the system's roots)
 
     def url(self, path: str, query: Optional[Dict[str, Any]] = None) -> str:
+        """The full URL of a path with a query."""
         u = self.server + path
         if query:
             q = {k: ("true" if v is True else "false" if v is False else v)
@@ -72,7 +73,7 @@ class Client:
     def _request(self, method: str, path: str, *, body: Any = None, data: Optional[bytes] = None,
                  content_type: Optional[str] = None, query: Optional[Dict[str, Any]] = None,
                  headers: Optional[Dict[str, str]] = None, timeout: Optional[float] = None,
-                 exc: Type[PaddockException] = PaddockException):
+                 exc: Type[PaddockException] = PaddockException) -> Any:
         hdrs = {"User-Agent": "paddock-python/" + __version__, "Accept": "application/json"}
         if self.token:
             hdrs["Authorization"] = "Bearer " + self.token
@@ -119,9 +120,11 @@ class Client:
     def raw(self, method: str, path: str, *, data: Optional[bytes] = None, content_type: Optional[str] = None,
             query: Optional[Dict[str, Any]] = None, exc: Type[PaddockException] = PaddockException,
             timeout: Optional[float] = None) -> bytes:
+        """Sends a request and returns the answer's bytes."""
         with self._request(method, path, data=data, content_type=content_type, query=query, exc=exc,
                            timeout=timeout) as resp:
-            return resp.read()
+            answer: bytes = resp.read()
+            return answer
 
     def call_raw_json(self, method: str, path: str, data: bytes, content_type: str,
                       exc: Type[PaddockException] = PaddockException, timeout: Optional[float] = None) -> Any:
@@ -133,7 +136,8 @@ class Client:
         """Returns the HTTP status of a body-less request (e.g. HEAD) without raising on 404."""
         try:
             with self._request(method, path, exc=exc) as resp:
-                return resp.status
+                status: int = resp.status
+                return status
         except PaddockException as e:
             if e.status == 404:
                 return 404

@@ -28,6 +28,7 @@ class PaddockException(Exception):
         return self.message
 
     def serialize(self) -> Dict[str, Any]:
+        """The error as a dict: message, code, field, status."""
         return {"message": self.message, "code": self.code, "field": self.field, "status": self.status}
 
     @classmethod

@@ -3,7 +3,9 @@ import re
 from typing import Any, Dict, Iterator, Optional
 from urllib.parse import quote
 
+from ._compat import warn_unsupported
 from .exceptions import ExperimentExecutionException, UserErrorException
+from .run import Run, _tags_match
 from .workspace import Workspace
 
 __all__ = ["Experiment"]
@@ -21,10 +23,10 @@ class Experiment:
         self.workspace = workspace
         self.name = name
 
-    def submit(self, config: Any, tags: Optional[Dict[str, str]] = None, **kwargs: Any) -> "Run":
-        """Uploads the source snapshot (if the server lacks it) and queues the run; returns the Run."""
+    def submit(self, config: Any, tags: Optional[Dict[str, str]] = None, **kwargs: Any) -> Run:
+        """Uploads the source snapshot (if the server lacks it) and queues the run, with ``tags``; returns the
+        Run."""
         from ._snapshot import pack
-        from .run import Run
         from .script_run_config import ScriptRunConfig
         if not isinstance(config, ScriptRunConfig):
             raise UserErrorException("Experiment.submit takes a ScriptRunConfig, not %s" % type(config).__name__)
@@ -32,6 +34,8 @@ class Experiment:
         client = ws._client
         body = config._submit_body()
         body["experiment"] = self.name
+        if tags:
+            body["tags"] = {str(k): str(v) for k, v in tags.items()}
         data, digest = pack(config.source_directory, include_sdk=config.include_sdk)
         if client.status_of("HEAD", ws._path("/snapshots/" + digest), exc=ExperimentExecutionException) != 200:
             ref = client.call_raw_json("PUT", ws._path("/snapshots"), data, "application/gzip",
@@ -41,20 +45,30 @@ class Experiment:
         doc = client.call("POST", ws._path("/runs"), body=body, exc=ExperimentExecutionException)
         return Run._from_doc(self, doc)
 
+    def start_logging(self, *args: Any, outputs: Optional[str] = None, snapshot_directory: Optional[str] = None,
+                      tags: Optional[Dict[str, str]] = None, **kwargs: Any) -> Run:
+        """Starts an interactive run: it runs nothing; this process logs to it and ends it with ``complete()``
+        or ``fail()`` (``with exp.start_logging() as run:`` does so when the block ends). ``snapshot_directory``
+        and ``outputs`` are not taken: upload files with ``run.upload_file``."""
+        warn_unsupported("Experiment.start_logging", snapshot_directory=snapshot_directory, outputs=outputs)
+        body: Dict[str, Any] = {"experiment": self.name, "interactive": True}
+        if tags:
+            body["tags"] = {str(k): str(v) for k, v in tags.items()}
+        doc = self.workspace._client.call("POST", self.workspace._path("/runs"), body=body,
+                                          exc=ExperimentExecutionException)
+        return Run._from_doc(self, doc)
+
     def get_runs(self, type: Optional[str] = None, tags: Any = None, properties: Any = None,
-                 include_children: bool = False) -> Iterator["Run"]:
-        """The experiment's runs, newest first."""
-        from .run import Run
+                 include_children: bool = False) -> Iterator[Run]:
+        """The experiment's runs, newest first; ``tags`` (a name, a list of names or a dict) filters them."""
         for d in self.workspace._list_runs():
-            if d.get("experiment") == self.name:
+            if d.get("experiment") == self.name and (not tags or _tags_match(d.get("tags") or {}, tags)):
                 yield Run._from_doc(self, d)
 
     @property
     def id(self) -> str:
+        """The experiment's id: its name, URL-quoted."""
         return quote(self.name)
 
     def __repr__(self) -> str:
         return "Experiment(Name: %s, Workspace: %s)" % (self.name, self.workspace.name)
-
-
-from .run import Run  # noqa: E402  (type reference)

@@ -51,10 +51,12 @@ class ScriptRunConfig:
 
     @property
     def compute_target(self) -> Any:
+        """The target the run goes to (a name or a ComputeTarget)."""
         return self.run_config.target
 
     @property
     def environment(self) -> Environment:
+        """The Environment the run runs in."""
         return self.run_config.environment
 
     def _command(self) -> List[str]:
@@ -67,7 +69,7 @@ class ScriptRunConfig:
         t = self.run_config.target
         if t is None:
             return "local"
-        return t if isinstance(t, str) else t.name
+        return t if isinstance(t, str) else str(t.name)
 
     def _env(self) -> Dict[str, str]:
         env: Dict[str, str] = {}

@@ -158,14 +158,17 @@ class Workspace:
     # -- properties ------------------------------------------------------
     @property
     def name(self) -> str:
+        """The workspace's name."""
         return self._name
 
     @property
     def server(self) -> str:
+        """The server's URL."""
         return self._server
 
     @property
     def service_url(self) -> str:
+        """The server's URL (Azure ML's name for it)."""
         return self._server
 
     def _path(self, suffix: str = "") -> str:
@@ -180,6 +183,7 @@ class Workspace:
 
     @property
     def experiments(self) -> Dict[str, Any]:
+        """The workspace's experiments by name (those with runs)."""
         from .experiment import Experiment
         names: List[str] = sorted({r.get("experiment", "default") for r in self._list_runs()})
         return {n: Experiment(self, n) for n in names}
@@ -191,6 +195,7 @@ class Workspace:
         return list((doc or {}).get("items") or [])
 
     def get_details(self) -> Dict[str, Any]:
+        """name, id, server and the server's version."""
         version = None
         try:
             version = (self._client.call("GET", "/api/v1/version") or {}).get("version")

@@ -1,9 +1,13 @@
 """Session fixture: a real `paddock up` on 127.0.0.1:0 in a temp dir (parallel-safe)."""
+import contextlib
 import glob
 import json
 import os
+import pwd
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -141,3 +145,76 @@ def src(tmp_path):
         "print('hello from train', *sys.argv[1:])\n")
     (d / "fail.py").write_text("import sys\nprint('about to fail')\nsys.exit(3)\n")
     return d
+
+
+@contextlib.contextmanager
+def start_sshd(tmp_path, user, password=None):
+    """A throwaway sshd on a free loopback port letting `user` in with a key (and with `password` when
+    given); needs root. Yields {"port", "key", "user", "password"}."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        if subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], capture_output=True).returncode != 0:
+            pytest.skip("cannot create user %s" % user)
+    if password:
+        subprocess.run(["chpasswd"], input=("%s:%s\n" % (user, password)).encode(), check=True)
+    else:
+        # a new account is locked ("!"), which sshd without PAM refuses even for keys: '*' = no password, unlocked
+        subprocess.run(["usermod", "-p", "*", user], capture_output=True)
+    home = pwd.getpwnam(user).pw_dir
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    hostkey = tmp_path / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hostkey)], check=True)
+    sshdir = os.path.join(home, ".ssh")
+    os.makedirs(sshdir, exist_ok=True)
+    with open(os.path.join(sshdir, "authorized_keys"), "a") as f:
+        f.write((tmp_path / "id.pub").read_text())
+    u = pwd.getpwnam(user)
+    for p in (sshdir, os.path.join(sshdir, "authorized_keys")):
+        os.chown(p, u.pw_uid, u.pw_gid)
+    os.chmod(sshdir, 0o700)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cfg = tmp_path / "sshd_config"
+    cfg.write_text("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s\nUsePAM no\n"
+                   "PasswordAuthentication %s\nPubkeyAuthentication yes\nStrictModes no\n"
+                   % (port, hostkey, tmp_path / "sshd.pid", "yes" if password else "no"))
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "sshd.log", "wb"))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.skip("sshd did not start: %s" % (tmp_path / "sshd.log").read_text()[-500:])
+                time.sleep(0.1)
+        yield {"port": port, "key": str(key), "user": user, "password": password}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _can_run_sshd():
+    return (os.path.exists("/usr/sbin/sshd") and hasattr(os, "geteuid") and os.geteuid() == 0
+            and shutil.which("ssh-keygen") is not None and shutil.which("chpasswd") is not None)
+
+
+@pytest.fixture
+def sshd_password(tmp_path):
+    """An sshd that lets the user paddock-sdk-pw in with a random password."""
+    if not _can_run_sshd():
+        pytest.skip("needs root, /usr/sbin/sshd, ssh-keygen and chpasswd")
+    user = "paddock-sdk-pw"
+    try:
+        with start_sshd(tmp_path, user, password="Pw-" + secrets.token_hex(8)) as s:
+            yield s
+    finally:
+        subprocess.run(["userdel", "-r", "-f", user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)

@@ -4,7 +4,8 @@ import warnings
 
 import pytest
 
-from paddock.compute import (AmlCompute, BatchCompute, ComputeInstance, ComputeTarget, DatabricksCompute,
+from paddock import PaddockCompatibilityWarning
+from paddock.compute import (AdlaCompute, AmlCompute, BatchCompute, ComputeInstance, ComputeTarget, DatabricksCompute,
                              HDInsightCompute, RemoteCompute)
 from paddock.compute_target import ComputeTargetException
 from paddock import exceptions as pexc
@@ -34,7 +35,7 @@ def test_cluster_create_or_reuse(ws, cluster, capsys):
     st = again.get_status()
     assert st.allocation_state == "Steady" and st.provisioning_state == "Succeeded"
     assert (st.current_node_count, st.target_node_count) == (0, 0)
-    assert st.serialize()["allocation_state"] == "Steady"
+    assert st.serialize()["allocationState"] == "Steady"
     assert cluster.list_nodes() == []
     assert [t.vm_size for t in ComputeTarget.list(ws) if t.name == "cpu-cluster"] == ["STANDARD_D2_V2"]
     assert "cpu-cluster" in ws.compute_targets
@@ -144,9 +145,9 @@ def test_compute_instance_seed_sample(ws, capsys):
     assert "Provisioning operation finished" in capsys.readouterr().out
     assert isinstance(instance, ComputeInstance)
     assert instance.get_status().state == "Running"
-    instance.stop(show_output=False)
+    instance.stop(wait_for_completion=True, show_output=False)
     assert instance.get_status().state == "Stopped"
-    instance.start(show_output=False)
+    instance.start(wait_for_completion=True, show_output=False)
     assert instance.get_status().state == "Running"
 
 
@@ -158,24 +159,50 @@ def test_supported_vmsizes(ws):
 
 
 @pytest.mark.parametrize("make,want", [
-    (lambda: HDInsightCompute.attach_configuration(address="hdi.example", ssh_port=22, username="u", password="p"),
-     "not a compute type"),
-    # Slurm is supported through a login node: Azure Batch's parameters do not name one.
-    (lambda: BatchCompute.attach_configuration(resource_group="rg", account_name="acct"), "address is required"),
-    (lambda: DatabricksCompute.attach_configuration(resource_group="rg", workspace_name="w", access_token="t"),
-     "not a compute type"),
+    (lambda: HDInsightCompute.attach_configuration("u", "hdi.example", 22, "p"),
+     "Paddock does not offer HDInsight (Spark) compute targets yet"),
+    (lambda: DatabricksCompute.attach_configuration("rg", "w", None, "t"),
+     "Paddock does not offer Databricks compute targets yet"),
 ])
-def test_unsupported_attach_types_raise_server_message(ws, make, want):
+def test_unoffered_attach_types_say_so(ws, make, want):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = make()
-    try:
+    with pytest.raises(ComputeTargetException) as ei:
         ComputeTarget.attach(workspace=ws, name="myattach", attach_configuration=cfg)
-    except ComputeTargetException as e:
-        print("Caught = {}".format(e.message))
-        assert e.status == 400 and want in e.message
-    else:
-        pytest.fail("attach should have failed")
+    assert want in ei.value.message and ei.value.code == "NotSupported"
+    assert "myattach" not in [t.name for t in ComputeTarget.list(ws)]
+
+
+def test_batch_account_and_adla_are_not_offered():
+    with pytest.raises(ComputeTargetException, match="Paddock does not offer Azure Batch accounts"):
+        BatchCompute.attach_configuration(resource_group="rg", account_name="acct")
+    with pytest.raises(ComputeTargetException, match="retired"):
+        AdlaCompute.attach_configuration("rg", "acct")
+
+
+@pytest.mark.parametrize("cls", [RemoteCompute, HDInsightCompute])
+def test_attach_signatures_follow_azure(cls):
+    """username first, then address, as azureml-core; Azure-only keywords warn once, naming them all."""
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        extra = {"vm_name": "vm"} if cls is RemoteCompute else {"cluster_name": "c"}
+        cfg = cls.attach_configuration("alice", "10.0.0.5", 2222, "pw", resource_id="/subscriptions/x",
+                                       subscription_id="s", resource_group="rg", **extra)
+    props = cfg._properties()
+    assert props["username"] == "alice" and props["address"] == "10.0.0.5" and props["ssh_port"] == 2222
+    assert props["password"] == "pw" and "pw" not in repr(cfg)
+    msgs = [str(x.message) for x in w if issubclass(x.category, PaddockCompatibilityWarning)]
+    assert len(msgs) == 1 and all(k in msgs[0] for k in ("resource_id", "subscription_id", "resource_group"))
+
+
+def test_status_serializes_with_azure_keys(ws, cluster):
+    d = cluster.get_status().serialize()
+    for k in ("currentNodeCount", "targetNodeCount", "allocationState", "nodeStateCounts", "provisioningState",
+              "scaleSettings", "vmSize", "vmPriority", "creationTime"):
+        assert k in d, k
+    assert d["scaleSettings"]["maxNodeCount"] == 4 and "idleNodeCount" in d["nodeStateCounts"]
+    assert d["provisioningState"] == "Succeeded"
 
 
 def test_batch_lookup_missing(ws):
@@ -192,5 +219,17 @@ def test_local_target(ws):
 
 
 def test_remote_requires_address():
-    with pytest.raises(ComputeTargetException, match="address"):
+    with pytest.raises(ComputeTargetException, match="address"), pytest.warns(PaddockCompatibilityWarning,
+                                                                             match="ignores resource_id"):
         RemoteCompute.attach_configuration(resource_id="/subscriptions/x", username="u", password="p")
+
+
+def test_compute_instance_delete_waits_when_asked(ws, capsys):
+    inst = ComputeInstance.create(ws, "ci-delete", ComputeInstance.provisioning_configuration(vm_size="STANDARD_D3_V2"))
+    inst.wait_for_completion()
+    inst.stop()  # Azure's default: returns at once
+    inst.delete(wait_for_completion=True, show_output=True)
+    assert "Deleted ci-delete." in capsys.readouterr().out
+    with pytest.raises(ComputeTargetException) as ei:
+        ComputeInstance(ws, "ci-delete")
+    assert ei.value.status == 404

@@ -1,13 +1,10 @@
 """Optional: attach a throwaway sshd as a RemoteCompute. Runs only as root with /usr/sbin/sshd."""
 import os
-import pwd
 import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 
+from conftest import start_sshd
 from paddock.compute import ComputeTarget, RemoteCompute
 
 USER = "paddock-sdk-key"
@@ -20,50 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def sshd(tmp_path):
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        if subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], capture_output=True).returncode != 0:
-            pytest.skip("cannot create user %s" % USER)
-    # a new account is locked ("!"), which sshd without PAM refuses even for keys: '*' = no password, unlocked
-    subprocess.run(["usermod", "-p", "*", USER], capture_output=True)
-    home = pwd.getpwnam(USER).pw_dir
-    key = tmp_path / "id"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    hostkey = tmp_path / "hostkey"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hostkey)], check=True)
-    sshdir = os.path.join(home, ".ssh")
-    os.makedirs(sshdir, exist_ok=True)
-    pub = (tmp_path / "id.pub").read_text()
-    with open(os.path.join(sshdir, "authorized_keys"), "a") as f:
-        f.write(pub)
-    u = pwd.getpwnam(USER)
-    for p in (sshdir, os.path.join(sshdir, "authorized_keys")):
-        os.chown(p, u.pw_uid, u.pw_gid)
-    os.chmod(sshdir, 0o700)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    cfg = tmp_path / "sshd_config"
-    cfg.write_text("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s\nUsePAM no\n"
-                   "PasswordAuthentication no\nPubkeyAuthentication yes\nStrictModes no\n"
-                   % (port, hostkey, tmp_path / "sshd.pid"))
-    os.makedirs("/run/sshd", exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "sshd.log", "wb"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.skip("sshd did not start: %s" % (tmp_path / "sshd.log").read_text()[-500:])
-            time.sleep(0.1)
-    yield {"port": port, "key": str(key)}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with start_sshd(tmp_path, USER) as s:
+        yield s
 
 
 def test_remote_attach_and_detach(ws, sshd, monkeypatch):

@@ -18,7 +18,7 @@ def test_run_on_local_logs_metric_and_outputs(ws, src, tmp_path, capsys):
     assert "Web View" not in out and "/api/" not in out and "paddock run show " + run.id in out
     assert details["status"] == "Completed" and run.get_status() == "Completed"
     assert run.get_metrics() == {"accuracy": 0.9}
-    files = run.download_files(output_directory=str(tmp_path / "dl"))
+    files = run.download_files(prefix="outputs", output_directory=str(tmp_path / "dl"))
     assert files == [str(tmp_path / "dl" / "outputs" / "model.txt")]
     assert open(files[0]).read() == "weights"
     assert "outputs/model.txt" in run.get_file_names()

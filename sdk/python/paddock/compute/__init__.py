@@ -1,16 +1,23 @@
-"""Compute targets (was ``azureml.core.compute``)."""
+"""Compute targets (was ``azureml.core.compute``): one module per kind, as on the server
+(internal/compute); ``_base`` holds what they share."""
 from ..exceptions import ComputeTargetException
-from ._compute import (
-    AmlCompute, AmlComputeProvisioningConfiguration, AmlComputeStatus, AttachConfiguration, BatchCompute,
-    ComputeInstance, ComputeInstanceProvisioningConfiguration, ComputeInstanceStatus, ComputeTarget,
-    ComputeTargetAttachConfiguration, ComputeTargetProvisioningConfiguration, DatabricksCompute,
-    HDInsightCompute, KubernetesCompute, KubernetesComputeStatus, LocalCompute, RemoteCompute, RemoteComputeStatus,
+from ._base import (
+    AttachConfiguration, ComputeTarget, ComputeTargetAttachConfiguration, ComputeTargetProvisioningConfiguration,
 )
+from .adla import AdlaCompute
+from .amlcompute import AmlCompute, AmlComputeProvisioningConfiguration, AmlComputeStatus
+from .batch import BatchCompute
+from .computeinstance import ComputeInstance, ComputeInstanceProvisioningConfiguration, ComputeInstanceStatus
+from .databricks import DatabricksCompute
+from .hdinsight import HDInsightCompute
+from .kubernetes import KubernetesCompute, KubernetesComputeStatus
+from .local import LocalCompute
+from .remote import RemoteCompute, RemoteComputeStatus
 
 __all__ = [
     "ComputeTarget", "ComputeTargetException", "AmlCompute", "AmlComputeProvisioningConfiguration",
     "AmlComputeStatus", "ComputeInstance", "ComputeInstanceProvisioningConfiguration", "ComputeInstanceStatus",
     "RemoteCompute", "RemoteComputeStatus", "HDInsightCompute", "BatchCompute", "DatabricksCompute",
-    "KubernetesCompute", "KubernetesComputeStatus", "LocalCompute", "AttachConfiguration", "ComputeTargetAttachConfiguration",
-    "ComputeTargetProvisioningConfiguration",
+    "KubernetesCompute", "KubernetesComputeStatus", "AdlaCompute", "LocalCompute", "AttachConfiguration",
+    "ComputeTargetAttachConfiguration", "ComputeTargetProvisioningConfiguration",
 ]

@@ -181,3 +181,19 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) 
 func (c *Client) VerifyAudit(ctx context.Context) (*AuditVerify, error) {
 	return call[AuditVerify](ctx, c, http.MethodGet, c.wsPath("audit", "verify"), nil)
 }
+
+// StudioLink is the answer to POST /api/v1/studio/links: a one-time
+// sign-in link to the web studio for the caller (`paddock studio`).
+type StudioLink struct {
+	// Path is the link's path on the server, code included
+	// ("/signin?code=pdl_…"); the client puts its server URL before it.
+	Path string `json:"path"`
+	// Code signs in once, before ExpiresAt; it is in this answer only.
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// CreateStudioLink asks for a one-time sign-in link to the studio.
+func (c *Client) CreateStudioLink(ctx context.Context) (*StudioLink, error) {
+	return call[StudioLink](ctx, c, http.MethodPost, "/api/v1/studio/links", nil)
+}

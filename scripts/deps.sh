@@ -16,11 +16,12 @@
 #   mpi     OpenMPI's mpirun: runs with distribution mpi (MpiConfiguration)
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
+#   browser chromium (headless) and a font: the studio's browser tests (e2e/studio_test.go)
 #   k8s     curl and openssl: scripts/dev-k8s.sh (which builds the control
 #           plane itself, from the Go module proxy), the Kubernetes tests
 set -euo pipefail
 
-all=(cc ssh venv pytest mypy mpi slurm podman k8s)
+all=(cc ssh venv pytest mypy mpi slurm podman browser k8s)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -33,6 +34,7 @@ present() {
     mpi) command -v mpirun >/dev/null ;;
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
+    browser) command -v chromium >/dev/null && [ -n "$(fc-list 2>/dev/null)" ] ;;
     k8s) command -v curl >/dev/null && command -v openssl >/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
@@ -49,6 +51,7 @@ packages() {
     mpi) echo openmpi-bin ;;
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
+    browser) echo chromium fonts-dejavu-core fontconfig ;;
     k8s) echo curl openssl ca-certificates ;;
   esac
 }

@@ -6,14 +6,15 @@
 # nothing else running.
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
-# (the Slurm tests), a Kubernetes control plane (the Kubernetes tests),
-# root (run isolation, cgroups, a full disk). As root on Debian or Ubuntu
-# this script installs what is missing (scripts/deps.sh) and starts a
-# one-host Slurm cluster (scripts/dev-slurm.sh); where the control plane's
-# binaries are built (scripts/dev-k8s.sh build, cached; CI builds them) it
-# starts one (scripts/dev-k8s.sh start). It stops what it started at the
-# end. Where it cannot, those tests skip; either way its last lines name
-# every test that did not run, why, and what runs it.
+# (the Slurm tests), Chromium (the studio in a browser), a Kubernetes
+# control plane (the Kubernetes tests), root (run isolation, cgroups, a
+# full disk). As root on Debian or Ubuntu this script installs what is
+# missing (scripts/deps.sh) and starts a one-host Slurm cluster
+# (scripts/dev-slurm.sh); where the control plane's binaries are built
+# (scripts/dev-k8s.sh build, cached; CI builds them) it starts one
+# (scripts/dev-k8s.sh start). It stops what it started at the end. Where
+# it cannot, those tests skip; either way its last lines name every test
+# that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -223,3 +223,19 @@ func (s *Store) WriteOutputs(runID string, w io.Writer) error {
 	}
 	return nil
 }
+
+// OpenOutput opens one file of a run's outputs by its path there (as
+// ListOutputs names it); a path that leaves the outputs, through ".." or a
+// link, is refused.
+func (s *Store) OpenOutput(runID, path string) (*os.File, error) {
+	root, err := os.OpenRoot(s.OutputsDir(runID))
+	if err != nil {
+		return nil, api.NotFound("run %s has no outputs", runID)
+	}
+	defer root.Close()
+	f, err := root.Open(filepath.FromSlash(path))
+	if err != nil {
+		return nil, api.NotFound("run %s has no output %q", runID, path)
+	}
+	return f, nil
+}

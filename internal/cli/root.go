@@ -109,7 +109,7 @@ command finds it with no flags.`,
 		}
 		return api.Invalid("output", "--output must be table, json or yaml, not %q", g.output)
 	}
-	root.AddCommand(newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newTokenCmd(g), newAuditCmd(g), newIdentityCmd(g), newWorkspaceCmd(g))
+	root.AddCommand(newComputeCmd(g), newRunCmd(g), newQuotaCmd(g), newUserCmd(g), newTokenCmd(g), newAuditCmd(g), newIdentityCmd(g), newWorkspaceCmd(g), newStudioCmd(g))
 	// cobra adds these when it executes; add them now so that they get the
 	// same treatment as every other command.
 	root.SetHelpCommand(&cobra.Command{

@@ -208,3 +208,13 @@ func Tags(rec store.Compute) map[string]string {
 	json.Unmarshal(rec.Properties, &c)
 	return c.Tags
 }
+
+// HasNodes reports whether targets of a type have nodes (a NodeKind).
+func HasNodes(typ string) bool {
+	k, ok := Lookup(typ)
+	if !ok {
+		return false
+	}
+	_, ok = k.(NodeKind)
+	return ok
+}

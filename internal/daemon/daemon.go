@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -36,6 +37,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/server"
 	"github.com/paddock-ml/paddock/internal/store"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
+	"github.com/paddock-ml/paddock/internal/studio"
 	"github.com/paddock-ml/paddock/internal/targets"
 	tokens "github.com/paddock-ml/paddock/internal/token"
 	"github.com/paddock-ml/paddock/internal/users"
@@ -317,6 +319,10 @@ func (p *process) nodeHost(ctx context.Context, nodeID string) (string, string, 
 // stops, then shuts down: requests first, then the loops. ready is called
 // once requests are accepted.
 func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Listener, ready func()) error {
+	handler, err := p.handler(loops)
+	if err != nil {
+		return err
+	}
 	go p.sizes.Watch(loops, 2*time.Second)
 	usersDone := make(chan struct{}) // its last flush of token use needs the store
 	go func() { p.users.Run(loops, 0); close(usersDone) }()
@@ -336,8 +342,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	// Requests (long polls and log follows included) end when reqCtx does.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := server.NewHTTPServer(server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
-		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock}), reqCtx, p.log, server.DefaultTimeouts)
+	srv := server.NewHTTPServer(handler, reqCtx, p.log, server.DefaultTimeouts)
 	serveErr := make(chan error, 1)
 	if p.tls != nil {
 		srv.TLSConfig = p.tls
@@ -372,7 +377,7 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	endRequests()
-	err := srv.Shutdown(shutdownCtx)
+	err = srv.Shutdown(shutdownCtx)
 	p.local.Stop()
 	stopLoops()
 	<-dispDone
@@ -382,6 +387,25 @@ func (p *process) serve(ctx, loops context.Context, stopLoops func(), ln net.Lis
 	}
 	p.log.Info("stopped")
 	return err
+}
+
+// handler is everything the server serves on its one address: the API
+// (under /api/, with /healthz and /metrics) and the studio (the rest).
+func (p *process) handler(loops context.Context) (http.Handler, error) {
+	a := server.NewAPI(server.Deps{Targets: p.targets, Users: p.users, Audit: p.audit, Runs: p.runs, Store: p.st, Dispatch: p.disp,
+		Artifacts: p.arts, Nodes: p.nodes, Identities: p.identities, Log: p.log, Clock: p.clock})
+	st, err := studio.New(studio.Deps{Targets: p.targets, Runs: p.runs, Users: p.users, Store: p.st, Dispatch: p.disp,
+		Artifacts: p.arts, Nodes: p.nodes, Audit: p.audit, Notifier: p.notify, Log: p.log, Clock: p.clock, Secure: p.tls != nil})
+	if err != nil {
+		return nil, err
+	}
+	go st.Run(loops)
+	mux := http.NewServeMux()
+	for _, path := range []string{"/api/", "/healthz", "/metrics"} {
+		mux.Handle(path, a)
+	}
+	mux.Handle("/", st)
+	return mux, nil
 }
 
 // hideArgs are the agent flags that hide paths from runs.

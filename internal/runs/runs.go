@@ -327,3 +327,59 @@ func (s *Service) AppendLogs(ctx context.Context, run store.Run, attempt, rank i
 
 // waitReady is how long a run-based cluster may take to provision.
 const waitReady = 30 * time.Second
+
+// Page is one page of a workspace's runs, newest first, with the cursors
+// of the pages beside it.
+type Page struct {
+	Items []api.Run
+	// Older is the BeforeSeq of the next (older) page, Newer the AfterSeq
+	// of the page before (newer); 0 when there is none.
+	Older, Newer int64
+}
+
+// ListPage pages a workspace's runs that match f (at most 200 a page),
+// newest first, by keyset: each page costs the same however many runs
+// there are.
+func (s *Service) ListPage(ctx context.Context, ws string, f store.RunFilter) (Page, error) {
+	if err := s.Computes.CheckWorkspace(ctx, ws); err != nil {
+		return Page{}, err
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = min(max(f.Limit, 50), 200)
+	}
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is another page
+	f.Compute = strings.ToLower(f.Compute)
+	rs, err := s.Store.ListRuns(ctx, ws, f)
+	if err != nil {
+		return Page{}, err
+	}
+	var p Page
+	more := len(rs) > limit
+	switch {
+	case f.AfterSeq > 0:
+		if more {
+			rs = rs[1:] // the newest is the next newer page's
+		}
+		if len(rs) > 0 {
+			p.Older = rs[len(rs)-1].Seq
+		}
+		if more && len(rs) > 0 {
+			p.Newer = rs[0].Seq
+		}
+	default:
+		if more {
+			rs = rs[:limit]
+			p.Older = rs[len(rs)-1].Seq
+		}
+		if f.BeforeSeq > 0 && len(rs) > 0 {
+			p.Newer = rs[0].Seq
+		}
+	}
+	p.Items = make([]api.Run, 0, len(rs))
+	for _, r := range rs {
+		v, _ := s.view(ctx, r, false)
+		p.Items = append(p.Items, v)
+	}
+	return p, nil
+}

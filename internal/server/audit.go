@@ -38,6 +38,7 @@ var auditNames = map[string]string{
 	"PATCH /api/v1/workspaces/{ws}/identities/{name}":           "identity.update",
 	"DELETE /api/v1/workspaces/{ws}/identities/{name}":          "identity.delete",
 	"POST /api/v1/tokens/{id}":                                  "token.rotate",
+	"POST /api/v1/studio/links":                                 "studio.link",
 }
 
 // notAudited are mutating routes left out of the audit log, and why.

@@ -8,9 +8,9 @@ import (
 )
 
 // listNodes serves a target's nodes, live from the dispatcher.
-func (a *API) listNodes(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (a *API) listNodes(w http.ResponseWriter, r *http.Request, who caller) error {
 	ws, name := r.PathValue("ws"), r.PathValue("name")
-	rec, err := a.store.GetCompute(r.Context(), ws, name)
+	rec, err := a.targets.VisibleCompute(r.Context(), ws, who.P, name)
 	if err != nil {
 		return err
 	}

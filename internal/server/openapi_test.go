@@ -77,6 +77,7 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/tokens"},
 	{"DELETE", "/api/v1/tokens/{id}"},
 	{"POST", "/api/v1/tokens/{id}"}, // {id} is "current:rotate"
+	{"POST", "/api/v1/studio/links"},
 	{"POST", "/api/v1/agent/hello"},
 	{"POST", "/api/v1/agent/poll"},
 	{"GET", "/api/v1/agent/snapshots/{digest}"},
@@ -323,7 +324,7 @@ func TestOpenAPIOperations(t *testing.T) {
 			// the access server.go gives the route.
 			acc, authed := accessOf[where]
 			ws := strings.HasPrefix(path, "/api/v1/workspaces/")
-			user := path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/")
+			user := path == "/api/v1/tokens" || strings.HasPrefix(path, "/api/v1/tokens/") || strings.HasPrefix(path, "/api/v1/studio/")
 			agent := strings.HasPrefix(path, "/api/v1/agent/")
 			idToken := path == api.IdentityTokenPath
 			switch {
@@ -420,6 +421,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		"POST /api/v1/tokens":                                       {"201", "400", "409"},
 		"DELETE /api/v1/tokens/{id}":                                {"200", "404"},
 		"POST /api/v1/tokens/{id}":                                  {"200", "404"},
+		"POST /api/v1/studio/links":                                 {"201", "403"},
 		"POST /api/v1/agent/hello":                                  {"200", "400", "404"},
 		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
 		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
@@ -873,6 +875,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"UserUpdate":  wireIn[api.UserUpdate](),
 		"TokenCreate": wireIn[api.TokenCreate](),
 		"Token":       wireOut[api.Token](),
+		"StudioLink":  wireOut[api.StudioLink](),
 		"TokenList":   wireOut[api.TokenList](),
 		"AuditEntry":  wireOut[api.AuditEntry](),
 		"AuditList":   wireOut[api.AuditList](),

@@ -205,6 +205,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/tokens", byUsers, anyUser, a.createToken)
 	a.handle("DELETE /api/v1/tokens/{id}", byUsers, anyUser, a.revokeToken)
 	a.handle("POST /api/v1/tokens/{id}", byUsers, anyUser, a.rotateToken) // current:rotate
+	a.handle("POST /api/v1/studio/links", byUsers, anyUser, a.createStudioLink)
 	// Node agents.
 	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
@@ -455,6 +456,8 @@ func (a *API) authenticate(r *http.Request, acc access) (caller, error) {
 			return caller{}, unauthenticated("the run token has expired: its run attempt is no longer active")
 		}
 		return caller{RunID: runID, Attempt: attempt}, nil
+	case strings.HasPrefix(token, tokens.LinkPrefix), strings.HasPrefix(token, tokens.SessionPrefix):
+		return caller{}, api.Forbidden("a studio sign-in link or session works only in the studio; the API takes user tokens (`paddock token create`)")
 	case strings.HasPrefix(token, identities.TokenPrefix):
 		if !acc.identityTokens {
 			return caller{}, api.Forbidden("an identity token only proves an identity, at GET %s", api.IdentityTokenPath)
@@ -518,8 +521,8 @@ func decodeBody(body io.Reader, v any) error {
 	return nil
 }
 
-func (a *API) listComputes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"))
+func (a *API) listComputes(w http.ResponseWriter, r *http.Request, who caller) error {
+	items, err := a.targets.ListComputes(r.Context(), r.PathValue("ws"), who.P)
 	if err != nil {
 		return err
 	}
@@ -542,8 +545,8 @@ func (a *API) createCompute(w http.ResponseWriter, r *http.Request, who caller) 
 	return nil
 }
 
-func (a *API) getCompute(w http.ResponseWriter, r *http.Request, _ caller) error {
-	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), r.PathValue("name"))
+func (a *API) getCompute(w http.ResponseWriter, r *http.Request, who caller) error {
+	out, err := a.targets.GetCompute(r.Context(), r.PathValue("ws"), who.P, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -107,3 +107,14 @@ func (a *API) rotateToken(w http.ResponseWriter, r *http.Request, who caller) er
 	writeJSON(w, http.StatusOK, t)
 	return nil
 }
+
+// createStudioLink serves POST /api/v1/studio/links: a one-time sign-in
+// link to the studio for the caller, shown once.
+func (a *API) createStudioLink(w http.ResponseWriter, r *http.Request, who caller) error {
+	code, expires, err := a.users.CreateSigninLink(r.Context(), *who.User)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, api.StudioLink{Path: "/signin?code=" + code, Code: code, ExpiresAt: expires})
+	return nil
+}

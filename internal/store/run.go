@@ -16,7 +16,10 @@ type RunStore interface {
 	SaveBatch(ctx context.Context, runs []Run, nodes []Node, deleteNodes []string) error
 	// GetRun finds a run by id in a workspace, or api.ErrNotFound.
 	GetRun(ctx context.Context, workspace, id string) (Run, error)
-	// ListRuns lists a workspace's runs, newest first.
+	// ListRuns lists a workspace's runs that match f, newest first (by
+	// Seq), a page at a time: f.BeforeSeq and f.AfterSeq are keyset
+	// cursors, so a page costs the same at the millionth run as at the
+	// first.
 	ListRuns(ctx context.Context, workspace string, f RunFilter) ([]Run, error)
 	// ActiveRuns returns every run of every workspace that has not ended.
 	ActiveRuns(ctx context.Context) ([]Run, error)
@@ -36,6 +39,10 @@ type RunStore interface {
 	LogAck(ctx context.Context, runID string, attempt, rank int) (int64, error)
 	// Logs returns up to limit lines after the cursor seq.
 	Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error)
+	// LogsBefore returns the last limit lines before the cursor seq, in
+	// order (oldest first): a log's tail, and the lines above a page
+	// read backwards.
+	LogsBefore(ctx context.Context, runID string, beforeSeq int64, limit int) ([]api.LogLine, error)
 
 	// AddMetrics stores metric values (of any kind).
 	AddMetrics(ctx context.Context, runID string, ms []api.Metric) error
@@ -54,10 +61,17 @@ type RunStore interface {
 	NodeByTokenHash(ctx context.Context, hash string) (Node, error)
 }
 
-// RunFilter narrows ListRuns.
+// RunFilter narrows ListRuns; zero fields do not filter.
 type RunFilter struct {
-	Compute string // lower-case name; empty for all
-	Limit   int    // 0 for the default (100)
+	Compute    string        // lower-case name
+	Status     api.RunStatus // exactly this status
+	Experiment string        // exactly this experiment
+	User       string        // submitted by this user (created_by)
+	// BeforeSeq lists the runs submitted before the run with this Seq
+	// (the next page, older); AfterSeq those submitted after it (the
+	// page before, newer). Either way the page is newest first.
+	BeforeSeq, AfterSeq int64
+	Limit               int // 0 for the default (100)
 }
 
 // Run is a run as stored. The API view (api.Run) is derived from it.

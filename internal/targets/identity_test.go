@@ -47,7 +47,7 @@ func TestSystemAssignedIdentityLifecycle(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.mustCreate("sys-cluster", "cluster", map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 2, "identity_type": "SystemAssigned"})
-	got, err := f.svc.GetCompute(f.ctx, "default", "sys-cluster")
+	got, err := f.svc.GetCompute(f.ctx, "default", authz.System, "sys-cluster")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,22 @@ func mayUse(user string, rec store.Compute) error {
 	return api.Forbidden("compute instance %s belongs to %s; only they can use it", rec.Name, owner)
 }
 
+// Visible reports whether p sees a target at all: a private one (a
+// compute instance) is seen only by its owners (who created it, its
+// assigned user) and by those who may start and stop any target (Owners,
+// Compute Operators); every other target by everyone with a role.
+func Visible(p authz.Principal, rec store.Compute) bool {
+	if compute.Owner(rec) == "" || p.Any(authz.OperateCompute) {
+		return true
+	}
+	for _, o := range owners(rec) {
+		if o == p.User {
+			return true
+		}
+	}
+	return false
+}
+
 // owners are who owns a target for authorization: who created it and, for
 // an instance, its assigned user.
 func owners(rec store.Compute) []string {

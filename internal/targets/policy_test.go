@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/authz"
 	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/store"
 )
@@ -67,7 +68,7 @@ func TestInstanceIdlePolicy(t *testing.T) {
 	}
 	f.mustCreate("capped-box", "instance", map[string]any{"vm_size": "STANDARD_D2_V2"})
 	for _, name := range []string{"capped-box", "old-box"} {
-		got, err := f.svc.GetCompute(f.ctx, "default", name)
+		got, err := f.svc.GetCompute(f.ctx, "default", authz.System, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +83,7 @@ func TestInstanceIdlePolicy(t *testing.T) {
 	wantCode(t, err, api.CodeInvalid, "idle_time_before_shutdown")
 	// Clusters are not instances: no idle limit is shown for them.
 	f.mustCreate("cpu", "cluster", map[string]any{"vm_size": "STANDARD_D2_V2", "max_nodes": 1})
-	if got, _ := f.svc.GetCompute(f.ctx, "default", "cpu"); got.Limits != nil {
+	if got, _ := f.svc.GetCompute(f.ctx, "default", authz.System, "cpu"); got.Limits != nil {
 		t.Fatalf("cluster limits = %+v, want none (no run limit set)", got.Limits)
 	}
 }
@@ -112,7 +113,7 @@ func TestRunDurationPolicy(t *testing.T) {
 	if err != nil || r.MaxRunDurationSeconds != 60 || r.MaxRunDurationFromPolicy {
 		t.Fatalf("a run with a shorter limit: %+v (%v)", r.Run, err)
 	}
-	if got, _ := f.svc.GetCompute(f.ctx, "default", "local"); got.Limits == nil || got.Limits.MaxRunDurationSeconds != 3600 {
+	if got, _ := f.svc.GetCompute(f.ctx, "default", authz.System, "local"); got.Limits == nil || got.Limits.MaxRunDurationSeconds != 3600 {
 		t.Fatalf("local limits = %+v, want the run limit", got.Limits)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -203,20 +204,62 @@ func secretNames(m map[string]secret.Value) []string {
 	return out
 }
 
-// GetCompute returns one target.
-func (s *Service) GetCompute(ctx context.Context, ws, name string) (api.Compute, error) {
+// GetCompute returns one target p may see (see Visible); another user's
+// compute instance is not found.
+func (s *Service) GetCompute(ctx context.Context, ws string, p authz.Principal, name string) (api.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return api.Compute{}, err
 	}
-	rec, err := s.Store.GetCompute(ctx, ws, name)
+	rec, err := s.VisibleCompute(ctx, ws, p, name)
 	if err != nil {
 		return api.Compute{}, err
 	}
 	return s.view(ctx, rec), nil
 }
 
-// ListComputes returns every target of a workspace.
-func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, error) {
+// VisibleCompute reads a target's record if p may see it (see Visible),
+// else answers NotFound as for a target that does not exist.
+func (s *Service) VisibleCompute(ctx context.Context, ws string, p authz.Principal, name string) (store.Compute, error) {
+	rec, err := s.Store.GetCompute(ctx, ws, name)
+	if err == nil && !Visible(p, rec) {
+		return store.Compute{}, api.NotFound("compute target %q not found in workspace %q", name, ws)
+	}
+	return rec, err
+}
+
+// ListComputes returns the targets of a workspace that p may see (see
+// Visible), sorted by name.
+func (s *Service) ListComputes(ctx context.Context, ws string, p authz.Principal) ([]api.Compute, error) {
+	recs, err := s.visible(ctx, ws, p)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := s.policyOf(ctx, ws)
+	out := make([]api.Compute, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, s.viewWith(ctx, r, pol, err == nil))
+	}
+	return out, nil
+}
+
+// ListBrief lists the targets p may see as ListComputes does, without what
+// the full view reads for each target (its managed identity, the policy's
+// limits on it): what a page listing a thousand targets shows, in one read
+// of the store.
+func (s *Service) ListBrief(ctx context.Context, ws string, p authz.Principal) ([]api.Compute, error) {
+	recs, err := s.visible(ctx, ws, p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Compute, len(recs))
+	for i, r := range recs {
+		out[i] = ToAPI(r)
+	}
+	return out, nil
+}
+
+// visible reads the targets of a workspace that p may see.
+func (s *Service) visible(ctx context.Context, ws string, p authz.Principal) ([]store.Compute, error) {
 	if err := s.CheckWorkspace(ctx, ws); err != nil {
 		return nil, err
 	}
@@ -224,12 +267,7 @@ func (s *Service) ListComputes(ctx context.Context, ws string) ([]api.Compute, e
 	if err != nil {
 		return nil, err
 	}
-	pol, err := s.policyOf(ctx, ws)
-	out := make([]api.Compute, len(recs))
-	for i, r := range recs {
-		out[i] = s.viewWith(ctx, r, pol, err == nil)
-	}
-	return out, nil
+	return slices.DeleteFunc(recs, func(r store.Compute) bool { return !Visible(p, r) }), nil
 }
 
 // UpdateCompute changes the updatable properties of a target; the target

@@ -373,7 +373,7 @@ func TestDeleteCompute(t *testing.T) {
 	if _, err := f.create("admin", "mine", "local", nil); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("creating a local target: %v", err)
 	}
-	if _, err := f.svc.GetCompute(f.ctx, "nope", "cpu"); !errors.Is(err, api.ErrNotFound) {
+	if _, err := f.svc.GetCompute(f.ctx, "nope", authz.System, "cpu"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("a target of a missing workspace: %v", err)
 	}
 }

@@ -218,3 +218,20 @@ func init() {
 		);`,
 	)
 }
+
+// Issue 15 (the studio), migration 9, after issue 18's 8: runs are listed
+// a page at a time, newest first, filtered by compute, status, experiment
+// or user, and stay fast at 100,000 runs (keyset paging on seq, an index
+// per filter); a run's page reads its log's tail and pages backwards from
+// it (run_logs by run, seq).
+func init() {
+	migrations = append(migrations,
+		`ALTER TABLE runs ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+		UPDATE runs SET experiment = COALESCE(json_extract(data, '$.experiment'), '');
+		CREATE INDEX runs_ws_compute_seq ON runs(workspace, compute, seq);
+		CREATE INDEX runs_ws_status_seq ON runs(workspace, status, seq);
+		CREATE INDEX runs_ws_experiment_seq ON runs(workspace, experiment, seq);
+		CREATE INDEX runs_ws_user_seq ON runs(workspace, created_by, seq);
+		CREATE INDEX run_logs_run_seq ON run_logs(run_id, seq);`,
+	)
+}

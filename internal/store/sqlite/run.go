@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/paddock-ml/paddock/api"
@@ -35,7 +36,7 @@ func (s *Store) saveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 	defer tx.Rollback()
 	if len(runs) > 0 {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO runs(id, workspace, compute, seq, status, node, token_hash, idem_key,
-			created_by, created_at, data) VALUES(?,?,?,?,?,?,?,?,?,?,?)
+			created_by, created_at, experiment, data) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET status=excluded.status, node=excluded.node,
 			token_hash=excluded.token_hash, data=excluded.data`)
 		if err != nil {
@@ -49,7 +50,7 @@ func (s *Store) saveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 				return err
 			}
 			if _, err := st.ExecContext(ctx, r.ID, r.Workspace, r.Compute, r.Seq, string(r.Status), r.Node, r.TokenHash,
-				r.IdempotencyKey, r.CreatedBy, ts(r.CreatedAt), string(data)); err != nil {
+				r.IdempotencyKey, r.CreatedBy, ts(r.CreatedAt), r.Experiment, string(data)); err != nil {
 				if isUniqueViolation(err) {
 					return api.Conflict("a run was already submitted with this Idempotency-Key")
 				}
@@ -118,10 +119,26 @@ func (s *Store) ListRuns(ctx context.Context, workspace string, f store.RunFilte
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	if f.Compute != "" {
-		return s.runs(ctx, `workspace = ? AND compute = ? ORDER BY seq DESC LIMIT ?`, workspace, f.Compute, f.Limit)
+	where, args := `workspace = ?`, []any{workspace}
+	for _, c := range []struct{ col, v string }{{"compute", f.Compute}, {"status", string(f.Status)},
+		{"experiment", f.Experiment}, {"created_by", f.User}} {
+		if c.v != "" {
+			where += ` AND ` + c.col + ` = ?`
+			args = append(args, c.v)
+		}
 	}
-	return s.runs(ctx, `workspace = ? ORDER BY seq DESC LIMIT ?`, workspace, f.Limit)
+	if f.BeforeSeq > 0 {
+		where += ` AND seq < ?`
+		args = append(args, f.BeforeSeq)
+	}
+	if f.AfterSeq > 0 {
+		// The page just after the cursor, read upwards, then turned
+		// newest first like every page.
+		rs, err := s.runs(ctx, where+` AND seq > ? ORDER BY seq LIMIT ?`, append(args, f.AfterSeq, f.Limit)...)
+		slices.Reverse(rs)
+		return rs, err
+	}
+	return s.runs(ctx, where+` ORDER BY seq DESC LIMIT ?`, append(args, f.Limit)...)
 }
 
 // ActiveRuns implements store.Store.
@@ -194,6 +211,14 @@ func (s *Store) LogAck(ctx context.Context, runID string, attempt, rank int) (in
 func (s *Store) Logs(ctx context.Context, runID string, afterSeq int64, limit int) ([]api.LogLine, error) {
 	return queryAll(ctx, s.r, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`, scanLogLine, runID, afterSeq, limit)
+}
+
+// LogsBefore implements store.Store.
+func (s *Store) LogsBefore(ctx context.Context, runID string, beforeSeq int64, limit int) ([]api.LogLine, error) {
+	ls, err := queryAll(ctx, s.r, `SELECT seq, attempt, rank, stream, ts, line FROM run_logs
+		WHERE run_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, scanLogLine, runID, beforeSeq, limit)
+	slices.Reverse(ls)
+	return ls, err
 }
 
 func scanLogLine(r rowScanner) (api.LogLine, error) {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,38 +64,10 @@ func TestRefusesNewerSchema(t *testing.T) {
 // becomes a named token, the admin stays admin, the others become
 // Contributors of every workspace.
 func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
-	teams := -1
-	for i, m := range migrations {
-		if strings.Contains(m, "CREATE TABLE tokens") {
-			teams = i
-		}
-	}
-	if teams < 0 {
-		t.Fatal("no teams migration")
-	}
-	all := migrations
-	migrations = all[:teams]
-	path := filepath.Join(t.TempDir(), "p.db")
-	s, err := Open(t.Context(), path)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	s := migrated(t, "CREATE TABLE tokens",
 		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
 		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('admin', 1, 'aaaaaaaaaaaaaaaa', '2026-01-01T00:00:00Z')`,
-		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('bob', 0, 'bbbbbbbbbbbbbbbb', '2026-01-02T00:00:00Z')`,
-	} {
-		if _, err := s.w.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	s, err = Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO users(name, admin, token_hash, created_at) VALUES('bob', 0, 'bbbbbbbbbbbbbbbb', '2026-01-02T00:00:00Z')`)
 	bob, err := s.TokenByHash(t.Context(), "bbbbbbbbbbbbbbbb")
 	if err != nil || bob.User != "bob" || bob.Name != "default" || !bob.RevokedAt.IsZero() {
 		t.Fatalf("bob's token = %+v, %v", bob, err)
@@ -111,4 +84,52 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 	if _, err := s.RoleOf(t.Context(), "default", "admin"); err == nil {
 		t.Fatal("the admin got a role row; admins are Owner everywhere without one")
 	}
+}
+
+// A database from before the studio keeps its runs findable by
+// experiment: the new column is filled from each run's JSON.
+func TestRunFiltersMigrationFillsExperiment(t *testing.T) {
+	s := migrated(t, "ADD COLUMN experiment",
+		`INSERT INTO workspaces(name, created_at) VALUES('default', '2026-01-01T00:00:00Z')`,
+		`INSERT INTO runs(id, workspace, compute, seq, status, created_by, created_at, data) VALUES
+			('run-a', 'default', 'local', 1, 'Completed', 'ana', '2026-01-01T00:00:00Z', '{"id":"run-a","experiment":"mnist","compute":"local","status":"Completed"}'),
+			('run-b', 'default', 'local', 2, 'Completed', 'ana', '2026-01-01T00:00:01Z', '{"id":"run-b","compute":"local","status":"Completed"}')`)
+	rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: "mnist"})
+	if err != nil || len(rs) != 1 || rs[0].ID != "run-a" {
+		t.Fatalf("runs of experiment mnist after the migration: %+v, %v", rs, err)
+	}
+	if rs, err := s.ListRuns(t.Context(), "default", store.RunFilter{Experiment: ""}); err != nil || len(rs) != 2 {
+		t.Fatalf("every run: %d, %v", len(rs), err)
+	}
+}
+
+// migrated makes a database at the schema from before the migration that
+// contains marker, stores data there (stmts), and opens it again with
+// every migration: the migration under test runs on data stored before
+// it. The store is closed at the end of the test.
+func migrated(t *testing.T, marker string, stmts ...string) *Store {
+	t.Helper()
+	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, marker) })
+	if i < 0 {
+		t.Fatalf("no migration contains %q", marker)
+	}
+	all := migrations
+	migrations = all[:i]
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := Open(t.Context(), path)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range stmts {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if s, err = Open(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

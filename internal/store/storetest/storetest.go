@@ -25,6 +25,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("MetricKinds", func(t *testing.T) { testMetricKinds(t, open(t)) })
 	t.Run("RunTags", func(t *testing.T) { testRunTags(t, open(t)) })
 	t.Run("Environments", func(t *testing.T) { testEnvironments(t, open(t)) })
+	t.Run("LogsBefore", func(t *testing.T) { testLogsBefore(t, open(t)) })
+	t.Run("ListRuns", func(t *testing.T) { testListRuns(t, open(t)) })
 	t.Run("Identities", func(t *testing.T) { testIdentities(t, open(t)) })
 	t.Run("Policy", func(t *testing.T) { testPolicy(t, open(t)) })
 }

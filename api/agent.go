@@ -57,6 +57,9 @@ type AgentWork struct {
 	// Stale attempts are no longer current: the agent stops them and
 	// reports nothing more for them.
 	Stale []AttemptRef `json:"stale,omitempty"`
+	// Servers, from a workspace served by several replicas, are their
+	// URLs: the agent tries the next when one cannot be reached.
+	Servers []string `json:"servers,omitempty"`
 }
 
 // Assignment tells an agent to run one attempt of a run.

@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddock-ml/paddock/internal/backoff"
@@ -19,11 +22,89 @@ import (
 
 // Client talks to one Paddock server as one user in one workspace.
 type Client struct {
-	Server    string // e.g. http://127.0.0.1:8765
+	// Server is the server's URL (http://127.0.0.1:8765), or the URLs of
+	// the replicas of one workspace separated by commas. A call goes to the
+	// one that answered last; when that one cannot be reached, or answers
+	// that another must take the call (HeaderRetryElsewhere), it goes to
+	// the next. A call whose request may have been applied is not sent
+	// again, except reads.
+	Server    string
 	Token     string
 	Workspace string
 	HTTP      *http.Client
+
+	// first is the index in Server of the replica to call first (the last
+	// one that answered); copies of a Client share it. Nil: the first.
+	first *atomic.Int32
 }
+
+// Servers splits a list of server URLs (separated by commas or white
+// space, as --server, PADDOCK_SERVER and an agent's server file may give
+// them), without trailing slashes or repeats.
+func Servers(list string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
+		u := strings.TrimRight(f, "/")
+		if u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// start is the index of the server to call first of n.
+func (c *Client) start(n int) int {
+	if c.first == nil || n <= 1 {
+		return 0
+	}
+	return int(c.first.Load()) % n
+}
+
+// attempt is one server a call may go to: its index in Server and
+// whether more servers come after it.
+type attempt struct {
+	idx    int
+	server string
+	more   bool
+}
+
+// attempts are the servers in the order a call tries them: the one that
+// answered last first.
+func (c *Client) attempts() []attempt {
+	servers := c.servers()
+	first := c.start(len(servers))
+	out := make([]attempt, len(servers))
+	for i := range servers {
+		idx := (first + i) % len(servers)
+		out[i] = attempt{idx: idx, server: servers[idx], more: i+1 < len(servers)}
+	}
+	return out
+}
+
+// answered notes which server to call first next time.
+func (c *Client) answered(i int) {
+	if c.first != nil {
+		c.first.Store(int32(i))
+	}
+}
+
+// servers is Server as a list, never empty.
+func (c *Client) servers() []string {
+	if l := Servers(c.Server); len(l) > 0 {
+		return l
+	}
+	return []string{strings.TrimRight(c.Server, "/")}
+}
+
+// notSent reports whether a request failed before any of it reached the
+// server: it could not connect.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// readOnly methods may be sent again to another server.
+func readOnly(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // Option configures a Client made by NewClient.
 type Option func(*Client)
@@ -46,6 +127,7 @@ func NewClient(server, token, workspace string, opts ...Option) *Client {
 		Token:     token,
 		Workspace: workspace,
 		HTTP:      &http.Client{Timeout: 60 * time.Second},
+		first:     new(atomic.Int32),
 	}
 	for _, o := range opts {
 		o(c)
@@ -102,60 +184,96 @@ func (c *Client) wsPath(parts ...string) string {
 
 // Do sends a request with body in JSON (when not nil) and decodes a JSON
 // response into out (when not nil). Error responses come back as *Error;
-// a server that cannot be reached comes back as CodeUnavailable.
+// a server that cannot be reached comes back as CodeUnavailable. With
+// several servers, it tries the next as Server says.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
+	var stream io.Reader // a body that can be sent only once
 	contentType := "application/json"
 	if raw, ok := body.(Raw); ok {
-		rd, contentType = raw.Data, raw.ContentType
+		stream, contentType = raw.Data, raw.ContentType
 	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Server+path, rd)
-	if err != nil {
-		return Invalid("server", "server URL %q is not valid: %v", c.Server, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for k, v := range headersFrom(ctx) {
-		req.Header.Set(k, v)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	all := c.attempts()
+	var lastErr error
+	for _, at := range all {
+		idx, server := at.idx, at.server
+		more := at.more && stream == nil // another server may take it
+		var rd io.Reader
+		switch {
+		case stream != nil:
+			rd = stream
+		case payload != nil:
+			rd = bytes.NewReader(payload)
 		}
-		return unreachable(c.Server, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return Unavailable("reading the response from %s: %v", c.Server, err)
-	}
-	if resp.StatusCode >= 400 {
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
-			return eb.Error
+		req, err := http.NewRequestWithContext(ctx, method, server+path, rd)
+		if err != nil {
+			return Invalid("server", "server URL %q is not valid: %v", server, err)
 		}
-		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte(httpToHTTPS)) {
-			return plainToTLS(c.Server)
+		if body != nil {
+			req.Header.Set("Content-Type", contentType)
 		}
-		return &Error{Code: codeForStatus(resp.StatusCode), Message: fmt.Sprintf("server answered %s", resp.Status)}
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decoding the response of %s %s: %w", method, path, err)
+		for k, v := range headersFrom(ctx) {
+			req.Header.Set(k, v)
 		}
+		if c.Token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Token)
+		}
+		resp, err := c.HTTP.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			lastErr = unreachable(server, err)
+			if more && (notSent(err) || readOnly(method)) {
+				continue
+			}
+			c.answered((idx + 1) % len(all)) // the next call tries the next one first
+			return lastErr
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = Unavailable("reading the response from %s: %v", server, err)
+			if more && readOnly(method) {
+				continue
+			}
+			return lastErr
+		}
+		if resp.StatusCode >= 400 {
+			lastErr = responseError(server, resp.StatusCode, data)
+			if more && (resp.Header.Get(HeaderRetryElsewhere) != "" || readOnly(method) && resp.StatusCode >= 500) {
+				continue
+			}
+			c.answered(idx)
+			return lastErr
+		}
+		c.answered(idx)
+		if out != nil && len(data) > 0 {
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("decoding the response of %s %s: %w", method, path, err)
+			}
+		}
+		return nil
 	}
-	return nil
+	return lastErr
+}
+
+// responseError is the error of an answer with an error status.
+func responseError(server string, status int, data []byte) error {
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
+		return eb.Error
+	}
+	if status == http.StatusBadRequest && bytes.Contains(data, []byte(httpToHTTPS)) {
+		return plainToTLS(server)
+	}
+	return &Error{Code: codeForStatus(status), Message: fmt.Sprintf("server answered %d %s", status, http.StatusText(status))}
 }
 
 func codeForStatus(status int) Code {

@@ -161,3 +161,9 @@ func (c Code) ExitCode() int {
 type ErrorBody struct {
 	Error *Error `json:"error"`
 }
+
+// HeaderRetryElsewhere is set on a 503 answer to a request the server did
+// not apply because another server of the workspace must take it (this
+// one does not lead, or lost the lead): a client that knows several
+// servers sends the request to the next.
+const HeaderRetryElsewhere = "Paddock-Retry-Elsewhere"

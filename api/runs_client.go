@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,32 +117,45 @@ func (c *Client) LogMetric(ctx context.Context, id, name string, value float64, 
 	return c.Do(ctx, http.MethodPost, c.wsPath("runs", id, "metrics"), MetricPost{Name: name, Value: &value, Step: &step}, nil)
 }
 
-// stream opens a streaming GET and returns its body.
+// stream opens a streaming GET and returns its body, from the next server
+// when one cannot answer.
 func (c *Client) stream(ctx context.Context, path string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := *c.HTTP
-	hc.Timeout = 0 // streams last as long as the run
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, unreachable(c.Server, err)
-	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
-			return nil, eb.Error
+	all := c.attempts()
+	var lastErr error
+	for _, at := range all {
+		idx, server := at.idx, at.server
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+path, nil)
+		if err != nil {
+			return nil, err
 		}
-		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte(httpToHTTPS)) {
-			return nil, plainToTLS(c.Server)
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		hc := *c.HTTP
+		hc.Timeout = 0 // streams last as long as the run
+		resp, err := hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = unreachable(server, err)
+			continue
 		}
-		return nil, &Error{Code: codeForStatus(resp.StatusCode), Message: "server answered " + resp.Status}
+		if resp.StatusCode >= 400 {
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			lastErr = responseError(server, resp.StatusCode, data)
+			if resp.StatusCode >= 500 {
+				continue
+			}
+			c.answered(idx)
+			return nil, lastErr
+		}
+		c.answered(idx)
+		return resp.Body, nil
 	}
-	return resp.Body, nil
+	if len(all) > 1 {
+		c.answered(all[1].idx)
+	}
+	return nil, lastErr
 }
 
 // FollowLogs calls fn for each log line after the cursor `after`; with

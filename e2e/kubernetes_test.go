@@ -399,7 +399,7 @@ func TestKubernetesProviderCluster(t *testing.T) {
 	t.Cleanup(func() {
 		k.cs.SchedulingV1().PriorityClasses().Delete(context.Background(), pc.Name, metav1.DeleteOptions{})
 	})
-	if r := e.run("compute", "attach", "kubernetes", "nope", "--kubeconfig", k.kubeconfig(e.home, "admin", k.server, adminToken(t, k.admin), k.ns),
+	if r := e.run("compute", "attach", "kubernetes", "nope", "--kubeconfig", k.kubeconfig(e.home, "admin", k.server, kubeAdminToken(t, k.admin), k.ns),
 		"--lowpriority-priority-class", "no-such-class"); r.code != 2 || !strings.Contains(r.stderr, `no PriorityClass "no-such-class"`) {
 		t.Errorf("a missing PriorityClass: exit %d %q", r.code, r.stderr)
 	}
@@ -451,8 +451,8 @@ func TestKubernetesProviderCluster(t *testing.T) {
 	e.ok("compute", "detach", "k8s")
 }
 
-// adminToken is the bearer token of the dev cluster's admin kubeconfig.
-func adminToken(t *testing.T, kubeconfig []byte) string {
+// kubeAdminToken is the bearer token of the dev cluster's admin kubeconfig.
+func kubeAdminToken(t *testing.T, kubeconfig []byte) string {
 	var cfg struct {
 		Users []struct {
 			User struct{ Token string }

@@ -17,11 +17,12 @@
 #   slurm   Slurm and munge: scripts/dev-slurm.sh, the Slurm tests
 #   podman  podman, runc and catatonit (--init): the container (--image) tests
 #   browser chromium (headless) and a font: the studio's browser tests (e2e/studio_test.go)
+#   postgres  PostgreSQL 15 (Debian's): the PostgreSQL store and HA tests (scripts/dev-postgres.sh)
 #   k8s     curl and openssl: scripts/dev-k8s.sh (which builds the control
 #           plane itself, from the Go module proxy), the Kubernetes tests
 set -euo pipefail
 
-all=(cc ssh venv pytest mypy mpi slurm podman browser k8s)
+all=(cc ssh venv pytest mypy mpi slurm podman browser postgres k8s)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -35,6 +36,7 @@ present() {
     slurm) command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null && command -v sbatch >/dev/null ;;
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
     browser) command -v chromium >/dev/null && [ -n "$(fc-list 2>/dev/null)" ] ;;
+    postgres) [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ;;
     k8s) command -v curl >/dev/null && command -v openssl >/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
@@ -52,6 +54,7 @@ packages() {
     slurm) echo slurm-wlm slurm-client munge ;;
     podman) echo podman runc catatonit ;;
     browser) echo chromium fonts-dejavu-core fontconfig ;;
+    postgres) echo postgresql-15 ;;
     k8s) echo curl openssl ca-certificates ;;
   esac
 }

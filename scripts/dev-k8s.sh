@@ -97,7 +97,7 @@ build() {
   echo "dev-k8s: built in $(( $(date +%s) - t0 ))s" >&2
 }
 
-# kubectl: built on demand only (figure 7 of cmd/paddock-bench uses it),
+# kubectl: built on demand only (figure 8 of cmd/paddock-bench uses it),
 # from the module of the control plane's build.
 kubectl_bin() {
   build

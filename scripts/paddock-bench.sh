@@ -2,7 +2,7 @@
 # The speed-and-scale benchmark from a fresh clone: installs and starts the
 # one-host Slurm cluster (figure 6 compares against it; needs root, else that
 # figure is skipped) and the dev Kubernetes control plane with a kubectl of
-# its version (figure 7; built once, ~8 minutes cold, cached), then runs
+# its version (figure 8; built once, ~8 minutes cold, cached), then runs
 # cmd/paddock-bench, which builds paddock and starts its own servers on
 # random loopback ports. About 8 minutes on 2 cores after the builds.
 #

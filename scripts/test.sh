@@ -10,17 +10,19 @@
 # control plane (the Kubernetes tests), root (run isolation, cgroups, a
 # full disk). As root on Debian or Ubuntu this script installs what is
 # missing (scripts/deps.sh) and starts a one-host Slurm cluster
-# (scripts/dev-slurm.sh); where the control plane's binaries are built
-# (scripts/dev-k8s.sh build, cached; CI builds them) it starts one
-# (scripts/dev-k8s.sh start). It stops what it started at the end. Where
-# it cannot, those tests skip; either way its last lines name every test
-# that did not run, why, and what runs it.
+# (scripts/dev-slurm.sh) and a PostgreSQL (scripts/dev-postgres.sh: the
+# PostgreSQL store and HA tests); where the Kubernetes control plane's
+# binaries are built (scripts/dev-k8s.sh build, cached; CI builds them) it
+# starts one (scripts/dev-k8s.sh start). It stops what it started at the
+# end. Where it cannot, those tests skip; either way its last lines name
+# every test that did not run, why, and what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 started_slurm=0
 started_k8s=0
+started_pg=0
 
 # summary is the end of every run, passed or not: what did not run.
 summary() {
@@ -30,6 +32,9 @@ summary() {
   fi
   if [ $started_k8s = 1 ]; then
     bash scripts/dev-k8s.sh stop || true
+  fi
+  if [ $started_pg = 1 ]; then
+    bash scripts/dev-postgres.sh stop || true
   fi
   local go_skips py_skips bench_skips
   go_skips=$( [ -f "$work/skips.tsv" ] && cat "$work/skips.tsv" || true)
@@ -58,9 +63,10 @@ summary() {
     fi
     echo
     echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
-    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) itself; for the"
-    echo "Kubernetes tests, build the control plane once first: \`bash scripts/dev-k8s.sh build\`"
-    echo "(about 7 minutes on 2 cores, cached in ~/.cache/paddock-k8s)."
+    echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh) and PostgreSQL"
+    echo "(scripts/dev-postgres.sh) itself; for the Kubernetes tests, build the control plane"
+    echo "once first: \`bash scripts/dev-k8s.sh build\` (about 7 minutes on 2 cores, cached in"
+    echo "~/.cache/paddock-k8s)."
     if [ "$(id -u)" != 0 ]; then
       echo "This run was not root: \`sudo bash scripts/test.sh\`."
     elif ! command -v apt-get >/dev/null; then
@@ -106,6 +112,21 @@ if ! bash scripts/dev-k8s.sh status 2>/dev/null && bash scripts/dev-k8s.sh built
   fi
 fi
 
+# A PostgreSQL for the PostgreSQL store's tests and the HA tests: one given
+# by PADDOCK_TEST_POSTGRES, or one started now (root with PostgreSQL 15
+# installed) and stopped at the end. Each test makes a schema of its own.
+if [ -z "${PADDOCK_TEST_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+  pg_was_up=0
+  [ -f "${PADDOCK_PG_DIR:-/tmp/paddock-pg}/data/postmaster.pid" ] && pg_was_up=1
+  if bash scripts/dev-postgres.sh start; then
+    [ $pg_was_up = 1 ] || started_pg=1
+    PADDOCK_TEST_POSTGRES=$(bash scripts/dev-postgres.sh dsn)
+    export PADDOCK_TEST_POSTGRES
+  else
+    echo "test.sh: the dev PostgreSQL did not start; the PostgreSQL tests will skip" >&2
+  fi
+fi
+
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change these files:" >&2
@@ -147,4 +168,11 @@ bash sdk/python/run_tests.sh -rs 2>&1 | tee -a "$work/pytest.txt"
 # The benchmark at tiny sizes: checks every figure still runs (the numbers
 # it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
 # Figure 6 needs a Slurm cluster and is skipped without.
-timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"
+# Figure 7 (failover) needs PostgreSQL: with one, it runs on its own on it.
+# Figure 8 needs the Kubernetes control plane and is skipped without.
+if [ -n "${PADDOCK_TEST_POSTGRES:-}" ]; then
+  timeout 300 go run ./cmd/paddock-bench --smoke --only 1,2,3,4,5,6,8 2>&1 | tee "$work/bench.txt"
+  timeout 120 go run ./cmd/paddock-bench --smoke --only 7 --store "$PADDOCK_TEST_POSTGRES" 2>&1 | tee -a "$work/bench.txt"
+else
+  timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"
+fi

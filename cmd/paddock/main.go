@@ -9,4 +9,6 @@ import (
 	"github.com/paddock-ml/paddock/internal/cli"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, newUpCmd(), newAgentCmd())) }
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr, newUpCmd(), newAgentCmd(), newStoreCmd()))
+}

@@ -21,7 +21,8 @@ func newUpCmd() *cobra.Command {
 	var tlsCert, tlsKey, tlsCA string
 	var maxLogMB int64
 	var auditDays int
-	var pprofListen string
+	var pprofListen, storeURL string
+	var leaseTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the workspace server (embedded SQLite store, local provider)",
@@ -35,11 +36,17 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM; it shuts down cleanly.
 It serves plain HTTP on loopback only. With --tls it serves HTTPS with a CA
 and server certificate it makes in the data dir on first start, and writes
 the CA to the CLI config for the CLI, agents and SDK to pin; --tls-cert and
---tls-key serve a certificate you have instead.`,
+--tls-key serve a certificate you have instead.
+
+With --store postgres://… (or $PADDOCK_STORE) the workspace lives in that
+PostgreSQL database instead, and several servers (replicas) may serve it:
+one leads, the others serve reads and forward the rest to it, and one of
+them takes over within seconds when the leader dies (docs/ha.md).`,
 		Example: `  paddock up
   paddock up --listen 127.0.0.1:9000 --data-dir /srv/paddock
   paddock up --tls --listen 0.0.0.0:8765
-  paddock up --listen paddock.example.com:443 --tls-cert fullchain.pem --tls-key key.pem`,
+  paddock up --listen paddock.example.com:443 --tls-cert fullchain.pem --tls-key key.pem
+  PADDOCK_STORE=postgres://paddock:secret@db.example.com/paddock paddock up --tls --listen 0.0.0.0:8765`,
 		Args: cli.NoArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -62,6 +69,12 @@ the CA to the CLI config for the CLI, agents and SDK to pin; --tls-cert and
 			if auditDays < 0 || auditDays > 36500 {
 				return api.Invalid("audit-retention-days", "--audit-retention-days must be from 0 (keep everything) to 36500, not %d", auditDays)
 			}
+			if storeURL == "" {
+				storeURL = os.Getenv("PADDOCK_STORE")
+			}
+			if leaseTTL < time.Second || leaseTTL > 5*time.Minute {
+				return api.Invalid("lease-ttl", "--lease-ttl must be from 1s to 5m, not %s", leaseTTL)
+			}
 			if dataDir == "" {
 				home, err := os.UserHomeDir()
 				if err != nil {
@@ -72,11 +85,13 @@ the CA to the CLI config for the CLI, agents and SDK to pin; --tls-cert and
 			return daemon.Run(cmd.Context(), daemon.Options{DataDir: dataDir, Listen: listen, Log: slog.New(h), NodeLostAfter: nodeLost, PreemptEvery: preemptEvery,
 				Sim: simOn, SimPollWait: simWait, SimHeartbeat: simBeat, PprofListen: pprofListen, MaxRunLogBytes: maxLogMB << 20,
 				AuditRetention: time.Duration(auditDays) * 24 * time.Hour, InsecureListen: insecureListen,
-				TLS: tlsOn, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, TLSCAFile: tlsCA})
+				TLS: tlsOn, TLSCertFile: tlsCert, TLSKeyFile: tlsKey, TLSCAFile: tlsCA, Store: storeURL, LeaseTTL: leaseTTL})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataDir, "data-dir", "", "where the server keeps its database, secret key and admin token (default ~/.paddock)")
+	f.StringVar(&dataDir, "data-dir", "", "where the server keeps its database, secret key and admin token (default ~/.paddock); replicas of a --store share it")
+	f.StringVar(&storeURL, "store", "", "keep the workspace in this PostgreSQL database (postgres://user:password@host/db), which several servers may share, instead of SQLite in the data dir (default $PADDOCK_STORE)")
+	f.DurationVar(&leaseTTL, "lease-ttl", 5*time.Second, "with --store: how long a leader that stopped renewing its lease (paused, cut off) holds up a takeover; a leader whose process died is replaced within a second")
 	f.StringVar(&listen, "listen", "127.0.0.1:8765", "address to serve on; port 0 picks a free port")
 	f.BoolVar(&tlsOn, "tls", false, "serve HTTPS with a CA and server certificate made in the data dir (tls/) on first start; clients pin the CA")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, chain after it) instead; needs --tls-key")

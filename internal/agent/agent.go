@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,8 +41,8 @@ import (
 
 // Config configures an agent.
 type Config struct {
-	Server     string // server URL
-	ServerFile string // or a file holding it, re-read whenever the server cannot be reached
+	Server     string // server URL, or the URLs of a workspace's replicas (comma-separated)
+	ServerFile string // or a file holding it (or them), re-read whenever the server cannot be reached
 	// CAFile holds the CA certificate(s), PEM, the agent trusts for an
 	// https server, and no others; re-read with ServerFile. Unset or
 	// missing: the system's roots. Runs get a copy (PADDOCK_CA_FILE).
@@ -105,6 +106,9 @@ type Agent struct {
 	// changes it under trustMu.
 	trust   atomic.Pointer[trust]
 	trustMu sync.Mutex
+	// learned are the replicas' URLs the server sent with its last work
+	// (api.AgentWork.Servers), tried after those configured.
+	learned atomic.Pointer[[]string]
 
 	iso *isolation
 
@@ -271,13 +275,37 @@ func (a *Agent) cleanLeftovers() {
 	}
 }
 
+// serverURL is where the agent's calls go: the server file's URLs (else
+// --server's), then those of the other replicas the server told it of,
+// comma-separated (the client tries them in turn).
 func (a *Agent) serverURL() string {
+	list := api.Servers(a.cfg.Server)
 	if a.cfg.ServerFile != "" {
 		if data, err := os.ReadFile(a.cfg.ServerFile); err == nil && len(strings.TrimSpace(string(data))) > 0 {
-			return strings.TrimRight(strings.TrimSpace(string(data)), "/")
+			list = api.Servers(string(data))
 		}
 	}
-	return strings.TrimRight(a.cfg.Server, "/")
+	if learned := a.learned.Load(); learned != nil {
+		for _, u := range *learned {
+			if !slices.Contains(list, u) {
+				list = append(list, u)
+			}
+		}
+	}
+	return strings.Join(list, ",")
+}
+
+// learn keeps the replicas' URLs a server sent, and points the clients
+// at them too when they are new.
+func (a *Agent) learn(servers []string) {
+	list := api.Servers(strings.Join(servers, ","))
+	if old := a.learned.Load(); old != nil && slices.Equal(*old, list) {
+		return
+	}
+	a.learned.Store(&list)
+	if t := a.trust.Load(); t != nil && a.refreshClients(a.serverURL(), t) {
+		a.log.Info("the workspace's replicas changed", "servers", a.serverURL())
+	}
 }
 
 // refreshServer re-reads the server URL and the CA after a failed call. A
@@ -325,6 +353,9 @@ func (a *Agent) loop(ctx context.Context) error {
 			var work api.AgentWork
 			work, err = a.client.Load().Poll(ctx, poll)
 			if err == nil {
+				if len(work.Servers) > 0 {
+					a.learn(work.Servers)
+				}
 				a.handle(ctx, work)
 			} else if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
 				hello = false // the server forgot us (restart, lost node): introduce ourselves again

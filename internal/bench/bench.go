@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/store/pgschema"
 )
 
 // Config says what to run.
@@ -39,9 +40,13 @@ type Config struct {
 	// ProfileDir, when set, receives CPU profiles of the server during the
 	// figures whose targets are hard (2, 5): <figure>.pprof.
 	ProfileDir string
-	// Only, when set, runs just these figures (1 to 7).
+	// Only, when set, runs just these figures (1 to 8).
 	Only []int
-	Out  io.Writer
+	// Store, when set, is a PostgreSQL database (postgres://…) the servers
+	// keep their workspace in, each in a schema of its own, instead of
+	// SQLite; figure 7 (failover) needs it.
+	Store string
+	Out   io.Writer
 	// Progress, when set, receives each figure's rows as it finishes, so
 	// a run that fails later still shows what it measured.
 	Progress io.Writer
@@ -73,7 +78,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	started := time.Now()
 	var rows []row
-	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm, figureKubernetes} {
+	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm, figureFailover, figureKubernetes} {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, i+1) {
 			continue
 		}
@@ -95,12 +100,20 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, r := range rows {
 		fmt.Fprintf(cfg.Out, "| %s | %s | %s | %s |\n", r.figure, r.result, r.target, r.conditions)
 	}
-	fmt.Fprintf(cfg.Out, "\n%d cores (%s/%s), %s in all", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Since(started).Round(time.Second))
+	fmt.Fprintf(cfg.Out, "\n%d cores (%s/%s), %s store, %s in all", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cfg.storeName(), time.Since(started).Round(time.Second))
 	if cfg.Smoke {
 		fmt.Fprint(cfg.Out, "; SMOKE sizes: the numbers mean nothing")
 	}
 	fmt.Fprintln(cfg.Out)
 	return nil
+}
+
+// storeName says which store the servers use.
+func (cfg Config) storeName() string {
+	if cfg.Store == "" {
+		return "SQLite"
+	}
+	return "PostgreSQL"
 }
 
 // server is a running `paddock up`.
@@ -110,6 +123,11 @@ type server struct {
 	client   *api.Client
 	url      string
 	pprofURL string // set with Config.ProfileDir
+	// store is the server's PostgreSQL store ("": SQLite); dropStore
+	// removes its schema (nil for a replica sharing another's).
+	store     string
+	dropStore func(context.Context) error
+	keepDir   bool // a replica sharing another server's data dir
 }
 
 // profile records a CPU profile of the server for d into the profile dir
@@ -148,14 +166,38 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-var urlRE = regexp.MustCompile(`msg="paddock is serving".* url=(http://\S+)`)
-
 func startServer(ctx context.Context, cfg Config, extra ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "paddock-bench")
 	if err != nil {
 		return nil, err
 	}
+	var dsn string
+	var drop func(context.Context) error
+	if cfg.Store != "" {
+		if dsn, drop, err = pgschema.New(ctx, cfg.Store); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("making a schema in -store: %w", err)
+		}
+	}
+	s, err := startIn(ctx, cfg, dir, dsn, "config", extra...)
+	if err != nil {
+		if drop != nil {
+			drop(context.WithoutCancel(ctx))
+		}
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.store, s.dropStore = dsn, drop
+	return s, nil
+}
+
+// startIn starts `paddock up` on dir's data dir, on the PostgreSQL store
+// dsn when set, writing its CLI config to dir/config.
+func startIn(ctx context.Context, cfg Config, dir, dsn, config string, extra ...string) (*server, error) {
 	args := append([]string{"up", "--sim", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+	if dsn != "" {
+		args = append(args, "--store", dsn)
+	}
 	var pprofURL string
 	if cfg.ProfileDir != "" {
 		addr, err := freeAddr()
@@ -166,41 +208,31 @@ func startServer(ctx context.Context, cfg Config, extra ...string) (*server, err
 		pprofURL = "http://" + addr
 	}
 	s := &server{cmd: exec.CommandContext(ctx, cfg.Paddock, args...), dir: dir, pprofURL: pprofURL}
-	s.cmd.Env = append(os.Environ(), "PADDOCK_CONFIG="+filepath.Join(dir, "config"), "HOME="+dir)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
+	s.cmd.Env = append(os.Environ(), "PADDOCK_CONFIG="+filepath.Join(dir, config), "HOME="+dir)
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m[1]
-			}
-		}
-	}()
 	// --log-level warn hides the serving line: poll the config instead.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		data, err := os.ReadFile(filepath.Join(dir, "config"))
+		data, err := os.ReadFile(filepath.Join(dir, config))
 		if err == nil {
 			var c struct{ Server, Token string }
 			if json.Unmarshal(data, &c) == nil && c.Server != "" {
-				if resp, err := http.Get(c.Server + "/healthz"); err == nil {
+				// A replica lists itself first, then the others.
+				self := api.Servers(c.Server)[0]
+				if resp, err := http.Get(self + "/healthz"); err == nil {
 					resp.Body.Close()
-					s.url = c.Server
-					s.client = api.NewClient(c.Server, c.Token, "default")
+					s.url = self
+					s.client = api.NewClient(self, c.Token, "default")
 					return s, nil
 				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.stop()
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 	return nil, errors.New("paddock up did not start in 30 s")
 }
 
@@ -227,7 +259,14 @@ func (s *server) stop() {
 			}
 		}
 	}
-	os.RemoveAll(s.dir)
+	if s.dropStore != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		s.dropStore(ctx)
+		cancel()
+	}
+	if !s.keepDir {
+		os.RemoveAll(s.dir)
+	}
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {

@@ -28,7 +28,7 @@ import (
 )
 
 // benchImage and benchCommand are what every run and every bare Job of
-// figure 7 runs (nothing executes under kwok: the pods only go Running).
+// figure 8 runs (nothing executes under kwok: the pods only go Running).
 const benchImage = "python:3.12-slim"
 
 var benchCommand = []string{"python3", "-c", "pass"}
@@ -105,11 +105,11 @@ func (w *jobTimes) counts() (int, int) {
 	return len(w.created), len(w.running)
 }
 
-// figureKubernetes: the same n runs through a kubernetes target and as
+// figureKubernetes (figure 8): the same n runs through a kubernetes target and as
 // bare Jobs made with kubectl, on the dev control plane, timed by one
 // watch of the namespace.
 func figureKubernetes(ctx context.Context, cfg Config) ([]row, error) {
-	const figure = "7. Kubernetes"
+	const figure = "8. Kubernetes"
 	target := "—"
 	admin, err := os.ReadFile(devKubeconfig())
 	var cs *k8s.Clientset

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -75,6 +76,7 @@ func NoArgs() cobra.PositionalArgs { return exactArgs() }
 func Root(more ...*cobra.Command) *cobra.Command {
 	root := newRoot(&globals{})
 	root.AddCommand(more...)
+	rejectUnknownCommands(root) // the groups among more too
 	return root
 }
 
@@ -209,7 +211,7 @@ func (g *globals) trust(server string, cfg clientconfig.Config, cfgPath string) 
 			}
 			return nil, api.Invalid("ca-file", "%s cannot be read: %v", what, err)
 		}
-	case cfg.CA != "" && strings.EqualFold(strings.TrimRight(server, "/"), strings.TrimRight(cfg.Server, "/")):
+	case cfg.CA != "" && sameServers(server, cfg.Server):
 		data, what = []byte(cfg.CA), "the \"ca\" of "+cfgPath
 	default:
 		return nil, nil
@@ -219,6 +221,22 @@ func (g *globals) trust(server string, cfg clientconfig.Config, cfgPath string) 
 		return nil, api.Invalid("ca-file", "%s is not a CA certificate: %v", what, err)
 	}
 	return []api.Option{api.WithRootCAs(pool)}, nil
+}
+
+// sameServers reports whether every server URL of list is one of those of
+// the config (a workspace's replicas, in any order).
+func sameServers(list, config string) bool {
+	have := api.Servers(strings.ToLower(config))
+	want := api.Servers(strings.ToLower(list))
+	if len(want) == 0 {
+		return false
+	}
+	for _, u := range want {
+		if !slices.Contains(have, u) {
+			return false
+		}
+	}
+	return true
 }
 
 // exactArgs is cobra.ExactArgs with an error that names what is missing and

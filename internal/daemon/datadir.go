@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,9 +24,9 @@ import (
 
 // privateDataDir makes the data dir readable by its owner only (0700) and
 // the database 0600, fixing what earlier versions made, and saying so. The
-// database file is made before SQLite opens it, because SQLite gives its
-// -wal and -shm files the mode of the database.
-func privateDataDir(dir string, log *slog.Logger) error {
+// database file (with a SQLite store) is made before SQLite opens it,
+// because SQLite gives its -wal and -shm files the mode of the database.
+func privateDataDir(dir string, withSQLite bool, log *slog.Logger) error {
 	tighten := func(path string, perm os.FileMode) error {
 		fi, err := os.Lstat(path)
 		if errors.Is(err, os.ErrNotExist) || err == nil && (fi.Mode()&os.ModeSymlink != 0 || fi.Mode().Perm()&^perm == 0) {
@@ -44,11 +45,13 @@ func privateDataDir(dir string, log *slog.Logger) error {
 	if err := tighten(dir, 0o700); err != nil {
 		return err
 	}
-	db := filepath.Join(dir, dbFile)
-	if f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
-		f.Close()
-	} else {
-		return fmt.Errorf("creating %s: %w", db, err)
+	if withSQLite {
+		db := filepath.Join(dir, dbFile)
+		if f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		} else {
+			return fmt.Errorf("creating %s: %w", db, err)
+		}
 	}
 	if err := tighten(filepath.Join(dir, tlsDir), 0o700); err != nil {
 		return err
@@ -88,23 +91,32 @@ func writeAdminToken(path, token string) error {
 	return clientconfig.WriteFileAtomic(path, []byte(token+"\n"), 0o600)
 }
 
-// dirLock is an exclusive flock on the data dir's lock file, held while the
-// server runs; the kernel drops it if the process dies.
+// dirLock is a flock on the data dir's lock file, held while the server
+// runs; the kernel drops it if the process dies. A SQLite server holds it
+// exclusive; replicas of a PostgreSQL store share it, and so may share the
+// data dir with each other but not with a SQLite server.
 type dirLock struct{ f *os.File }
 
-func lockDataDir(dir string) (*dirLock, error) {
+func lockDataDir(dir string, shared bool) (*dirLock, error) {
 	path := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			who := strings.TrimSpace(string(holder))
 			if who == "" {
 				who = "another process"
+			}
+			if shared {
+				return nil, api.Conflict("data dir %s is in use by a paddock server with its own SQLite store (%s); replicas of a PostgreSQL store share a data dir only with each other", dir, who)
 			}
 			return nil, api.Conflict("data dir %s is in use by another paddock server (%s); stop it first or choose another --data-dir", dir, who)
 		}
@@ -122,7 +134,9 @@ func (l *dirLock) describe(url string) error {
 }
 
 func (l *dirLock) release() {
-	l.f.Truncate(0)
+	if syscall.Flock(int(l.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		l.f.Truncate(0) // the last one out clears the description
+	}
 	l.f.Close()
 }
 
@@ -141,4 +155,27 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	go srv.Serve(ln)
 	log.Info("serving runtime profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return func() { srv.Close() }, nil
+}
+
+// DataDirInUse returns api.ErrConflict when a server runs on the data dir
+// (it holds the lock), so that its database is not copied while it
+// changes.
+func DataDirInUse(dir string) error {
+	f, err := os.Open(filepath.Join(dir, lockFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := io.ReadAll(f)
+		who := strings.TrimSpace(string(holder))
+		if who == "" {
+			who = "another process"
+		}
+		return api.Conflict("a paddock server is running on data dir %s (%s); stop it first", dir, who)
+	}
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }

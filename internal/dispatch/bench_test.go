@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/secret"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/store/pgschema"
+	"github.com/paddock-ml/paddock/internal/store/postgres"
 	"github.com/paddock-ml/paddock/internal/store/sqlite"
 )
 
@@ -22,13 +25,37 @@ import (
 // in-process simulated agents of 2 cores that finish each run at once:
 // 20,000 one-core runs are submitted and the benchmark reports runs placed
 // and completed per second (each run is three committed changes: placed,
-// Running, Completed). The HTTP layer is not included.
+// Running, Completed). The HTTP layer is not included. It runs on SQLite,
+// and on PostgreSQL too when PADDOCK_TEST_POSTGRES names one (a schema of
+// its own in it).
 func BenchmarkPlacements1000Nodes(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		benchPlacements(b, func(ctx context.Context) (store.Store, error) {
+			return sqlite.Open(ctx, filepath.Join(b.TempDir(), "p.db"))
+		})
+	})
+	b.Run("postgres", func(b *testing.B) {
+		base := os.Getenv("PADDOCK_TEST_POSTGRES")
+		if base == "" {
+			b.Skip("no PostgreSQL: set PADDOCK_TEST_POSTGRES (bash scripts/dev-postgres.sh start && eval $(bash scripts/dev-postgres.sh env))")
+		}
+		benchPlacements(b, func(ctx context.Context) (store.Store, error) {
+			dsn, drop, err := pgschema.New(ctx, base)
+			if err != nil {
+				return nil, err
+			}
+			b.Cleanup(func() { drop(context.Background()) })
+			return postgres.Open(ctx, dsn, postgres.Options{})
+		})
+	})
+}
+
+func benchPlacements(b *testing.B, open func(context.Context) (store.Store, error)) {
 	const nodes, runs = 1000, 20000
 	for range b.N {
 		b.StopTimer()
 		ctx, cancel := context.WithCancel(context.Background())
-		st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "p.db"))
+		st, err := open(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}

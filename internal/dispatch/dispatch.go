@@ -34,6 +34,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
+	"github.com/paddock-ml/paddock/internal/faults"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/scheduler"
@@ -152,6 +153,10 @@ func New(st store.Store, box *secret.Box, log *slog.Logger, clk clock.Clock, opt
 	return &Dispatcher{st: st, box: box, log: log, clock: clock.Or(clk), opts: opts,
 		ops: make(chan *op, 1024), watchers: map[string]chan struct{}{}}
 }
+
+// SetAPIURL changes the server URL runs are given (PADDOCK_API_URL); call
+// it before Run.
+func (d *Dispatcher) SetAPIURL(url string) { d.opts.APIURL = url }
 
 // now is the time of a change.
 func (d *Dispatcher) now() time.Time { return d.clock.Now() }
@@ -347,7 +352,11 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 	if tx.schedule {
 		d.schedule(tx)
 	}
-	if err := d.commit(ctx, tx); err != nil {
+	err := d.commit(ctx, tx)
+	if err == nil && len(tx.runs) > 0 {
+		faults.Point("dispatch.commit")
+	}
+	if err != nil {
 		d.log.Error("committing run state failed; reloading from the store", "err", err)
 		for i := range errs {
 			if errs[i] == nil {
@@ -448,6 +457,17 @@ func (d *Dispatcher) notify(runID string) {
 // NotifyLogs tells followers of a run that lines arrived.
 func (d *Dispatcher) NotifyLogs(runID string) { d.notify(runID) }
 
+// NotifyAll wakes every watcher: after changes may have been missed (a
+// replica that lost its notifications for a while).
+func (d *Dispatcher) NotifyAll() {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	for id, ch := range d.watchers {
+		close(ch)
+		delete(d.watchers, id)
+	}
+}
+
 // nodeOrder is the node ids sorted, cached until the set of nodes changes.
 func (d *Dispatcher) nodeOrder() []string {
 	if d.sortedIDs == nil {
@@ -506,7 +526,13 @@ func (d *Dispatcher) schedule(tx *txn) {
 	for i := range queue {
 		queue[i].NoBlock = pinned[queue[i].Target]
 	}
-	for _, p := range scheduler.Place(queue, free) {
+	placed := scheduler.Place(queue, free)
+	defer func() {
+		if len(placed) > 0 {
+			faults.Point("dispatch.place")
+		}
+	}()
+	for _, p := range placed {
 		r := d.runs[p.RunID]
 		d.dequeue(r)
 		r.Attempt++

@@ -16,6 +16,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/clock"
 	"github.com/paddock-ml/paddock/internal/compute"
+	"github.com/paddock-ml/paddock/internal/faults"
 	"github.com/paddock-ml/paddock/internal/notify"
 	"github.com/paddock-ml/paddock/internal/policy"
 	"github.com/paddock-ml/paddock/internal/provider"
@@ -83,8 +84,11 @@ type Controller struct {
 	Log       *slog.Logger
 	// Clock times idle deadlines, requeues and backoff (default clock.Real).
 	Clock clock.Clock
-	// ServerURL is where new nodes' agents connect.
+	// ServerURL is where new nodes' agents connect; Servers, when set,
+	// gives it instead as it is now (the replicas of a workspace, which
+	// come and go).
 	ServerURL string
+	Servers   func() string
 	// HomesDir keeps compute instances' home directories and SSH host keys.
 	HomesDir  string
 	NewToken  func() string
@@ -281,6 +285,9 @@ func (c *Controller) launch(ctx context.Context, prov provider.Provider, rec sto
 	token := c.NewToken()
 	n.ID, n.Workspace, n.Compute, n.TokenHash, n.CreatedAt = id, rec.Workspace, rec.Name, c.TokenHash(token), c.now()
 	spec.ID, spec.Workspace, spec.Compute, spec.Token, spec.ServerURL = id, rec.Workspace, rec.Name, token, c.ServerURL
+	if c.Servers != nil {
+		spec.ServerURL = c.Servers()
+	}
 	if err := c.Dispatch.AddNode(ctx, n); err != nil {
 		return err
 	}
@@ -289,6 +296,7 @@ func (c *Controller) launch(ctx context.Context, prov provider.Provider, rec sto
 		c.Dispatch.RemoveNode(ctx, id)
 		return fmt.Errorf("starting node %s of %s with provider %s: %w", id, rec.Name, prov.Name(), err)
 	}
+	faults.Point("nodes.created")
 	return nil
 }
 

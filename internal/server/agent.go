@@ -55,6 +55,9 @@ func (a *API) agentPoll(w http.ResponseWriter, r *http.Request, who caller) erro
 			return err
 		}
 	}
+	if a.servers != nil {
+		work.Servers = a.servers()
+	}
 	writeJSON(w, http.StatusOK, work)
 	return nil
 }

@@ -83,6 +83,9 @@ type Deps struct {
 	Log        *slog.Logger
 	// Clock times agents' long polls (default clock.Real).
 	Clock clock.Clock
+	// Servers, when set, lists the URLs of the workspace's replicas,
+	// which agents are told with their work so they can fail over.
+	Servers func() []string
 }
 
 // Preempter injects a preemption of a target's node (tests, demos).
@@ -105,6 +108,7 @@ type API struct {
 	nodes    Preempter
 	log      *slog.Logger
 	clock    clock.Clock
+	servers  func() []string
 	mux      *http.ServeMux
 	routes   []route
 	registry *prometheus.Registry
@@ -126,7 +130,7 @@ func NewAPI(d Deps) *API {
 		d.Identities = &identities.Service{Store: d.Store, Box: d.Targets.Box, Clock: d.Clock}
 	}
 	a := &API{targets: d.Targets, identities: d.Identities, users: d.Users, audit: d.Audit, runs: d.Runs, store: d.Store, dispatch: d.Dispatch, art: d.Artifacts, nodes: d.Nodes, log: d.Log,
-		clock: clock.Or(d.Clock), mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
+		clock: clock.Or(d.Clock), servers: d.Servers, mux: http.NewServeMux(), registry: prometheus.NewRegistry(),
 		bodyTimeout: jsonBodyTimeout, uploadTimeout: uploadBodyTimeout}
 	if a.users == nil {
 		a.users = &users.Service{Store: d.Store, Clock: d.Clock}
@@ -404,6 +408,9 @@ func (a *API) handle(pattern string, acc access, action authz.Action, h handlerF
 		if err != nil {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away: nobody to answer, nothing went wrong here
+			}
+			if errors.Is(err, store.ErrNotLeader) {
+				w.Header().Set(api.HeaderRetryElsewhere, "1") // not applied: another replica leads
 			}
 			e := api.AsError(err)
 			if e.Code == api.CodeInternal || e.Code == api.CodeInsufficientStorage {

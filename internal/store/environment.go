@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/paddock-ml/paddock/api"
 )
@@ -26,4 +27,27 @@ type EnvironmentStore interface {
 type Environment struct {
 	Workspace string
 	api.NamedEnvironment
+}
+
+// EnvironmentData is what of an environment version both stores keep in
+// their data column, as JSON.
+type EnvironmentData struct {
+	Environment api.Environment   `json:"environment"`
+	Env         map[string]string `json:"env,omitempty"`
+	Description string            `json:"description,omitempty"`
+}
+
+// Data is e's data column: what two versions compare by.
+func (e Environment) Data() ([]byte, error) {
+	return json.Marshal(EnvironmentData{Environment: e.Environment, Env: e.Env, Description: e.Description})
+}
+
+// SetData fills e from a data column.
+func (e *Environment) SetData(data []byte) error {
+	var d EnvironmentData
+	if err := json.Unmarshal(data, &d); err != nil {
+		return err
+	}
+	e.Environment, e.Env, e.Description = d.Environment, d.Env, d.Description
+	return nil
 }

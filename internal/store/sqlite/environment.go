@@ -4,24 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"strings"
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/store"
 )
-
-// envData is what of an environment version is kept in its data column.
-type envData struct {
-	Environment api.Environment   `json:"environment"`
-	Env         map[string]string `json:"env,omitempty"`
-	Description string            `json:"description,omitempty"`
-}
-
-func envDataOf(e store.Environment) ([]byte, error) {
-	return json.Marshal(envData{Environment: e.Environment, Env: e.Env, Description: e.Description})
-}
 
 const envCols = `workspace, name, version, data, created_by, created_at`
 
@@ -31,12 +19,8 @@ func scanEnvironment(r rowScanner) (store.Environment, error) {
 	if err := r.Scan(&e.Workspace, &e.Name, &e.Version, &data, &e.CreatedBy, &at); err != nil {
 		return e, err
 	}
-	var d envData
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		return e, err
-	}
-	e.Environment, e.Env, e.Description, e.CreatedAt = d.Environment, d.Env, d.Description, parseTS(at)
-	return e, nil
+	e.CreatedAt = parseTS(at)
+	return e, e.SetData([]byte(data))
 }
 
 // RegisterEnvironment implements store.Store.
@@ -49,7 +33,7 @@ func (s *Store) RegisterEnvironment(ctx context.Context, e store.Environment) (s
 }
 
 func (s *Store) registerEnvironment(ctx context.Context, e store.Environment) (store.Environment, bool, error) {
-	data, err := envDataOf(e)
+	data, err := e.Data()
 	if err != nil {
 		return store.Environment{}, false, err
 	}
@@ -66,7 +50,7 @@ func (s *Store) registerEnvironment(ctx context.Context, e store.Environment) (s
 	case err != nil:
 		return store.Environment{}, false, err
 	default:
-		if old, err := envDataOf(latest); err == nil && bytes.Equal(old, data) {
+		if old, err := latest.Data(); err == nil && bytes.Equal(old, data) {
 			return latest, false, nil
 		}
 		e.Version = latest.Version + 1

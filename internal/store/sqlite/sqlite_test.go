@@ -86,6 +86,31 @@ func TestTeamsMigrationKeepsUsersAndTokens(t *testing.T) {
 	}
 }
 
+// Every table of the schema is in store.Tables with the same columns, so
+// `paddock store copy` misses nothing.
+func TestTablesListEveryColumn(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT IN ('schema_migrations', 'sqlite_sequence') ORDER BY m.name, p.cid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	have := storetest.Columns{}
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			t.Fatal(err)
+		}
+		have.Add(table, col)
+	}
+	storetest.CheckTables(t, "SQLite", have)
+}
+
 // A database from before the studio keeps its runs findable by
 // experiment: the new column is filled from each run's JSON.
 func TestRunFiltersMigrationFillsExperiment(t *testing.T) {

@@ -22,6 +22,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ComputeCRUD", func(t *testing.T) { testComputeCRUD(t, open(t)) })
 	t.Run("OptimisticConcurrency", func(t *testing.T) { testOptimistic(t, open(t)) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, open(t)) })
+	t.Run("Runs", func(t *testing.T) { testRuns(t, open(t)) })
+	t.Run("Nodes", func(t *testing.T) { testNodes(t, open(t)) })
+	t.Run("Metrics", func(t *testing.T) { testMetrics(t, open(t)) })
+	t.Run("Quotas", func(t *testing.T) { testQuotas(t, open(t)) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
+	t.Run("LogCursorUnderConcurrentAppends", func(t *testing.T) { testLogCursor(t, open(t)) })
 	t.Run("MetricKinds", func(t *testing.T) { testMetricKinds(t, open(t)) })
 	t.Run("RunTags", func(t *testing.T) { testRunTags(t, open(t)) })
 	t.Run("Environments", func(t *testing.T) { testEnvironments(t, open(t)) })
@@ -286,5 +292,257 @@ func testOptimistic(t *testing.T, s store.Store) {
 	got, _ := s.GetCompute(ctx(t), "default", "c1")
 	if got.State != api.StateSucceeded {
 		t.Fatalf("state = %s, want the first writer's Succeeded", got.State)
+	}
+}
+
+func aRun(id string, seq int64, status api.RunStatus) store.Run {
+	return store.Run{Run: api.Run{ID: id, Compute: "cpu", Status: status, CreatedBy: "ana",
+		CreatedAt: time.Now().UTC(), Command: []string{"python", "train.py"}}, Workspace: "ws", Seq: seq}
+}
+
+// testRuns: a batch stores runs and replaces them; what is read back is
+// what was written; idempotency keys are unique per workspace and user.
+func testRuns(t *testing.T, s store.Store) {
+	if err := s.EnsureWorkspace(ctx(t), "ws"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveBatch(ctx(t), nil, nil, nil); err != nil {
+		t.Fatalf("an empty batch: %v", err)
+	}
+	a, b, c := aRun("run-a", 1, api.RunQueued), aRun("run-b", 2, api.RunQueued), aRun("run-c", 3, api.RunCompleted)
+	a.IdempotencyKey = "k1"
+	exit := 3
+	c.ExitCode, c.Compute = &exit, "gpu"
+	if err := s.SaveBatch(ctx(t), []store.Run{a, b, c}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Status, a.Node, a.Attempt, a.TokenHash = api.RunRunning, "n1", 1, "th"
+	a.Attempts = []api.Attempt{{Number: 1, Node: "n1", Status: api.RunRunning, GPUs: []int{0, 1}}}
+	a.CancelRequested = "canceled by bo"
+	a.Parts = map[string]store.Part{"n1": {Status: api.RunRunning}}
+	if err := s.SaveBatch(ctx(t), []store.Run{a}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetRun(ctx(t), "ws", "run-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(time.Microsecond)); diff != "" {
+		t.Fatalf("GetRun after a replace (-want +got):\n%s", diff)
+	}
+	if _, err := s.GetRun(ctx(t), "other", "run-a"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("a run of another workspace: err = %v, want NotFound", err)
+	}
+	list, err := s.ListRuns(ctx(t), "ws", store.RunFilter{})
+	if err != nil || len(list) != 3 || list[0].ID != "run-c" || list[2].ID != "run-a" {
+		t.Fatalf("ListRuns = %d runs (%v), want newest first", len(list), err)
+	}
+	if list, err := s.ListRuns(ctx(t), "ws", store.RunFilter{Compute: "gpu"}); err != nil || len(list) != 1 || *list[0].ExitCode != 3 {
+		t.Fatalf("ListRuns(compute gpu) = %+v, %v", list, err)
+	}
+	if list, err := s.ListRuns(ctx(t), "ws", store.RunFilter{Limit: 1}); err != nil || len(list) != 1 {
+		t.Fatalf("ListRuns(limit 1) = %d runs, %v", len(list), err)
+	}
+	active, err := s.ActiveRuns(ctx(t))
+	if err != nil || len(active) != 2 || active[0].ID != "run-a" || active[1].ID != "run-b" {
+		t.Fatalf("ActiveRuns = %d runs (%v), want run-a and run-b in submission order", len(active), err)
+	}
+	if n, err := s.MaxRunSeq(ctx(t)); err != nil || n != 3 {
+		t.Fatalf("MaxRunSeq = %d, %v", n, err)
+	}
+	if r, err := s.RunByIdempotencyKey(ctx(t), "ws", "ana", "k1"); err != nil || r.ID != "run-a" {
+		t.Fatalf("RunByIdempotencyKey = %+v, %v", r.ID, err)
+	}
+	if _, err := s.RunByIdempotencyKey(ctx(t), "ws", "bo", "k1"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("another user's key: err = %v, want NotFound", err)
+	}
+	dup := aRun("run-d", 4, api.RunQueued)
+	dup.IdempotencyKey = "k1"
+	if err := s.SaveBatch(ctx(t), []store.Run{dup}, nil, nil); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("a second run with the same key: err = %v, want Conflict", err)
+	}
+	if _, err := s.GetRun(ctx(t), "ws", "run-d"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatal("a refused batch stored its run")
+	}
+}
+
+// testNodes: nodes are stored, replaced and deleted with the runs of a
+// batch, and found by their token.
+func testNodes(t *testing.T, s store.Store) {
+	now := time.Now().UTC()
+	n1 := store.Node{ID: "n1", Workspace: "ws", Compute: "cpu", TokenHash: "h1", CreatedAt: now, State: store.NodeStarting,
+		Cores: 2, MemoryGB: 7, GPUs: []store.GPU{{Index: 0, Name: "T4"}}, LastSeen: now, MaxRuns: 2}
+	n2 := store.Node{ID: "n2", Workspace: "ws", Compute: "cpu", TokenHash: "h2", CreatedAt: now, State: store.NodeIdle}
+	if err := s.SaveBatch(ctx(t), nil, []store.Node{n1, n2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	n1.State, n1.Hostname = store.NodeRunning, "box"
+	if err := s.SaveBatch(ctx(t), nil, []store.Node{n1}, []string{"n2"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Nodes(ctx(t))
+	if err != nil || len(all) != 1 {
+		t.Fatalf("Nodes = %d, %v; want n1 only", len(all), err)
+	}
+	if diff := cmp.Diff(n1, all[0], cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(time.Microsecond)); diff != "" {
+		t.Fatalf("Nodes (-want +got):\n%s", diff)
+	}
+	if got, err := s.NodeByTokenHash(ctx(t), "h1"); err != nil || got.ID != "n1" {
+		t.Fatalf("NodeByTokenHash = %+v, %v", got, err)
+	}
+	if _, err := s.NodeByTokenHash(ctx(t), "h2"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("a deleted node's token: err = %v, want NotFound", err)
+	}
+}
+
+func testMetrics(t *testing.T, s store.Store) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.AddMetrics(ctx(t), "run-1", []api.Metric{{Name: "loss", Step: 2, Value: 0.5, Time: now},
+		{Name: "acc", Step: 1, Value: 0.9, Time: now}, {Name: "loss", Step: 1, Value: 0.7, Time: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddMetrics(ctx(t), "run-1", []api.Metric{{Name: "loss", Step: 2, Value: 0.4, Time: now}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Metrics(ctx(t), "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.Metric{{Name: "acc", Step: 1, Value: 0.9, Time: now}, {Name: "loss", Step: 1, Value: 0.7, Time: now},
+		{Name: "loss", Step: 2, Value: 0.5, Time: now}, {Name: "loss", Step: 2, Value: 0.4, Time: now}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("Metrics: by name, step, then arrival (-want +got):\n%s", diff)
+	}
+	if got, err := s.Metrics(ctx(t), "run-2"); err != nil || len(got) != 0 {
+		t.Fatalf("Metrics of another run = %v, %v", got, err)
+	}
+}
+
+func testQuotas(t *testing.T, s store.Store) {
+	if err := s.PutQuota(ctx(t), store.Quota{Workspace: "ws", Family: "", DedicatedCores: 16, LowPriorityCores: store.Unlimited}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutQuota(ctx(t), store.Quota{Workspace: "ws", Family: "gpuFamily", DedicatedCores: 4, LowPriorityCores: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutQuota(ctx(t), store.Quota{Workspace: "ws", Family: "", DedicatedCores: 32, LowPriorityCores: 0}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Quotas(ctx(t), "ws")
+	want := []store.Quota{{Workspace: "ws", DedicatedCores: 32}, {Workspace: "ws", Family: "gpuFamily", DedicatedCores: 4, LowPriorityCores: 8}}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Fatalf("Quotas (%v) (-want +got):\n%s", err, diff)
+	}
+}
+
+// testAudit: entries are numbered after the last and chained; filters
+// select; pruning removes the old ones.
+func testAudit(t *testing.T, s store.Store) {
+	base := time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	seal := func(e *store.AuditEntry) { e.Hash = "h" + e.PrevHash + "." + e.Action }
+	if err := s.AppendAudit(ctx(t), []store.AuditEntry{
+		{At: base, Workspace: "ws", User: "ana", Action: "compute.create", Outcome: "ok", Status: 201},
+		{At: base.Add(time.Minute), User: "bo", Action: "token.create", Outcome: "ok", Status: 201},
+	}, seal); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx(t), []store.AuditEntry{
+		{At: base.Add(2 * time.Minute), Workspace: "other", User: "ana", Action: "run.submit", Outcome: "denied", Status: 403, Message: "no"},
+	}, seal); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.AuditEntries(ctx(t), store.AuditFilter{})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("AuditEntries = %d, %v", len(all), err)
+	}
+	for i, e := range all {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("entry %d has seq %d", i, e.Seq)
+		}
+		if i > 0 && e.PrevHash != all[i-1].Hash {
+			t.Fatalf("entry %d is not chained to the one before", e.Seq)
+		}
+	}
+	if !all[0].At.Equal(base) {
+		t.Fatalf("At = %v, want %v to the nanosecond (the hash covers it)", all[0].At, base)
+	}
+	for _, c := range []struct {
+		f    store.AuditFilter
+		want int
+	}{
+		{store.AuditFilter{Workspace: "ws"}, 2}, // its own and those of no workspace
+		{store.AuditFilter{User: "ana"}, 2},
+		{store.AuditFilter{Action: "compute."}, 1},
+		{store.AuditFilter{Action: "run.submit"}, 1},
+		{store.AuditFilter{Since: base.Add(time.Minute)}, 2},
+		{store.AuditFilter{AfterSeq: 1, Limit: 1}, 1},
+	} {
+		got, err := s.AuditEntries(ctx(t), c.f)
+		if err != nil || len(got) != c.want {
+			t.Errorf("AuditEntries(%+v) = %d entries, %v; want %d", c.f, len(got), err, c.want)
+		}
+	}
+	if n, err := s.PruneAudit(ctx(t), base.Add(90*time.Second)); err != nil || n != 2 {
+		t.Fatalf("PruneAudit = %d, %v; want 2", n, err)
+	}
+	if err := s.AppendAudit(ctx(t), []store.AuditEntry{{At: base.Add(3 * time.Minute), Action: "x"}}, seal); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := s.AuditEntries(ctx(t), store.AuditFilter{})
+	if len(rest) != 2 || rest[1].Seq != 4 || rest[1].PrevHash != rest[0].Hash {
+		t.Fatalf("after pruning = %+v; want seq 3 and 4, chained", rest)
+	}
+}
+
+// testLogCursor: a reader following a run's log by cursor while several
+// writers append never skips a line: a line never appears below a cursor
+// the reader has already passed.
+func testLogCursor(t *testing.T, s store.Store) {
+	const writers, batches, per = 4, 25, 10
+	done := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for b := range batches {
+				lines := make([]store.LogLine, per)
+				for i := range lines {
+					lines[i] = store.LogLine{ASeq: int64(b*per + i + 1), Stream: "stdout", Time: time.Now(), Text: "x"}
+				}
+				if _, err := s.AppendLogs(ctx(t), "run-1", 1, w, lines); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	seen := map[int64]bool{}
+	var after int64
+	finished := 0
+	for finished < writers || len(seen) < writers*batches*per {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished++
+		default:
+		}
+		got, err := s.Logs(ctx(t), "run-1", after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range got {
+			if seen[l.Seq] {
+				t.Fatalf("line %d read twice", l.Seq)
+			}
+			seen[l.Seq] = true
+			after = l.Seq
+		}
+		if finished == writers && len(got) == 0 {
+			break
+		}
+	}
+	if len(seen) != writers*batches*per {
+		t.Fatalf("the reader saw %d lines of %d: lines appeared below its cursor", len(seen), writers*batches*per)
 	}
 }

@@ -1,11 +1,12 @@
 """A small JSON-over-HTTP client on urllib (no third-party dependencies)."""
 import json
+import re
 import socket
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Dict, Iterator, Optional, Type
+from typing import Any, Dict, Iterator, List, Optional, Type
 
 from ._version import __version__
 from .exceptions import AuthenticationException, PaddockException
@@ -13,6 +14,27 @@ from .exceptions import AuthenticationException, PaddockException
 DEFAULT_TIMEOUT = 60.0
 
 CA_FILE_ENV = "PADDOCK_CA_FILE"
+
+# A replica that could not hand a request to the leader says so with this header: the request was not
+# applied, and another replica may take it.
+RETRY_ELSEWHERE = "Paddock-Retry-Elsewhere"
+
+
+def server_list(spec: str) -> List[str]:
+    """The server URLs in ``spec``: one URL, or the URLs of a workspace's replicas separated by commas
+    (or white space), without trailing slashes or repeats."""
+    out: List[str] = []
+    for f in re.split(r"[,\s]+", spec or ""):
+        u = f.strip().rstrip("/")
+        if u and u not in out:
+            out.append(u)
+    return out
+
+
+def _not_sent(reason: Any) -> bool:
+    """Whether a request failed before reaching the server: it could not connect."""
+    return isinstance(reason, ConnectionRefusedError) or (
+        isinstance(reason, OSError) and reason.errno in (111, 113, 101))
 
 
 def ssl_context(ca_file: Optional[str] = None, ca_pem: Optional[str] = None,
@@ -51,18 +73,22 @@ def _error_from(status: int, body: bytes, exc: Type[PaddockException], what: str
 
 
 class Client:
-    """Talks to one Paddock server with one bearer token."""
+    """Talks to a Paddock server with one bearer token. ``server`` may list the URLs of a workspace's
+    replicas, separated by commas: a call goes to the one that answered last; when it cannot be reached,
+    or answers that another must take the call (``Paddock-Retry-Elsewhere``), the next is tried. A call
+    whose request may have been applied is not sent again, except reads."""
 
     def __init__(self, server: str, token: Optional[str], timeout: float = DEFAULT_TIMEOUT,
                  context: Optional[ssl.SSLContext] = None) -> None:
-        self.server = server.rstrip("/")
+        self.servers = server_list(server) or [server.rstrip("/")]
+        self.server = self.servers[0]  # the one that answered last
         self.token = token
         self.timeout = timeout
         self.context = context  # for https: the CA it trusts (None: the system's roots)
 
-    def url(self, path: str, query: Optional[Dict[str, Any]] = None) -> str:
-        """The full URL of a path with a query."""
-        u = self.server + path
+    def url(self, path: str, query: Optional[Dict[str, Any]] = None, server: Optional[str] = None) -> str:
+        """The full URL of a path with a query (on ``server``, else the one that answered last)."""
+        u = (server or self.server) + path
         if query:
             q = {k: ("true" if v is True else "false" if v is False else v)
                  for k, v in query.items() if v is not None}
@@ -84,24 +110,40 @@ class Client:
             hdrs["Content-Type"] = content_type
         if headers:
             hdrs.update(headers)
-        req = urllib.request.Request(self.url(path, query), data=data, method=method, headers=hdrs)
         what = "%s %s" % (method, path)
-        try:
-            return urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.context)
-        except urllib.error.HTTPError as e:
+        read = method in ("GET", "HEAD")
+        first = self.servers.index(self.server) if self.server in self.servers else 0
+        n = len(self.servers)
+        for i in range(n):
+            server = self.servers[(first + i) % n]
+            more = i + 1 < n
+            req = urllib.request.Request(self.url(path, query, server), data=data, method=method, headers=hdrs)
             try:
-                raw = e.read()
-            finally:
-                e.close()
-            raise _error_from(e.code, raw, exc, what) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise exc("the Paddock server at %s presented a certificate this client does not trust (%s): give "
-                          "the SDK the server's CA (Workspace(ca_file=...) or %s)"
-                          % (self.server, reason.verify_message or reason, CA_FILE_ENV), code="Unavailable") from None
-            raise exc("cannot reach the Paddock server at %s (%s)" % (self.server, reason),
-                      code="Unavailable") from None
+                resp = urllib.request.urlopen(req, timeout=timeout or self.timeout, context=self.context)
+                self.server = server
+                return resp
+            except urllib.error.HTTPError as e:
+                try:
+                    raw = e.read()
+                finally:
+                    e.close()
+                if more and (e.headers.get(RETRY_ELSEWHERE) or read and e.code >= 500):
+                    continue
+                self.server = server
+                raise _error_from(e.code, raw, exc, what) from None
+            except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    raise exc("the Paddock server at %s presented a certificate this client does not trust (%s): "
+                              "give the SDK the server's CA (Workspace(ca_file=...) or %s)"
+                              % (server, reason.verify_message or reason, CA_FILE_ENV), code="Unavailable") from None
+                if more and (read or _not_sent(reason)):
+                    continue
+                if n > 1:
+                    self.server = self.servers[(first + i + 1) % n]  # the next call tries the next one first
+                raise exc("cannot reach the Paddock server at %s (%s)" % (server, reason),
+                          code="Unavailable") from None
+        raise exc("no Paddock server to call", code="Unavailable")
 
     def call(self, method: str, path: str, *, body: Any = None, query: Optional[Dict[str, Any]] = None,
              exc: Type[PaddockException] = PaddockException, timeout: Optional[float] = None,

@@ -154,7 +154,7 @@ func TestValidationErrors(t *testing.T) {
 		{"user identity without id", append(append(cl, "c-one", "--identity-type", "UserAssigned"), ok...), 2, "identity_id must name at least one"},
 		{"bad ssh key", append(append(cl, "c-one", "--admin-username", "az", "--admin-user-ssh-key", badKey), ok...), 2, "admin_user_ssh_key must be one OpenSSH public key line"},
 		{"missing key file", append(append(cl, "c-one", "--admin-user-ssh-key", "/nonexistent/k.pub"), ok...), 2, "--admin-user-ssh-key: cannot read /nonexistent/k.pub"},
-		{"provider unknown", append(append(cl, "c-one", "--provider", "aws"), ok...), 2, "provider must be one of local, ssh, slurm, sim"},
+		{"provider unknown", append(append(cl, "c-one", "--provider", "aws"), ok...), 2, "provider must be one of local, ssh, slurm, kubernetes, sim"},
 		{"slurm without from", append(append(cl, "c-one", "--provider", "slurm"), ok...), 2, "from must name the attached slurm target"},
 		{"from missing target", append(append(cl, "c-one", "--provider", "slurm", "--from", "nope"), ok...), 2, `from names "nope", but there is no compute target`},
 		{"from wrong type", append(append(cl, "c-one", "--provider", "slurm", "--from", "taken"), ok...), 2, "a cluster target; provider slurm needs a slurm target"},
@@ -201,9 +201,9 @@ func TestValidationErrors(t *testing.T) {
 	}
 }
 
-// A cluster on a provider this server does not run is refused or fails to
-// provision with a clear reason; the Failed path itself is unit-tested in
-// internal/provisioning.
+// A cluster on a provider needs what that provider takes its nodes from,
+// or is refused with a clear reason; a provider this server does not run
+// fails to provision (unit-tested in internal/provisioning).
 func TestProviderChecks(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -214,13 +214,18 @@ func TestProviderChecks(t *testing.T) {
 	if r := e.run("compute", "create", "cluster", "slurm-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "slurm", "--from", "nope-nope"); r.code != 2 || !strings.Contains(r.stderr, "no compute target of that name") {
 		t.Fatalf("provider slurm from a missing target: exit %d %q", r.code, r.stderr)
 	}
-	// Not offered before it exists, and no hint at a command that does not.
-	if r := e.run("compute", "create", "cluster", "kube-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "kubernetes", "--from", "k8s"); r.code != 2 ||
-		!strings.Contains(r.stderr, "provider kubernetes is not built yet") || strings.Contains(r.stderr, "attach kubernetes") {
-		t.Fatalf("provider kubernetes: exit %d %q", r.code, r.stderr)
+	// kubernetes takes its nodes from an attached kubernetes target
+	// (e2e/kubernetes_test.go runs one).
+	if r := e.run("compute", "create", "cluster", "kube-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "kubernetes"); r.code != 2 ||
+		!strings.Contains(r.stderr, "from must name the attached kubernetes target") {
+		t.Fatalf("provider kubernetes without from: exit %d %q", r.code, r.stderr)
 	}
-	if out := e.ok("compute", "create", "cluster", "--help"); strings.Contains(out, "kubernetes") {
-		t.Errorf("create cluster --help offers kubernetes:\n%s", out)
+	if r := e.run("compute", "create", "cluster", "kube-one", "--vm-size", "STANDARD_D2_V2", "--max-nodes", "2", "--provider", "kubernetes", "--from", "nope-nope"); r.code != 2 ||
+		!strings.Contains(r.stderr, "no compute target of that name") {
+		t.Fatalf("provider kubernetes from a missing target: exit %d %q", r.code, r.stderr)
+	}
+	if out := e.ok("compute", "create", "cluster", "--help"); !strings.Contains(out, "kubernetes") {
+		t.Errorf("create cluster --help does not offer kubernetes:\n%s", out)
 	}
 }
 

@@ -19,9 +19,11 @@
 #   java    a Java 17 runtime and python3-venv: scripts/dev-spark.sh, the Spark tests
 #   browser chromium (headless) and a font: the studio's browser tests (e2e/studio_test.go)
 #   postgres  PostgreSQL 15 (Debian's): the PostgreSQL store and HA tests (scripts/dev-postgres.sh)
+#   k8s     curl and openssl: scripts/dev-k8s.sh (which builds the control
+#           plane itself, from the Go module proxy), the Kubernetes tests
 set -euo pipefail
 
-all=(cc ssh venv pytest mypy mpi slurm podman browser postgres java)
+all=(cc ssh venv pytest mypy mpi slurm podman browser postgres k8s java)
 
 # present GROUP: is what GROUP needs here?
 present() {
@@ -36,6 +38,7 @@ present() {
     podman) command -v podman >/dev/null && command -v runc >/dev/null && command -v catatonit >/dev/null ;;
     browser) command -v chromium >/dev/null && [ -n "$(fc-list 2>/dev/null)" ] ;;
     postgres) [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ;;
+    k8s) command -v curl >/dev/null && command -v openssl >/dev/null ;;
     java) command -v java >/dev/null && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null ;;
     *) echo "deps.sh: unknown group $1 (${all[*]})" >&2; exit 2 ;;
   esac
@@ -54,6 +57,7 @@ packages() {
     podman) echo podman runc catatonit ;;
     browser) echo chromium fonts-dejavu-core fontconfig ;;
     postgres) echo postgresql-15 ;;
+    k8s) echo curl openssl ca-certificates ;;
     java) echo openjdk-17-jre-headless python3-venv ;;
   esac
 }

@@ -7,20 +7,24 @@
 #
 # Some tests need more than Go: OpenSSH (instances, remote targets), Slurm
 # (the Slurm tests), Java and PyPI's pyspark (the Spark tests), Chromium
-# (the studio in a browser), root (run isolation, cgroups, a full disk). As
-# root on Debian or Ubuntu this script installs what is missing
-# (scripts/deps.sh) and starts a one-host Slurm cluster
-# (scripts/dev-slurm.sh), a one-host Spark standalone cluster
-# (scripts/dev-spark.sh) and a PostgreSQL (scripts/dev-postgres.sh: the
-# PostgreSQL store and HA tests), stopping them at the end if it started
-# them. Where it cannot, those tests skip; either
-# way its last lines name every test that did not run, why, and what runs it.
+# (the studio in a browser), a Kubernetes control plane (the Kubernetes
+# tests), root (run isolation, cgroups, a full disk). As root on Debian or
+# Ubuntu this script installs what is missing (scripts/deps.sh) and starts
+# a one-host Slurm cluster (scripts/dev-slurm.sh), a one-host Spark
+# standalone cluster (scripts/dev-spark.sh) and a PostgreSQL
+# (scripts/dev-postgres.sh: the PostgreSQL store and HA tests); where the
+# Kubernetes control plane's binaries are built (scripts/dev-k8s.sh build,
+# cached; CI builds them) it starts one (scripts/dev-k8s.sh start). It
+# stops what it started at the end. Where it cannot, those tests skip;
+# either way its last lines name every test that did not run, why, and
+# what runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
 started_slurm=0
 started_spark=0
+started_k8s=0
 started_pg=0
 
 # summary is the end of every run, passed or not: what did not run.
@@ -31,6 +35,9 @@ summary() {
   fi
   if [ $started_spark = 1 ]; then
     bash scripts/dev-spark.sh stop || true
+  fi
+  if [ $started_k8s = 1 ]; then
+    bash scripts/dev-k8s.sh stop || true
   fi
   if [ $started_pg = 1 ]; then
     bash scripts/dev-postgres.sh stop || true
@@ -63,7 +70,9 @@ summary() {
     echo
     echo "To run them all: on Debian or Ubuntu, as root, \`bash scripts/test.sh\` installs what"
     echo "they need (scripts/deps.sh) and starts Slurm (scripts/dev-slurm.sh), Spark"
-    echo "(scripts/dev-spark.sh) and PostgreSQL (scripts/dev-postgres.sh) itself."
+    echo "(scripts/dev-spark.sh) and PostgreSQL (scripts/dev-postgres.sh) itself; for the"
+    echo "Kubernetes tests, build the control plane once first: \`bash scripts/dev-k8s.sh build\`"
+    echo "(about 7 minutes on 2 cores, cached in ~/.cache/paddock-k8s)."
     if [ "$(id -u)" != 0 ]; then
       echo "This run was not root: \`sudo bash scripts/test.sh\`."
     elif ! command -v apt-get >/dev/null; then
@@ -110,6 +119,18 @@ if ! spark_up && [ "$(id -u)" = 0 ] && command -v java >/dev/null; then
     started_spark=1
   else
     echo "test.sh: the dev Spark cluster did not start; the Spark tests will skip" >&2
+  fi
+fi
+
+# A Kubernetes control plane: one scripts/dev-k8s.sh started already, or
+# one started now when its binaries are built (a cold build takes minutes:
+# this script does not start one; `bash scripts/dev-k8s.sh build` does, and
+# CI does), stopped at the end.
+if ! bash scripts/dev-k8s.sh status 2>/dev/null && bash scripts/dev-k8s.sh built; then
+  if bash scripts/dev-k8s.sh start; then
+    started_k8s=1
+  else
+    echo "test.sh: the dev Kubernetes control plane did not start; the Kubernetes tests will skip" >&2
   fi
 fi
 
@@ -170,8 +191,9 @@ bash sdk/python/run_tests.sh -rs 2>&1 | tee -a "$work/pytest.txt"
 # it prints at these sizes mean nothing; BENCHMARKS.md has the real ones).
 # Figure 6 needs a Slurm cluster and is skipped without.
 # Figure 7 (failover) needs PostgreSQL: with one, it runs on its own on it.
+# Figure 8 needs the Kubernetes control plane and is skipped without.
 if [ -n "${PADDOCK_TEST_POSTGRES:-}" ]; then
-  timeout 300 go run ./cmd/paddock-bench --smoke --only 1,2,3,4,5,6 2>&1 | tee "$work/bench.txt"
+  timeout 300 go run ./cmd/paddock-bench --smoke --only 1,2,3,4,5,6,8 2>&1 | tee "$work/bench.txt"
   timeout 120 go run ./cmd/paddock-bench --smoke --only 7 --store "$PADDOCK_TEST_POSTGRES" 2>&1 | tee -a "$work/bench.txt"
 else
   timeout 300 go run ./cmd/paddock-bench --smoke 2>&1 | tee "$work/bench.txt"

@@ -52,6 +52,9 @@ var otherTools = map[string]string{
 	"epochs":      "an argument of the example train.py (runs.md)",
 	"cacert":      "curl: trusting the server's CA (README.md)",
 	"deploy-mode": "spark-submit: how a spark target's run is submitted (spark.md)",
+	"duration":    "kubectl: a token for Paddock's service account (kubernetes.md)",
+	"minify":      "kubectl: the cluster's CA for Paddock's kubeconfig (kubernetes.md)",
+	"raw":         "kubectl: the cluster's CA for Paddock's kubeconfig (kubernetes.md)",
 }
 
 // cliFlags maps every long flag of every command (the hidden agent's

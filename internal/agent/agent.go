@@ -85,7 +85,11 @@ type Config struct {
 	// NoIsolation runs every run as the agent's own user, seeing what the
 	// agent sees (trusted single-user setups only).
 	NoIsolation bool
-	Log         *slog.Logger
+	// Image is the container image the agent itself runs in (a Kubernetes
+	// pod's): a run asking for that image runs here directly, without a
+	// container engine.
+	Image string
+	Log   *slog.Logger
 }
 
 // Agent is a running node agent.

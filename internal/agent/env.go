@@ -46,15 +46,19 @@ func (e errImage) Error() string { return e.msg }
 //   - requirements: a venv made once per content hash and user, and reused;
 //   - conda: an environment built by conda where the node has it, else a
 //     venv of the file's pip packages (see condaEnv);
-//   - image: the command runs in a container with podman or docker;
+//   - image: the command runs in a container with podman or docker (or
+//     directly, when the agent itself runs in that image: a pod's);
 //   - none: the node's python3, as it is.
 func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir string, env, cmd []string, ship *shipper, sb sandbox) (prepared, error) {
 	e := as.Environment
-	cmd, launch, launchPath, err := a.launchCommand(as, cmd, e.Image != "")
+	// A run asking for the image the agent itself runs in (a Kubernetes
+	// pod's) runs here directly, not in a container of its own.
+	container := e.Image != "" && e.Image != a.cfg.Image
+	cmd, launch, launchPath, err := a.launchCommand(as, cmd, container)
 	if err != nil {
 		return prepared{}, err
 	}
-	if launchPath != "" && e.Image == "" {
+	if launchPath != "" && !container {
 		env = setEnv(env, "PATH", launchPath+":"+getEnv(env, "PATH"))
 	}
 	switch {
@@ -85,7 +89,7 @@ func (a *Agent) prepareEnvironment(ctx context.Context, as api.Assignment, dir s
 		env = setEnv(env, envVar, prefix)
 		return prepared{env: setEnv(env, "PATH", filepath.Join(prefix, "bin")+":"+getEnv(env, "PATH")), cmd: cmd,
 			binds: append(launch, proc.Bind{Path: prefix, ReadOnly: true})}, nil
-	case e.Image != "":
+	case container:
 		engine, why := containerEngine()
 		if engine == "" {
 			return prepared{}, fmt.Errorf("image %q needs podman or docker on this node: %s", e.Image, why)

@@ -40,7 +40,7 @@ type Config struct {
 	// ProfileDir, when set, receives CPU profiles of the server during the
 	// figures whose targets are hard (2, 5): <figure>.pprof.
 	ProfileDir string
-	// Only, when set, runs just these figures (1 to 7).
+	// Only, when set, runs just these figures (1 to 8).
 	Only []int
 	// Store, when set, is a PostgreSQL database (postgres://…) the servers
 	// keep their workspace in, each in a schema of its own, instead of
@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	started := time.Now()
 	var rows []row
-	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm, figureFailover} {
+	for i, f := range []func(context.Context, Config) ([]row, error){figureLatency, figurePlacements, figureHeartbeats, figureScaleFromZero, figureAPI, figureSlurm, figureFailover, figureKubernetes} {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, i+1) {
 			continue
 		}

@@ -30,8 +30,8 @@ var clusterFlags = append([]propFlag{
 	{"admin-username", "admin_username", kString, "admin account on the nodes"},
 	{"admin-user-password-file", "admin_user_password", kSecretFile, "file holding the admin password (write-only; never shown)"},
 	{"admin-user-ssh-key", "admin_user_ssh_key", kFile, "file holding the admin's OpenSSH public key"},
-	{"provider", "provider", kString, "where nodes come from: local, ssh (an SSH pool), slurm, or sim on a server started with --sim (default local)"},
-	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm: the attached slurm target"},
+	{"provider", "provider", kString, "where nodes come from: local, ssh (an SSH pool), slurm, kubernetes, or sim on a server started with --sim (default local)"},
+	{"from", "from", kString, "provider ssh: the SSH pool nodes come from; slurm, kubernetes: the attached target of that type"},
 }, commonFlags...)
 
 var instanceFlags = append([]propFlag{
@@ -80,6 +80,21 @@ var sparkFlags = slices.Concat(sshFlags("the head node's host name or IP address
 	{"executor-memory", "executor_memory", kString, "--executor-memory of every run, e.g. 2g (default: Spark's)"},
 }, commonFlags)
 
+var kubernetesFlags = append([]propFlag{
+	{"kubeconfig", "kubeconfig", kSecretFile, "kubeconfig file with a token or client certificate (write-only; never shown; required)"},
+	{"context", "context", kString, "the kubeconfig's context to use (default: its current context)"},
+	{"namespace", "namespace", kString, "namespace Paddock makes its Jobs and Pods in (default: the context's, else default)"},
+	{"instance-type", "instance_types", kInstanceTypes, "a pod size NAME=cpu:4,memory:16Gi,gpu:1[,selector:KEY=VALUE] (repeatable); runs get the smallest that fits"},
+	{"image", "image", kString, "pod image of runs that name none; must have python3 (default " + defaultKubernetesImage + ")"},
+	{"server-url", "server_url", kString, "URL pods reach this server at (default: the server's own URL)"},
+	{"lowpriority-priority-class", "lowpriority_priority_class", kString, "PriorityClass of low-priority cluster nodes' pods"},
+	{"lowpriority-toleration", "lowpriority_tolerations", kList, "a toleration KEY[=VALUE][:EFFECT] of low-priority cluster nodes' pods (repeatable)"},
+}, commonFlags...)
+
+// defaultKubernetesImage is compute.DefaultKubernetesImage (the CLI does
+// not import the server's packages).
+const defaultKubernetesImage = "python:3.12-slim"
+
 var updateFlags = append([]propFlag{
 	{"min-nodes", "min_nodes", kInt, "cluster: nodes kept even when idle"},
 	{"max-nodes", "max_nodes", kInt, "cluster: most nodes"},
@@ -115,12 +130,20 @@ func newComputeCmd(g *globals) *cobra.Command {
 	attach.AddCommand(aliasCmd(createCmd(g, "slurm", "", slurmFlags,
 		`  paddock compute attach batch hpc --address login.hpc --username ml --private-key-file ~/.ssh/id_ed25519`), "batch",
 		"Azure ML's Batch target: attaches a Slurm cluster through its login node (creates a slurm target)"))
+	for _, c := range attach.Commands() {
+		c.Use = strings.Replace(c.Use, " NAME", " NAME --address A --username U (--password-file F | --private-key-file F)", 1)
+	}
+	kube := createCmd(g, "kubernetes", "Attach a namespace of a Kubernetes cluster; runs become Jobs, clusters' nodes pods", kubernetesFlags,
+		`  paddock compute attach kubernetes k8s --kubeconfig paddock.kubeconfig --namespace ml
+  paddock compute attach kubernetes k8s --kubeconfig paddock.kubeconfig --server-url http://paddock.example:8765 \
+      --instance-type small=cpu:2,memory:8Gi --instance-type gpu=cpu:8,memory:64Gi,gpu:1,selector:gpu=a100`)
+	kube.Use = "kubernetes NAME --kubeconfig FILE"
+	attach.AddCommand(kube)
 	var attachable []string
 	for _, c := range attach.Commands() {
 		if c.Name() != "batch" {
 			attachable = append(attachable, c.Name())
 		}
-		c.Use = strings.Replace(c.Use, " NAME", " NAME --address A --username U (--password-file F | --private-key-file F)", 1)
 	}
 	attach.AddCommand(retiredCmd("adla", "Azure Data Lake Analytics was retired by Microsoft in February 2024, so Paddock does not offer it; run U-SQL work as a Spark or Python job instead"))
 	cmd.AddCommand(create, attach, detachCmd(g, attachable), listCmd(g), showCmd(g), statusCmd(g), waitCmd(g), updateCmd(g), deleteCmd(g), sizesCmd(g),

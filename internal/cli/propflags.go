@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +23,9 @@ const (
 	kTags                // repeatable k=v: an object
 	kFile                // the property is the file's content (e.g. a public key)
 	kSecretFile          // the property is the file's content, trimmed; never echoed
+	// kInstanceTypes is repeatable NAME=cpu:4,memory:16Gi,gpu:1 (and
+	// selector:KEY=VALUE): an object of instance types by name.
+	kInstanceTypes
 )
 
 // propFlag binds a CLI flag to a compute property. One table per command
@@ -41,7 +45,7 @@ func addPropFlags(cmd *cobra.Command, defs []propFlag) {
 			f.Int(d.flag, 0, d.usage)
 		case kBool:
 			f.Bool(d.flag, false, d.usage)
-		case kList, kTags:
+		case kList, kTags, kInstanceTypes:
 			f.StringArray(d.flag, nil, d.usage)
 		default:
 			f.String(d.flag, "", d.usage)
@@ -94,6 +98,17 @@ func flagValue(cmd *cobra.Command, d propFlag, fl *pflag.Flag) (any, error) {
 			tags[k] = v
 		}
 		return tags, nil
+	case kInstanceTypes:
+		specs, _ := cmd.Flags().GetStringArray(d.flag)
+		types := map[string]any{}
+		for _, spec := range specs {
+			name, t, err := parseInstanceType(d.flag, spec)
+			if err != nil {
+				return nil, err
+			}
+			types[name] = t
+		}
+		return types, nil
 	case kFile, kSecretFile:
 		path := fl.Value.String()
 		data, err := os.ReadFile(path)
@@ -114,4 +129,46 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// parseInstanceType reads NAME=cpu:4,memory:16Gi,gpu:1,selector:KEY=VALUE
+// into an instance type's properties; the server checks the values.
+func parseInstanceType(flag, spec string) (string, map[string]any, error) {
+	bad := func(why string) error {
+		return api.Invalid(flag, "--%s %q: %s; write NAME=cpu:4,memory:16Gi,gpu:1[,selector:KEY=VALUE]", flag, spec, why)
+	}
+	name, rest, ok := strings.Cut(spec, "=")
+	if !ok || name == "" || rest == "" {
+		return "", nil, bad("no NAME=")
+	}
+	t := map[string]any{}
+	selector := map[string]string{}
+	for _, part := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(part, ":")
+		if !ok || v == "" {
+			return "", nil, bad(fmt.Sprintf("%q is not KEY:VALUE", part))
+		}
+		switch k {
+		case "cpu", "memory":
+			t[k] = v
+		case "gpu":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return "", nil, bad("gpu must be a whole number")
+			}
+			t["gpu"] = n
+		case "selector":
+			sk, sv, ok := strings.Cut(v, "=")
+			if !ok || sk == "" {
+				return "", nil, bad("selector must be selector:KEY=VALUE")
+			}
+			selector[sk] = sv
+		default:
+			return "", nil, bad(fmt.Sprintf("unknown key %q (cpu, memory, gpu, selector)", k))
+		}
+	}
+	if len(selector) > 0 {
+		t["node_selector"] = selector
+	}
+	return name, t, nil
 }

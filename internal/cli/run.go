@@ -186,7 +186,7 @@ the run's outcome: 0 when it completed, its exit code when it failed.`,
 	f.StringArrayVar(&sf.envs, "env", nil, "environment variable KEY=VALUE for the run (repeatable)")
 	f.StringVar(&sf.in.Environment.Python, "python", "", "an existing python interpreter on the node")
 	f.StringVar(&sf.requirements, "requirements", "", "a requirements.txt: the run gets a venv built once per content")
-	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node)")
+	f.StringVar(&sf.in.Environment.Image, "image", "", "a container image (needs podman or docker on the node; on a kubernetes target, the pod's image)")
 	f.StringVar(&sf.conda, "conda", "", "a conda environment file (environment.yml): its pip packages in a venv, conda packages with conda on the node")
 	f.IntVar(&sf.in.ProcessCountPerNode, "process-count-per-node", 0, "processes per node, each with its LOCAL_RANK and RANK (default 1)")
 	f.StringArrayVar(&sf.tags, "tag", nil, "a tag NAME=VALUE for the run (repeatable)")

@@ -39,12 +39,11 @@ type ClusterStatus struct {
 
 // Providers a cluster may name; which of them this server can run is the
 // provisioner's business (a cluster on an unavailable provider fails to
-// provision with a clear error rather than failing validation). kubernetes
-// is refused until kubernetes targets can be attached to take nodes from.
-var clusterProviders = []string{"local", "ssh", "slurm", "sim"}
+// provision with a clear error rather than failing validation).
+var clusterProviders = []string{"local", "ssh", "slurm", "kubernetes", "sim"}
 
 // providerSource is the attached target type a provider draws nodes from.
-var providerSource = map[string]string{"slurm": "slurm"}
+var providerSource = map[string]string{"slurm": "slurm", "kubernetes": "kubernetes"}
 
 type cluster struct{}
 
@@ -109,9 +108,6 @@ func (cluster) Normalize(ctx context.Context, raw json.RawMessage, secrets map[s
 	if p.AdminUsername == "" && (p.AdminUserSSHKey != "" || secrets["admin_user_password"].IsSet()) {
 		return nil, api.Invalid("admin_username", "admin_username is required when admin_user_password or admin_user_ssh_key is given")
 	}
-	if strings.EqualFold(p.Provider, "kubernetes") {
-		return nil, api.Invalid("provider", "provider kubernetes is not built yet (kubernetes targets cannot be attached); use local, ssh (an SSH pool) or slurm (an attached slurm target)")
-	}
 	if p.Provider, err = enum("provider", p.Provider, "local", clusterProviders...); err != nil {
 		return nil, err
 	}
@@ -133,7 +129,7 @@ func checkFrom(ctx context.Context, env Env, provider, from string) error {
 	want, needs := providerSource[provider]
 	switch {
 	case !needs && from != "":
-		return api.Invalid("from", "from is only used with provider ssh or slurm")
+		return api.Invalid("from", "from is only used with provider ssh, slurm or kubernetes")
 	case needs && from == "":
 		return api.Invalid("from", "from must name the attached %s target that provider %s takes nodes from", want, provider)
 	case !needs:

@@ -100,6 +100,11 @@ func TestClusterNormalize(t *testing.T) {
 			want:  with(clusterDefaults(), "provider", "slurm", "from", "slurm-a"),
 		},
 		{
+			desc:  "provider kubernetes from a kubernetes target, any case",
+			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"provider":"Kubernetes","from":"kube-a"}`,
+			want:  with(clusterDefaults(), "provider", "kubernetes", "from", "kube-a"),
+		},
+		{
 			desc:  "description and tags",
 			props: `{"vm_size":"STANDARD_D2_V2","max_nodes":4,"description":"` + strings.Repeat("é", 1024) + `","tags":{"team":"vision","cost-center":""}}`,
 			want: with(clusterDefaults(), "description", strings.Repeat("é", 1024),
@@ -170,8 +175,8 @@ func TestClusterNormalizeInvalid(t *testing.T) {
 		{desc: "password without admin_username", props: `{` + base + `}`, secrets: password("hunter2"), field: "admin_username"},
 		{desc: "bad provider", props: `{` + base + `,"provider":"aws"}`, field: "provider", msg: "aws"},
 		{desc: "provider slurm without from", props: `{` + base + `,"provider":"slurm"}`, field: "from", msg: "slurm"},
-		{desc: "provider kubernetes, not built yet", props: `{` + base + `,"provider":"kubernetes","from":"kube-a"}`, field: "provider", msg: "provider kubernetes is not built yet"},
-		{desc: "provider Kubernetes without from", props: `{` + base + `,"provider":"Kubernetes"}`, field: "provider", msg: "not built yet"},
+		{desc: "provider Kubernetes without from", props: `{` + base + `,"provider":"Kubernetes"}`, field: "from", msg: "attached kubernetes target"},
+		{desc: "from naming a slurm target for kubernetes", props: `{` + base + `,"provider":"kubernetes","from":"slurm-a"}`, field: "from", msg: "needs a kubernetes target"},
 		{desc: "from with provider local", props: `{` + base + `,"from":"slurm-a"}`, field: "from"},
 		{desc: "provider ssh with a bad pool name", props: `{` + base + `,"provider":"ssh","from":"Slurm_A"}`, field: "from"},
 		{desc: "provider ssh without a pool", props: `{` + base + `,"provider":"ssh"}`, field: "from"},

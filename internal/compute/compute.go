@@ -1,5 +1,5 @@
 // Package compute defines the kinds of compute target (local, cluster,
-// instance, remote, slurm; spark, kubernetes and databricks are not built
+// instance, remote, slurm, kubernetes; spark and databricks are not built
 // yet): their properties, defaults, validation, secret fields and
 // provisioning state machine.
 //

@@ -38,6 +38,33 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]sch
 	return nodes, queue, err
 }
 
+// SetRunReasons sets why queued runs wait (their status_reason, by run
+// id), for targets where each run waits for something of its own (its
+// pod), in one commit; a run that is no longer queued is left as it is.
+func (d *Dispatcher) SetRunReasons(ctx context.Context, ws string, reasons map[string]string) error {
+	return d.do(ctx, func(tx *txn) error {
+		for id, reason := range reasons {
+			if r := d.runs[id]; r != nil && r.Workspace == ws && r.Status == api.RunQueued && r.StatusReason != reason {
+				r.StatusReason = reason
+				tx.touchRun(r)
+			}
+		}
+		return nil
+	})
+}
+
+// FailQueued fails a queued run that can never start (its pods fail
+// before their agent connects, again and again); a run that is no longer
+// queued is left as it is.
+func (d *Dispatcher) FailQueued(ctx context.Context, ws, id, reason, msg string) error {
+	return d.do(ctx, func(tx *txn) error {
+		if r := d.runs[id]; r != nil && r.Workspace == ws && r.Status == api.RunQueued {
+			d.finish(tx, r, api.RunFailed, nil, reason, msg)
+		}
+		return nil
+	})
+}
+
 // SetQueueReason sets why a target's queued runs wait (their
 // status_reason); only runs whose reason changes are written.
 func (d *Dispatcher) SetQueueReason(ctx context.Context, ws, compute, reason string) error {
@@ -101,22 +128,36 @@ func (d *Dispatcher) RemoveNode(ctx context.Context, id string) error {
 // preempted node's runs are requeued as a new attempt (up to
 // MaxPreemptions), those of a node that died fail with NodeLost.
 func (d *Dispatcher) NodeGone(ctx context.Context, id string, preempted bool) error {
+	why := "its agent exited"
+	if preempted {
+		why = "preempted"
+	}
+	return d.NodeEnded(ctx, id, preempted, why)
+}
+
+// NodeEnded is NodeGone with the provider's word for what happened (e.g.
+// "its pod was evicted: The node was low on resource: memory."), which
+// becomes the node's reason and part of its runs' error.
+func (d *Dispatcher) NodeEnded(ctx context.Context, id string, preempted bool, why string) error {
 	return d.do(ctx, func(tx *txn) error {
 		nd := d.nodes[id]
 		if nd == nil {
 			return nil
 		}
-		nd.State = store.NodeUnusable
-		nd.Reason = "its agent exited"
+		nd.State, nd.Reason = store.NodeUnusable, why
 		if preempted {
-			nd.State, nd.Reason = store.NodePreempted, "preempted"
+			nd.State = store.NodePreempted
 		}
 		tx.touchNode(nd)
 		tx.wakeNode(id)
 		tx.changed(nd.Workspace, nd.Compute)
 		for _, r := range nd.placed {
 			if preempted {
-				d.requeue(tx, r, nd, "Preempted", "node "+id+" was preempted")
+				msg := "node " + id + " was preempted"
+				if why != "preempted" {
+					msg += " (" + why + ")"
+				}
+				d.requeue(tx, r, nd, "Preempted", msg)
 			} else {
 				d.finish(tx, r, api.RunFailed, nil, "NodeLost", "node "+id+" stopped: "+nd.Reason)
 			}

@@ -19,17 +19,18 @@ import (
 
 func init() { Register("cluster", reconcileCluster) }
 
-// reconcileCluster sizes a cluster to its queue: Decide says how many
-// nodes it should have and which idle ones go, the provider makes and
-// removes them. What the provider is matters only through what it can do:
-// a Pooled provider gives at most one node per free host of the cluster's
-// pool; JobStates nodes are batch jobs whose end Slurm decides too (polled
-// every second while there are any); a NodeConfigurer gives each node its
-// own settings.
 // maxCreatesPerPass bounds the nodes one reconcile pass of a cluster
 // starts.
 const maxCreatesPerPass = 256
 
+// reconcileCluster sizes a cluster to its queue: Decide says how many
+// nodes it should have and which idle ones go, the provider makes and
+// removes them. What the provider is matters only through what it can do:
+// a Pooled provider gives at most one node per free host of the cluster's
+// pool; JobStates nodes are batch jobs whose end the batch scheduler
+// decides too (polled every second while there are any, unless the
+// provider is a Watcher that says when they change); a NodeConfigurer
+// gives each node its own settings.
 func reconcileCluster(ctx context.Context, c *Controller, rec store.Compute) (reconcile.Result, error) {
 	ws := rec.Workspace
 	p, err := compute.Props[compute.ClusterProperties](rec)
@@ -136,7 +137,8 @@ func (c *Controller) providerLimits(ctx context.Context, prov provider.Provider,
 		if err := c.checkJobs(ctx, jobs, live); err != nil {
 			return nil, res, err
 		}
-		if len(nodes) > 0 {
+		// A provider that watches its jobs says when they change.
+		if _, watched := prov.(provider.Watcher); len(nodes) > 0 && !watched {
 			res = reconcile.After(time.Second)
 		}
 	}

@@ -32,6 +32,9 @@ type Dispatch interface {
 	Drain(ctx context.Context, id string) (bool, error)
 	RemoveNode(ctx context.Context, id string) error
 	NodeGone(ctx context.Context, id string, preempted bool) error
+	NodeEnded(ctx context.Context, id string, preempted bool, why string) error
+	SetRunReasons(ctx context.Context, ws string, reasons map[string]string) error
+	FailQueued(ctx context.Context, ws, id, reason, msg string) error
 	Nodes(ctx context.Context, ws, compute string) ([]store.Node, error)
 	Evict(ctx context.Context, id, reason, msg string) error
 	TargetLoad(ctx context.Context, ws, compute string) (queued, placed int, err error)
@@ -106,9 +109,9 @@ func (c *Controller) Enqueue(key string) {
 
 // Watch subscribes the controller to what starts its passes: a user's
 // change to a target, a provisioning transition, a change of a target's
-// queue or nodes.
+// queue or nodes, a run's end (which frees the nodes made for it).
 func (c *Controller) Watch(n *notify.Notifier) {
-	for _, t := range []notify.Topic{notify.Targets, notify.Provisioned, notify.Demand} {
+	for _, t := range []notify.Topic{notify.Targets, notify.Provisioned, notify.Demand, notify.RunEnded} {
 		n.Subscribe(t, c.Enqueue)
 	}
 }
@@ -154,6 +157,10 @@ func (c *Controller) follow(ctx context.Context, w provider.Watcher) {
 		case <-ctx.Done():
 			return
 		case ev := <-w.Events():
+			if ev.Kind == provider.Changed {
+				c.Enqueue(ev.Target)
+				continue
+			}
 			if err := c.Dispatch.NodeGone(ctx, ev.NodeID, ev.Kind == provider.Preempted); err != nil && ctx.Err() == nil {
 				c.Log.Error("recording a node event", "node", ev.NodeID, "kind", ev.Kind, "err", err)
 			}
@@ -274,9 +281,7 @@ func (c *Controller) deleteDead(ctx context.Context, prov provider.Provider, nod
 // provider to start it; a failed start removes what it left. The caller
 // fills in n's and spec's resources.
 func (c *Controller) launch(ctx context.Context, prov provider.Provider, rec store.Compute, n store.Node, spec provider.NodeSpec) error {
-	b := make([]byte, 4)
-	rand.Read(b)
-	id := strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+	id := newNodeID(rec)
 	token := c.NewToken()
 	n.ID, n.Workspace, n.Compute, n.TokenHash, n.CreatedAt = id, rec.Workspace, rec.Name, c.TokenHash(token), c.now()
 	spec.ID, spec.Workspace, spec.Compute, spec.Token, spec.ServerURL = id, rec.Workspace, rec.Name, token, c.ServerURL
@@ -293,6 +298,14 @@ func (c *Controller) launch(ctx context.Context, prov provider.Provider, rec sto
 	}
 	faults.Point("nodes.created")
 	return nil
+}
+
+// newNodeID names a new node of rec: the target's name and a random
+// suffix (a DNS label, as providers name pods and jobs after it).
+func newNodeID(rec store.Compute) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return strings.ToLower(rec.Name) + "-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
 // ReleaseNodes removes every node of a target being deleted, and an
@@ -321,6 +334,9 @@ func (c *Controller) ReleaseNodes(ctx context.Context, ws, name, providerName st
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if tc, ok := prov.(provider.TargetCloser); ok {
+		tc.CloseTarget(ws, name)
 	}
 	if c.HomesDir != "" { // an instance's home, host key and SSH endpoint go with it
 		home := c.homeDir(ws, name)
@@ -408,7 +424,7 @@ func (c *Controller) checkJobs(ctx context.Context, jobs provider.JobStates, ids
 			continue
 		}
 		c.Log.Warn("the scheduler ended a pilot job", "node", id, "state", state, "reason", why)
-		if err := c.Dispatch.NodeGone(ctx, id, state == "PREEMPTED"); err != nil {
+		if err := c.Dispatch.NodeEnded(ctx, id, state == "PREEMPTED", jobEnded(state, why)); err != nil {
 			return err
 		}
 	}
@@ -443,4 +459,13 @@ func (c *Controller) updateStatus(ctx context.Context, ws, name string, status [
 		return reconcile.Result{}, nil
 	}
 	return reconcile.Result{}, err
+}
+
+// jobEnded says how a node's batch job ended, for the node's reason and
+// its runs' error.
+func jobEnded(state, why string) string {
+	if why == "" || why == "None" {
+		return "its job ended " + state
+	}
+	return "its job ended " + state + ": " + why
 }

@@ -19,9 +19,11 @@
 //     nodes it does not know, and replaces known nodes that are not listed.
 //  4. Optional extras are separate interfaces found by type assertion:
 //     Preempter (inject a preemption), Watcher (report nodes that vanish or
-//     are preempted without the server asking), Pooled (one node per host
-//     of a pool of attached machines), JobStates (nodes are batch jobs the
-//     scheduler may end), NodeConfigurer (settings of its own per node).
+//     are preempted without the server asking, or whose state changed),
+//     Pooled (one node per host of a pool of attached machines), JobStates
+//     (nodes are batch jobs the scheduler may end), NodeConfigurer
+//     (settings of its own per node), Grouped (the nodes of one multi-node
+//     run are made together, as one unit).
 //
 // A provider package registers a Factory under the provider's name from
 // an init function; the server builds every registered provider at start
@@ -119,12 +121,34 @@ type NodeRequest struct {
 	TimeMinutes int
 	// OneRun nodes exist for one run and end with it.
 	OneRun bool
+	// RunID is that run, for providers that label what they make with it.
+	RunID string
+	// Image is the container image the node runs in, for providers whose
+	// nodes are containers (a run's --image; "" for the target's default).
+	Image string
 }
 
 // NodeConfigurer is a provider with settings of its own per node: the
 // server asks for them (NodeSpec.Config) before it creates the node.
 type NodeConfigurer interface {
 	NodeConfig(ctx context.Context, req NodeRequest) (json.RawMessage, error)
+}
+
+// Grouped is a provider that makes the nodes of one multi-node run
+// together, as one unit (a Kubernetes Indexed Job: one pod per node).
+// CreateGroup follows Create's rules for every spec; Delete of any node
+// of the group deletes the whole group, and Delete of the others is then
+// a Delete of nodes that are gone.
+type Grouped interface {
+	CreateGroup(ctx context.Context, specs []NodeSpec) error
+}
+
+// TargetCloser is a provider that holds something for each attached
+// target it makes nodes through (a watch on a Kubernetes cluster):
+// CloseTarget lets it go once the target is detached and its nodes are
+// released.
+type TargetCloser interface {
+	CloseTarget(ws, name string)
 }
 
 // EventKind says what happened to a node.
@@ -134,15 +158,25 @@ type EventKind string
 const (
 	Preempted EventKind = "preempted" // taken back (low priority): its runs restart elsewhere
 	Gone      EventKind = "gone"      // vanished, e.g. its process died
+	// Changed says the node's state as the provider sees it changed (a
+	// pod was scheduled, a job ended): the node's target is reconciled,
+	// which reads the state (JobStates) and acts on it. Providers that
+	// watch their backend send it instead of being polled.
+	Changed EventKind = "changed"
 )
 
 // Event is something that happened to a node without the server asking.
 type Event struct {
 	NodeID string
 	Kind   EventKind
+	// Target is the store key (store.Key) of the node's target, for
+	// Changed events.
+	Target string
 }
 
-// Watcher reports node events as they happen.
+// Watcher reports node events as they happen. A provider that is a
+// Watcher and JobStates is not polled: it sends Changed when a node's job
+// state changes.
 type Watcher interface {
 	Events() <-chan Event
 }

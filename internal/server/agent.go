@@ -10,6 +10,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/artifact"
 	"github.com/paddock-ml/paddock/internal/store"
+	"github.com/paddock-ml/paddock/internal/version"
 )
 
 func (a *API) agentHello(w http.ResponseWriter, r *http.Request, who caller) error {
@@ -82,6 +83,25 @@ func (a *API) agentSnapshot(w http.ResponseWriter, r *http.Request, who caller) 
 	}
 	defer f.Close()
 	w.Header().Set("Content-Type", "application/gzip")
+	http.ServeContent(w, r, "", time.Time{}, f)
+	return nil
+}
+
+// agentBinary serves this server's own paddock binary, for a node that
+// fetches its agent from the server (a Kubernetes pod's init container).
+// Range requests are supported.
+func (a *API) agentBinary(w http.ResponseWriter, r *http.Request, _ caller) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Paddock-Version", version.Version)
 	http.ServeContent(w, r, "", time.Time{}, f)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/identities"
+	"github.com/paddock-ml/paddock/internal/kube"
 	"github.com/paddock-ml/paddock/internal/nodes"
 	"github.com/paddock-ml/paddock/internal/store"
 	tokens "github.com/paddock-ml/paddock/internal/token"
@@ -80,6 +81,7 @@ var documentedRoutes = []struct{ method, path string }{
 	{"POST", "/api/v1/agent/hello"},
 	{"POST", "/api/v1/agent/poll"},
 	{"GET", "/api/v1/agent/snapshots/{digest}"},
+	{"GET", "/api/v1/agent/binary"},
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/status"},
 	{"POST", "/api/v1/agent/runs/{id}/attempts/{n}/logs"},
 	{"PUT", "/api/v1/agent/runs/{id}/attempts/{n}/outputs"},
@@ -423,6 +425,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		"POST /api/v1/agent/hello":                                  {"200", "400", "404"},
 		"POST /api/v1/agent/poll":                                   {"200", "400", "404", "409"},
 		"GET /api/v1/agent/snapshots/{digest}":                      {"200", "400", "404"},
+		"GET /api/v1/agent/binary":                                  {"200", "401"},
 		"POST /api/v1/agent/runs/{id}/attempts/{n}/status":          {"204", "400", "409"},
 		"POST /api/v1/agent/runs/{id}/attempts/{n}/logs":            {"200", "400", "404", "409", "413"},
 		"PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs":          {"200", "400", "404", "409", "413", "507"},
@@ -782,37 +785,41 @@ func stringList(v any) []string {
 // fields.
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := loadDoc(t)
-	cluster, instance, remote, slurm := kind(t, "cluster"), kind(t, "instance"), kind(t, "remote"), kind(t, "slurm")
+	cluster, instance, remote, slurm, k8s := kind(t, "cluster"), kind(t, "instance"), kind(t, "remote"), kind(t, "slurm"), kind(t, "kubernetes")
 	withSecrets := func(w wireType, secrets []string) wireType { w.extra = secrets; return w }
 	types := map[string]wireType{
 		// Compute targets.
-		"Compute":            wireOut[api.Compute](),
-		"ComputeCreate":      wireIn[api.ComputeCreate](),
-		"ComputeUpdate":      wireIn[api.ComputeUpdate](),
-		"ComputeList":        wireOut[api.ComputeList](),
-		"ProvisioningError":  wireOut[api.ProvisioningError](),
-		"Size":               wireOut[api.Size](),
-		"SizeList":           wireOut[api.SizeList](),
-		"Node":               wireOut[api.Node](),
-		"NodeList":           wireOut[api.NodeList](),
-		"Quota":              wireOut[api.Quota](),
-		"QuotaList":          wireOut[api.QuotaList](),
-		"QuotaSet":           wireIn[api.QuotaSet](),
-		"Version":            wireOut[api.Version](),
-		"ErrorBody":          wireOut[api.ErrorBody](),
-		"Error":              wireOut[api.Error](),
-		"ClusterProperties":  withSecrets(wireIn[compute.ClusterProperties](), cluster.SecretFields()),
-		"InstanceProperties": withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
-		"RemoteProperties":   withSecrets(wireIn[compute.RemoteProperties](), remote.SecretFields()),
-		"SlurmProperties":    withSecrets(wireIn[compute.SlurmProperties](), slurm.SecretFields()),
-		"SparkProperties":    withSecrets(wireIn[compute.SparkProperties](), kind(t, "spark").SecretFields()),
-		"ClusterStatus":      wireOut[compute.ClusterStatus](),
-		"InstanceStatus":     wireOut[compute.InstanceStatus](),
-		"RemoteStatus":       wireOut[compute.RemoteStatus](),
-		"LocalStatus":        wireOut[compute.LocalStatus](),
-		"SlurmStatus":        wireOut[compute.SlurmStatus](),
-		"SparkStatus":        wireOut[compute.SparkStatus](),
-		"SlurmPartition":     wireOut[compute.SlurmPartition](),
+		"Compute":              wireOut[api.Compute](),
+		"ComputeCreate":        wireIn[api.ComputeCreate](),
+		"ComputeUpdate":        wireIn[api.ComputeUpdate](),
+		"ComputeList":          wireOut[api.ComputeList](),
+		"ProvisioningError":    wireOut[api.ProvisioningError](),
+		"Size":                 wireOut[api.Size](),
+		"SizeList":             wireOut[api.SizeList](),
+		"Node":                 wireOut[api.Node](),
+		"NodeList":             wireOut[api.NodeList](),
+		"Quota":                wireOut[api.Quota](),
+		"QuotaList":            wireOut[api.QuotaList](),
+		"QuotaSet":             wireIn[api.QuotaSet](),
+		"Version":              wireOut[api.Version](),
+		"ErrorBody":            wireOut[api.ErrorBody](),
+		"Error":                wireOut[api.Error](),
+		"ClusterProperties":    withSecrets(wireIn[compute.ClusterProperties](), cluster.SecretFields()),
+		"InstanceProperties":   withSecrets(wireIn[compute.InstanceProperties](), instance.SecretFields()),
+		"RemoteProperties":     withSecrets(wireIn[compute.RemoteProperties](), remote.SecretFields()),
+		"SlurmProperties":      withSecrets(wireIn[compute.SlurmProperties](), slurm.SecretFields()),
+		"KubernetesProperties": withSecrets(wireIn[compute.KubernetesProperties](), k8s.SecretFields()),
+		"SparkProperties":      withSecrets(wireIn[compute.SparkProperties](), kind(t, "spark").SecretFields()),
+		"InstanceType":         wireIn[compute.InstanceType](),
+		"ClusterStatus":        wireOut[compute.ClusterStatus](),
+		"InstanceStatus":       wireOut[compute.InstanceStatus](),
+		"RemoteStatus":         wireOut[compute.RemoteStatus](),
+		"LocalStatus":          wireOut[compute.LocalStatus](),
+		"SlurmStatus":          wireOut[compute.SlurmStatus](),
+		"SlurmPartition":       wireOut[compute.SlurmPartition](),
+		"KubernetesStatus":     wireOut[compute.KubernetesStatus](),
+		"SparkStatus":          wireOut[compute.SparkStatus](),
+		"KubernetesNode":       wireOut[kube.Node](),
 		// Runs.
 		"Run":          wireOut[api.Run](),
 		"RunSubmit":    wireIn[api.RunSubmit](),
@@ -1056,20 +1063,22 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 // included, as written on create), its status, and its updatable
 // properties ("" when it has none). Every registered kind must be listed.
 var computeSchemas = map[string]struct{ props, status, update string }{
-	"cluster":  {"ClusterProperties", "ClusterStatus", "ClusterPropertiesUpdate"},
-	"instance": {"InstanceProperties", "InstanceStatus", "InstancePropertiesUpdate"},
-	"remote":   {"RemoteProperties", "RemoteStatus", "RemotePropertiesUpdate"},
-	"local":    {"LocalProperties", "LocalStatus", ""},
-	"slurm":    {"SlurmProperties", "SlurmStatus", "SlurmPropertiesUpdate"},
-	"spark":    {"SparkProperties", "SparkStatus", "SparkPropertiesUpdate"},
+	"cluster":    {"ClusterProperties", "ClusterStatus", "ClusterPropertiesUpdate"},
+	"instance":   {"InstanceProperties", "InstanceStatus", "InstancePropertiesUpdate"},
+	"remote":     {"RemoteProperties", "RemoteStatus", "RemotePropertiesUpdate"},
+	"local":      {"LocalProperties", "LocalStatus", ""},
+	"slurm":      {"SlurmProperties", "SlurmStatus", "SlurmPropertiesUpdate"},
+	"kubernetes": {"KubernetesProperties", "KubernetesStatus", "KubernetesPropertiesUpdate"},
+	"spark":      {"SparkProperties", "SparkStatus", "SparkPropertiesUpdate"},
 }
 
 // serverSet are the properties the server sets itself, by properties
 // schema: they must be readOnly, and only they may be.
 var serverSet = map[string][]string{
-	"RemoteProperties": {"host_key"},
-	"SlurmProperties":  {"host_key"},
-	"SparkProperties":  {"host_key"},
+	"RemoteProperties":     {"host_key"},
+	"SlurmProperties":      {"host_key"},
+	"KubernetesProperties": {"server"},
+	"SparkProperties":      {"host_key"},
 }
 
 // refs lists the $refs of a oneOf or anyOf, sorted.

@@ -214,6 +214,7 @@ func NewAPI(d Deps) *API {
 	a.handle("POST /api/v1/agent/hello", agents, agentsOnly, a.agentHello)
 	a.handle("POST /api/v1/agent/poll", agents, agentsOnly, a.agentPoll)
 	a.handle("GET /api/v1/agent/snapshots/{digest}", agents, agentsOnly, a.agentSnapshot)
+	a.handle("GET /api/v1/agent/binary", agents, agentsOnly, a.agentBinary)
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/status", agentReports, agentsOnly, a.agentStatus)
 	a.handle("POST /api/v1/agent/runs/{id}/attempts/{n}/logs", agentLogs, agentsOnly, a.agentLogs)
 	a.handle("PUT /api/v1/agent/runs/{id}/attempts/{n}/outputs", agentUploads, agentsOnly, a.agentOutputs)

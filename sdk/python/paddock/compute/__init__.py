@@ -10,7 +10,7 @@ from .batch import BatchCompute
 from .computeinstance import ComputeInstance, ComputeInstanceProvisioningConfiguration, ComputeInstanceStatus
 from .databricks import DatabricksCompute
 from .hdinsight import HDInsightCompute
-from .kubernetes import KubernetesCompute
+from .kubernetes import KubernetesCompute, KubernetesComputeStatus
 from .local import LocalCompute
 from .remote import RemoteCompute, RemoteComputeStatus
 
@@ -18,6 +18,6 @@ __all__ = [
     "ComputeTarget", "ComputeTargetException", "AmlCompute", "AmlComputeProvisioningConfiguration",
     "AmlComputeStatus", "ComputeInstance", "ComputeInstanceProvisioningConfiguration", "ComputeInstanceStatus",
     "RemoteCompute", "RemoteComputeStatus", "HDInsightCompute", "BatchCompute", "DatabricksCompute",
-    "KubernetesCompute", "AdlaCompute", "LocalCompute", "AttachConfiguration", "ComputeTargetAttachConfiguration",
-    "ComputeTargetProvisioningConfiguration",
+    "KubernetesCompute", "KubernetesComputeStatus", "AdlaCompute", "LocalCompute", "AttachConfiguration",
+    "ComputeTargetAttachConfiguration", "ComputeTargetProvisioningConfiguration",
 ]

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -50,6 +51,17 @@ def run_sample(server, tmp_path, name, *context, subst=None, env=None):
     p = subprocess.run([sys.executable, str(runner), str(script)] + list(context), cwd=str(tmp_path), env=e,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, text=True)
     return p.returncode, p.stdout
+
+
+def detach_and_wait(ws, target):
+    """Detaches an attached target and waits until it is gone, so that the agent Paddock installed over SSH is
+    stopped before the test's sshd and user go."""
+    from paddock.compute import ComputeTarget
+    target.detach()
+    deadline = time.monotonic() + 60
+    while target.name in [t.name for t in ComputeTarget.list(ws)]:
+        assert time.monotonic() < deadline, "%s was not detached within 60 s" % target.name
+        time.sleep(0.2)
 
 
 def ok(result):
@@ -127,7 +139,7 @@ def test_08_remote_vm(server, ws, tmp_path, sshd_password):
     try:
         assert t.get_status().reachable is True
     finally:
-        t.detach()
+        detach_and_wait(ws, t)
 
 
 def test_09_hdinsight(server, ws, tmp_path, sshd_password, dev_spark):
@@ -158,7 +170,7 @@ def test_09_hdinsight(server, ws, tmp_path, sshd_password, dev_spark):
         run.wait_for_completion(timeout_seconds=300)
         assert run.get_status() == "Completed" and run.get_metrics() == {"distinct": 4.0}
     finally:
-        t.detach()
+        detach_and_wait(ws, t)
 
 
 def test_10_batch(server, tmp_path):
@@ -189,7 +201,7 @@ def test_10_batch_attaches_slurm(server, ws, tmp_path, sshd_password, dev_slurm)
         run.wait_for_completion(timeout_seconds=300)
         assert run.get_status() == "Completed"
     finally:
-        t.detach()
+        detach_and_wait(ws, t)
 
 
 def test_11_databricks(server, ws, tmp_path):

@@ -21,7 +21,7 @@ func TestUnknownCommandsExit2(t *testing.T) {
 	}{
 		{[]string{"frobnicate"}, `"frobnicate" for "paddock"`},
 		{[]string{"compute", "frobnicate"}, `"frobnicate" for "paddock compute"`},
-		{[]string{"compute", "attach", "adla", "lake"}, `"adla" for "paddock compute attach"`},
+		{[]string{"compute", "attach", "lake", "x"}, `"lake" for "paddock compute attach"`},
 		{[]string{"compute", "create", "clustre", "x"}, `"clustre" for "paddock compute create"`},
 		{[]string{"run", "frobnicate", "x"}, `"frobnicate" for "paddock run"`},
 		{[]string{"quota", "frobnicate"}, `"frobnicate" for "paddock quota"`},

@@ -38,7 +38,8 @@ type Config struct {
 	// 50,000; smoke 200).
 	HeartbeatNodes int
 	// ProfileDir, when set, receives CPU profiles of the server during the
-	// figures whose targets are hard (2, 5): <figure>.pprof.
+	// figures whose targets are hard (1's 16 submitters, 2, 3, 5):
+	// <figure>.pprof.
 	ProfileDir string
 	// Only, when set, runs just these figures (1 to 8).
 	Only []int
@@ -696,6 +697,8 @@ func figureHeartbeats(ctx context.Context, cfg Config) ([]row, error) {
 	cpu0, _ := procStats(pid)
 	var maxRSS int64
 	start := time.Now()
+	profiled := s.profile(cfg, "3-heartbeats", min(cfg.HeartbeatWindow, 30*time.Second))
+	defer profiled()
 	for time.Since(start) < cfg.HeartbeatWindow {
 		_, rss := procStats(pid)
 		maxRSS = max(maxRSS, rss)

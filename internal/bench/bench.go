@@ -71,6 +71,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("building paddock: %v\n%s", err, out)
 		}
 	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	if cfg.HeartbeatWindow == 0 {
 		cfg.HeartbeatWindow = 2 * time.Minute
 		if cfg.Smoke {

@@ -50,17 +50,18 @@ type Attacher interface {
 	Attach(ctx context.Context, props json.RawMessage, secrets map[string]secret.Value) (json.RawMessage, json.RawMessage, error)
 }
 
+// sshSecrets are the secret fields of a target Paddock logs in to over SSH.
+func sshSecrets() []string { return []string{"password", "private_key", "private_key_passphrase"} }
+
 var poolName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 type remote struct{ attached }
 
 func init() { Register(remote{}) }
 
-func (remote) Type() string   { return "remote" }
-func (remote) Origin() Origin { return Attached }
-func (remote) SecretFields() []string {
-	return []string{"password", "private_key", "private_key_passphrase"}
-}
+func (remote) Type() string              { return "remote" }
+func (remote) Origin() Origin            { return Attached }
+func (remote) SecretFields() []string    { return sshSecrets() }
 func (remote) UpdatableFields() []string { return []string{"description", "tags"} }
 
 func (remote) Normalize(_ context.Context, raw json.RawMessage, secrets map[string]secret.Value, _ Env) (json.RawMessage, error) {

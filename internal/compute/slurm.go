@@ -54,7 +54,7 @@ func init() { Register(slurm{}) }
 func (slurm) Type() string   { return "slurm" }
 func (slurm) Origin() Origin { return Attached }
 func (slurm) SecretFields() []string {
-	return []string{"password", "private_key", "private_key_passphrase", "jwt"}
+	return append(sshSecrets(), "jwt")
 }
 func (slurm) UpdatableFields() []string { return []string{"description", "tags"} }
 

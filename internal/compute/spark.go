@@ -62,11 +62,9 @@ type spark struct{ attached }
 
 func init() { Register(spark{}) }
 
-func (spark) Type() string   { return "spark" }
-func (spark) Origin() Origin { return Attached }
-func (spark) SecretFields() []string {
-	return []string{"password", "private_key", "private_key_passphrase"}
-}
+func (spark) Type() string              { return "spark" }
+func (spark) Origin() Origin            { return Attached }
+func (spark) SecretFields() []string    { return sshSecrets() }
 func (spark) UpdatableFields() []string { return []string{"description", "tags"} }
 
 var (

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
@@ -86,6 +87,29 @@ type Run struct {
 	// Parts is how each node of the current attempt ended (multi-node
 	// runs end when every part has).
 	Parts map[string]Part
+}
+
+// runData is what of a run both stores keep in its data column: all but
+// the columns they index.
+type runData struct {
+	api.Run
+	CancelRequested string          `json:"cancel_requested,omitempty"`
+	Parts           map[string]Part `json:"parts,omitempty"`
+}
+
+// EncodeData is the JSON the stores keep in a run's data column.
+func (r *Run) EncodeData() ([]byte, error) {
+	return json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested, Parts: r.Parts})
+}
+
+// DecodeData fills the run from what EncodeData made.
+func (r *Run) DecodeData(data []byte) error {
+	var d runData
+	if err := json.Unmarshal(data, &d); err != nil {
+		return err
+	}
+	r.Run, r.CancelRequested, r.Parts = d.Run, d.CancelRequested, d.Parts
+	return nil
 }
 
 // Part is one node's share of a multi-node attempt.

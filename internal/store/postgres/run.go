@@ -14,14 +14,6 @@ import (
 	"github.com/paddock-ml/paddock/internal/store"
 )
 
-// runData is what of a run is kept in the JSON data column; the columns
-// used for lookups are kept beside it. Same shape as the SQLite store's.
-type runData struct {
-	api.Run
-	CancelRequested string                `json:"cancel_requested,omitempty"`
-	Parts           map[string]store.Part `json:"parts,omitempty"`
-}
-
 // SaveBatch implements store.Store: every run and node of the batch in
 // one round trip (arrays unnested into one statement per table), fenced,
 // and a notification naming the runs for the other servers.
@@ -36,7 +28,7 @@ func (s *Store) SaveBatch(ctx context.Context, runs []store.Run, nodes []store.N
 	seqs, created := make([]int64, n), make([]time.Time, n)
 	for i := range runs {
 		r := &runs[i]
-		data, err := json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested, Parts: r.Parts})
+		data, err := r.EncodeData()
 		if err != nil {
 			return err
 		}
@@ -113,12 +105,8 @@ func scanRun(r pgx.Row) (store.Run, error) {
 	if err := r.Scan(&out.Workspace, &out.Seq, &out.Node, &out.TokenHash, &out.IdempotencyKey, &data); err != nil {
 		return out, err
 	}
-	var d runData
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
-		return out, err
-	}
-	out.Run, out.CancelRequested, out.Parts = d.Run, d.CancelRequested, d.Parts
-	return out, nil
+	err := out.DecodeData([]byte(data))
+	return out, err
 }
 
 func (s *Store) oneRun(ctx context.Context, where string, args ...any) (store.Run, error) {

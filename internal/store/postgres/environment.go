@@ -20,7 +20,8 @@ func scanEnvironment(r pgx.Row) (store.Environment, error) {
 		return e, err
 	}
 	e.CreatedAt = utc(e.CreatedAt)
-	return e, e.SetData([]byte(data))
+	err := e.SetData([]byte(data))
+	return e, err
 }
 
 // RegisterEnvironment implements store.Store.

@@ -20,7 +20,8 @@ func scanEnvironment(r rowScanner) (store.Environment, error) {
 		return e, err
 	}
 	e.CreatedAt = parseTS(at)
-	return e, e.SetData([]byte(data))
+	err := e.SetData([]byte(data))
+	return e, err
 }
 
 // RegisterEnvironment implements store.Store.

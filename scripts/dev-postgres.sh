@@ -8,6 +8,8 @@
 #   scripts/dev-postgres.sh stop    stop what start started
 #   scripts/dev-postgres.sh env     print `export PADDOCK_TEST_POSTGRES=<DSN>`
 #   scripts/dev-postgres.sh dsn     print the DSN
+#   scripts/dev-postgres.sh durable turn fsync, synchronous_commit and full_page_writes on
+#                                   (for benchmarks: a user's server runs durable)
 #
 # The port is $PADDOCK_PG_PORT, else a free one picked at the first start and
 # kept in $PADDOCK_PG_DIR/port. The DSN's database is made for the tests:
@@ -31,8 +33,14 @@ case "${1:-start}" in
     exit 0 ;;
   env) echo "export PADDOCK_TEST_POSTGRES='$(dsn)'"; exit 0 ;;
   dsn) dsn; exit 0 ;;
+  durable)
+    PSQL=("$BIN/psql" -h "$BASE" -p "$(port)" -U postgres -v ON_ERROR_STOP=1 -qAt)
+    for s in fsync synchronous_commit full_page_writes; do as_pg "${PSQL[@]}" -c "ALTER SYSTEM SET $s = on"; done
+    as_pg "${PSQL[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+    echo "fsync=$(as_pg "${PSQL[@]}" -c 'SHOW fsync') synchronous_commit=$(as_pg "${PSQL[@]}" -c 'SHOW synchronous_commit')"
+    exit 0 ;;
   start) ;;
-  *) echo "usage: $0 start|stop|env|dsn" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|dsn|durable" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" != 0 ]; then

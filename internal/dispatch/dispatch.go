@@ -130,6 +130,7 @@ type txn struct {
 	clusters map[string]bool // targets whose demand or nodes changed
 	ended    [][2]string     // workspace and target of runs that ended
 	policy   []policy.Event  // policies that stopped runs
+	placed   []func()        // run after the batch's placements, before its commit
 }
 
 // changed notes that a target's queue or nodes changed, so its autoscaler
@@ -140,6 +141,11 @@ func (tx *txn) touchRun(r *store.Run) { tx.runs[r.ID] = r }
 func (tx *txn) touchNode(n *node)     { tx.nodes[n.ID] = n }
 func (tx *txn) wakeNode(id string)    { tx.wake[id] = true }
 func (tx *txn) timeNow() *time.Time   { t := tx.d.now(); return &t }
+
+// afterPlacement runs fn in the loop once the batch's runs are placed (and
+// before its commit), so an op can answer with what placement made of it
+// without waiting for another batch.
+func (tx *txn) afterPlacement(fn func()) { tx.placed = append(tx.placed, fn) }
 
 // New returns a dispatcher; Run loads state and starts the loop. clk
 // times the loop's node checks and stamps every change (nil: clock.Real).
@@ -351,6 +357,9 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 	}
 	if tx.schedule {
 		d.schedule(tx)
+	}
+	for _, fn := range tx.placed {
+		fn()
 	}
 	err := d.commit(ctx, tx)
 	if err == nil && len(tx.runs) > 0 {

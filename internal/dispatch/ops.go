@@ -92,14 +92,11 @@ func (d *Dispatcher) Submit(ctx context.Context, r store.Run) (store.Run, error)
 		tx.touchRun(&run)
 		tx.schedule = true
 		tx.changed(run.Workspace, run.Compute)
-		out = run
+		tx.afterPlacement(func() { out = clone(&run) }) // placed in this batch if a node is free
 		return nil
 	})
 	if err != nil {
 		return store.Run{}, err
-	}
-	if cur, ok := d.current(ctx, out.ID); ok {
-		return cur, nil
 	}
 	return out, nil
 }
@@ -128,19 +125,6 @@ func (d *Dispatcher) checkFits(r *store.Run) error {
 	}
 	return api.Invalid("resources", "the run asks for %g cores, %g GiB memory and %d GPUs per node, more than any node of %s has (the largest: %g cores, %g GiB, %d GPUs)",
 		r.Resources.Cores, r.Resources.MemoryGB, r.Resources.GPUs, r.Compute, biggest.Cores, biggest.MemoryGB, len(biggest.GPUs))
-}
-
-// current returns the live copy of an active run.
-func (d *Dispatcher) current(ctx context.Context, id string) (store.Run, bool) {
-	var out store.Run
-	var ok bool
-	d.do(ctx, func(*txn) error {
-		if r := d.runs[id]; r != nil {
-			out, ok = clone(r), true
-		}
-		return nil
-	})
-	return out, ok
 }
 
 // withLiveRun runs fn in the loop on run id of workspace ws when the loop

@@ -25,6 +25,7 @@ func main() {
 	flag.BoolVar(&cfg.Smoke, "smoke", false, "tiny sizes: check that every figure runs")
 	flag.DurationVar(&cfg.HeartbeatWindow, "heartbeat-window", 0, "how long figure 3's nodes heartbeat (default 2m; smoke 5s)")
 	flag.IntVar(&cfg.HeartbeatNodes, "heartbeat-nodes", 0, "how many simulated nodes figure 3 runs (default 50,000; smoke 200)")
+	flag.IntVar(&cfg.PlacementRuns, "placement-runs", 0, "how many runs figure 2 submits in each half (default 50,000; smoke 400)")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the server during figures 1 (16 submitters), 2, 3 and 5 here (go tool pprof -top FILE)")
 	flag.StringVar(&cfg.Store, "store", "", "keep the servers' workspaces in this PostgreSQL database (postgres://…), each in a schema of its own, instead of SQLite; figure 7 (failover) needs it")
 	only := flag.String("only", "", "run just these figures, e.g. 2,5 (default: all)")

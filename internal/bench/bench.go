@@ -37,6 +37,9 @@ type Config struct {
 	// HeartbeatNodes is how many simulated nodes figure 3 runs (default
 	// 50,000; smoke 200).
 	HeartbeatNodes int
+	// PlacementRuns is how many runs figure 2 submits in each half
+	// (default 50,000; smoke 400).
+	PlacementRuns int
 	// ProfileDir, when set, receives CPU profiles of the server during the
 	// figures whose targets are hard (1's 16 submitters, 2, 3, 5):
 	// <figure>.pprof.
@@ -496,7 +499,10 @@ func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
 		return nil, err
 	}
 	defer s.stop()
-	nodes, runs := size(cfg, 1000, 20), size(cfg, 50000, 400)
+	nodes, runs := size(cfg, 1000, 20), cfg.PlacementRuns
+	if runs == 0 {
+		runs = size(cfg, 50000, 400)
+	}
 	if err := createSimCluster(ctx, s, "sim-pool", "STANDARD_D5_V2", nodes); err != nil {
 		return nil, err
 	}
@@ -512,10 +518,11 @@ func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
 		return nil, err
 	}
 	span := last.StartedAt.Sub(start)
-	// The blockers must outlast queueing the backlog: half again the time
-	// the same submissions just took, and at least 90 s.
-	hold := max(time.Duration(size(cfg, 90, 5))*time.Second, submitTime*3/2+10*time.Second).Round(time.Second)
-	backlog, err := placeBacklog(ctx, s, nodes, runs, hold)
+	// The blockers must outlast queueing the backlog: three times as long
+	// as the same submissions just took (submitting into a deep queue may
+	// be slower than into one that drains), and at least 90 s.
+	hold := max(time.Duration(size(cfg, 90, 5))*time.Second, submitTime*3+10*time.Second).Round(time.Second)
+	backlog, err := placeBacklog(ctx, s, cfg, nodes, runs, hold)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +537,7 @@ func figurePlacements(ctx context.Context, cfg Config) ([]row, error) {
 // cluster is taken by a 16-core blocker run lasting hold, n one-second
 // runs queue behind them, and the rate is n over the time from the first
 // blocker's end to the last queued run's start.
-func placeBacklog(ctx context.Context, s *server, nodes, n int, hold time.Duration) (row, error) {
+func placeBacklog(ctx context.Context, s *server, cfg Config, nodes, n int, hold time.Duration) (row, error) {
 	secs := strconv.FormatFloat(hold.Seconds(), 'f', -1, 64)
 	blocker := api.RunSubmit{Compute: "sim-pool", Command: []string{"true"}, Env: map[string]string{"SIM_SECONDS": secs}, Resources: &api.Resources{Cores: 16}}
 	first, err := s.client.SubmitRun(ctx, blocker, "")
@@ -546,10 +553,12 @@ func placeBacklog(ctx context.Context, s *server, nodes, n int, hold time.Durati
 			return row{}, err
 		}
 	}
+	profiled := s.profile(cfg, "2-backlog", time.Duration(size(cfg, 30, 1))*time.Second)
 	submitTime, lastID, err := submitMany(ctx, s.client, n, api.RunSubmit{Compute: "sim-pool", Command: []string{"sleep", "1"}})
 	if err != nil {
 		return row{}, err
 	}
+	profiled()
 	release := started.StartedAt.Add(hold)
 	if time.Now().After(release) {
 		return row{}, fmt.Errorf("placements from a backlog: submitting %d runs took %s, longer than the blockers' %s", n, submitTime.Round(time.Second), hold)

@@ -18,7 +18,7 @@ func (d *Dispatcher) ClusterView(ctx context.Context, ws, compute string) ([]sch
 	key := store.Key(ws, compute)
 	err := d.do(ctx, func(*txn) error {
 		for _, nd := range d.nodes {
-			if store.Key(nd.Workspace, nd.Compute) != key {
+			if nd.target() != key {
 				continue
 			}
 			n := scheduler.NodeView{ID: nd.ID, State: nd.State, FreeCores: nd.freeCores, FreeMemGB: nd.freeMem,

@@ -24,6 +24,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -102,6 +103,15 @@ type node struct {
 	// still lists them as active, which is no reason to call them stale.
 	// A poll that no longer lists one forgets it.
 	reportedEnd map[api.AttemptRef]bool
+	key         string // store.Key of its workspace and target, made once
+}
+
+// target is the store.Key of the node's workspace and target.
+func (n *node) target() string {
+	if n.key == "" {
+		n.key = store.Key(n.Workspace, n.Compute)
+	}
+	return n.key
 }
 
 type op struct {
@@ -233,25 +243,42 @@ func clone(r *store.Run) store.Run {
 	return c
 }
 
+// A target's queue is kept in Seq order (submission order; a requeued
+// run goes back to its place). It may hold tens of thousands of runs, so
+// both ends are cheap: a new run is appended, the head is resliced, and
+// a run is found by binary search. A change elsewhere copies the slice,
+// so a loop ranging over the old one is not disturbed.
 func (d *Dispatcher) enqueue(r *store.Run) {
 	k := store.Key(r.Workspace, r.Compute)
-	q := append(d.queues[k], r)
-	sort.SliceStable(q, func(i, j int) bool { return q[i].Seq < q[j].Seq })
-	d.queues[k] = q
+	q := d.queues[k]
+	i := sort.Search(len(q), func(j int) bool { return q[j].Seq > r.Seq }) // after runs of the same Seq
+	if i == len(q) {
+		d.queues[k] = append(q, r)
+		return
+	}
+	d.queues[k] = slices.Concat(q[:i], []*store.Run{r}, q[i:])
 }
 
 func (d *Dispatcher) dequeue(r *store.Run) {
 	k := store.Key(r.Workspace, r.Compute)
 	q := d.queues[k]
-	for i, x := range q {
-		if x.ID == r.ID {
-			d.queues[k] = append(q[:i:i], q[i+1:]...)
-			break
-		}
+	i := sort.Search(len(q), func(j int) bool { return q[j].Seq >= r.Seq })
+	for i < len(q) && q[i].Seq == r.Seq && q[i].ID != r.ID {
+		i++
 	}
-	if len(d.queues[k]) == 0 {
+	if i == len(q) || q[i].ID != r.ID {
+		return // not queued: a placed run that ended
+	}
+	if i == 0 {
+		q = q[1:]
+	} else {
+		q = slices.Concat(q[:i], q[i+1:])
+	}
+	if len(q) == 0 {
 		delete(d.queues, k)
+		return
 	}
+	d.queues[k] = q
 }
 
 // gpusOf returns the GPU indices the current attempt holds on a node.
@@ -500,37 +527,44 @@ func (d *Dispatcher) schedule(tx *txn) {
 	}
 	sort.Strings(keys)
 	var queue []scheduler.Request
+	// smallest is, per target, the least any of its queued runs asks of a
+	// node: a node without that much free can take none of them.
+	smallest := make(map[string]scheduler.Request, len(keys))
 	for _, k := range keys {
 		// Placements per pass are bounded by free capacity; the head of
 		// each queue is enough.
 		q := d.queues[k]
+		least := scheduler.Request{Cores: math.Inf(1), MemoryGB: math.Inf(1), GPUs: math.MaxInt}
 		for _, r := range q[:min(len(q), 256)] {
-			queue = append(queue, scheduler.Request{RunID: r.ID, Target: k, Nodes: max(r.NodeCount, 1),
-				Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs})
+			req := scheduler.Request{RunID: r.ID, Target: k, Nodes: max(r.NodeCount, 1),
+				Cores: r.Resources.Cores, MemoryGB: r.Resources.MemoryGB, GPUs: r.Resources.GPUs}
+			queue = append(queue, req)
+			least.Cores, least.MemoryGB, least.GPUs = min(least.Cores, req.Cores), min(least.MemoryGB, req.MemoryGB), min(least.GPUs, req.GPUs)
 		}
+		smallest[k] = least
 	}
-	// Only nodes of targets with queued runs, in a stable (id) order.
+	// Only nodes of targets with queued runs that have room for one, in a
+	// stable (id) order. Where every run has a node of its own (Slurm
+	// pilots), a run whose node is not ready must not hold up the others.
 	var free []scheduler.Node
+	pinned := map[string]bool{}
 	for _, id := range d.nodeOrder() {
 		nd := d.nodes[id]
 		if nd.State != store.NodeIdle && nd.State != store.NodeRunning {
 			continue
 		}
-		target := store.Key(nd.Workspace, nd.Compute)
-		if _, queued := d.queues[target]; !queued {
+		target := nd.target()
+		least, queued := smallest[target]
+		if queued && nd.Pin != "" {
+			pinned[target] = true
+		}
+		if !queued || !scheduler.FitsIn(least.Cores, least.MemoryGB, least.GPUs, nd.freeCores, nd.freeMem, len(nd.freeGPUs)) ||
+			nd.MaxRuns > 0 && len(nd.placed) >= nd.MaxRuns {
 			continue
 		}
 		free = append(free, scheduler.Node{ID: nd.ID, Target: target,
 			FreeCores: nd.freeCores, FreeMemGB: nd.freeMem, FreeGPUs: nd.freeGPUs,
 			Limited: nd.MaxRuns > 0, FreeSlots: nd.MaxRuns - len(nd.placed), Pin: nd.Pin})
-	}
-	// Where every run has a node of its own (Slurm pilots), a run whose
-	// node is not ready must not hold up the others.
-	pinned := map[string]bool{}
-	for _, n := range free {
-		if n.Pin != "" {
-			pinned[n.Target] = true
-		}
 	}
 	for i := range queue {
 		queue[i].NoBlock = pinned[queue[i].Target]

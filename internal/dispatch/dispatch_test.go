@@ -924,3 +924,52 @@ func TestLoopFindsALostNodeOnTheClock(t *testing.T) {
 		t.Errorf("reason %q, want NodeLost", got.StatusReason)
 	}
 }
+
+// TestQueueKeepsSeqOrder: a target's queue stays in Seq order whatever
+// the order runs join it (a requeued run goes back to its place, after a
+// run of the same Seq), and removing a run that is not queued changes
+// nothing.
+func TestQueueKeepsSeqOrder(t *testing.T) {
+	d := &Dispatcher{queues: map[string][]*store.Run{}}
+	run := func(id string, seq int64) *store.Run {
+		return &store.Run{Workspace: "ws", Seq: seq, Run: api.Run{ID: id, Compute: "c", Status: api.RunQueued}}
+	}
+	ids := func() []string {
+		var out []string
+		for _, r := range d.queues[store.Key("ws", "c")] {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	a, b, c, dd, e, twin := run("a", 1), run("b", 2), run("c", 3), run("d", 4), run("e", 5), run("twin", 3)
+	for _, r := range []*store.Run{a, b, dd, e} {
+		d.enqueue(r)
+	}
+	d.enqueue(c)
+	d.enqueue(twin)
+	if got, want := ids(), []string{"a", "b", "c", "twin", "d", "e"}; !slices.Equal(got, want) {
+		t.Fatalf("queue = %v, want %v", got, want)
+	}
+	before := d.queues[store.Key("ws", "c")]
+	d.dequeue(run("gone", 3)) // same Seq, another run
+	d.dequeue(run("x", 9))
+	d.dequeue(twin)
+	d.dequeue(a)
+	if got, want := ids(), []string{"b", "c", "d", "e"}; !slices.Equal(got, want) {
+		t.Fatalf("after removals queue = %v, want %v", got, want)
+	}
+	if before[3] != twin {
+		t.Fatalf("removing a run rewrote the slice a loop may still range over")
+	}
+	d.dequeue(c)
+	d.enqueue(c) // requeued: back to its place
+	if got, want := ids(), []string{"b", "c", "d", "e"}; !slices.Equal(got, want) {
+		t.Fatalf("after a requeue queue = %v, want %v", got, want)
+	}
+	for _, r := range []*store.Run{b, c, dd, e} {
+		d.dequeue(r)
+	}
+	if _, ok := d.queues[store.Key("ws", "c")]; ok {
+		t.Fatalf("an empty queue is kept: %v", ids())
+	}
+}

@@ -108,7 +108,7 @@ func (d *Dispatcher) checkFits(r *store.Run) error {
 	var count int
 	var biggest store.Node
 	for _, nd := range d.nodes {
-		if store.Key(nd.Workspace, nd.Compute) != key || nd.State == store.NodeStarting || nd.Pin != "" {
+		if nd.target() != key || nd.State == store.NodeStarting || nd.Pin != "" {
 			continue // a pilot sized for another run says nothing of the target
 		}
 		count++

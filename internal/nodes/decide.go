@@ -29,17 +29,44 @@ func (s *slot) take(r *Run) {
 	s.used = true
 }
 
-// placeOn puts up to n nodes' worth of r onto distinct slots, first fit,
+// shape is what one node of a run asks for.
+type shape struct {
+	cores, mem float64
+	gpus       int
+}
+
+// firstFit places runs first fit on slots. Slots only lose capacity, so a
+// slot that did not fit a shape never will: from says, per shape, where
+// its next search starts, which keeps a long queue of like runs linear
+// instead of runs × slots.
+type firstFit struct {
+	slots []slot
+	from  map[shape]int
+}
+
+// place puts up to n nodes' worth of r onto distinct slots, first fit,
 // and returns how many of the gang's nodes are still unplaced.
-func placeOn(slots []slot, r *Run, n int) int {
-	for k := range slots {
-		if n == 0 {
-			break
-		}
-		if slots[k].fits(r) {
-			slots[k].take(r)
+func (f *firstFit) place(r *Run, n int) int {
+	key := shape{r.Cores, r.MemoryGB, r.GPUs}
+	start := f.from[key]
+	next := -1
+	for k := start; k < len(f.slots) && n > 0; k++ {
+		if f.slots[k].fits(r) {
+			f.slots[k].take(r)
 			n--
+			if next < 0 {
+				next = k
+			}
 		}
+	}
+	if next < 0 {
+		next = len(f.slots)
+	}
+	if next != start {
+		if f.from == nil {
+			f.from = map[shape]int{}
+		}
+		f.from[key] = next
 	}
 	return n
 }
@@ -154,7 +181,7 @@ func Decide(c Cluster, nodes []Node, queue []Run, now time.Time) Decision {
 
 	// Place the queue.
 	var virtBuf [64]slot
-	virt := virtBuf[:0]
+	real, virt := firstFit{slots: slots}, firstFit{slots: virtBuf[:0]}
 	allFit := true
 	gang := 0        // size of the first gang run that needs new nodes
 	var tooBig *Run  // first run larger than one node
@@ -176,22 +203,22 @@ func Decide(c Cluster, nodes []Node, queue []Run, now time.Time) Decision {
 			}
 			continue
 		}
-		if n = placeOn(slots, r, n); n == 0 {
+		if n = real.place(r, n); n == 0 {
 			continue
 		}
 		allFit = false
 		if r.Nodes > 1 && gang == 0 {
 			gang = r.Nodes
 		}
-		for n = placeOn(virt, r, n); n > 0; n-- {
-			virt = append(virt, slot{
+		for n = virt.place(r, n); n > 0; n-- {
+			virt.slots = append(virt.slots, slot{
 				cores: c.NodeCores - r.Cores,
 				mem:   c.NodeMemGB - r.MemoryGB,
 				gpus:  c.NodeGPUs - r.GPUs,
 			})
 		}
 	}
-	extra := len(virt)
+	extra := len(virt.slots)
 
 	target := min(max(usable+extra, floor), ceil)
 	create := max(0, target-usable)

@@ -576,3 +576,39 @@ func checkDecision(t *testing.T, name string, c Cluster, nodes []Node, queue []R
 	}
 	return d
 }
+
+// TestFirstFitSkipsOnlyWhatCannotFit checks the per-shape search start
+// against a plain first fit from slot 0: for random slots and queues of
+// a few repeated shapes (gangs included), every placement lands on the
+// same slots and leaves the same remainder.
+func TestFirstFitSkipsOnlyWhatCannotFit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	shapes := []Run{{Nodes: 1, Cores: 1}, {Nodes: 1, Cores: 2, MemoryGB: 4}, {Nodes: 2, Cores: 1}, {Nodes: 1, Cores: 0.5, GPUs: 1}, {Nodes: 3, Cores: 3}}
+	plain := func(slots []slot, r *Run, n int) int {
+		for k := range slots {
+			if n > 0 && slots[k].fits(r) {
+				slots[k].take(r)
+				n--
+			}
+		}
+		return n
+	}
+	for round := range 200 {
+		slots := make([]slot, rng.IntN(20))
+		for i := range slots {
+			slots[i] = slot{cores: float64(rng.IntN(5)), mem: float64(rng.IntN(9)), gpus: rng.IntN(2)}
+		}
+		want := slices.Clone(slots)
+		f := firstFit{slots: slots}
+		for i := range 60 {
+			r := shapes[rng.IntN(len(shapes))]
+			if got, exp := f.place(&r, r.Nodes), plain(want, &r, r.Nodes); got != exp || !slices.Equal(f.slots, want) {
+				t.Fatalf("round %d, run %d (%+v): left %d unplaced, slots %v; plain first fit left %d, slots %v", round, i, r, got, f.slots, exp, want)
+			}
+			if rng.IntN(10) == 0 { // a virtual node added at the end
+				f.slots = append(f.slots, slot{cores: 4, mem: 8, gpus: 1})
+				want = append(want, slot{cores: 4, mem: 8, gpus: 1})
+			}
+		}
+	}
+}

@@ -10,6 +10,7 @@ package sim
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/provider"
 )
@@ -163,16 +165,38 @@ func (p *Provider) run(ctx context.Context, c *api.Client, spec provider.NodeSpe
 			go func() {
 				defer func() { mu.Lock(); delete(active, as.RunID); mu.Unlock() }()
 				path := "/api/v1/agent/runs/" + as.RunID + "/attempts/" + strconv.Itoa(as.Attempt) + "/status"
-				if c.Do(ctx, http.MethodPost, path, api.AttemptReport{Status: api.RunRunning}, nil) != nil {
+				if !report(ctx, c, path, api.AttemptReport{Status: api.RunRunning}) {
 					return
 				}
 				sleep(ctx, duration(as))
 				zero := 0
-				c.Do(ctx, http.MethodPost, path, api.AttemptReport{Status: api.RunCompleted, ExitCode: &zero}, nil)
+				report(ctx, c, path, api.AttemptReport{Status: api.RunCompleted, ExitCode: &zero})
 			}()
 		}
 		if p.opts.PollWait == 0 && len(work.Assignments) == 0 {
 			sleep(ctx, p.opts.Heartbeat)
+		}
+	}
+}
+
+// report sends an attempt's status as a real agent does: again and again
+// until the server has it, says the attempt is no longer current, or ctx
+// ends; the attempt stays in the agent's active list meanwhile. (Giving up
+// after one failed try under load made the server take the attempt for
+// lost: the next poll no longer listed it.) It reports whether the
+// attempt is still current.
+func report(ctx context.Context, c *api.Client, path string, rep api.AttemptReport) bool {
+	retry := backoff.New(100*time.Millisecond, 5*time.Second)
+	for {
+		err := c.Do(ctx, http.MethodPost, path, rep, nil)
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, api.ErrConflict), errors.Is(err, api.ErrNotFound), ctx.Err() != nil:
+			return false
+		}
+		if !retry.Wait(ctx) {
+			return false
 		}
 	}
 }

@@ -244,7 +244,9 @@ func TestSubmitRefusesBadShapes(t *testing.T) {
 			t.Errorf("%s: %v; want 400 naming %q", tc.name, err, tc.want)
 		}
 	}
-	tk := task(func(t *databricks.Task) { t.ExistingClusterID, t.NewCluster = "", json.RawMessage(`{"node_type_id":"n","spark_version":"v","num_workers":0}`) })
+	tk := task(func(t *databricks.Task) {
+		t.ExistingClusterID, t.NewCluster = "", json.RawMessage(`{"node_type_id":"n","spark_version":"v","num_workers":0}`)
+	})
 	if _, err := c.Submit(ctx, tk); err != nil {
 		t.Errorf("a new-cluster run: %v", err)
 	}

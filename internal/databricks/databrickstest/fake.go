@@ -298,8 +298,8 @@ type submitBody struct {
 }
 
 type submitTask struct {
-	TaskKey           string `json:"task_key"`
-	SparkPythonTask   *struct {
+	TaskKey         string `json:"task_key"`
+	SparkPythonTask *struct {
 		PythonFile string   `json:"python_file"`
 		Parameters []string `json:"parameters"`
 	} `json:"spark_python_task"`

@@ -1,6 +1,5 @@
 // Package compute defines the kinds of compute target (local, cluster,
-// instance, remote, slurm, kubernetes; spark and databricks are not built
-// yet): their properties, defaults, validation, secret fields and
+// instance, remote, slurm, kubernetes, spark, databricks): their properties, defaults, validation, secret fields and
 // provisioning state machine.
 //
 // Each kind lives in its own file and registers itself with Register from an

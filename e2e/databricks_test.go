@@ -107,6 +107,9 @@ func TestDatabricksTarget(t *testing.T) {
 		t.Errorf("a shell command on a databricks target: exit %d %q", r.code, r.stderr)
 	}
 
+	if r := e.run("run", "submit", "--compute", "dbx1", "--source", src, "--gpus", "1", "--", "main.py"); r.code != 2 || !strings.Contains(r.stderr, "GPUs and memory are the Databricks cluster's") {
+		t.Errorf("a run asking for a GPU: exit %d %q", r.code, r.stderr)
+	}
 	r := e.runWithin(2*time.Minute, "run", "submit", "--compute", "dbx1", "--source", src, "--stream", "--", "python3", "main.py", "5")
 	if r.code != 0 || !strings.Contains(r.stdout, "line 1 of 5") || !strings.Contains(r.stdout, "line 5 of 5") {
 		t.Fatalf("run: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)

@@ -238,9 +238,22 @@ func (databricksKind) Provider(json.RawMessage) string { return "databricks" }
 // RunRules implements RunTarget: a run's command is a Python file of its
 // source and its arguments (python3 train.py is taken as train.py), run as
 // a spark_python_task.
-func (databricksKind) RunRules(json.RawMessage, *Catalog) (RunRules, error) {
-	return RunRules{DefaultCores: 1, Command: databricksCommand}, nil
+// Its node has one core per run in flight and no GPUs (the cluster's are
+// Databricks' business), so a run asking for more is refused at submit.
+func (databricksKind) RunRules(props json.RawMessage, _ *Catalog) (RunRules, error) {
+	var p DatabricksProperties
+	if err := json.Unmarshal(props, &p); err != nil {
+		return RunRules{}, err
+	}
+	size := &api.Size{Name: "a databricks target (one core per run in flight; GPUs and memory are the Databricks cluster's, set in its spec)",
+		Cores: p.MaxConcurrentRuns, MemoryGB: DatabricksNodeMemoryGB}
+	return RunRules{DefaultCores: 1, NodeSize: size, Command: databricksCommand}, nil
 }
+
+// DatabricksNodeMemoryGB is the memory a databricks target's node offers
+// runs: no limit (the cluster's memory is Databricks' business), only
+// large enough that no run waits for it.
+const DatabricksNodeMemoryGB = 1 << 20
 
 func databricksCommand(cmd []string, spark *api.SparkOptions) ([]string, error) {
 	if spark != nil {

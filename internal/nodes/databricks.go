@@ -11,11 +11,6 @@ import (
 
 func init() { Register("databricks", reconcileDatabricks) }
 
-// databricksNodeMemoryGB is the memory a databricks target's node offers
-// runs: it is no limit (the cluster's is Databricks' business), only large
-// enough that no run waits for it.
-const databricksNodeMemoryGB = 1 << 20
-
 // reconcileDatabricks keeps one node on a databricks target: the in-server
 // agent that submits its runs to the workspace, with one core per run it
 // may have in flight (max_concurrent_runs), replaced if it is lost.
@@ -34,6 +29,6 @@ func reconcileDatabricks(ctx context.Context, c *Controller, rec store.Compute) 
 	}
 	cores := float64(p.MaxConcurrentRuns)
 	return reconcile.Result{}, c.keepOneNode(ctx, prov, rec, nodes, "waiting for the Databricks agent of "+rec.Name+" to start",
-		store.Node{Cores: cores, MemoryGB: databricksNodeMemoryGB},
-		provider.NodeSpec{Cores: cores, MemoryGB: databricksNodeMemoryGB, Host: rec.Name})
+		store.Node{Cores: cores, MemoryGB: compute.DatabricksNodeMemoryGB},
+		provider.NodeSpec{Cores: cores, MemoryGB: compute.DatabricksNodeMemoryGB, Host: rec.Name})
 }

@@ -250,8 +250,13 @@ type TaskRun struct {
 // GetRun reads a run (GET /api/2.1/jobs/runs/get).
 func (c *Client) GetRun(ctx context.Context, id int64) (Run, error) {
 	var out Run
-	err := c.call(ctx, http.MethodGet, "/api/2.1/jobs/runs/get", url.Values{"run_id": {strconv.FormatInt(id, 10)}}, nil, &out)
+	err := c.getRun(ctx, "get", id, &out)
 	return out, err
+}
+
+// getRun calls GET /api/2.1/jobs/runs/WHAT?run_id=ID.
+func (c *Client) getRun(ctx context.Context, what string, id int64, out any) error {
+	return c.call(ctx, http.MethodGet, "/api/2.1/jobs/runs/"+what, url.Values{"run_id": {strconv.FormatInt(id, 10)}}, nil, out)
 }
 
 // RunOutput is what runs/get-output returns of a task run: the stdout of
@@ -267,7 +272,7 @@ type RunOutput struct {
 // id is the task's run_id, not the multi-task run's.
 func (c *Client) GetOutput(ctx context.Context, id int64) (RunOutput, error) {
 	var out RunOutput
-	err := c.call(ctx, http.MethodGet, "/api/2.1/jobs/runs/get-output", url.Values{"run_id": {strconv.FormatInt(id, 10)}}, nil, &out)
+	err := c.getRun(ctx, "get-output", id, &out)
 	return out, err
 }
 

@@ -251,6 +251,18 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// pathBody decodes a DBFS call's body into v, whose required path is *p,
+// and returns the local file the path names.
+func (f *FakeWorkspace) pathBody(r *http.Request, v any, p *string) (string, error) {
+	if err := decode(r, v); err != nil {
+		return "", err
+	}
+	if *p == "" {
+		return "", invalid("Missing required field: path")
+	}
+	return f.local(*p)
+}
+
 // query reads required query parameters.
 func query(r *http.Request, names ...string) ([]string, error) {
 	out := make([]string, len(names))
@@ -557,19 +569,13 @@ func (f *FakeWorkspace) dbfsPut(r *http.Request) (any, error) {
 		Contents  *string `json:"contents"`
 		Overwrite bool    `json:"overwrite"`
 	}
-	if err := decode(r, &b); err != nil {
+	file, err := f.pathBody(r, &b, &b.Path)
+	if err != nil {
 		return nil, err
-	}
-	if b.Path == "" {
-		return nil, invalid("Missing required field: path")
 	}
 	if b.Contents == nil {
 		f.refuse(r, "a put without contents (a multipart upload)")
 		return nil, invalid("Missing required field: contents")
-	}
-	file, err := f.local(b.Path)
-	if err != nil {
-		return nil, err
 	}
 	data, err := decodeBlock("contents", *b.Contents)
 	if err != nil {
@@ -593,13 +599,7 @@ func (f *FakeWorkspace) dbfsCreate(r *http.Request) (any, error) {
 		Path      string `json:"path"`
 		Overwrite bool   `json:"overwrite"`
 	}
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	if b.Path == "" {
-		return nil, invalid("Missing required field: path")
-	}
-	file, err := f.local(b.Path)
+	file, err := f.pathBody(r, &b, &b.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -670,13 +670,7 @@ func (f *FakeWorkspace) dbfsMkdirs(r *http.Request) (any, error) {
 	var b struct {
 		Path string `json:"path"`
 	}
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	if b.Path == "" {
-		return nil, invalid("Missing required field: path")
-	}
-	dir, err := f.local(b.Path)
+	dir, err := f.pathBody(r, &b, &b.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -754,13 +748,7 @@ func (f *FakeWorkspace) dbfsDelete(r *http.Request) (any, error) {
 		Path      string `json:"path"`
 		Recursive bool   `json:"recursive"`
 	}
-	if err := decode(r, &b); err != nil {
-		return nil, err
-	}
-	if b.Path == "" {
-		return nil, invalid("Missing required field: path")
-	}
-	file, err := f.local(b.Path)
+	file, err := f.pathBody(r, &b, &b.Path)
 	if err != nil {
 		return nil, err
 	}

@@ -251,9 +251,9 @@ func (databricksKind) RunRules(props json.RawMessage, _ *Catalog) (RunRules, err
 }
 
 // DatabricksNodeMemoryGB is the memory a databricks target's node offers
-// runs: no limit (the cluster's memory is Databricks' business), only
-// large enough that no run waits for it.
-const DatabricksNodeMemoryGB = 1 << 20
+// runs: no real limit (the cluster's memory is Databricks' business, set
+// in its spec), only large enough that no sensible run waits for it.
+const DatabricksNodeMemoryGB = 1024
 
 func databricksCommand(cmd []string, spark *api.SparkOptions) ([]string, error) {
 	if spark != nil {

@@ -184,7 +184,21 @@ func TestDatabricksTarget(t *testing.T) {
 		t.Errorf("compute show returns access_token: %v", shownProps)
 	}
 
-	e.ok("compute", "detach", "dbx1")
+	// A target deleted with --force cancels its runs, in Databricks too.
+	before = len(f.RunIDs())
+	id = e.submit2("dbx1", "--source", src, "--", "sleep.py", "120")
+	dbxRun = waitDatabricksRun(t, f, before, "RUNNING")
+	if r := e.run("compute", "detach", "dbx1"); r.code != 4 || !strings.Contains(r.stderr, "active runs") {
+		t.Errorf("detach with a run in flight: exit %d %q", r.code, r.stderr)
+	}
+	e.ok("compute", "delete", "dbx1", "--force")
+	eventually(t, 30*time.Second, "the Databricks run to be cancelled", func() bool {
+		lc, res := f.RunState(dbxRun)
+		return lc == "TERMINATED" && res == "CANCELED"
+	})
+	if run := e.show(id); run.Status != api.RunCanceled {
+		t.Errorf("the run of the deleted target: %s %+v", run.Status, run.Attempts)
+	}
 	eventually(t, 10*time.Second, "the node's state file to go", func() bool {
 		files, _ := filepath.Glob(filepath.Join(e.dataDir, "databricks", "*.json"))
 		return len(files) == 0

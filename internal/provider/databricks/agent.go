@@ -154,6 +154,26 @@ func (a *agent) startLocked(ctx context.Context, at *attempt) {
 	}()
 }
 
+// stopAll stops the attempts in flight, which cancels their Databricks
+// runs, and waits at most d for them to report how they ended, so that no
+// Databricks run outlives its node.
+func (a *agent) stopAll(why string, d time.Duration) {
+	a.mu.Lock()
+	for _, at := range a.attempts {
+		at.stop(why, false)
+	}
+	a.mu.Unlock()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		a.mu.Lock()
+		n := len(a.attempts)
+		a.mu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
+	a.log.Warn("the node goes with Databricks runs that did not end in time", "waited", d)
+}
+
 // attemptState returns what is kept of an attempt.
 func (a *agent) attemptState(ref api.AttemptRef) (attemptState, bool) {
 	a.mu.Lock()

@@ -164,14 +164,16 @@ func (p *Provider) start(st nodeState) {
 	go a.run(ctx)
 }
 
-// Delete implements provider.Provider: it stops the node's agent and
-// forgets it.
+// Delete implements provider.Provider: it stops the attempts still in
+// flight (a target deleted with --force), cancelling their Databricks
+// runs, then stops the node's agent and forgets it.
 func (p *Provider) Delete(_ context.Context, id string) error {
 	p.mu.Lock()
 	a, ok := p.nodes[id]
 	delete(p.nodes, id)
 	p.mu.Unlock()
 	if ok {
+		a.stopAll("the node is being removed", 30*time.Second)
 		a.cancel()
 		a.wg.Wait()
 	}

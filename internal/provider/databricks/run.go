@@ -317,7 +317,7 @@ func (a *agent) follow(ctx context.Context, at *attempt, t target, s *attemptSta
 				a.log.Warn("cancelling the Databricks run; trying again", "databricks_run", s.RunID, "err", err)
 				break
 			}
-			s.Canceled, wait = true, time.Second
+			s.Canceled, wait = true, 250*time.Millisecond
 			a.keep(at.ref, *s)
 		default:
 		}

@@ -91,6 +91,14 @@ var kubernetesFlags = append([]propFlag{
 	{"lowpriority-toleration", "lowpriority_tolerations", kList, "a toleration KEY[=VALUE][:EFFECT] of low-priority cluster nodes' pods (repeatable)"},
 }, commonFlags...)
 
+var databricksFlags = append([]propFlag{
+	{"workspace-url", "workspace_url", kString, "the workspace's URL, https://HOST (required)"},
+	{"access-token-file", "access_token", kSecretFile, "file holding a Databricks personal access token (write-only; never shown; required)"},
+	{"cluster-id", "cluster_id", kString, "the all-purpose cluster runs go to (or --new-cluster-spec)"},
+	{"new-cluster-spec", "new_cluster", kJSONFile, "JSON file with a Clusters API spec of a job cluster made for each run (spark_version, node_type_id, num_workers or autoscale)"},
+	{"max-concurrent-runs", "max_concurrent_runs", kInt, "runs in flight in Databricks at once; the rest queue (default 10)"},
+}, commonFlags...)
+
 // defaultKubernetesImage is compute.DefaultKubernetesImage (the CLI does
 // not import the server's packages).
 const defaultKubernetesImage = "python:3.12-slim"
@@ -139,6 +147,14 @@ func newComputeCmd(g *globals) *cobra.Command {
       --instance-type small=cpu:2,memory:8Gi --instance-type gpu=cpu:8,memory:64Gi,gpu:1,selector:gpu=a100`)
 	kube.Use = "kubernetes NAME --kubeconfig FILE"
 	attach.AddCommand(kube)
+	dbx := createCmd(g, "databricks", "Attach a Databricks workspace; runs become Jobs runs of a spark_python_task on its cluster", databricksFlags,
+		`  paddock compute attach databricks dbx --workspace-url https://adb-1234567890123456.7.azuredatabricks.net \
+      --access-token-file token.txt --cluster-id 0101-120000-abcd123
+  paddock compute attach databricks dbx-jobs --workspace-url https://adb-1234567890123456.7.azuredatabricks.net \
+      --access-token-file token.txt --new-cluster-spec cluster.json
+  paddock run submit --compute dbx --source . --stream -- train.py --epochs 2`)
+	dbx.Use = "databricks NAME --workspace-url URL --access-token-file FILE (--cluster-id ID | --new-cluster-spec FILE)"
+	attach.AddCommand(dbx)
 	var attachable []string
 	for _, c := range attach.Commands() {
 		if c.Name() != "batch" {

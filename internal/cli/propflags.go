@@ -23,6 +23,7 @@ const (
 	kTags                // repeatable k=v: an object
 	kFile                // the property is the file's content (e.g. a public key)
 	kSecretFile          // the property is the file's content, trimmed; never echoed
+	kJSONFile            // the property is the JSON object the file holds
 	// kInstanceTypes is repeatable NAME=cpu:4,memory:16Gi,gpu:1 (and
 	// selector:KEY=VALUE): an object of instance types by name.
 	kInstanceTypes
@@ -109,11 +110,18 @@ func flagValue(cmd *cobra.Command, d propFlag, fl *pflag.Flag) (any, error) {
 			types[name] = t
 		}
 		return types, nil
-	case kFile, kSecretFile:
+	case kFile, kSecretFile, kJSONFile:
 		path := fl.Value.String()
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, api.Invalid(d.flag, "--%s: cannot read %s: %v", d.flag, path, unwrapPathErr(err))
+		}
+		if d.kind == kJSONFile {
+			var v map[string]any
+			if err := json.Unmarshal(data, &v); err != nil || v == nil {
+				return nil, api.Invalid(d.flag, "--%s: %s must hold a JSON object", d.flag, path)
+			}
+			return v, nil
 		}
 		s := string(data)
 		if d.kind == kSecretFile {

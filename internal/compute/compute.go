@@ -1,7 +1,7 @@
 // Package compute defines the kinds of compute target (local, cluster,
-// instance, remote, slurm, kubernetes; spark and databricks are not built
-// yet): their properties, defaults, validation, secret fields and
-// provisioning state machine.
+// instance, remote, slurm, kubernetes, spark, databricks): their
+// properties, defaults, validation, secret fields and provisioning state
+// machine.
 //
 // Each kind lives in its own file and registers itself with Register from an
 // init function, so adding a kind never edits a central switch. The generic

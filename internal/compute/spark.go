@@ -265,11 +265,7 @@ func (p SparkProperties) submitCommand(cmd []string, opts *api.SparkOptions) ([]
 			return nil, err
 		}
 	}
-	// `python3 wc.py` (what the SDK's ScriptRunConfig sends) is the
-	// PySpark application wc.py: spark-submit starts the driver's Python.
-	if (cmd[0] == "python" || cmd[0] == "python3") && len(cmd) > 1 && strings.HasSuffix(cmd[1], ".py") {
-		cmd = cmd[1:]
-	}
+	cmd = pythonApp(cmd) // spark-submit starts the driver's Python
 	if app := cmd[0]; !strings.HasSuffix(app, ".py") && !strings.HasSuffix(app, ".jar") && !strings.HasSuffix(app, ".R") {
 		return nil, api.Invalid("command", "on a spark target the command starts with the application to spark-submit (a .py, .jar or .R file, e.g. `-- wc.py ARGS`), not %q", app)
 	}

@@ -46,6 +46,7 @@ import (
 	"github.com/paddock-ml/paddock/internal/version"
 
 	// The node providers register themselves.
+	_ "github.com/paddock-ml/paddock/internal/provider/databricks"
 	_ "github.com/paddock-ml/paddock/internal/provider/kubernetes"
 	_ "github.com/paddock-ml/paddock/internal/provider/local"
 	_ "github.com/paddock-ml/paddock/internal/provider/sim"

@@ -24,12 +24,18 @@ import (
 
 // fakeProvider makes nodes by recording them; the test plays their agents.
 type fakeProvider struct {
+	name    string // "local" when empty
 	mu      sync.Mutex
 	live    map[string]provider.NodeSpec
 	deleted []string
 }
 
-func (p *fakeProvider) Name() string { return "local" }
+func (p *fakeProvider) Name() string {
+	if p.name == "" {
+		return "local"
+	}
+	return p.name
+}
 
 func (p *fakeProvider) Create(_ context.Context, spec provider.NodeSpec) error {
 	p.mu.Lock()
@@ -59,6 +65,14 @@ func (p *fakeProvider) List(context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// spec is the spec a live node was made with.
+func (p *fakeProvider) spec(id string) (provider.NodeSpec, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	spec, ok := p.live[id]
+	return spec, ok
+}
+
 // wasDeleted reports whether the controller asked for node id to go.
 func (p *fakeProvider) wasDeleted(id string) bool {
 	p.mu.Lock()
@@ -76,6 +90,7 @@ type fixture struct {
 	st    *sqlite.Store
 	clock *testenv.Clock
 	prov  *fakeProvider
+	dbx   *fakeProvider // the databricks provider
 	disp  *dispatch.Dispatcher
 	ws    *targets.Service
 	ctrl  *nodes.Controller
@@ -87,7 +102,8 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(cancel)
 	st, box, sizes := testenv.Store(t), testenv.Box(t), testenv.Sizes(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fixture{t: t, ctx: ctx, st: st, clock: testenv.NewClock(), prov: &fakeProvider{live: map[string]provider.NodeSpec{}}}
+	f := &fixture{t: t, ctx: ctx, st: st, clock: testenv.NewClock(), prov: &fakeProvider{live: map[string]provider.NodeSpec{}},
+		dbx: &fakeProvider{name: "databricks", live: map[string]provider.NodeSpec{}}}
 	f.disp = dispatch.New(st, box, log, f.clock, dispatch.Options{APIURL: "http://paddock.test",
 		// The loop checks heartbeats when the fake clock moves: the tests
 		// play agents that poll only when they say so.
@@ -99,6 +115,7 @@ func newFixture(t *testing.T) *fixture {
 
 	providers := &provider.Registry{}
 	providers.Add(f.prov)
+	providers.Add(f.dbx)
 	n := 0
 	f.ctrl = &nodes.Controller{Store: st, Dispatch: f.disp, Providers: providers, Sizes: sizes, Log: log,
 		Clock: f.clock, ServerURL: "http://paddock.test", HomesDir: filepath.Join(t.TempDir(), "homes"),
@@ -191,9 +208,10 @@ func (f *fixture) ready(target string) {
 		if n.State != store.NodeStarting {
 			continue
 		}
-		f.prov.mu.Lock()
-		spec, ok := f.prov.live[n.ID]
-		f.prov.mu.Unlock()
+		spec, ok := f.prov.spec(n.ID)
+		if !ok {
+			spec, ok = f.dbx.spec(n.ID)
+		}
 		if !ok {
 			f.t.Fatalf("node %s of %s is recorded but the provider never made it", n.ID, target)
 		}

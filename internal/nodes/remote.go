@@ -71,6 +71,16 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 		}
 		return nil
 	}
+	st, _ := compute.Status[compute.RemoteStatus](rec)
+	return c.keepOneNode(ctx, prov, rec, nodes, "waiting for the agent on "+p.Address+" to start",
+		store.Node{Cores: float64(st.Cores), MemoryGB: st.MemoryGB},
+		provider.NodeSpec{Cores: float64(st.Cores), MemoryGB: st.MemoryGB, Host: rec.Name})
+}
+
+// keepOneNode keeps one live node of an attached target: it deletes the
+// nodes that are lost, preempted or leaving and, when none is left,
+// launches n (with spec), saying why runs wait meanwhile.
+func (c *Controller) keepOneNode(ctx context.Context, prov provider.Provider, rec store.Compute, nodes []store.Node, waiting string, n store.Node, spec provider.NodeSpec) error {
 	live := 0
 	for _, n := range nodes {
 		switch n.State {
@@ -85,8 +95,6 @@ func (c *Controller) keepRemoteNode(ctx context.Context, rec store.Compute) erro
 	if live > 0 {
 		return c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "")
 	}
-	st, _ := compute.Status[compute.RemoteStatus](rec)
-	c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, "waiting for the agent on "+p.Address+" to start")
-	return c.launch(ctx, prov, rec, store.Node{Cores: float64(st.Cores), MemoryGB: st.MemoryGB},
-		provider.NodeSpec{Cores: float64(st.Cores), MemoryGB: st.MemoryGB, Host: rec.Name})
+	c.Dispatch.SetQueueReason(ctx, rec.Workspace, rec.Name, waiting)
+	return c.launch(ctx, prov, rec, n, spec)
 }

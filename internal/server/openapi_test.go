@@ -810,6 +810,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"SlurmProperties":      withSecrets(wireIn[compute.SlurmProperties](), slurm.SecretFields()),
 		"KubernetesProperties": withSecrets(wireIn[compute.KubernetesProperties](), k8s.SecretFields()),
 		"SparkProperties":      withSecrets(wireIn[compute.SparkProperties](), kind(t, "spark").SecretFields()),
+		"DatabricksProperties": withSecrets(wireIn[compute.DatabricksProperties](), kind(t, "databricks").SecretFields()),
 		"InstanceType":         wireIn[compute.InstanceType](),
 		"ClusterStatus":        wireOut[compute.ClusterStatus](),
 		"InstanceStatus":       wireOut[compute.InstanceStatus](),
@@ -819,6 +820,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"SlurmPartition":       wireOut[compute.SlurmPartition](),
 		"KubernetesStatus":     wireOut[compute.KubernetesStatus](),
 		"SparkStatus":          wireOut[compute.SparkStatus](),
+		"DatabricksStatus":     wireOut[compute.DatabricksStatus](),
 		"KubernetesNode":       wireOut[kube.Node](),
 		// Runs.
 		"Run":          wireOut[api.Run](),
@@ -1070,6 +1072,7 @@ var computeSchemas = map[string]struct{ props, status, update string }{
 	"slurm":      {"SlurmProperties", "SlurmStatus", "SlurmPropertiesUpdate"},
 	"kubernetes": {"KubernetesProperties", "KubernetesStatus", "KubernetesPropertiesUpdate"},
 	"spark":      {"SparkProperties", "SparkStatus", "SparkPropertiesUpdate"},
+	"databricks": {"DatabricksProperties", "DatabricksStatus", "DatabricksPropertiesUpdate"},
 }
 
 // serverSet are the properties the server sets itself, by properties

@@ -438,7 +438,7 @@ func (s *Studio) preempt(w http.ResponseWriter, r *http.Request, q *req) error {
 type field struct {
 	Name  string // the property, and the input's name
 	Label string
-	Kind  string // text, number, password, textarea, select, checkbox, list, tags, size
+	Kind  string // text, number, password, textarea, json (a textarea of JSON), select, checkbox, list, tags, size
 	Opts  []opt
 	Help  string
 	Value string
@@ -494,7 +494,7 @@ func formProps(r *http.Request, fs []field, update bool) (json.RawMessage, error
 	props := map[string]any{}
 	for _, f := range fs {
 		v := strings.TrimSpace(r.PostFormValue(f.Name))
-		if f.Kind == "password" || f.Kind == "textarea" {
+		if f.Kind == "password" || f.Kind == "textarea" || f.Kind == "json" {
 			v = r.PostFormValue(f.Name)
 			if strings.TrimSpace(v) == "" {
 				v = ""
@@ -516,6 +516,8 @@ func formProps(r *http.Request, fs []field, update bool) (json.RawMessage, error
 			} else {
 				props[f.Name] = v
 			}
+		case f.Kind == "json" && json.Valid([]byte(v)):
+			props[f.Name] = json.RawMessage(v)
 		case f.Kind == "list":
 			var items []string
 			for _, it := range strings.Split(v, ",") {

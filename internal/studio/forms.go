@@ -62,6 +62,13 @@ var createForms = map[string]struct {
 		{Name: "qos", Label: "QoS", Kind: "text"},
 		{Name: "lowpriority_qos", Label: "Low-priority QoS", Kind: "text"},
 	}, commonFields)},
+	"databricks": {"Attach a Databricks workspace", slices.Concat([]field{
+		{Name: "workspace_url", Label: "Workspace URL", Kind: "text", Required: true, Help: "https://adb-….azuredatabricks.net"},
+		{Name: "access_token", Label: "Access token", Kind: "password", Required: true, Help: "a personal access token; write-only: never shown again"},
+		{Name: "cluster_id", Label: "Cluster id", Kind: "text", Help: "the all-purpose cluster runs go to"},
+		{Name: "new_cluster", Label: "New cluster spec", Kind: "json", Help: "instead of a cluster id: a Clusters API spec (JSON) of a job cluster made for each run"},
+		{Name: "max_concurrent_runs", Label: "Max concurrent runs", Kind: "number", Help: "runs in flight in Databricks at once (default 10)"},
+	}, commonFields)},
 }
 
 // updatable are the fields a target's update form may show, of those its

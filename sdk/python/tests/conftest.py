@@ -108,6 +108,34 @@ def _remove_run_users(prefix):
         subprocess.run(["userdel", "-r", "-f", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
 
+DATABRICKS_TOKEN = "dapi-sdk-test-0123456789"
+DATABRICKS_CLUSTER = "0101-120000-fake0001"  # databrickstest.ClusterID
+
+
+@pytest.fixture
+def databricks(server, tmp_path):
+    """A FAKE Databricks workspace (internal/databricks/databrickstest, built with `go build`): it enforces the
+    request shapes of the vendor's API reference and runs spark_python_tasks with the local python3. The test
+    fails on any request it did not recognise."""
+    binary = os.path.join(server["tmp"], "fakeworkspace")
+    if not os.path.exists(binary):
+        subprocess.run(["go", "build", "-o", binary, "./internal/databricks/databrickstest/fakeworkspace"], cwd=REPO,
+                       check=True, timeout=300)
+    root = tmp_path / "dbfs"
+    root.mkdir()
+    proc = subprocess.Popen([binary, "-token", DATABRICKS_TOKEN, "-root", str(root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+    yield {"url": url, "token": DATABRICKS_TOKEN, "cluster_id": DATABRICKS_CLUSTER}
+    try:
+        _, err = proc.communicate(input="", timeout=15)  # its stdin closes: it stops
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    assert "REFUSED" not in err, err
+
+
 @pytest.fixture(scope="session")
 def ws(server):
     from paddock import Workspace

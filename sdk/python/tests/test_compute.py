@@ -158,18 +158,18 @@ def test_supported_vmsizes(ws):
     assert by["STANDARD_NC6"]["gpus"] == 1
 
 
-@pytest.mark.parametrize("make,want", [
-    (lambda: DatabricksCompute.attach_configuration("rg", "w", None, "t"),
-     "Paddock does not offer Databricks compute targets yet"),
-])
-def test_unoffered_attach_types_say_so(ws, make, want):
+def test_databricks_wrong_token_stores_nothing(ws, databricks):
+    """DatabricksCompute is offered (type databricks): a token the workspace (a fake) refuses fails the attach
+    in one sentence naming the field, without the token, and leaves no target."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cfg = make()
+        cfg = DatabricksCompute.attach_configuration("rg", "w", None, "dapi-wrong-one", workspace_url=databricks["url"],
+                                                     cluster_id=databricks["cluster_id"])
+    assert "dapi-wrong-one" not in repr(cfg)
     with pytest.raises(ComputeTargetException) as ei:
-        ComputeTarget.attach(workspace=ws, name="myattach", attach_configuration=cfg)
-    assert want in ei.value.message and ei.value.code == "NotSupported"
-    assert "myattach" not in [t.name for t in ComputeTarget.list(ws)]
+        ComputeTarget.attach(workspace=ws, name="mydbx", attach_configuration=cfg)
+    assert "refused the access token" in ei.value.message and "dapi-wrong-one" not in ei.value.message
+    assert "mydbx" not in [t.name for t in ComputeTarget.list(ws)]
 
 
 def test_hdinsight_attach_failure_stores_nothing(ws):

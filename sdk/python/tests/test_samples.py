@@ -204,12 +204,34 @@ def test_10_batch_attaches_slurm(server, ws, tmp_path, sshd_password, dev_slurm)
         detach_and_wait(ws, t)
 
 
-def test_11_databricks(server, ws, tmp_path):
+def test_11_databricks(server, ws, tmp_path, databricks):
+    """The sample attaches a Paddock databricks target: the workspace's address and cluster come from
+    PADDOCK_DATABRICKS_URL and PADDOCK_DATABRICKS_CLUSTER_ID (a FAKE workspace here: no real one is reachable),
+    where the seed names an Azure workspace and resource group. A script then runs there to its end."""
+    from paddock import Experiment, ScriptRunConfig
+    from paddock.compute import ComputeTarget, DatabricksCompute
     env = {"AML_DATABRICKS_COMPUTE_NAME": "databricks1", "AML_DATABRICKS_WORKSPACE": "dbw",
-           "AML_DATABRICKS_RESOURCE_GROUP": "rg", "AML_DATABRICKS_ACCESS_TOKEN": "dapi-secret"}
-    ends_with(run_sample(server, tmp_path, "11_databricks.py", env=env),
-              "paddock.exceptions.ComputeTargetException", "Paddock does not offer Databricks compute targets yet")
-    assert "databricks1" not in ws.compute_targets
+           "AML_DATABRICKS_RESOURCE_GROUP": "rg", "AML_DATABRICKS_ACCESS_TOKEN": databricks["token"],
+           "PADDOCK_DATABRICKS_URL": databricks["url"], "PADDOCK_DATABRICKS_CLUSTER_ID": databricks["cluster_id"]}
+    out = ok(run_sample(server, tmp_path, "11_databricks.py", env=env))
+    assert "compute not found" in out and "Succeeded" in out
+    target = ComputeTarget(workspace=ws, name="databricks1")
+    try:
+        assert isinstance(target, DatabricksCompute) and "access_token" not in target.properties
+        st = target.get_status()
+        assert st.reachable is True and st.cluster_state == "RUNNING"
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "train.py").write_text("import os\nfor i in range(3):\n    print('step', i)\n"
+                                      "os.makedirs('outputs', exist_ok=True)\n"
+                                      "open('outputs/model.txt', 'w').write('trained')\n")
+        run = Experiment(ws, "sdk-databricks").submit(ScriptRunConfig(source_directory=str(src), script="train.py",
+                                                                      compute_target=target))
+        run.wait_for_completion(show_output=False)
+        assert run.get_status() == "Completed"
+        assert "outputs/model.txt" in run.get_file_names()
+    finally:
+        detach_and_wait(ws, target)
 
 
 def test_12_adla(server, tmp_path):

@@ -8,7 +8,7 @@ from .adla import AdlaCompute
 from .amlcompute import AmlCompute, AmlComputeProvisioningConfiguration, AmlComputeStatus
 from .batch import BatchCompute
 from .computeinstance import ComputeInstance, ComputeInstanceProvisioningConfiguration, ComputeInstanceStatus
-from .databricks import DatabricksCompute
+from .databricks import DatabricksCompute, DatabricksComputeStatus
 from .hdinsight import HDInsightCompute
 from .kubernetes import KubernetesCompute, KubernetesComputeStatus
 from .local import LocalCompute
@@ -18,6 +18,7 @@ __all__ = [
     "ComputeTarget", "ComputeTargetException", "AmlCompute", "AmlComputeProvisioningConfiguration",
     "AmlComputeStatus", "ComputeInstance", "ComputeInstanceProvisioningConfiguration", "ComputeInstanceStatus",
     "RemoteCompute", "RemoteComputeStatus", "HDInsightCompute", "BatchCompute", "DatabricksCompute",
+    "DatabricksComputeStatus",
     "KubernetesCompute", "KubernetesComputeStatus", "AdlaCompute", "LocalCompute", "AttachConfiguration",
     "ComputeTargetAttachConfiguration", "ComputeTargetProvisioningConfiguration",
 ]

@@ -1,5 +1,6 @@
-# Seed: attach Azure Databricks. Changed: the imports. Paddock does not offer Databricks targets yet:
-# the sample ends with a ComputeTargetException saying so.
+# Seed: attach Azure Databricks. Changed: the imports. It attaches a Paddock databricks target; the
+# workspace's URL and cluster come from PADDOCK_DATABRICKS_URL and PADDOCK_DATABRICKS_CLUSTER_ID (the
+# test gives a fake workspace's) where Azure finds them from the workspace name and resource group.
 import os
 from paddock.compute import ComputeTarget, DatabricksCompute
 from paddock.exceptions import ComputeTargetException

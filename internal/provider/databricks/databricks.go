@@ -16,8 +16,9 @@
 //     the Databricks run is RUNNING, and once it is TERMINATED ships the
 //     task's output (runs/get-output: logs, error, error_trace) as the run's
 //     log, brings src/outputs back as the run's outputs and reports how it
-//     ended (SUCCESS → Completed; FAILED, TIMEDOUT → Failed with the state
-//     message; CANCELED → Canceled);
+//     ended (SUCCESS → Completed; FAILED → Failed with the state message;
+//     TIMEDOUT → Canceled with reason MaxRunDurationExceeded, as a run
+//     Paddock stops at its max_run_duration; CANCELED → Canceled);
 //  4. a cancel of the attempt is runs/cancel, then the same polling until
 //     the Databricks run is TERMINATED.
 //

@@ -86,6 +86,8 @@ type Dispatcher struct {
 
 	watchMu  sync.Mutex
 	watchers map[string]chan struct{} // closed when the run changes
+
+	tokens nodeTokens // see NodeByTokenHash
 }
 
 // node is a node's live state.
@@ -193,13 +195,13 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 		return err
 	}
 	d.seq = seq
+	for _, old := range d.nodes { // wake polls held on the view being replaced
+		close(old.wake)
+	}
 	d.runs, d.queues, d.nodes = map[string]*store.Run{}, map[string][]*store.Run{}, map[string]*node{}
 	d.sortedIDs = nil
 	d.recovered = map[string]bool{}
 	now := d.now()
-	for _, old := range d.nodes { // wake polls held on the view being replaced
-		close(old.wake)
-	}
 	for _, n := range nodes {
 		// A grace period after a restart: heartbeats and idle timers start now.
 		nd := &node{Node: n, wake: make(chan struct{}), lastSeen: now, idleSince: now, placed: map[string]*store.Run{}}
@@ -209,6 +211,7 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 		}
 		d.nodes[n.ID] = nd
 	}
+	d.tokens.reset(d.nodes)
 	for i := range active {
 		r := &active[i]
 		d.runs[r.ID] = r
@@ -403,6 +406,7 @@ func (d *Dispatcher) apply(ctx context.Context, batch []*op) {
 			d.log.Error("reloading run state failed", "err", lerr)
 		}
 	} else {
+		d.tokens.update(tx.nodes, tx.delNodes)
 		for id := range tx.wake {
 			if nd := d.nodes[id]; nd != nil {
 				close(nd.wake)

@@ -973,3 +973,40 @@ func TestQueueKeepsSeqOrder(t *testing.T) {
 		t.Fatalf("an empty queue is kept: %v", ids())
 	}
 }
+
+// TestNodeTokensFollowTheNodes: agents are authenticated from the loop's
+// memory, so that memory must follow every change of a node's token: a
+// node added is known by its token, a new token replaces the old one, a
+// removed node is known no more, and a restarted dispatcher knows the
+// nodes it loaded.
+func TestNodeTokensFollowTheNodes(t *testing.T) {
+	h := newHarness(t, Options{})
+	known := func(hash string) string {
+		n, ok := h.d.NodeByTokenHash(hash)
+		if !ok {
+			return ""
+		}
+		return n.ID + "@" + n.Workspace + "/" + n.Compute
+	}
+	h.addNode("n1", 4, 0)
+	h.addNode("n2", 4, 0)
+	if got := known("hash-n1"); got != "n1@default/local" {
+		t.Fatalf("after AddNode, token of n1 → %q, want n1@default/local", got)
+	}
+	if err := h.d.AddNode(h.ctx, store.Node{ID: "n1", Workspace: "default", Compute: "local", TokenHash: "hash-n1-new"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, old := known("hash-n1-new"), known("hash-n1"); got != "n1@default/local" || old != "" {
+		t.Fatalf("after a new token, new → %q, old → %q; want n1 and nothing", got, old)
+	}
+	if err := h.d.RemoveNode(h.ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := known("hash-n2"); got != "" {
+		t.Fatalf("a removed node's token still names %q", got)
+	}
+	h.restart()
+	if got, gone := known("hash-n1-new"), known("hash-n2"); got != "n1@default/local" || gone != "" {
+		t.Fatalf("after a restart, n1 → %q, n2 → %q; want n1 and nothing", got, gone)
+	}
+}

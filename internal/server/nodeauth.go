@@ -16,8 +16,9 @@ import (
 // dispatcher refuses its calls at once anyway (the node is gone there).
 const nodeAuthFor = time.Second
 
-// nodeAuth caches node token lookups, so agents' heartbeats do not read
-// the database.
+// nodeAuth caches node token lookups the dispatcher cannot answer (on a
+// follower, or for a node it does not hold), so agents' heartbeats do not
+// read the database.
 type nodeAuth struct {
 	mu    sync.Mutex
 	nodes map[string]cachedNode // by token hash
@@ -31,6 +32,11 @@ type cachedNode struct {
 // node finds the node a token belongs to.
 func (a *API) node(ctx context.Context, token string) (store.Node, error) {
 	hash := tokens.Hash(token)
+	if a.dispatch != nil {
+		if n, ok := a.dispatch.NodeByTokenHash(hash); ok {
+			return n, nil // a node the leader's loop holds: no store read
+		}
+	}
 	now := a.clock.Now()
 	a.nodeAuth.mu.Lock()
 	c, ok := a.nodeAuth.nodes[hash]

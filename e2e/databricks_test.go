@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/databricks/databrickstest"
+	"github.com/paddock-ml/paddock/internal/testenv"
 )
 
 const dbxToken = "dapi-e2e-0123456789abcdef"
@@ -220,4 +222,47 @@ func waitDatabricksRun(t *testing.T, f *databrickstest.FakeWorkspace, before int
 		return state == lc
 	})
 	return id
+}
+
+// Two replicas on one PostgreSQL sharing a data dir (as docs/ha.md asks);
+// the leader is killed with SIGKILL while a Databricks run is RUNNING.
+// The new leader starts the target's agent again from the shared data
+// dir, resumes polling the same Databricks run (not submitted again) and
+// the run completes with its whole log.
+func TestDatabricksFailover(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	f := fakeDatabricks(t)
+	e := newEnv(t)
+	r1 := replicaUp(e, dsn)
+	eventually(t, 20*time.Second, "the first replica to lead", func() bool { return strings.Contains(r1.Logs(), "this server leads") })
+	tokenFile := writeFile(t, e.home, "token.txt", dbxToken+"\n")
+	e.ok("compute", "attach", "databricks", "dbx1", "--workspace-url", f.URL, "--access-token-file", tokenFile, "--cluster-id", databrickstest.ClusterID)
+	r2 := replicaUp(e, dsn)
+	src := filepath.Join(e.home, "dbx-src")
+	os.MkdirAll(src, 0o755)
+	writeFile(t, src, "sleep.py", "import sys, time\nprint('sleeping', flush=True)\ntime.sleep(float(sys.argv[1]))\nprint('woke up')\n")
+
+	c := api.NewClient(r1.url+","+r2.url, adminToken(t, e), "default")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before := len(f.RunIDs())
+	id := e.submit2("dbx1", "--source", src, "--", "sleep.py", "5")
+	waitDatabricksRun(t, f, before, "RUNNING")
+	r1.kill()
+	eventually(t, 20*time.Second, "the follower to lead", func() bool { return strings.Contains(r2.Logs(), "this server leads") })
+	run, err := c.WaitRun(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != api.RunCompleted || len(run.Attempts) != 1 || f.Requests("POST /api/2.1/jobs/runs/submit") != before+1 {
+		t.Errorf("after the failover: %s in %d attempts (%s); %d Databricks submits, want 1 attempt and %d", run.Status, len(run.Attempts), run.Error,
+			f.Requests("POST /api/2.1/jobs/runs/submit"), before+1)
+	}
+	var lines []api.LogLine
+	if err := c.FollowLogs(ctx, id, 0, false, func(l api.LogLine) error { lines = append(lines, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(texts(lines), "\n"); !strings.Contains(got, "sleeping") || !strings.Contains(got, "woke up") {
+		t.Errorf("the run's log after the failover:\n%s", got)
+	}
 }

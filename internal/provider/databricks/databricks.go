@@ -38,9 +38,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -189,11 +191,7 @@ func (p *Provider) Delete(_ context.Context, id string) error {
 func (p *Provider) List(context.Context) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.nodes))
-	for id := range p.nodes {
-		out = append(out, id)
-	}
-	return out, nil
+	return slices.Collect(maps.Keys(p.nodes)), nil
 }
 
 func (p *Provider) file(id string) string { return filepath.Join(p.dir, id+".json") }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -122,11 +124,7 @@ func (p *Provider) Delete(_ context.Context, id string) error {
 func (p *Provider) List(context.Context) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.nodes))
-	for id := range p.nodes {
-		out = append(out, id)
-	}
-	return out, nil
+	return slices.Collect(maps.Keys(p.nodes)), nil
 }
 
 // run is one simulated agent.

@@ -385,6 +385,40 @@ open("outputs/model-%s.txt" % os.environ["RANK"], "w").write("weights")
 	k.nothingLeft("after the restarted run")
 }
 
+// A server killed while a run's pod runs: the restarted server adopts the
+// pod's node from the watch of its target (the pod and Job survive the
+// restart), the pod's agent goes on with the run, and the run completes in
+// its first attempt with its whole log.
+func TestKubernetesRunSurvivesServerRestart(t *testing.T) {
+	k, e, srv := kubeTest(t)
+	k.attach(e, "k8s")
+	id := e.submit2("k8s", "--", "python3", "-c", "import time; print('before', flush=True); time.sleep(4); print('after')")
+	job := k.jobOf(id)
+	lp := k.runPodLocally(e, k.podsOf(job.Name, 1)[0])
+	eventually(t, 30*time.Second, "the run to run", func() bool { return e.show(id).Status == api.RunRunning })
+	srv.kill()
+	srv = e.up("--listen", strings.TrimPrefix(srv.url, "http://")) // the URL the pod's agent knows
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	})
+	r := e.waitRun(id)
+	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
+		t.Fatalf("after the restart: %s in %d attempts %+v\n%s", r.Status, len(r.Attempts), r.Attempts, lp.out)
+	}
+	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
+		t.Errorf("the run's log:\n%s", logs)
+	}
+	if !strings.Contains(srv.Logs(), "adopted a node that survived the restart") {
+		t.Errorf("the restarted server did not adopt the pod's node")
+	}
+	if code := lp.exited(t, 20*time.Second); code != 0 {
+		t.Errorf("the pod's agent exited %d:\n%s", code, lp.out)
+	}
+	k.nothingLeft("after the run")
+}
+
 // A cluster with provider kubernetes gets its nodes as agent pods (a
 // low-priority one with the target's PriorityClass and toleration); a
 // node's pod, run locally, runs the cluster's runs; an evicted pod is a

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +199,9 @@ func (c *Controller) adopt(ctx context.Context) error {
 		alive, err := prov.List(ctx)
 		if err != nil {
 			return fmt.Errorf("listing %s nodes: %w", name, err)
+		}
+		if a, ok := prov.(provider.Adopter); ok && len(byProvider[name]) > 0 {
+			alive = append(alive, a.Adopt(ctx, slices.Sorted(maps.Keys(byProvider[name])))...)
 		}
 		live := map[string]bool{}
 		for _, id := range alive {

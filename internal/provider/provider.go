@@ -91,6 +91,17 @@ type Preempter interface {
 	Preempt(ctx context.Context, nodeID string) error
 }
 
+// Adopter is a provider that can find, after a server restart, the nodes
+// a previous server made, which List (what this process made) does not
+// know: Adopt is given the nodes the store has for the provider and
+// returns those that still exist, or whose existence cannot be checked
+// now (their target is unreachable: they are kept, not failed). The
+// nodes it returns are the provider's again, as if this process had made
+// them.
+type Adopter interface {
+	Adopt(ctx context.Context, nodeIDs []string) []string
+}
+
 // Pooled is a provider whose nodes each take one host of a pool of
 // attached machines (the cluster's from): a cluster has at most as many
 // nodes as the pool has free hosts, and each node's spec names its host.

@@ -104,6 +104,7 @@ var (
 	_ provider.Grouped        = (*Provider)(nil)
 	_ provider.Preempter      = (*Provider)(nil)
 	_ provider.TargetCloser   = (*Provider)(nil)
+	_ provider.Adopter        = (*Provider)(nil)
 )
 
 var klogOnce sync.Once
@@ -641,10 +642,33 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// List implements provider.Provider: the nodes this server made. After a
-// restart it knows none, so the nodes of the store are replaced (their
-// agents find their tokens refused and exit; their Jobs and pods are
-// deleted with them).
+// Adopt implements provider.Adopter: after a restart, a node of the
+// store whose pod or Job the watch of its target still holds is this
+// provider's again, so its agent, which keeps calling the server, goes
+// on with its run. A node whose target cannot be watched now is kept:
+// the target's reconciler asks its state once the watch works.
+func (p *Provider) Adopt(ctx context.Context, ids []string) []string {
+	var alive []string
+	for _, id := range ids {
+		if _, _, err := p.lookup(ctx, id); err != nil {
+			if !errors.Is(err, api.ErrNotFound) {
+				p.log.Warn("cannot tell whether a node survived the restart; keeping it", "node", id, "err", err)
+				alive = append(alive, id)
+			}
+			continue
+		}
+		p.mu.Lock()
+		_, found := p.nodes[id]
+		p.mu.Unlock()
+		if found {
+			alive = append(alive, id)
+		}
+	}
+	return alive
+}
+
+// List implements provider.Provider: the nodes this server made or
+// adopted (see Adopt).
 func (p *Provider) List(context.Context) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -256,3 +256,38 @@ func TestRemoteHostKeyChanged(t *testing.T) {
 	}
 	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
 }
+
+// A server killed while a run runs on an attached machine, and started
+// again on another port: it adopts the machine's node (its agent still
+// runs there), tells the agent where it listens now, and the run completes
+// in its first attempt on the same node.
+func TestRemoteRunSurvivesServerRestart(t *testing.T) {
+	e := newEnv(t)
+	srv := e.up()
+	port := freeLoopbackPort(t)
+	startSSHD(t, t.TempDir(), port, false)
+	pwFile := writeFile(t, e.home, "pw", pwPass+"\n")
+	os.RemoveAll(filepath.Join(homeOf(pwUser), ".paddock-agent"))
+	e.ok("compute", "attach", "remote", "box", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(port),
+		"--username", pwUser, "--password-file", pwFile)
+	id := e.submit2("box", "--", "sh", "-c", "echo before; sleep 4; echo after")
+	eventually(t, 60*time.Second, "the run to run", func() bool { return e.show(id).Status == api.RunRunning })
+	before := e.nodes("box")
+	srv.kill()
+	srv = e.up()
+	r := e.waitRun(id)
+	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
+		t.Fatalf("after the restart: %s in %d attempts %+v\n%s", r.Status, len(r.Attempts), r.Attempts, srv.Logs())
+	}
+	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
+		t.Errorf("the run's log:\n%s", logs)
+	}
+	if after := e.nodes("box"); len(before) != 1 || len(after) != 1 || after[0].ID != before[0].ID {
+		t.Errorf("nodes before %+v, after %+v: want the one node adopted", before, after)
+	}
+	e.ok("compute", "detach", "box")
+	eventually(t, 10*time.Second, "~/.paddock-agent to be removed", func() bool {
+		_, err := os.Stat(filepath.Join(homeOf(pwUser), ".paddock-agent"))
+		return os.IsNotExist(err)
+	})
+}

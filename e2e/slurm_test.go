@@ -143,3 +143,35 @@ func TestSlurmProviderCluster(t *testing.T) {
 	e.ok("compute", "delete", "on-slurm")
 	e.ok("compute", "detach", "hpc")
 }
+
+// A server killed while a run runs as a Slurm pilot job, and started again
+// on another port: it adopts the pilot's node (its job still runs), tells
+// its agent where the server listens now, and the run completes in its
+// first attempt; nothing is left in the queue.
+func TestSlurmRunSurvivesServerRestart(t *testing.T) {
+	conf := slurmConf(t)
+	e := newEnv(t)
+	srv := e.up()
+	port := freeLoopbackPort(t)
+	sd := startSSHD(t, t.TempDir(), port, false)
+	os.RemoveAll(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+	e.ok("compute", "attach", "slurm", "hpc", "--address", "127.0.0.1", "--ssh-port", strconv.Itoa(port),
+		"--username", keyUser, "--private-key-file", sd.keyFile, "--slurm-conf", conf, "--partition", "debug")
+	id := e.submit2("hpc", "--", "sh", "-c", "echo before; sleep 4; echo after")
+	eventually(t, 60*time.Second, "the Slurm run to run", func() bool { return e.show(id).Status == api.RunRunning })
+	srv.kill()
+	srv = e.up()
+	r := e.waitRun(id)
+	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
+		t.Fatalf("after the restart: %s in %d attempts %+v\n%s", r.Status, len(r.Attempts), r.Attempts, srv.Logs())
+	}
+	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
+		t.Errorf("the run's log:\n%s", logs)
+	}
+	eventually(t, 30*time.Second, "no job of ours left in the Slurm queue", func() bool { return squeue(t, conf, keyUser) == "" })
+	e.ok("compute", "detach", "hpc")
+	eventually(t, 10*time.Second, "~/.paddock-agent to be removed", func() bool {
+		_, err := os.Stat(filepath.Join(homeOf(keyUser), ".paddock-agent"))
+		return os.IsNotExist(err)
+	})
+}

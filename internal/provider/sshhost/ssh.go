@@ -15,8 +15,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,8 @@ var (
 	_ provider.Provider       = Slurm{}
 	_ provider.JobStates      = Slurm{}
 	_ provider.NodeConfigurer = Slurm{}
+	_ provider.Adopter        = SSH{}
+	_ provider.Adopter        = Slurm{}
 )
 
 func init() {
@@ -228,17 +232,73 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// List implements provider.Provider: the nodes this server started. After
-// a restart it knows none, so known nodes are replaced; their old agents
-// find their tokens refused and exit.
+// List implements provider.Provider: the nodes this server started or
+// adopted (see Adopt).
 func (p *Provider) List(context.Context) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return slices.Collect(maps.Keys(p.nodes)), nil
+}
+
+// Adopt implements provider.Adopter: after a restart, a node whose agent
+// still runs on its host is this provider's again, and its agent goes on
+// with its runs.
+func (s SSH) Adopt(ctx context.Context, ids []string) []string {
+	return s.adopt(ctx, ids, func(c *ssh.Client, id string) (bool, error) {
+		out, err := sshclient.MustRun(c, fmt.Sprintf(`pid=$(cat %s/%s/agent.pid 2>/dev/null); if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo alive; fi; true`, base, id), nil)
+		return strings.TrimSpace(out) == "alive", err
+	})
+}
+
+// Adopt implements provider.Adopter: after a restart, a node whose pilot
+// job is still queued or running is this provider's again.
+func (s Slurm) Adopt(ctx context.Context, ids []string) []string {
+	return s.adopt(ctx, ids, func(c *ssh.Client, id string) (bool, error) {
+		state, _, err := jobState(c, id)
+		if err != nil {
+			return false, err
+		}
+		return slices.Contains([]string{"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}, state), nil
+	})
+}
+
+// adopt asks each node's host whether the node is alive and, if it is,
+// gives its agent this server's URL (which it reads again when it cannot
+// reach the server: the restarted server may listen elsewhere). A node
+// whose host cannot be reached now is kept (its agent may reconnect; if
+// it does not, the server finds it lost when it stays silent).
+func (p *Provider) adopt(ctx context.Context, ids []string, alive func(c *ssh.Client, id string) (bool, error)) []string {
 	var out []string
-	for id := range p.nodes {
-		out = append(out, id)
+	for _, id := range ids {
+		ok, err := p.nodeAlive(ctx, id, alive)
+		if err != nil {
+			p.log.Warn("cannot tell whether a node survived the restart; keeping it", "node", id, "err", err)
+		}
+		if ok || err != nil {
+			p.mu.Lock()
+			p.nodes[id] = true
+			p.mu.Unlock()
+			out = append(out, id)
+		}
 	}
-	return out, nil
+	return out
+}
+
+func (p *Provider) nodeAlive(ctx context.Context, id string, alive func(c *ssh.Client, id string) (bool, error)) (bool, error) {
+	t, err := p.nodeTarget(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	c, _, err := sshclient.Dial(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	ok, err := alive(c, id)
+	if ok && err == nil {
+		_, err = sshclient.MustRun(c, fmt.Sprintf("printf '%%s\\n' %s > %s/%s/server-url", sshclient.Quote(p.env.ServerURL), base, id), nil)
+	}
+	return ok, err
 }
 
 // SlurmJob is the slurm provider's settings of a node: how its pilot job
@@ -320,7 +380,14 @@ func (s Slurm) JobState(ctx context.Context, nodeID string) (state, reason strin
 		return "", "", err
 	}
 	defer c.Close()
-	out, err := sshclient.MustRun(c, "sh "+base+"/"+nodeID+"/state", nil)
+	return jobState(c, nodeID)
+}
+
+// jobState reads a node's pilot job's state on the login node; both are
+// "" for a node whose job was never submitted.
+func jobState(c *ssh.Client, nodeID string) (state, reason string, err error) {
+	file := base + "/" + nodeID + "/state"
+	out, err := sshclient.MustRun(c, "if [ -f "+file+" ]; then sh "+file+"; fi", nil)
 	if err != nil {
 		return "", "", err
 	}

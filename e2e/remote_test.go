@@ -273,15 +273,7 @@ func TestRemoteRunSurvivesServerRestart(t *testing.T) {
 	id := e.submit2("box", "--", "sh", "-c", "echo before; sleep 4; echo after")
 	eventually(t, 60*time.Second, "the run to run", func() bool { return e.show(id).Status == api.RunRunning })
 	before := e.nodes("box")
-	srv.kill()
-	srv = e.up()
-	r := e.waitRun(id)
-	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
-		t.Fatalf("after the restart: %s in %d attempts %+v\n%s", r.Status, len(r.Attempts), r.Attempts, srv.Logs())
-	}
-	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
-		t.Errorf("the run's log:\n%s", logs)
-	}
+	e.restartMidRun(srv, id)
 	if after := e.nodes("box"); len(before) != 1 || len(after) != 1 || after[0].ID != before[0].ID {
 		t.Errorf("nodes before %+v, after %+v: want the one node adopted", before, after)
 	}

@@ -37,6 +37,31 @@ func (e *env) waitRun(id string) api.Run {
 	return decodeJSON[api.Run](e.t.(*testing.T), r.stdout)
 }
 
+// restartMidRun kills srv while run id runs (its command prints "before"
+// and, a few seconds later, "after"), starts the server again with up's
+// flags and checks that the run completes in its first attempt with its
+// whole log: nothing was lost across the restart. It returns the new
+// server.
+func (e *env) restartMidRun(srv *server, id string, up ...string) *server {
+	e.t.Helper()
+	t := e.t.(*testing.T)
+	srv.kill()
+	srv = e.up(up...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(srv.Logs())
+		}
+	})
+	r := e.waitRun(id)
+	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
+		t.Fatalf("after the restart: %s in %d attempts %+v", r.Status, len(r.Attempts), r.Attempts)
+	}
+	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
+		t.Errorf("the run's log after the restart:\n%s", logs)
+	}
+	return srv
+}
+
 // pidsWith lists live processes whose command line contains marker.
 func pidsWith(marker string) []string {
 	var out []string

@@ -159,15 +159,7 @@ func TestSlurmRunSurvivesServerRestart(t *testing.T) {
 		"--username", keyUser, "--private-key-file", sd.keyFile, "--slurm-conf", conf, "--partition", "debug")
 	id := e.submit2("hpc", "--", "sh", "-c", "echo before; sleep 4; echo after")
 	eventually(t, 60*time.Second, "the Slurm run to run", func() bool { return e.show(id).Status == api.RunRunning })
-	srv.kill()
-	srv = e.up()
-	r := e.waitRun(id)
-	if r.Status != api.RunCompleted || len(r.Attempts) != 1 {
-		t.Fatalf("after the restart: %s in %d attempts %+v\n%s", r.Status, len(r.Attempts), r.Attempts, srv.Logs())
-	}
-	if logs := e.ok("run", "logs", id); !strings.Contains(logs, "before") || !strings.Contains(logs, "after") {
-		t.Errorf("the run's log:\n%s", logs)
-	}
+	e.restartMidRun(srv, id)
 	eventually(t, 30*time.Second, "no job of ours left in the Slurm queue", func() bool { return squeue(t, conf, keyUser) == "" })
 	e.ok("compute", "detach", "hpc")
 	eventually(t, 10*time.Second, "~/.paddock-agent to be removed", func() bool {

@@ -285,6 +285,18 @@ func (d *Dispatcher) TargetLoad(ctx context.Context, ws, compute string) (queued
 	return queued, placed, err
 }
 
+// QueueHead is how many runs a target has queued and why the first one
+// waits, without copying the queue.
+func (d *Dispatcher) QueueHead(ctx context.Context, ws, compute string) (n int, reason string, err error) {
+	err = d.do(ctx, func(*txn) error {
+		if q := d.queues[store.Key(ws, compute)]; len(q) > 0 {
+			n, reason = len(q), q[0].StatusReason
+		}
+		return nil
+	})
+	return n, reason, err
+}
+
 // QueuedRuns returns copies of a target's queued runs, in queue order.
 func (d *Dispatcher) QueuedRuns(ctx context.Context, ws, compute string) ([]store.Run, error) {
 	var out []store.Run

@@ -1010,3 +1010,19 @@ func TestNodeTokensFollowTheNodes(t *testing.T) {
 		t.Fatalf("after a restart, n1 → %q, n2 → %q; want n1 and nothing", got, gone)
 	}
 }
+
+// QueueHead counts a target's queue and gives why its first run waits.
+func TestQueueHead(t *testing.T) {
+	h := newHarness(t, Options{})
+	if n, reason, err := h.d.QueueHead(h.ctx, "default", "local"); err != nil || n != 0 || reason != "" {
+		t.Fatalf("empty queue: %d %q %v", n, reason, err)
+	}
+	first := h.submit(1)
+	h.submit(1)
+	if err := h.d.SetQueueReason(h.ctx, "default", "local", "waiting for a node"); err != nil {
+		t.Fatal(err)
+	}
+	if n, reason, err := h.d.QueueHead(h.ctx, "default", "local"); err != nil || n != 2 || reason != "waiting for a node" {
+		t.Fatalf("two queued: %d %q %v (first %s)", n, reason, err, first.ID)
+	}
+}

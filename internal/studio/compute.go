@@ -261,8 +261,8 @@ func (s *Studio) computeView(r *http.Request, q *req, name string) (computeData,
 		d.Events = append(d.Events, event{At: h.At.UTC().Format("15:04:05"), From: from, To: h.Total(),
 			What: fmt.Sprintf("%d idle, %d running, %d preparing, %d leaving", h.Idle, h.Running, h.Preparing, h.Leaving)})
 	}
-	if queued, err := s.Dispatch.QueuedRuns(r.Context(), q.WS, c.Name); err == nil && len(queued) > 0 {
-		d.Queued, d.Waiting = len(queued), queued[0].StatusReason
+	if n, reason, err := s.Dispatch.QueueHead(r.Context(), q.WS, c.Name); err == nil && n > 0 {
+		d.Queued, d.Waiting = n, reason
 	}
 	if kind, ok := compute.Lookup(c.Type); ok {
 		d.Update = updateFields(kind.UpdatableFields(), c.Properties)

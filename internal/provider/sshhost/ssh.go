@@ -262,19 +262,32 @@ func (s Slurm) Adopt(ctx context.Context, ids []string) []string {
 	})
 }
 
-// adopt asks each node's host whether the node is alive and, if it is,
-// gives its agent this server's URL (which it reads again when it cannot
-// reach the server: the restarted server may listen elsewhere). A node
+// adopt asks each node's host (eight at a time) whether the node is alive
+// and, if it is, gives its agent this server's URL (which it reads again
+// when it cannot reach the server: the restarted server may listen
+// elsewhere). A node
 // whose host cannot be reached now is kept (its agent may reconnect; if
 // it does not, the server finds it lost when it stays silent).
 func (p *Provider) adopt(ctx context.Context, ids []string, alive func(c *ssh.Client, id string) (bool, error)) []string {
+	kept := make([]bool, len(ids))
+	var wg sync.WaitGroup
+	hosts := make(chan struct{}, 8) // hosts asked at once
+	for i, id := range ids {
+		wg.Add(1)
+		hosts <- struct{}{}
+		go func() {
+			defer func() { <-hosts; wg.Done() }()
+			ok, err := p.nodeAlive(ctx, id, alive)
+			if err != nil {
+				p.log.Warn("cannot tell whether a node survived the restart; keeping it", "node", id, "err", err)
+			}
+			kept[i] = ok || err != nil
+		}()
+	}
+	wg.Wait()
 	var out []string
-	for _, id := range ids {
-		ok, err := p.nodeAlive(ctx, id, alive)
-		if err != nil {
-			p.log.Warn("cannot tell whether a node survived the restart; keeping it", "node", id, "err", err)
-		}
-		if ok || err != nil {
+	for i, id := range ids {
+		if kept[i] {
 			p.mu.Lock()
 			p.nodes[id] = true
 			p.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/paddock-ml/paddock/api"
 	"github.com/paddock-ml/paddock/internal/compute"
 	"github.com/paddock-ml/paddock/internal/provider"
 	"github.com/paddock-ml/paddock/internal/sshclient"
@@ -265,9 +267,9 @@ func (s Slurm) Adopt(ctx context.Context, ids []string) []string {
 // adopt asks each node's host (eight at a time) whether the node is alive
 // and, if it is, gives its agent this server's URL (which it reads again
 // when it cannot reach the server: the restarted server may listen
-// elsewhere). A node
-// whose host cannot be reached now is kept (its agent may reconnect; if
-// it does not, the server finds it lost when it stays silent).
+// elsewhere). A node whose host cannot be reached now is kept (its agent
+// may reconnect; if it does not, the server finds it lost when it stays
+// silent); one whose target is gone is not.
 func (p *Provider) adopt(ctx context.Context, ids []string, alive func(c *ssh.Client, id string) (bool, error)) []string {
 	kept := make([]bool, len(ids))
 	var wg sync.WaitGroup
@@ -278,6 +280,9 @@ func (p *Provider) adopt(ctx context.Context, ids []string, alive func(c *ssh.Cl
 		go func() {
 			defer func() { <-hosts; wg.Done() }()
 			ok, err := p.nodeAlive(ctx, id, alive)
+			if errors.Is(err, api.ErrNotFound) {
+				return // its target was detached: nothing to ask
+			}
 			if err != nil {
 				p.log.Warn("cannot tell whether a node survived the restart; keeping it", "node", id, "err", err)
 			}

@@ -145,9 +145,20 @@ func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[str
 		return nil, nil, err
 	}
 	defer c.Close()
-	out, err := sshclient.MustRun(c, `uname -sr; nproc; awk '/MemTotal/ {print $2}' /proc/meminfo; (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true`, nil)
+	st, err := hostFacts(c)
 	if err != nil {
 		return nil, nil, api.Unavailable("connected to %s but could not read what it has: %v", p.Address, err)
+	}
+	p.HostKey = hostKey
+	return mustJSON(p), mustJSON(st), nil
+}
+
+// hostFacts reads what a machine reached over SSH has: its OS, cores,
+// memory (GiB, one decimal) and NVIDIA GPUs.
+func hostFacts(c *ssh.Client) (RemoteStatus, error) {
+	out, err := sshclient.MustRun(c, `uname -sr; nproc; awk '/MemTotal/ {print $2}' /proc/meminfo; (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true`, nil)
+	if err != nil {
+		return RemoteStatus{}, err
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	st := RemoteStatus{Reachable: true}
@@ -160,8 +171,7 @@ func (remote) Attach(ctx context.Context, props json.RawMessage, secrets map[str
 	if len(lines) >= 4 {
 		st.GPUs, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
 	}
-	p.HostKey = hostKey
-	return mustJSON(p), mustJSON(st), nil
+	return st, nil
 }
 
 var (

@@ -156,13 +156,8 @@ func (spark) Attach(ctx context.Context, props json.RawMessage, secrets map[stri
 			p.Address, p.SparkSubmit(), lastLines(strings.TrimSpace(errOut+" "+errString(err)), 3))
 	}
 	st := SparkStatus{Reachable: true, SparkVersion: m[1]}
-	if host, err := sshclient.MustRun(c, `nproc; awk '/MemTotal/ {print $2}' /proc/meminfo`, nil); err == nil {
-		f := strings.Fields(host)
-		if len(f) == 2 {
-			st.Cores, _ = strconv.Atoi(f[0])
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			st.MemoryGB = float64(int(kb/(1<<20)*10)) / 10
-		}
+	if host, err := hostFacts(c); err == nil {
+		st.Cores, st.MemoryGB = host.Cores, host.MemoryGB
 	}
 	if ui, given := p.masterUI(); ui != "" {
 		if err := readSparkMaster(c, ui, &st); err != nil && given {

@@ -102,6 +102,20 @@ func (r *Run) EncodeData() ([]byte, error) {
 	return json.Marshal(runData{Run: r.Run, CancelRequested: r.CancelRequested, Parts: r.Parts})
 }
 
+// RunTag is one row of a run's tags, as the stores read them.
+type RunTag struct{ Run, Key, Value string }
+
+// AddTags puts tags into out, a map of each run's tags by run id (what
+// RunTags returns).
+func AddTags(out map[string]map[string]string, tags []RunTag) {
+	for _, t := range tags {
+		if out[t.Run] == nil {
+			out[t.Run] = map[string]string{}
+		}
+		out[t.Run][t.Key] = t.Value
+	}
+}
+
 // DecodeData fills the run from what EncodeData made.
 func (r *Run) DecodeData(data []byte) error {
 	var d runData

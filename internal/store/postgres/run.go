@@ -306,21 +306,15 @@ func (s *Store) RunTags(ctx context.Context, runIDs ...string) (map[string]map[s
 	if len(runIDs) == 0 {
 		return out, nil
 	}
-	type tag struct{ run, key, value string }
-	tags, err := queryAll(ctx, s, `SELECT run_id, key, value FROM run_tags WHERE run_id = ANY($1)`, func(r pgx.Row) (tag, error) {
-		var t tag
-		err := r.Scan(&t.run, &t.key, &t.value)
+	tags, err := queryAll(ctx, s, `SELECT run_id, key, value FROM run_tags WHERE run_id = ANY($1)`, func(r pgx.Row) (store.RunTag, error) {
+		var t store.RunTag
+		err := r.Scan(&t.Run, &t.Key, &t.Value)
 		return t, err
 	}, runIDs)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tags {
-		if out[t.run] == nil {
-			out[t.run] = map[string]string{}
-		}
-		out[t.run][t.key] = t.value
-	}
+	store.AddTags(out, tags)
 	return out, nil
 }
 

@@ -301,22 +301,16 @@ func (s *Store) RunTags(ctx context.Context, runIDs ...string) (map[string]map[s
 		for i, id := range batch {
 			args[i] = id
 		}
-		type tag struct{ run, key, value string }
 		tags, err := queryAll(ctx, s.r, `SELECT run_id, key, value FROM run_tags WHERE run_id IN (?`+strings.Repeat(",?", len(batch)-1)+`)`,
-			func(r rowScanner) (tag, error) {
-				var t tag
-				err := r.Scan(&t.run, &t.key, &t.value)
+			func(r rowScanner) (store.RunTag, error) {
+				var t store.RunTag
+				err := r.Scan(&t.Run, &t.Key, &t.Value)
 				return t, err
 			}, args...)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range tags {
-			if out[t.run] == nil {
-				out[t.run] = map[string]string{}
-			}
-			out[t.run][t.key] = t.value
-		}
+		store.AddTags(out, tags)
 	}
 	return out, nil
 }

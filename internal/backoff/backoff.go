@@ -43,3 +43,18 @@ func (b *Backoff) Wait(ctx context.Context) bool {
 		return true
 	}
 }
+
+// Retry calls f until it returns nil or an error final says a retry would
+// not change, waiting the backoff's delays between tries. It returns f's
+// last error, or ctx's when ctx ends first.
+func (b *Backoff) Retry(ctx context.Context, f func() error, final func(error) bool) error {
+	for {
+		err := f()
+		if err == nil || final(err) {
+			return err
+		}
+		if !b.Wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}

@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/paddock-ml/paddock/api"
+	"github.com/paddock-ml/paddock/internal/backoff"
 	"github.com/paddock-ml/paddock/internal/certs"
 	"github.com/paddock-ml/paddock/internal/provider"
 )
@@ -287,20 +288,12 @@ func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 }
 
 // retry calls f until it succeeds, says the attempt is gone (ErrConflict,
-// ErrNotFound: returned), or ctx ends.
+// ErrNotFound) or the request can never succeed (returned), or ctx ends.
 func retry(ctx context.Context, f func() error) error {
-	wait := 200 * time.Millisecond
-	for {
-		err := f()
-		if err == nil || errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrInvalid) ||
-			errors.Is(err, api.ErrTooLarge) || errors.Is(err, api.ErrInsufficientStorage) {
-			return err
-		}
-		if !sleep(ctx, nil, wait) {
-			return ctx.Err()
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+	return backoff.New(200*time.Millisecond, 5*time.Second).Retry(ctx, f, func(err error) bool {
+		return errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrInvalid) ||
+			errors.Is(err, api.ErrTooLarge) || errors.Is(err, api.ErrInsufficientStorage)
+	})
 }
 
 // bytesReader is a fresh reader over data for each retry.

@@ -187,19 +187,11 @@ func (p *Provider) run(ctx context.Context, c *api.Client, spec provider.NodeSpe
 // lost: the next poll no longer listed it.) It reports whether the
 // attempt is still current.
 func report(ctx context.Context, c *api.Client, path string, rep api.AttemptReport) bool {
-	retry := backoff.New(100*time.Millisecond, 5*time.Second)
-	for {
-		err := c.Do(ctx, http.MethodPost, path, rep, nil)
-		switch {
-		case err == nil:
-			return true
-		case errors.Is(err, api.ErrConflict), errors.Is(err, api.ErrNotFound), ctx.Err() != nil:
-			return false
-		}
-		if !retry.Wait(ctx) {
-			return false
-		}
-	}
+	return backoff.New(100*time.Millisecond, 5*time.Second).Retry(ctx, func() error {
+		return c.Do(ctx, http.MethodPost, path, rep, nil)
+	}, func(err error) bool {
+		return errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound)
+	}) == nil
 }
 
 // duration is how long a simulated run lasts.
